@@ -1,0 +1,5 @@
+"""Learner adapters: each module wires one model family to the rules that train it and
+registers its config dataclasses and builder with the runner. Importing this package
+registers them all."""
+
+from binlearn.experiment.learners import ste  # noqa: F401
