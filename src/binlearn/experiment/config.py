@@ -39,6 +39,8 @@ __all__ = [
     "register_model_config",
     "register_rule_config",
     "MODEL_CONFIGS",
+    "to_toml",
+    "read_toml",
     "RULE_CONFIGS",
 ]
 
@@ -285,3 +287,24 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     """Load and validate an experiment (``path=None``: the built-in quickstart)."""
     raw = read_toml(path) if path is not None else {}
     return config_from_dict(apply_overrides(raw, overrides or []))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def to_toml(table: dict[str, Any]) -> str:
+    """Write a two-level table (scalars, then sections of scalars/lists) as TOML."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    for key, section in table.items():
+        if isinstance(section, dict):
+            lines += ["", f"[{key}]"] + [f"{k} = {_toml_value(v)}" for k, v in section.items()]
+    return "\n".join(lines) + "\n"

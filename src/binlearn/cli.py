@@ -1,0 +1,144 @@
+"""``binlearn`` command line: parses arguments and calls :mod:`binlearn.experiment`; nothing else.
+
+Every user error (bad path, corrupt file, unknown config key, wrong type) is printed as one
+line ``binlearn: error: ...`` with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from binlearn.data import DataError
+    from binlearn.experiment import CheckpointError, ConfigError, RunError, TrainingDiverged
+
+    errors: list[type[BaseException]] = [DataError, ConfigError, CheckpointError, RunError,
+                                         TrainingDiverged]
+    try:
+        from binlearn.binary.packed_format import PackedFormatError
+
+        errors.append(PackedFormatError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from binlearn.experiment import load_config, load_run, train
+    from binlearn.experiment.config import ConfigError, apply_overrides, config_from_dict, config_to_dict
+
+    if args.resume:
+        if args.config:
+            raise ConfigError("give either CONFIG or --resume RUN_DIR, not both")
+        config, _ = load_run(Path(args.resume))
+        if any(not item.startswith("train.") for item in args.set):
+            raise ConfigError("--resume only accepts --set train.* overrides (e.g. train.epochs)")
+        config = config_from_dict(apply_overrides(config_to_dict(config), args.set))
+        run_dir = Path(args.resume)
+    else:
+        config = load_config(args.config, args.set)
+        if args.data_dir:
+            config.data.data_dir = args.data_dir
+        run_dir = Path(args.run_dir) if args.run_dir else None
+    summary = train(config, run_dir, resume=bool(args.resume), quiet=args.quiet,
+                    runs_root=Path(args.runs_root))
+    if summary.get("world_size", 1) == 1 or _rank() == 0:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0"))
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from binlearn.experiment import evaluate_run
+
+    print(json.dumps(evaluate_run(Path(args.run_dir), split=args.split, quiet=args.quiet), indent=2))
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from binlearn.data import SOURCES, DataError, dataset_status, ensure_files, resolve_data_dir
+
+    names = args.names or list(SOURCES)
+    unknown = [n for n in names if n not in SOURCES]
+    if unknown:
+        raise DataError(f"unknown dataset {unknown[0]!r}; valid: {', '.join(SOURCES)}")
+    root = resolve_data_dir(args.data_dir)
+    if args.action == "list":
+        print(f"data directory: {root}")
+        for name in names:
+            print(f"  {name:14s} {dataset_status(name, args.data_dir):10.60s}  {SOURCES[name].description}")
+        return 0
+    failed = 0
+    for name in names:
+        if not SOURCES[name].files:
+            print(f"{name}: embedded (nothing to {args.action})")
+            continue
+        try:
+            ensure_files(SOURCES[name], args.data_dir, download=args.action == "download",
+                         quiet=args.quiet)
+            print(f"{name}: ok ({root / name})")
+        except DataError as error:
+            print(f"{name}: {error}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    from binlearn import __version__
+
+    parser = argparse.ArgumentParser(prog="binlearn", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"binlearn {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train an experiment (no CONFIG: the digits quickstart)")
+    train.add_argument("config", nargs="?", help="experiment TOML file (see configs/)")
+    train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override a config value (TOML syntax), repeatable")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    train.add_argument("--run-dir", help="where to write the run (default: RUNS_ROOT/NAME-TIME)")
+    train.add_argument("--runs-root", default="runs", help="parent folder of new run directories")
+    train.add_argument("--data-dir", help="dataset folder (default: $BINLEARN_DATA, else the user cache)")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = commands.add_parser("eval", help="evaluate a run's latest checkpoint")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--split", choices=["test", "train", "validation"], default="test")
+    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.set_defaults(func=_cmd_eval)
+
+    data = commands.add_parser("data", help="list, verify or download datasets")
+    data.add_argument("action", choices=["list", "verify", "download"])
+    data.add_argument("names", nargs="*", help="datasets (default: all)")
+    data.add_argument("--data-dir", help="dataset folder (default: $BINLEARN_DATA, else the user cache)")
+    data.add_argument("--quiet", action="store_true")
+    data.set_defaults(func=_cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except _user_errors() as error:
+        print(f"binlearn: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("binlearn: interrupted; continue with `binlearn train --resume RUN_DIR`", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

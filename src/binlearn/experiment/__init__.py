@@ -1,0 +1,25 @@
+"""Experiments: typed configs, the runner (run directories, checkpoints, metrics, plots,
+resume, torchrun). The only place that wires data + model + rule."""
+
+from binlearn.experiment.checkpoint import CheckpointError
+from binlearn.experiment.config import (
+    ConfigError,
+    DataConfig,
+    ExperimentConfig,
+    TrainConfig,
+    load_config,
+)
+from binlearn.experiment.runner import (
+    RunError,
+    TrainingDiverged,
+    evaluate_run,
+    load_run,
+    resolve_device,
+    train,
+)
+
+__all__ = [
+    "ConfigError", "CheckpointError", "RunError", "TrainingDiverged", "DataConfig",
+    "ExperimentConfig", "TrainConfig", "load_config", "train", "evaluate_run", "load_run",
+    "resolve_device",
+]

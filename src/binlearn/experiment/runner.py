@@ -1,0 +1,317 @@
+"""The experiment runner: the only place that wires data + model + rule.
+
+``train(config)`` writes a run directory::
+
+    config.toml      the resolved configuration (every default filled in)
+    meta.json        seed, binlearn/torch versions, git revision, device, world size, command
+    metrics.jsonl    one JSON object per epoch
+    checkpoint.pt    the latest epoch's learner state (atomic: written, then renamed)
+    summary.json     final figures (test_accuracy, train_seconds, samples_per_second, ...)
+    curves.png       loss and accuracy against epoch
+
+Reproducibility: torch's global generator is re-seeded from (seed, epoch) at the start of
+every epoch and the shuffling generator likewise, so ``resume`` from the checkpoint of
+epoch k replays epochs k+1.. exactly as an uninterrupted run does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+import binlearn
+from binlearn.data import Dataset, batch_indices, load_dataset, random_crop_flip
+from binlearn.experiment import learners  # noqa: F401  (registers every learner)
+from binlearn.experiment.checkpoint import (
+    CheckpointError,
+    atomic_write_text,
+    load_checkpoint,
+    save_checkpoint,
+    write_json,
+)
+from binlearn.experiment.config import (
+    ConfigError,
+    ExperimentConfig,
+    config_from_dict,
+    config_to_dict,
+    read_toml,
+    to_toml,
+)
+from binlearn.experiment.distributed import AllReduce, Context, setup, teardown
+from binlearn.experiment.plots import plot_curves
+from binlearn.experiment.registry import build_learner
+from binlearn.rules.base import Learner, LocalReducer, Reducer
+
+__all__ = ["train", "evaluate", "load_run", "resolve_device", "TrainingDiverged", "RunError"]
+
+
+class RunError(ValueError):
+    """A run directory problem, in one line."""
+
+
+class TrainingDiverged(RuntimeError):
+    """Training produced a non-finite value; the last good checkpoint is kept."""
+
+
+def resolve_device(name: str, context: Context | None = None) -> torch.device:
+    """``auto``: CUDA when available (one GPU per local rank), else CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and context is not None and context.world_size > 1:
+        name = f"cuda:{context.local_rank}"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device={name!r}; valid: auto, cpu, cuda, cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device asks for CUDA but no CUDA device is available; use auto or cpu")
+    return device
+
+
+def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
+    return (seed * 1_000_003 + epoch * 7919 + stream) % (2**63)
+
+
+def _divergence_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [TrainingDiverged]
+    try:
+        from binlearn.energy import DivergenceError
+
+        errors.append(DivergenceError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _meta(config: ExperimentConfig, device: torch.device, context: Context) -> dict[str, Any]:
+    return {
+        "seed": config.seed, "binlearn_version": binlearn.__version__,
+        "torch_version": torch.__version__, "python": platform.python_version(),
+        "git_revision": _git_revision(), "device": str(device), "world_size": context.world_size,
+        "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+        "command": sys.argv, "started": datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+@torch.no_grad()
+def evaluate(learner: Learner, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+             context: Context = Context(), reducer: Reducer = LocalReducer()) -> float | None:
+    """Accuracy of ``learner.predict`` on (x, y), sharded over ranks. None for an empty split."""
+    if len(x) == 0:
+        return None
+    shard = torch.tensor_split(torch.arange(len(x)), context.world_size)[context.rank]
+    correct = torch.zeros((), dtype=torch.float64)
+    for start in range(0, len(shard), batch_size):
+        idx = shard[start:start + batch_size].to(x.device)
+        correct += (learner.predict(x[idx]) == y[idx]).sum().cpu().double()
+    return float(reducer.sum(correct)) / len(x)
+
+
+def _default_run_dir(config: ExperimentConfig, root: Path) -> Path:
+    stem = config.name or f"{config.data.dataset}-{config_to_dict(config)['rule']['name']}"
+    return root / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def load_run(run_dir: Path) -> tuple[ExperimentConfig, dict[str, Any]]:
+    """The config and latest checkpoint of a run directory (one-line errors when unusable)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"run directory not found: {run_dir}")
+    if not (run_dir / "config.toml").is_file():
+        raise RunError(f"{run_dir} is not a binlearn run directory (no config.toml)")
+    config = config_from_dict(read_toml(run_dir / "config.toml"))
+    if not (run_dir / "checkpoint.pt").is_file():
+        raise RunError(f"{run_dir} has no checkpoint.pt yet (it stopped before its first epoch ended)")
+    return config, load_checkpoint(run_dir / "checkpoint.pt")
+
+
+def _read_metrics(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            break  # a torn last line from an interrupted write
+        if record.get("epoch", math.inf) <= upto_epoch:
+            records.append(record)
+    return records
+
+
+@dataclass
+class _EpochStats:
+    loss: float
+    correct: float
+    samples: float
+    seconds: float
+
+
+def _train_epoch(learner: Learner, data: Dataset, config: ExperimentConfig, epoch: int,
+                 context: Context, reducer: Reducer, quiet: bool) -> tuple[_EpochStats, list[dict]]:
+    torch.manual_seed(_epoch_seed(config.seed, epoch, 0))
+    generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch, 1))
+    batches = list(batch_indices(len(data.x_train), config.data.batch_size, generator=generator,
+                                 shuffle=config.train.shuffle, rank=context.rank,
+                                 world_size=context.world_size))
+    totals = torch.zeros(3, dtype=torch.float64)  # loss, correct, samples
+    step_records: list[dict] = []
+    start = time.perf_counter()
+    bar = tqdm(batches, desc=f"epoch {epoch}/{config.train.epochs}", unit="batch", leave=False,
+               disable=True if quiet or not context.is_main else None)
+    for step, idx in enumerate(bar, 1):
+        idx = idx.to(data.x_train.device)
+        x, y = data.x_train[idx], data.y_train[idx]
+        if config.data.augment:
+            x = random_crop_flip(x, generator)
+        stats = learner.train_step(x, y, reducer)
+        if not math.isfinite(stats["loss"]):
+            raise TrainingDiverged(f"non-finite training loss at epoch {epoch}, step {step}")
+        totals += torch.tensor([stats["loss"], stats["correct"], len(y)], dtype=torch.float64)
+        if context.is_main and step % 10 == 0:
+            bar.set_postfix(acc=f"{totals[1] / totals[2]:.3f}")
+    seconds = time.perf_counter() - start
+    totals = reducer.sum(totals)
+    return _EpochStats(float(totals[0]), float(totals[1]), float(totals[2]), seconds), step_records
+
+
+def train(config: ExperimentConfig, run_dir: Path | None = None, *, resume: bool = False,
+          quiet: bool = False, runs_root: Path = Path("runs")) -> dict[str, Any]:
+    """Train ``config`` end to end (or continue ``run_dir`` when ``resume``); return the summary."""
+    context = setup("cuda" if config.train.device.startswith("cuda") or
+                    (config.train.device == "auto" and torch.cuda.is_available()) else "cpu")
+    try:
+        return _train(config, run_dir, resume=resume, quiet=quiet, runs_root=runs_root,
+                      context=context)
+    finally:
+        teardown(context)
+
+
+def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quiet: bool,
+           runs_root: Path, context: Context) -> dict[str, Any]:
+    device = resolve_device(config.train.device, context)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    reducer: Reducer = AllReduce(context.world_size) if context.world_size > 1 else LocalReducer()
+
+    checkpoint = None
+    if resume:
+        assert run_dir is not None
+        _, checkpoint = load_run(run_dir)
+    elif run_dir is None:
+        run_dir = _default_run_dir(config, Path(runs_root))
+        from binlearn.experiment.distributed import broadcast_object
+
+        run_dir = Path(broadcast_object(str(run_dir), context))
+    elif (Path(run_dir) / "checkpoint.pt").exists():
+        raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+                       "or choose another --run-dir")
+    run_dir = Path(run_dir)
+
+    data = load_dataset(config.data, quiet=quiet or not context.is_main).to(device)
+    torch.manual_seed(config.seed)
+    learner = build_learner(config, data.input_shape, data.num_classes, device)
+
+    start_epoch, train_seconds, samples_seen = 1, 0.0, 0.0
+    records: list[dict[str, Any]] = []
+    if checkpoint is not None:
+        learner.load_state_dict(checkpoint["learner"])
+        start_epoch = checkpoint["epoch"] + 1
+        train_seconds, samples_seen = checkpoint["train_seconds"], checkpoint["samples_seen"]
+        records = _read_metrics(run_dir / "metrics.jsonl", checkpoint["epoch"])
+    elif context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))
+        write_json(run_dir / "meta.json", _meta(config, device, context))
+
+    title = f"{run_dir.name}: {config.data.dataset}"
+    epochs = config.train.epochs
+    epoch_bar = tqdm(range(start_epoch, epochs + 1), desc="training", unit="epoch",
+                     disable=True if quiet or not context.is_main else None)
+    for epoch in epoch_bar:
+        try:
+            stats, _ = _train_epoch(learner, data, config, epoch, context, reducer, quiet)
+        except _divergence_errors() as error:
+            message = f"training diverged: {error}"
+            if context.is_main and records:
+                message += f"; the last good checkpoint (epoch {records[-1]['epoch']}) is kept in {run_dir}"
+            raise TrainingDiverged(message) from None
+        train_seconds += stats.seconds
+        samples_seen += stats.samples
+        train_accuracy = stats.correct / max(stats.samples, 1)
+        extra = learner.end_epoch(epoch, train_accuracy, reducer) or {}
+        record: dict[str, Any] = {
+            "epoch": epoch, "train_loss": stats.loss / max(stats.samples, 1),
+            "train_accuracy": train_accuracy, "epoch_seconds": stats.seconds,
+        }
+        last = epoch == epochs
+        if last or epoch % config.train.eval_every == 0:
+            batch = config.data.eval_batch_size
+            record["validation_accuracy"] = evaluate(learner, data.x_val, data.y_val, batch, context, reducer)
+            record["test_accuracy"] = evaluate(learner, data.x_test, data.y_test, batch, context, reducer)
+        record.update(extra)
+        records.append(record)
+        epoch_bar.set_postfix(train=f"{train_accuracy:.3f}",
+                              test=f"{record.get('test_accuracy') or float('nan'):.3f}")
+        if context.is_main:
+            atomic_write_text(run_dir / "metrics.jsonl",
+                              "".join(json.dumps(r) + "\n" for r in records))
+            if last or epoch % config.train.checkpoint_every == 0:
+                save_checkpoint(run_dir / "checkpoint.pt", {
+                    "epoch": epoch, "learner": learner.state_dict(), "config": config_to_dict(config),
+                    "train_seconds": train_seconds, "samples_seen": samples_seen,
+                })
+            plot_curves(records, run_dir / "curves.png", title)
+    epoch_bar.close()
+
+    final = records[-1] if records else {}
+    summary = {
+        "dataset": config.data.dataset, "train_size": len(data.x_train),
+        "test_size": len(data.x_test), "seed": config.seed, "epochs": epochs,
+        "test_accuracy": final.get("test_accuracy"),
+        "validation_accuracy": final.get("validation_accuracy"),
+        "train_accuracy": final.get("train_accuracy"), "train_seconds": train_seconds,
+        "samples_per_second": samples_seen / train_seconds if train_seconds else None,
+        "world_size": context.world_size, "device": str(device), "run_dir": str(run_dir),
+    }
+    if context.is_main:
+        write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def evaluate_run(run_dir: Path, *, split: str = "test", quiet: bool = False) -> dict[str, Any]:
+    """Rebuild a run's learner from its checkpoint and measure its accuracy on ``split``."""
+    config, checkpoint = load_run(Path(run_dir))
+    device = resolve_device(config.train.device)
+    data = load_dataset(config.data, quiet=quiet).to(device)
+    learner = build_learner(config, data.input_shape, data.num_classes, device)
+    try:
+        learner.load_state_dict(checkpoint["learner"])
+    except (KeyError, RuntimeError, ValueError) as error:
+        raise CheckpointError(f"{run_dir}/checkpoint.pt does not match its config.toml "
+                              f"({str(error).splitlines()[0]})") from None
+    x, y = {"test": (data.x_test, data.y_test), "train": (data.x_train, data.y_train),
+            "validation": (data.x_val, data.y_val)}[split]
+    accuracy = evaluate(learner, x, y, config.data.eval_batch_size)
+    return {"run_dir": str(run_dir), "split": split, "epoch": checkpoint["epoch"],
+            "accuracy": accuracy, "samples": len(x)}
