@@ -77,6 +77,8 @@ class Coupling(nn.Module):
     weight: nn.Parameter
     bias: nn.Parameter
     scale: nn.Parameter | None
+    routes_down = False
+    """True when ``drive_down`` needs the cache of ``drive_up`` at the current bottom."""
 
     def _set_weights(self, weight: torch.Tensor, bias: torch.Tensor,
                      behaviour: WeightBehaviour, scale_shape: tuple[int, ...]) -> None:
@@ -190,6 +192,8 @@ class ConvPool(Coupling):
         weight: weight behaviour; binary weights get one α per output channel.
         gain: multiplies the default PyTorch initialisation U(−1/√fan_in, 1/√fan_in).
     """
+
+    routes_down = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 5,
                  padding: int = 0, pool: int = 2, weight: WeightBehaviour | None = None,

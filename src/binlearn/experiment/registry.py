@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from binlearn.experiment.config import ConfigError, ExperimentConfig, MODEL_CONFIGS, RULE_CONFIGS
+from binlearn.experiment.config import MODEL_CONFIGS, RULE_CONFIGS, ConfigError, ExperimentConfig
 from binlearn.rules.base import Learner
 
 __all__ = ["register_learner", "build_learner", "LEARNERS"]

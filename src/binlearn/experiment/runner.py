@@ -115,8 +115,9 @@ def _meta(config: ExperimentConfig, device: torch.device, context: Context) -> d
 
 @torch.no_grad()
 def evaluate(learner: Learner, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-             context: Context = Context(), reducer: Reducer = LocalReducer()) -> float | None:
+             context: Context | None = None, reducer: Reducer | None = None) -> float | None:
     """Accuracy of ``learner.predict`` on (x, y), sharded over ranks. None for an empty split."""
+    context, reducer = context or Context(), reducer or LocalReducer()
     if len(x) == 0:
         return None
     shard = torch.tensor_split(torch.arange(len(x)), context.world_size)[context.rank]

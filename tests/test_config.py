@@ -1,0 +1,75 @@
+"""Typed configs: validation errors name the bad key and list the valid ones."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from binlearn.experiment import ConfigError, load_config
+from binlearn.experiment.config import apply_overrides, config_from_dict, config_to_dict, to_toml
+from binlearn.experiment.learners.ste import MLPConfig
+
+
+def test_defaults_are_the_quickstart():
+    config = load_config(None)
+    assert config.data.dataset == "digits" and isinstance(config.model, MLPConfig)
+    assert config.model.weights == "binary"
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"data": {"datset": "mnist"}})
+    message = str(info.value)
+    assert "data.datset" in message and "dataset" in message and "train_size" in message
+
+
+@pytest.mark.parametrize("raw, match", [
+    ({"train": {"epochs": "ten"}}, "train.epochs: expected an integer"),
+    ({"train": {"epochs": 2.5}}, "train.epochs: expected an integer"),
+    ({"model": {"kind": "mlp", "hidden": 5}}, "model.hidden: expected a list"),
+    ({"model": {"kind": "mlp", "hidden": [10, "x"]}}, r"model.hidden\[1\]"),
+    ({"model": {"kind": "nope"}}, "unknown model.kind 'nope'; valid kinds:"),
+    ({"rule": {"name": "nope"}}, "unknown rule.name 'nope'; valid rules:"),
+    ({"model": {"kind": "mlp", "weights": "ternary"}}, "valid: float, binary"),
+    ({"rule": {"name": "ste", "lr": -1}}, "rule.lr must be > 0"),
+    ({"epochs": 3}, "valid top-level keys"),
+    ({"data": {"train_size": True}}, "expected"),
+])
+def test_bad_values_are_one_line_errors(raw, match):
+    with pytest.raises(ConfigError, match=match) as info:
+        config_from_dict(raw)
+    assert "\n" not in str(info.value)
+
+
+def test_overrides_parse_toml_values():
+    raw = apply_overrides({}, ["train.epochs=3", "model.hidden=[32, 16]", "data.dataset=mnist",
+                              "data.threshold=median", "seed=7"])
+    config = config_from_dict(raw)
+    assert config.train.epochs == 3 and config.model.hidden == [32, 16]
+    assert config.data.dataset == "mnist" and config.data.threshold == "median" and config.seed == 7
+    with pytest.raises(ConfigError, match="section.key=value"):
+        apply_overrides({}, ["epochs"])
+
+
+def test_resolved_config_round_trips_through_toml():
+    config = load_config(None, ["train.epochs=4", "model.hidden=[8]"])
+    text = to_toml(config_to_dict(config))
+    assert config_from_dict(tomllib.loads(text)) == config
+
+
+def test_config_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.toml")
+    (tmp_path / "bad.toml").write_text("[data\nx=")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(tmp_path / "bad.toml")
+
+
+def test_every_shipped_config_loads():
+    from pathlib import Path
+
+    files = sorted(Path(__file__).parents[1].joinpath("configs").rglob("*.toml"))
+    assert files
+    for path in files:
+        load_config(path)

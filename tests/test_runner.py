@@ -1,0 +1,145 @@
+"""The runner end to end: run directory contents, bit-identical resume, torchrun
+equivalence, and the CLI's one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from binlearn.experiment import load_config, train
+from binlearn.experiment.checkpoint import load_checkpoint
+
+QUICK = ["model.hidden=[32]", "data.batch_size=64", "train.epochs=3"]
+
+
+def _run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "binlearn", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=300)
+
+
+def _tensors(state, prefix=""):
+    if isinstance(state, torch.Tensor):
+        yield prefix, state
+    elif isinstance(state, dict):
+        for key, value in state.items():
+            yield from _tensors(value, f"{prefix}/{key}")
+    elif isinstance(state, list | tuple):
+        for i, value in enumerate(state):
+            yield from _tensors(value, f"{prefix}/{i}")
+
+
+def test_run_directory_and_bit_identical_resume(tmp_path):
+    config = load_config(None, QUICK)
+    summary = train(config, tmp_path / "full", quiet=True)
+    for name in ("config.toml", "meta.json", "metrics.jsonl", "summary.json", "checkpoint.pt", "curves.png"):
+        assert (tmp_path / "full" / name).is_file(), name
+    for key in ("test_accuracy", "train_accuracy", "epochs", "train_seconds", "samples_per_second",
+                "dataset", "train_size", "seed"):
+        assert key in summary
+    assert 0 <= summary["test_accuracy"] <= 1
+    assert len((tmp_path / "full" / "metrics.jsonl").read_text().splitlines()) == 3
+    meta = json.loads((tmp_path / "full" / "meta.json").read_text())
+    assert meta["seed"] == 0 and "git_revision" in meta and "binlearn_version" in meta
+
+    # Interrupted after epoch 2 (as a crash would leave it), then resumed to epoch 3.
+    train(load_config(None, [*QUICK[:-1], "train.epochs=2"]), tmp_path / "cut", quiet=True)
+    config_text = (tmp_path / "full" / "config.toml").read_text()
+    (tmp_path / "cut" / "config.toml").write_text(config_text)
+    with open(tmp_path / "cut" / "metrics.jsonl", "a") as handle:
+        handle.write('{"epoch": 3, "torn')  # a half-written line from the crash
+    resumed = train(load_config(None, QUICK), tmp_path / "cut", resume=True, quiet=True)
+    full = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["learner"]
+    cut = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["learner"]
+    pairs = dict(_tensors(full)), dict(_tensors(cut))
+    assert pairs[0].keys() == pairs[1].keys()
+    for key, tensor in pairs[0].items():
+        assert torch.equal(tensor, pairs[1][key]), key
+    assert resumed["test_accuracy"] == summary["test_accuracy"]
+    assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_torchrun_two_processes_match_one(tmp_path):
+    torchrun = shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun not on PATH")
+    # 1408 = 22 global batches of 64: both ranks get 32 samples per step. Batch norm keeps
+    # per-rank batch statistics, so the equivalence is stated for the plain MLP.
+    args = ["--set", "data.train_size=1408", "--set", "model.batch_norm=false",
+            "--set", "train.epochs=2", "--set", "model.hidden=[32]", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, "-m", "binlearn", "train",
+                             "--run-dir", str(tmp_path / "one"), *args],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert single.returncode == 0, single.stderr
+    double = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "binlearn", "train",
+                             "--run-dir", str(tmp_path / "two"), *args],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert double.returncode == 0, double.stderr[-3000:]
+    one = dict(_tensors(load_checkpoint(tmp_path / "one" / "checkpoint.pt")["learner"]["model"]))
+    two = dict(_tensors(load_checkpoint(tmp_path / "two" / "checkpoint.pt")["learner"]["model"]))
+    for key, tensor in one.items():
+        assert torch.allclose(tensor, two[key], atol=1e-5), key
+    assert json.loads((tmp_path / "two" / "summary.json").read_text())["world_size"] == 2
+
+
+def test_cli_end_to_end(tmp_path, data_root):
+    run = tmp_path / "run"
+    result = _run_cli("train", "configs/baselines/mnist-ste-binary-weights.toml",
+                      "--set", "data.train_size=500", "--set", "train.epochs=3",
+                      "--set", "data.batch_size=25", "--set", "model.hidden=[64]",
+                      "--run-dir", str(run), "--quiet",
+                      env={"BINLEARN_DATA": str(data_root)}, cwd=Path(__file__).parents[1])
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["dataset"] == "mnist" and summary["train_size"] == 500
+    assert summary["test_accuracy"] > 0.5
+    evaluated = _run_cli("eval", str(run), env={"BINLEARN_DATA": str(data_root)})
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["accuracy"] == pytest.approx(summary["test_accuracy"])
+    listed = _run_cli("data", "list", env={"BINLEARN_DATA": str(data_root)})
+    assert "mnist" in listed.stdout and "ok" in listed.stdout and "embedded" in listed.stdout
+    verified = _run_cli("data", "verify", "mnist", "fashion-mnist", env={"BINLEARN_DATA": str(data_root)})
+    assert verified.returncode == 0 and "mnist: ok" in verified.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["train", "--set", "data.dataset=kmnist", "--set", "data.download=false"], "kmnist"),
+    (["train", "--set", "data.colour=red"], "unknown key data.colour"),
+    (["train", "--set", "train.epochs=many"], "train.epochs: expected an integer"),
+    (["train", "no/such/config.toml"], "config file not found"),
+    (["eval", "no/such/run"], "run directory not found"),
+    (["train", "--resume", "no/such/run"], "run directory not found"),
+    (["data", "verify", "imagenet"], "unknown dataset 'imagenet'"),
+])
+def test_user_errors_are_one_line_without_traceback(tmp_path, args, needle):
+    result = _run_cli(*args, env={"BINLEARN_DATA": str(tmp_path)}, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("binlearn: error:") and needle in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_corrupt_dataset_and_checkpoint_are_one_line(tmp_path, mnist_dir):
+    (tmp_path / "mnist").mkdir()
+    for f in mnist_dir.iterdir():
+        shutil.copy(f, tmp_path / "mnist" / f.name)
+    (tmp_path / "mnist" / "train-labels-idx1-ubyte.gz").write_bytes(b"garbage")
+    result = _run_cli("train", "--set", "data.dataset=mnist", env={"BINLEARN_DATA": str(tmp_path)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "train-labels-idx1-ubyte.gz" in result.stderr
+
+    run = tmp_path / "run"
+    assert _run_cli("train", "--set", "train.epochs=1", "--set", "model.hidden=[8]", "--run-dir",
+                    str(run), "--quiet").returncode == 0
+    data = (run / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    result = _run_cli("eval", str(run))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "truncated" in result.stderr
