@@ -1,0 +1,53 @@
+"""Energy-based (Hopfield-like) networks — the model, not the learning.
+
+    Φ(x, s) = Σ_c a_{c+1} · (P(W_c ∗ a_c) + b_c),     s_l ← step_l(s_l, ∂Φ/∂a_l)
+
+Build a network from couplings (:class:`Dense`, :class:`ConvPool`), weight behaviours
+(:class:`FloatWeights`, :class:`BinaryWeights`), neuron objects (:class:`HardSigmoid`,
+:class:`BinaryAccumulator`) and a cost (:class:`SquaredError` with output groups,
+:class:`CrossEntropyReadout`), or with :func:`fully_connected` / :func:`convolutional`;
+relax it with :func:`relax` under a schedule (``"synchronous"`` or ``"even_odd"``).
+Learning rules live in :mod:`binlearn.rules` (EP, BPTT, Bop).
+"""
+
+from binlearn.energy.costs import CrossEntropyReadout, SquaredError
+from binlearn.energy.couplings import BinaryWeights, ConvPool, Coupling, Dense, FloatWeights
+from binlearn.energy.network import EnergyNet, convolutional, fully_connected
+from binlearn.energy.neurons import BinaryAccumulator, HardSigmoid
+from binlearn.energy.relax import (
+    EVEN_ODD,
+    SCHEDULES,
+    SYNCHRONOUS,
+    DivergenceError,
+    Nudge,
+    RelaxationContext,
+    prepare,
+    relax,
+    steps_to_fixed_point,
+)
+from binlearn.energy.state import EnergyState
+
+__all__ = [
+    "EnergyState",
+    "HardSigmoid",
+    "BinaryAccumulator",
+    "FloatWeights",
+    "BinaryWeights",
+    "Coupling",
+    "Dense",
+    "ConvPool",
+    "SquaredError",
+    "CrossEntropyReadout",
+    "EnergyNet",
+    "fully_connected",
+    "convolutional",
+    "SYNCHRONOUS",
+    "EVEN_ODD",
+    "SCHEDULES",
+    "Nudge",
+    "RelaxationContext",
+    "DivergenceError",
+    "prepare",
+    "relax",
+    "steps_to_fixed_point",
+]
