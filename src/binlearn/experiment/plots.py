@@ -16,6 +16,7 @@ def plot_curves(records: list[dict[str, Any]], path: Path, title: str = "") -> N
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in records]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
@@ -33,6 +34,8 @@ def plot_curves(records: list[dict[str, Any]], path: Path, title: str = "") -> N
     ax_acc.set_ylabel("accuracy")
     ax_acc.grid(alpha=0.3)
     ax_acc.legend()
+    for axis in (ax_loss, ax_acc):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     fig.tight_layout()

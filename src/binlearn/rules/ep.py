@@ -1,0 +1,158 @@
+"""Equilibrium Propagation: a gradient estimate from two (or three) relaxations.
+
+    g_θ = −(1/(β B)) [∂Φ/∂θ(x, s^β) − ∂Φ/∂θ(x, s⁰)]                 (one-sided)
+    g_θ = −(1/(2β B)) [∂Φ/∂θ(x, s^{+β}) − ∂Φ/∂θ(x, s^{−β})]         (symmetric)
+
+s⁰ is the free fixed point after T free steps from the initial state; s^β follows from
+s⁰ after K nudged steps with the output force −β ∂C/∂s. g approximates ∂L/∂θ (the loss
+gradient, batch mean), so ``θ ← θ − lr · g`` is a descent step, and the gradient dict
+has exactly the names and shapes that :class:`~binlearn.rules.bptt.BPTT` returns
+(the GDU property of Ernoult et al. 2019 is then a plain comparison). For binary weights
+the estimate is with respect to the effective weight α ⊙ s, and ∂L/∂α follows by the
+chain rule; a cross-entropy readout (outside the dynamics) gets ∂C/∂θ at the nudged
+state(s).
+
+Reference: Scellier & Bengio 2017; Ernoult et al. 2019 (GDU); Laborieux et al. 2021
+(random sign of β, symmetric nudging); Laydevant et al. 2021 (binary networks).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from binlearn.energy.network import EnergyNet
+from binlearn.energy.relax import Nudge, check_schedule, prepare, relax
+from binlearn.energy.state import EnergyState
+
+__all__ = ["EP", "EPResult", "parameter_derivative_difference"]
+
+
+class EPResult(NamedTuple):
+    """gradients: {name: tensor} (loss gradients, batch mean); free_state: s⁰; beta: the
+    β used for this batch (signed, after the random sign)."""
+
+    gradients: dict[str, torch.Tensor]
+    free_state: EnergyState
+    beta: float
+
+
+def parameter_derivative_difference(net: EnergyNet, x: torch.Tensor, first: EnergyState,
+                                    second: EnergyState, context, factor: float
+                                    ) -> dict[str, torch.Tensor]:
+    """factor · [∂Φ/∂θ(x, first) − ∂Φ/∂θ(x, second)] for every coupling parameter.
+
+    The input layer is the same in both states, so the first coupling's difference is one
+    product with the difference of its top layer (one matmul or one convolution instead of
+    two, with the input's pooling positions computed once in ``context``).
+    """
+    first_acts = (x, *net.activations(first))
+    second_acts = (x, *net.activations(second))
+    gradients: dict[str, torch.Tensor] = {}
+    for index, coupling in enumerate(net.couplings):
+        if index == 0:
+            weight_diff, bias_diff = coupling.derivatives(
+                x, first_acts[1] - second_acts[1], context.input_cache)
+        else:
+            weight, bias = context.weights[index], context.biases[index]
+            first_cache = second_cache = None
+            if coupling.routes_down:
+                first_cache = coupling.drive_up(first_acts[index], weight, bias)[1]
+                second_cache = coupling.drive_up(second_acts[index], weight, bias)[1]
+            weight_first, bias_first = coupling.derivatives(
+                first_acts[index], first_acts[index + 1], first_cache)
+            weight_second, bias_second = coupling.derivatives(
+                second_acts[index], second_acts[index + 1], second_cache)
+            weight_diff = weight_first.sub_(weight_second)
+            bias_diff = bias_first.sub_(bias_second)
+        weight_diff.mul_(factor)
+        bias_diff.mul_(factor)
+        prefix = f"couplings.{index}."
+        gradients[prefix + "weight"] = weight_diff
+        gradients[prefix + "bias"] = bias_diff
+        if coupling.scale is not None:
+            gradients[prefix + "scale"] = coupling.scale_gradient(weight_diff)
+    return gradients
+
+
+class EP:
+    """Equilibrium Propagation gradient estimator (a :class:`~binlearn.rules.base.GradientRule`).
+
+    Args:
+        free_steps: T, relaxation steps of the free phase, >= 1.
+        nudged_steps: K, steps of each nudged phase, >= 1.
+        beta: β > 0, nudging strength.
+        random_sign: draw the sign of β per mini-batch (torch's global generator).
+        symmetric: two nudged phases at +β and −β ("centered" EP, much lower bias).
+        schedule: relaxation schedule, ``"synchronous"`` or ``"even_odd"``.
+    """
+
+    def __init__(self, free_steps: int, nudged_steps: int, beta: float,
+                 random_sign: bool = False, symmetric: bool = False,
+                 schedule: str = "synchronous") -> None:
+        if free_steps < 1:
+            raise ValueError(f"free_steps (T) must be >= 1, got {free_steps}")
+        if nudged_steps < 1:
+            raise ValueError(f"nudged_steps (K) must be >= 1, got {nudged_steps}")
+        if not beta > 0:
+            raise ValueError(f"beta (β) must be > 0, got {beta}")
+        self.free_steps, self.nudged_steps = int(free_steps), int(nudged_steps)
+        self.beta = float(beta)
+        self.random_sign, self.symmetric = bool(random_sign), bool(symmetric)
+        self.schedule = check_schedule(schedule)
+
+    def __repr__(self) -> str:
+        return (f"EP(free_steps={self.free_steps}, nudged_steps={self.nudged_steps}, "
+                f"beta={self.beta}, random_sign={self.random_sign}, "
+                f"symmetric={self.symmetric}, schedule={self.schedule!r})")
+
+    @torch.no_grad()
+    def free_phase(self, net: EnergyNet, x: torch.Tensor, steps: int | None = None,
+                   context=None) -> EnergyState:
+        """s⁰: ``steps`` (default T) free steps from the network's initial state."""
+        context = context if context is not None else prepare(net, x)
+        initial = net.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
+        return relax(net, x, initial, self.free_steps if steps is None else steps,
+                     schedule=self.schedule, context=context)
+
+    @torch.no_grad()
+    def estimate(self, net: EnergyNet, x: torch.Tensor, y: torch.Tensor) -> EPResult:
+        """Run the phases on a mini-batch and return the gradient estimate and s⁰.
+
+        Args:
+            net: the network.
+            x: ``(batch, *net.input_shape)`` float32 inputs.
+            y: ``(batch,)`` int64 class labels.
+        """
+        context = prepare(net, x)
+        free = self.free_phase(net, x, context=context)
+        target = net.output_cost.target(y)
+        beta = self.beta
+        if self.random_sign and not self.symmetric:
+            beta = beta if int(torch.randint(0, 2, (1,))) == 1 else -beta
+        offset = self.free_steps
+        first = relax(net, x, free, self.nudged_steps, Nudge(target, beta), self.schedule,
+                      context, step_offset=offset)
+        if self.symmetric:
+            second = relax(net, x, free, self.nudged_steps, Nudge(target, -beta), self.schedule,
+                           context, step_offset=offset)
+            denominator = 2.0 * beta
+        else:
+            second, denominator = free, beta
+        batch = x.shape[0]
+        gradients = parameter_derivative_difference(
+            net, x, first, second, context, -1.0 / (denominator * batch))
+        cost = net.output_cost
+        if cost.readout:
+            readout = cost.derivatives(net.neurons[-1].activation(first.layers[-1]), target)
+            if self.symmetric:
+                other = cost.derivatives(net.neurons[-1].activation(second.layers[-1]), target)
+                readout = {k: (v + other[k]) / 2.0 for k, v in readout.items()}
+            gradients.update({k: v / batch for k, v in readout.items()})
+        return EPResult(gradients, free, beta)
+
+    def gradients(self, model: EnergyNet, x: torch.Tensor, y: torch.Tensor
+                  ) -> dict[str, torch.Tensor]:
+        """{parameter name: ∂L/∂θ estimate}, batch mean (the GradientRule protocol)."""
+        return self.estimate(model, x, y).gradients
