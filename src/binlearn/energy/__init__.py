@@ -16,6 +16,7 @@ from binlearn.energy.network import EnergyNet, convolutional, fully_connected
 from binlearn.energy.neurons import BinaryAccumulator, HardSigmoid
 from binlearn.energy.relax import (
     EVEN_ODD,
+    NUDGE_PLACEMENTS,
     SCHEDULES,
     SYNCHRONOUS,
     DivergenceError,
@@ -44,6 +45,7 @@ __all__ = [
     "SYNCHRONOUS",
     "EVEN_ODD",
     "SCHEDULES",
+    "NUDGE_PLACEMENTS",
     "Nudge",
     "RelaxationContext",
     "DivergenceError",

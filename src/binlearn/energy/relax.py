@@ -30,7 +30,7 @@ from binlearn.energy.network import EnergyNet
 from binlearn.energy.state import EnergyState
 
 __all__ = [
-    "SYNCHRONOUS", "EVEN_ODD", "SCHEDULES", "Nudge", "RelaxationContext", "DivergenceError",
+    "SYNCHRONOUS", "EVEN_ODD", "SCHEDULES", "NUDGE_PLACEMENTS", "Nudge", "RelaxationContext", "DivergenceError",
     "prepare", "relax", "check_schedule", "steps_to_fixed_point",
 ]
 
@@ -43,16 +43,25 @@ class DivergenceError(ValueError):
     """A relaxation produced a non-finite (NaN/inf) state; the message names layer and step."""
 
 
+NUDGE_PLACEMENTS = ("drive", "state")
+
+
 class Nudge(NamedTuple):
     """The nudging force on the output: −β ∂C/∂s_out.
 
     Args:
         target: the cost's target, e.g. ``(batch, num_outputs)`` for squared error.
         beta: β, signed; 0 means no nudge.
+        placement: ``"drive"`` — added to the drive, inside the neuron's step,
+            s ← ρ(u + β(t − s)) (the gradient of the total energy E + βC; Laborieux et al.
+            2021; what the GDU property is stated for); ``"state"`` — added after the
+            step, s ← ρ(u) + β(t − s) (Laydevant et al.'s code): a saturated output still
+            moves towards its target, so outputs cannot die at the clamp.
     """
 
     target: torch.Tensor
     beta: float
+    placement: str = "drive"
 
 
 class RelaxationContext(NamedTuple):
@@ -139,13 +148,18 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
                     drive = ups[index]  # computed for this update, ours to overwrite
                 else:
                     drive = ups[index].clone()  # the shared input drive is never overwritten
-                if index == last and nudge is not None and nudge.beta != 0:
+                nudged = index == last and nudge is not None and nudge.beta != 0
+                if nudged and nudge.placement == "drive":
                     drive = cost.add_nudge(drive, layers[index], activations[index],
                                            nudge.target, nudge.beta, inplace=inplace)
                 if inplace:
-                    new_layers[index] = neurons[index].step_(layers[index], drive)
+                    new = neurons[index].step_(layers[index], drive)
                 else:
-                    new_layers[index] = neurons[index].step(layers[index], drive)
+                    new = neurons[index].step(layers[index], drive)
+                if nudged and nudge.placement == "state":
+                    new = cost.add_nudge(new, layers[index], activations[index],
+                                         nudge.target, nudge.beta, inplace=inplace)
+                new_layers[index] = new
             for index in group:
                 old, new = layers[index], new_layers[index]
                 layers[index] = new
@@ -187,6 +201,9 @@ def relax(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
     check_schedule(schedule)
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    if nudge is not None and nudge.placement not in NUDGE_PLACEMENTS:
+        raise ValueError(f"unknown nudge placement {nudge.placement!r}; valid: "
+                         f"{', '.join(NUDGE_PLACEMENTS)}")
     if len(state.layers) != net.num_layers:
         raise ValueError(f"state has {len(state.layers)} layers, network has {net.num_layers}")
     if context is None:

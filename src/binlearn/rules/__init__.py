@@ -4,3 +4,8 @@ from binlearn.rules.base import GradientRule, Learner, LocalReducer, Reducer
 from binlearn.rules.ste import STE
 
 __all__ = ["GradientRule", "Learner", "LocalReducer", "Reducer", "STE"]
+from binlearn.rules.bop import Bop  # noqa: E402
+from binlearn.rules.bptt import BPTT, BPTTResult  # noqa: E402
+from binlearn.rules.ep import EP, EPResult  # noqa: E402
+
+__all__ += ["EP", "EPResult", "BPTT", "BPTTResult", "Bop"]

@@ -91,7 +91,7 @@ class BPTT:
         gradients = {name: (g if g is not None else torch.zeros_like(leaf))
                      for name, g, leaf in zip(names, grads, leaves, strict=True)}
         for index, coupling in enumerate(net.couplings):
-            if coupling.scale is not None:
+            if coupling.learns_scale:
                 gradients[f"couplings.{index}.scale"] = coupling.scale_gradient(
                     gradients[f"couplings.{index}.weight"])
         ordered = {name: gradients[name] for name in net.gradient_names()}

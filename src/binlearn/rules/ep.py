@@ -23,7 +23,7 @@ from typing import NamedTuple
 import torch
 
 from binlearn.energy.network import EnergyNet
-from binlearn.energy.relax import Nudge, check_schedule, prepare, relax
+from binlearn.energy.relax import NUDGE_PLACEMENTS, Nudge, check_schedule, prepare, relax
 from binlearn.energy.state import EnergyState
 
 __all__ = ["EP", "EPResult", "parameter_derivative_difference"]
@@ -71,7 +71,7 @@ def parameter_derivative_difference(net: EnergyNet, x: torch.Tensor, first: Ener
         prefix = f"couplings.{index}."
         gradients[prefix + "weight"] = weight_diff
         gradients[prefix + "bias"] = bias_diff
-        if coupling.scale is not None:
+        if coupling.learns_scale:
             gradients[prefix + "scale"] = coupling.scale_gradient(weight_diff)
     return gradients
 
@@ -86,11 +86,14 @@ class EP:
         random_sign: draw the sign of β per mini-batch (torch's global generator).
         symmetric: two nudged phases at +β and −β ("centered" EP, much lower bias).
         schedule: relaxation schedule, ``"synchronous"`` or ``"even_odd"``.
+        nudge_placement: ``"drive"`` (inside the neuron's step, the energy-gradient form)
+            or ``"state"`` (added after the step, Laydevant et al.'s code); see
+            :class:`~binlearn.energy.Nudge`.
     """
 
     def __init__(self, free_steps: int, nudged_steps: int, beta: float,
                  random_sign: bool = False, symmetric: bool = False,
-                 schedule: str = "synchronous") -> None:
+                 schedule: str = "synchronous", nudge_placement: str = "drive") -> None:
         if free_steps < 1:
             raise ValueError(f"free_steps (T) must be >= 1, got {free_steps}")
         if nudged_steps < 1:
@@ -101,11 +104,16 @@ class EP:
         self.beta = float(beta)
         self.random_sign, self.symmetric = bool(random_sign), bool(symmetric)
         self.schedule = check_schedule(schedule)
+        if nudge_placement not in NUDGE_PLACEMENTS:
+            raise ValueError(f"unknown nudge placement {nudge_placement!r}; valid: "
+                             f"{', '.join(NUDGE_PLACEMENTS)}")
+        self.nudge_placement = nudge_placement
 
     def __repr__(self) -> str:
         return (f"EP(free_steps={self.free_steps}, nudged_steps={self.nudged_steps}, "
                 f"beta={self.beta}, random_sign={self.random_sign}, "
-                f"symmetric={self.symmetric}, schedule={self.schedule!r})")
+                f"symmetric={self.symmetric}, schedule={self.schedule!r}, "
+                f"nudge_placement={self.nudge_placement!r})")
 
     @torch.no_grad()
     def free_phase(self, net: EnergyNet, x: torch.Tensor, steps: int | None = None,
@@ -132,10 +140,10 @@ class EP:
         if self.random_sign and not self.symmetric:
             beta = beta if int(torch.randint(0, 2, (1,))) == 1 else -beta
         offset = self.free_steps
-        first = relax(net, x, free, self.nudged_steps, Nudge(target, beta), self.schedule,
+        first = relax(net, x, free, self.nudged_steps, Nudge(target, beta, self.nudge_placement), self.schedule,
                       context, step_offset=offset)
         if self.symmetric:
-            second = relax(net, x, free, self.nudged_steps, Nudge(target, -beta), self.schedule,
+            second = relax(net, x, free, self.nudged_steps, Nudge(target, -beta, self.nudge_placement), self.schedule,
                            context, step_offset=offset)
             denominator = 2.0 * beta
         else:

@@ -3,3 +3,4 @@ registers its config dataclasses and builder with the runner. Importing this pac
 registers them all."""
 
 from binlearn.experiment.learners import ste  # noqa: F401
+from binlearn.experiment.learners import energy  # noqa: F401

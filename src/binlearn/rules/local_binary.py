@@ -1,0 +1,469 @@
+"""The binary-native local rule (Colombo, Pittorino, Roveri 2024): integer hidden weights,
+±1 weights and activations, a fixed random binary classifier per hidden layer.
+
+For hidden layer l with ±1 input x (n_in), integer hidden weights H (n_out × n_in) and the
+frozen classifier P (classes × n_out, ±1):
+
+    a = sign(H) · x                   (XNOR + popcount: a = n_in − 2·popcount(x XOR w))
+    s = sign(a),  score = P · s       (sign(0) = +1)
+    mistake(b)  ⇔ argmax score ≠ y  or  score_y − max_{c≠y} score_c < rob
+    d_j = P[y, j] (desired activation); unit j is in error ⇔ sign(a_j) ≠ d_j
+    per group of G units and mistaken sample: j* = the unit in error with the least |a_j|
+    ΔH[j*, :] += 2 · d_j* · x         (summed over the batch, then added with saturation)
+    reinforcement: each H[j, k] with probability p_r:  H[j, k] += 2 · sign(H[j, k])
+    p_r = p_0 · sqrt(1 − train_accuracy) · sqrt(2 / (π n_in))     (previous epoch)
+    optional clip: H ← clamp(H, −clip, clip)
+
+Every layer learns from its own input, activations and classifier; the next layer takes
+s as input; the last layer's scores are the prediction. Everything in the update is
+integer or bit arithmetic: pre-activations from the packed kernel, selection by integer
+comparison, int32 increments, and Bernoulli(p_r) drawn as 64-lane bit masks from the
+binary expansion of p_r = numerator / 2^bits (no float tensor is formed).
+
+Reinforcement never changes a sign (it pushes away from zero, and sign(0) = +1 becomes
++2), so only rows touched by an error update are re-packed.
+
+The kernels run serially on purpose: one mini-batch is about a millisecond of work, and
+a parallel region on a shared machine waits for its slowest thread (we measured 5-10 ms
+stalls on a loaded 2-core host); data parallelism belongs to the runner's ranks.
+
+The step updates the layer arrays **in place** (DESIGN.md prefers new states): copying
+two million hidden weights per mini-batch would cost as much as the whole update.
+
+Reference: L. Colombo, F. Pittorino, M. Roveri, "Training Multi-Layer Binary Neural
+Networks With (Random) Local Binary Error Signals", arXiv:2412.00119; reinforcement from
+Baldassi et al., PNAS 104 (2007).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+from binlearn.binary.kernels.numba_cpu import (
+    pack_sign_matrix,
+    popcount64,
+    trailing_zeros64,
+    xnor_popcount_dense,
+)
+from binlearn.binary.packing import to_numpy_words, words_for
+
+__all__ = [
+    "LocalBinaryParameters",
+    "BinaryLayer",
+    "StepResult",
+    "init_layers",
+    "input_signs",
+    "forward",
+    "predict",
+    "local_binary_step",
+    "local_binary_step_dense",
+    "reinforcement_probability",
+    "probability_numerator",
+    "reinforcement_mask_words",
+    "mix_seed",
+    "HIDDEN_DTYPES",
+]
+
+HIDDEN_DTYPES = {"int16": torch.int16, "int32": torch.int32}
+
+
+@dataclass(frozen=True)
+class LocalBinaryParameters:
+    """Hyper-parameters of the rule (paper symbols in brackets).
+
+    group_size: units per selection group [G]; robustness: margin as a fraction of the
+    layer width [rob = ⌊robustness · width⌋]; reinforcement: p_0; clip: bound on |H| or
+    None; probability_bits: resolution of p_r (p_r = numerator / 2^bits).
+    """
+
+    group_size: int
+    robustness: float = 0.25
+    reinforcement: float = 0.5
+    clip: int | None = None
+    probability_bits: int = 16
+    error_signal: str = "target"
+
+
+@dataclass
+class BinaryLayer:
+    """One hidden layer: rule state (hidden) and the frozen classifier, with packed twins.
+
+    hidden: (out, in) int16|int32; weight_words: (out, words(in)) int64 = pack(hidden >= 0);
+    classifier: (classes, out) int8 in {−1, +1}; classifier_words: (classes, words(out))
+    int64; reinforcement_numerator: p_r · 2^bits (an int).
+    """
+
+    hidden: torch.Tensor
+    weight_words: torch.Tensor
+    classifier: torch.Tensor
+    classifier_words: torch.Tensor
+    reinforcement_numerator: int = 0
+
+    @property
+    def in_features(self) -> int:
+        return self.hidden.shape[1]
+
+    @property
+    def out_features(self) -> int:
+        return self.hidden.shape[0]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """mistakes: samples wrong or below the margin at the last layer; correct: samples
+    whose last-layer argmax is the label; updates: (sample, unit) updates per layer."""
+
+    mistakes: int
+    correct: int
+    updates: tuple[int, ...]
+
+
+def _pack(signs: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(pack_sign_matrix(signs.numpy()).view(np.int64))
+
+
+def init_layers(sizes: list[int], num_classes: int, init_std: float = 64.0,
+                hidden_dtype: str = "int16", generator: torch.Generator | None = None) -> list[BinaryLayer]:
+    """H ~ round(N(0, init_std²)) (saturated to the dtype), P ~ uniform ±1.
+
+    Args:
+        sizes: [n_in, n_1, …, n_L]; num_classes: classes; hidden_dtype: int16 | int32.
+        generator: torch generator (None: the global one, which the runner seeds).
+    """
+    dtype = HIDDEN_DTYPES[hidden_dtype]
+    limit = torch.iinfo(dtype).max
+    layers = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        normal = torch.randn(fan_out, fan_in, generator=generator, dtype=torch.float64)
+        hidden = (normal * init_std).round().clamp(-limit, limit).to(dtype)
+        classifier = (torch.randint(0, 2, (num_classes, fan_out), generator=generator) * 2 - 1).to(torch.int8)
+        layers.append(BinaryLayer(hidden, _pack(hidden), classifier, _pack(classifier)))
+    return layers
+
+
+def input_signs(x: torch.Tensor) -> torch.Tensor:
+    """±1 inputs from binary data: +1 where x > 0, −1 elsewhere, flattened per sample.
+
+    Args:
+        x: (batch, ...) float in {0, 1} (encoding "binarize"/"thermometer") or {−1, +1}
+            (signed); 0 and −1 both become −1 (bit 0), as Heaviside(0) = 0 says.
+    Returns:
+        (batch, features) int8 in {−1, +1}. Raises ValueError for non-binary values.
+    """
+    flat = x.reshape(x.shape[0], -1)
+    if not bool(((flat == 0) | (flat == 1) | (flat == -1)).all()):
+        raise ValueError("the local binary rule needs binary inputs (values in {0,1} or {-1,+1}); "
+                         "set data.encoding = \"binarize\" or \"thermometer\"")
+    return torch.where(flat > 0, 1, -1).to(torch.int8).cpu()
+
+
+# --------------------------------------------------------------------------- numba kernels
+@njit(cache=True)
+def _scores_verdicts(scores, labels, margin, mistakes, rivals):
+    """mistakes[b] = argmax ≠ y or score_y − max_{c≠y} < margin; rivals[b] = the first
+    c ≠ y with the highest score; returns #correct."""
+    correct = 0
+    for b in range(scores.shape[0]):
+        y = labels[b]
+        best = 0
+        other = -(1 << 30)
+        for c in range(scores.shape[1]):
+            if scores[b, c] > scores[b, best]:
+                best = c
+            if c != y and scores[b, c] > other:
+                other = scores[b, c]
+                rivals[b] = c
+        if best == y:
+            correct += 1
+        mistakes[b] = best != y or scores[b, y] - other < margin
+    return correct
+
+
+@njit(cache=True)
+def _select_accumulate(pre, labels, mistakes, rivals, only_discriminating, classifier, x_signs,
+                       group_size, delta, touched, chosen):
+    """Least-|a| unit in error per (group, mistaken sample); delta[j] += 2·d_j·x_b.
+
+    Groups own disjoint rows of delta, so the groups could run in parallel without races.
+    """
+    units = pre.shape[1]
+    groups = (units + group_size - 1) // group_size
+    for g in prange(groups):
+        start = g * group_size
+        stop = min(units, start + group_size)
+        count = 0
+        for b in range(pre.shape[0]):
+            if not mistakes[b]:
+                continue
+            y = labels[b]
+            rival = rivals[b]
+            best = -1
+            best_size = 1 << 30
+            for j in range(start, stop):
+                if only_discriminating and classifier[y, j] == classifier[rival, j]:
+                    continue
+                a = pre[b, j]
+                s = 1 if a >= 0 else -1
+                if s != classifier[y, j]:
+                    size = a if a >= 0 else -a
+                    if size < best_size:
+                        best_size = size
+                        best = j
+            if best >= 0:
+                step = 2 * np.int32(classifier[y, best])
+                for k in range(x_signs.shape[1]):
+                    delta[best, k] += step * x_signs[b, k]
+                touched[best] = True
+                count += 1
+        chosen[g] = count
+
+
+@njit(cache=True)
+def _apply_delta(hidden, delta, touched, low, high, weight_words):
+    """hidden[j] ← clamp(hidden[j] + delta[j]) for touched rows; delta rows reset; re-pack."""
+    features = hidden.shape[1]
+    for j in prange(hidden.shape[0]):
+        if not touched[j]:
+            continue
+        for k in range(features):
+            value = np.int64(hidden[j, k]) + delta[j, k]
+            value = min(max(value, low), high)
+            hidden[j, k] = value
+            delta[j, k] = 0
+        for word in range(weight_words.shape[1]):
+            acc = np.uint64(0)
+            first = word * 64
+            for f in range(first, min(features, first + 64)):
+                if hidden[j, f] >= 0:
+                    acc |= np.uint64(1) << np.uint64(f - first)
+            weight_words[j, word] = acc
+
+
+@njit(cache=True, inline="always")
+def _splitmix_next(state):
+    state = state + np.uint64(0x9E3779B97F4A7C15)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return state, z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, inline="always")
+def _mask_word(state, digits):
+    """64 independent Bernoulli(p) bits, p = Σ_i digits[i]·2^(i − bits): from the least
+    significant binary digit of p up, X ← digit ? (r | X) : (r & X) with r a random word.
+    (``digits`` is a uint8 array so that no uint64/int64 mix makes numba go through float.)"""
+    mask = np.uint64(0)
+    for i in range(digits.shape[0]):
+        state, r = _splitmix_next(state)
+        if digits[i]:
+            mask |= r
+        else:
+            mask &= r
+    return state, mask
+
+
+def _digits(numerator: int, bits: int) -> np.ndarray:
+    return np.array([(numerator >> i) & 1 for i in range(bits)], np.uint8)
+
+
+@njit(cache=True)
+def mix_seed(seed, stream):
+    """A well-mixed 64-bit seed for ``stream`` (layer, row) from a step seed."""
+    state = np.uint64(seed) ^ (np.uint64(stream) * np.uint64(0xD1B54A32D192ED03))
+    state, z = _splitmix_next(state)
+    return z
+
+
+@njit(cache=True)
+def _reinforcement_masks(seed, rows, features, digits, out):
+    for j in prange(rows):
+        state = mix_seed(seed, j)
+        for word in range(out.shape[1]):
+            state, mask = _mask_word(state, digits)
+            valid = features - word * 64
+            if valid < 64:
+                mask &= (np.uint64(1) << np.uint64(valid)) - np.uint64(1)
+            out[j, word] = mask
+
+
+@njit(cache=True)
+def _reinforce(hidden, seed, digits, low, high):
+    """With probability numerator/2^bits per weight: H += 2·sign(H), saturated. Returns the
+    number of reinforced weights. Masks are those of :func:`reinforcement_mask_words`."""
+    features = hidden.shape[1]
+    words = (features + 63) // 64
+    total = np.uint64(0)
+    for j in prange(hidden.shape[0]):
+        state = mix_seed(seed, j)
+        for word in range(words):
+            state, mask = _mask_word(state, digits)
+            valid = features - word * 64
+            if valid < 64:
+                mask &= (np.uint64(1) << np.uint64(valid)) - np.uint64(1)
+            total += popcount64(mask)
+            while mask:
+                k = word * 64 + np.int64(trailing_zeros64(mask))
+                mask &= mask - np.uint64(1)
+                value = np.int64(hidden[j, k])
+                value = value + 2 if value >= 0 else value - 2
+                hidden[j, k] = min(max(value, low), high)
+    return np.int64(total)
+
+
+# --------------------------------------------------------------------------- the rule
+def reinforcement_probability(p0: float, train_accuracy: float, in_features: int) -> float:
+    """p_r = p_0 · sqrt(1 − train_accuracy) · sqrt(2 / (π · n_in)) (a scalar schedule)."""
+    return p0 * math.sqrt(max(0.0, 1.0 - train_accuracy)) * math.sqrt(2.0 / (math.pi * in_features))
+
+
+def probability_numerator(probability: float, bits: int) -> int:
+    """round(p · 2^bits), the integer the reinforcement masks are drawn from."""
+    return int(round(min(max(probability, 0.0), 1.0) * (1 << bits)))
+
+
+def reinforcement_mask_words(seed: int, layer_index: int, rows: int, features: int,
+                             numerator: int, bits: int) -> np.ndarray:
+    """The (rows, words(features)) uint64 masks of weights a step reinforces (bit = 1),
+    little bit order, padding 0 — what :func:`local_binary_step` draws for ``layer_index``."""
+    out = np.empty((rows, words_for(features)), np.uint64)
+    _reinforcement_masks(np.uint64(mix_seed(np.uint64(seed), np.uint64(layer_index))), rows, features,
+                         _digits(numerator, bits), out)
+    return out
+
+
+def _limits(layer: BinaryLayer, clip: int | None) -> tuple[int, int]:
+    high = torch.iinfo(layer.hidden.dtype).max
+    if clip is not None:
+        high = min(high, clip)
+    return -high, high
+
+
+def forward(layers: list[BinaryLayer], x_words: np.ndarray, in_features: int
+            ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per layer: (pre-activations (B, out) int32, packed activations (B, words) uint64,
+    class scores (B, classes) int32), all from the XNOR-popcount kernel."""
+    outputs = []
+    for layer in layers:
+        pre = xnor_popcount_dense(x_words, to_numpy_words(layer.weight_words), in_features)
+        s_words = pack_sign_matrix(pre)
+        scores = xnor_popcount_dense(s_words, to_numpy_words(layer.classifier_words), layer.out_features)
+        outputs.append((pre, s_words, scores))
+        x_words, in_features = s_words, layer.out_features
+    return outputs
+
+
+def predict(layers: list[BinaryLayer], x_signs: torch.Tensor) -> torch.Tensor:
+    """argmax of the last layer's class scores (first index on ties), (batch,) int64."""
+    x_words = pack_sign_matrix(x_signs.numpy())
+    scores = forward(layers, x_words, x_signs.shape[1])[-1][2]
+    return torch.from_numpy(scores.argmax(axis=1).astype(np.int64))
+
+
+def local_binary_step(layers: list[BinaryLayer], x_signs: torch.Tensor, labels: torch.Tensor,
+                      params: LocalBinaryParameters, seed: int,
+                      reduce_increment=None) -> StepResult:
+    """One mini-batch of the rule (module docstring) on every layer, in place.
+
+    Args:
+        layers: the network, updated in place.
+        x_signs: (batch, n_in) int8 in {−1, +1}; labels: (batch,) int64.
+        seed: 64-bit seed of this step's reinforcement masks (drawn from torch by the caller).
+        reduce_increment: None, or a function summing an int32 (out, in) increment tensor
+            over data-parallel ranks (then every row is applied from the summed increment).
+    Returns:
+        :class:`StepResult` for the last layer (mistakes, correct) and update counts.
+    """
+    labels_np = labels.cpu().numpy().astype(np.int64)
+    x_np = np.ascontiguousarray(x_signs.numpy())
+    x_words = pack_sign_matrix(x_np)
+    outputs = forward(layers, x_words, x_np.shape[1])
+    updates = []
+    mistakes = np.zeros(len(labels_np), np.bool_)
+    correct = 0
+    inputs = x_np
+    for index, (layer, (pre, s_words, scores)) in enumerate(zip(layers, outputs, strict=True)):
+        margin = int(params.robustness * layer.out_features)
+        rivals = np.zeros(len(labels_np), np.int64)
+        correct = _scores_verdicts(scores, labels_np, margin, mistakes, rivals)
+        low, high = _limits(layer, params.clip)
+        hidden = layer.hidden.numpy()
+        delta = np.zeros(hidden.shape, np.int32)
+        touched = np.zeros(hidden.shape[0], np.bool_)
+        groups = (layer.out_features + params.group_size - 1) // params.group_size
+        chosen = np.zeros(groups, np.int64)
+        _select_accumulate(pre, labels_np, mistakes, rivals, params.error_signal == "difference",
+                           layer.classifier.numpy(), inputs,
+                           params.group_size, delta, touched, chosen)
+        if reduce_increment is not None:
+            delta = np.ascontiguousarray(reduce_increment(torch.from_numpy(delta)).numpy())
+            touched = delta.any(axis=1)
+        _apply_delta(hidden, delta, touched, low, high, to_numpy_words(layer.weight_words))
+        if layer.reinforcement_numerator:
+            _reinforce(hidden, np.uint64(mix_seed(np.uint64(seed), np.uint64(index))),
+                       _digits(layer.reinforcement_numerator, params.probability_bits), low, high)
+        updates.append(int(chosen.sum()))
+        # next layer's ±1 input: the activations of this forward pass (before the update)
+        if index + 1 < len(layers):
+            inputs = np.where(pre >= 0, 1, -1).astype(np.int8)
+    return StepResult(int(mistakes.sum()), int(correct), tuple(updates))
+
+
+def local_binary_step_dense(hidden: list[torch.Tensor], classifiers: list[torch.Tensor],
+                            x: torch.Tensor, labels: torch.Tensor, params: LocalBinaryParameters,
+                            probabilities: list[float], limits: list[tuple[int, int]],
+                            masks: list[torch.Tensor] | None = None,
+                            generator: torch.Generator | None = None) -> tuple[list[torch.Tensor], int, int]:
+    """The same rule written with dense float torch tensors (the slow twin and oracle).
+
+    Args:
+        hidden: per layer (out, in) float32 hidden weights (integer-valued).
+        classifiers: per layer (classes, out) float32 in {−1, +1}.
+        x: (batch, n_in) float32 in {−1, +1}; labels: (batch,) int64.
+        probabilities: p_r per layer; limits: (low, high) saturation per layer.
+        masks: per layer (out, in) bool reinforcement masks (None: ``torch.rand < p``).
+    Returns:
+        (new hidden weights, mistakes, correct) — mistakes/correct of the last layer.
+    """
+    new_hidden = []
+    inputs = x
+    batch = torch.arange(len(labels))
+    mistakes = correct = 0
+    for index, (h, p) in enumerate(zip(hidden, classifiers, strict=True)):
+        pre = inputs @ torch.where(h >= 0, 1.0, -1.0).T
+        s = torch.where(pre >= 0, 1.0, -1.0)
+        scores = s @ p.T
+        own = scores[batch, labels]
+        others = scores.clone()
+        others[batch, labels] = -math.inf
+        wrong = (scores.argmax(1) != labels) | (own - others.max(1).values < int(params.robustness * h.shape[0]))
+        desired = p[labels]  # (batch, out)
+        in_error = (s != desired) & wrong[:, None]
+        size = torch.where(in_error, pre.abs(), math.inf)
+        units = h.shape[0]
+        groups = -(-units // params.group_size)
+        padded = torch.nn.functional.pad(size, (0, groups * params.group_size - units), value=math.inf)
+        grouped = padded.reshape(len(labels), groups, params.group_size)
+        best = grouped.argmin(2)
+        found = grouped.gather(2, best[..., None]).squeeze(2) < math.inf
+        selected = torch.zeros(len(labels), groups * params.group_size)
+        columns = best + torch.arange(groups) * params.group_size
+        selected.scatter_(1, columns, found.float())
+        selected = selected[:, :units] * desired
+        low, high = limits[index]
+        h = (h + 2 * selected.T @ inputs).clamp(low, high)
+        if masks is not None:
+            mask = masks[index]
+        else:
+            mask = torch.rand(h.shape, generator=generator) < probabilities[index]
+        h = torch.where(mask, h + 2 * torch.where(h >= 0, 1.0, -1.0), h).clamp(low, high)
+        new_hidden.append(h)
+        mistakes, correct = int(wrong.sum()), int((scores.argmax(1) == labels).sum())
+        inputs = s
+    return new_hidden, mistakes, correct
+
