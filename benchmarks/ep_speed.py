@@ -1,0 +1,137 @@
+"""Training speed of the Equilibrium Propagation engine on CPU (or any torch device).
+
+Measures training samples per second (full EP training steps: free phase, nudged
+phase, gradient estimate, Bop flips and bias updates) for the published configurations
+
+    fc_binary_weights      FC 784-4096-10, binary weights, T = 50, K = 10, batch 64
+    fc_binary_activations  FC 784-8192-100, binary weights + activations, T = 20, K = 10
+    conv_mnist             conv 1-32-64 + fc 10, binary weights, T = 150, K = 10
+
+and prints one JSON object. Seconds per epoch are extrapolated to 60,000 samples from a
+timed number of batches (after warm-up batches). Inputs are real MNIST training images
+when ``BINLEARN_DATA`` (or ``--data-dir``) holds them, otherwise random MNIST-like
+images (≈19 % non-zero pixels in a centred blob, values in (0, 1]); the JSON says which.
+
+    python benchmarks/ep_speed.py [--threads 1] [--batches 30] [--cases fc_binary_weights]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from binlearn.experiment import load_config
+from binlearn.experiment.registry import build_learner
+from binlearn.rules import LocalReducer
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "laydevant2021"
+CASES = {
+    "fc_binary_weights": ("fc-binary-weights.toml", 30),
+    "fc_binary_activations": ("fc-binary-weights-activations.toml", 10),
+    "conv_mnist": ("conv-mnist-binary-weights.toml", 2),
+}
+EPOCH_SAMPLES = 60_000
+
+
+def mnist_like(count: int, generator: torch.Generator) -> torch.Tensor:
+    """Random images with MNIST's gross statistics: a centred blob of strokes, ~19 % of
+    pixels non-zero, intensities in (0, 1] (mostly near 1)."""
+    rows = torch.arange(28).float().sub(13.5).abs().view(1, 28, 1)
+    columns = torch.arange(28).float().sub(13.5).abs().view(1, 1, 28)
+    inside = (rows < 10) & (columns < 8)
+    strokes = torch.rand(count, 28, 28, generator=generator) < 0.38
+    values = torch.rand(count, 28, 28, generator=generator).pow(0.3)
+    return (values * (strokes & inside)).unsqueeze(1)
+
+
+def load_inputs(count: int, data_dir: str | None, seed: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+    generator = torch.Generator().manual_seed(seed)
+    root = data_dir or os.environ.get("BINLEARN_DATA")
+    if root and (Path(root) / "mnist" / "train-images-idx3-ubyte.gz").is_file():
+        from binlearn.data import load_dataset
+
+        data = load_dataset("mnist", data_dir=root, train_size=count, quiet=True)
+        return data.x_train, data.y_train, "MNIST training images (official files)"
+    labels = torch.randint(0, 10, (count,), generator=generator)
+    return mnist_like(count, generator), labels, "random MNIST-like images"
+
+
+def time_case(config_file: str, batches: int, warmup: int, x: torch.Tensor, y: torch.Tensor,
+              seed: int, device: torch.device) -> dict:
+    config = load_config(CONFIGS / config_file)
+    torch.manual_seed(seed)
+    learner = build_learner(config, (1, 28, 28), 10, device)
+    batch = config.data.batch_size
+    reducer = LocalReducer()
+    x, y = x.to(device), y.to(device)
+
+    def step(index: int) -> None:
+        start = (index * batch) % (len(x) - batch + 1)
+        learner.train_step(x[start:start + batch], y[start:start + batch], reducer)
+
+    for index in range(warmup):
+        step(index)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for index in range(batches):
+        step(warmup + index)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    samples_per_second = batches * batch / seconds
+    rule = config.rule
+    return {
+        "config": f"configs/laydevant2021/{config_file}",
+        "architecture": (f"{config.model.architecture} hidden={config.model.hidden}"
+                         if config.model.architecture == "fc"
+                         else f"conv channels={config.model.channels}"),
+        "free_steps": rule.free_steps, "nudged_steps": rule.nudged_steps,
+        "batch_size": batch, "timed_batches": batches, "warmup_batches": warmup,
+        "timed_seconds": round(seconds, 4),
+        "samples_per_second": round(samples_per_second, 1),
+        "seconds_per_epoch": round(EPOCH_SAMPLES / samples_per_second, 1),
+        "seconds_per_epoch_note": f"extrapolated to {EPOCH_SAMPLES} samples from the timed batches",
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's default)")
+    parser.add_argument("--batches", type=float, default=1.0,
+                        help="multiply every case's number of timed batches")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    x, y, source = load_inputs(2048, args.data_dir, args.seed)
+    result: dict = {
+        "benchmark": "ep_speed",
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or
+                    platform.machine(), "cpu_count": os.cpu_count(),
+                    "load_average_1min": round(os.getloadavg()[0], 2)},
+        "torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(),
+        "seed": args.seed, "inputs": source,
+    }
+    for name in args.cases:
+        config_file, batches = CASES[name]
+        result[name] = time_case(config_file, max(1, round(batches * args.batches)), args.warmup,
+                                 x, y, args.seed, device)
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""binlearn.energy: hand-written drives equal autograd gradients of Φ, relaxation lowers
+the energy and reaches fixed points under both schedules, states are immutable, and bad
+inputs give one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from binlearn.energy import (
+    BinaryAccumulator,
+    BinaryWeights,
+    DivergenceError,
+    EnergyState,
+    HardSigmoid,
+    Nudge,
+    convolutional,
+    fully_connected,
+    prepare,
+    relax,
+    steps_to_fixed_point,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # small tensors: a second OpenMP thread on a shared 2-core machine only waits
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _networks():
+    torch.manual_seed(0)
+    return {
+        "fc_float": fully_connected((1, 6, 6), [20, 15], 4),
+        "fc_binary_weights": fully_connected((1, 6, 6), [20], 3, weight=BinaryWeights(),
+                                             group_size=2),
+        "fc_binary_neurons": fully_connected((1, 6, 6), [16, 12], 3, neuron=BinaryAccumulator(),
+                                             weight=BinaryWeights(), group_size=4),
+        "conv_float": convolutional((1, 12, 12), [3, 4], 3, kernel_size=3, padding=1, pool=2),
+        "conv_binary_weights_pool3": convolutional((2, 11, 11), [3], 3, kernel_size=3,
+                                                   padding=[0], pool=[3], weight=BinaryWeights()),
+        "conv_cross_entropy": convolutional((1, 8, 8), [2, 3], 5, kernel_size=3, padding=1,
+                                            readout="cross_entropy"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_networks()))
+def test_drives_equal_autograd_gradient_of_phi(name):
+    net = _networks()[name]
+    torch.manual_seed(1)
+    x = torch.rand(5, *net.input_shape)
+    state = EnergyState(tuple(torch.rand(5, *shape) for shape in net.layer_shapes))
+    drives = net.drives(x, state)
+    activations = [a.detach().clone().requires_grad_(True) for a in net.activations(state)]
+
+    phi = 0
+    inputs = (x, *activations)
+    for index, coupling in enumerate(net.couplings):
+        phi = phi + coupling.phi(inputs[index], inputs[index + 1], coupling.effective_weight(),
+                                 coupling.bias)
+    grads = torch.autograd.grad(phi.sum(), activations)
+    for layer, (drive, grad) in enumerate(zip(drives, grads, strict=True)):
+        assert drive.shape == grad.shape
+        torch.testing.assert_close(drive, grad, atol=1e-5, rtol=1e-5, msg=f"layer {layer + 1}")
+
+
+def test_phi_matches_network_phi_and_parameter_derivatives():
+    net = _networks()["conv_float"]
+    x = torch.rand(4, *net.input_shape)
+    state = EnergyState(tuple(torch.rand(4, *s) for s in net.layer_shapes))
+    activations = (x, *net.activations(state))
+    for index, coupling in enumerate(net.couplings):
+        weight = coupling.effective_weight().detach().clone().requires_grad_(True)
+        bias = coupling.bias.detach().clone().requires_grad_(True)
+        phi = coupling.phi(activations[index], activations[index + 1], weight, bias).sum()
+        expected_w, expected_b = torch.autograd.grad(phi, (weight, bias))
+        cache = coupling.drive_up(activations[index], weight.detach(), bias.detach())[1]
+        got_w, got_b = coupling.derivatives(activations[index], activations[index + 1], cache)
+        torch.testing.assert_close(got_w, expected_w, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got_b, expected_b, atol=1e-5, rtol=1e-5)
+
+
+def test_even_odd_relaxation_decreases_energy_and_both_schedules_reach_the_same_fixed_point():
+    torch.manual_seed(2)
+    net = fully_connected((1, 8, 8), [30, 20], 5, gain=0.5)
+    x = torch.rand(6, *net.input_shape)
+    state = net.initial_state(6)
+    context = prepare(net, x)
+    energies = [net.energy(x, state)]
+    with torch.no_grad():
+        for _ in range(25):
+            state = relax(net, x, state, 1, schedule="even_odd", context=context)
+            energies.append(net.energy(x, state))
+    energies = torch.stack(energies)
+    assert bool((energies[1:] <= energies[:-1] + 1e-5).all()), "energy went up"
+    assert float(energies[-1].mean()) < float(energies[0].mean())
+    sync_steps, sync_state = steps_to_fixed_point(net, x, "synchronous", max_steps=500)
+    async_steps, async_state = steps_to_fixed_point(net, x, "even_odd", max_steps=500)
+    assert sync_steps < 500 and async_steps < 500
+    assert async_steps < sync_steps  # each layer jumps to its minimiser: fewer steps
+    for a, b in zip(sync_state.layers, async_state.layers, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+
+
+def test_synchronous_relaxation_reaches_a_fixed_point_for_conv():
+    torch.manual_seed(3)
+    net = convolutional((1, 12, 12), [3, 4], 3, kernel_size=3, padding=1, pool=2)
+    x = torch.rand(4, *net.input_shape)
+    steps, state = steps_to_fixed_point(net, x, "synchronous", tolerance=1e-6, max_steps=400)
+    assert steps < 400
+    again = relax(net, x, state, 1)
+    for a, b in zip(state.layers, again.layers, strict=True):
+        assert float((a - b).abs().max()) < 1e-6
+
+
+def test_relax_returns_a_new_state_and_in_place_equals_autograd_path():
+    net = _networks()["fc_binary_neurons"]
+    x = torch.rand(3, *net.input_shape)
+    start = net.initial_state(3)
+    kept = start.clone()
+    target = net.output_cost.target(torch.tensor([0, 1, 2]))
+    with torch.no_grad():
+        fast = relax(net, x, start, 7, nudge=Nudge(target, 0.5))
+    with torch.enable_grad():
+        slow = relax(net, x, start, 7, nudge=Nudge(target, 0.5))
+    for a, b, c in zip(start.layers, kept.layers, fast.layers, strict=True):
+        assert torch.equal(a, b) and c is not a
+    for a, b in zip(fast.layers, slow.layers, strict=True):
+        torch.testing.assert_close(a, b.detach())
+
+
+def test_binary_neurons_communicate_heaviside_of_accumulator():
+    neuron = BinaryAccumulator(gamma=0.5, threshold=0.5)
+    state = torch.tensor([0.0, 0.5, 0.50001, 1.0])
+    assert neuron.activation(state).tolist() == [0.0, 0.0, 1.0, 1.0]  # Heaviside(0) = 0
+    new = neuron.step(torch.tensor([1.0, 0.0]), torch.tensor([-3.0, 3.0]))
+    assert new.tolist() == [0.0, 1.0]
+    torch.testing.assert_close(neuron.step(torch.tensor([0.2]), torch.tensor([0.6])),
+                               torch.tensor([0.4]))
+
+
+def test_output_groups_target_and_prediction():
+    net = fully_connected((1, 2, 2), [3], 3, group_size=2)
+    cost = net.output_cost
+    assert cost.target(torch.tensor([1])).tolist() == [[0, 0, 1, 1, 0, 0]]
+    output = torch.tensor([[0.9, 0.0, 0.6, 0.6, 0.1, 0.1]])
+    assert cost.predict(output, output).tolist() == [1]
+
+
+def test_divergence_names_layer_and_step():
+    net = fully_connected((1, 4, 4), [6], 3)
+    with torch.no_grad():
+        net.couplings[1].weight[0, 0] = float("nan")
+    # the output starts at 0 and 0 · NaN = NaN: the hidden layer is poisoned at step 1
+    with pytest.raises(DivergenceError, match=r"layer 1 of 2 .* at step 1;"):
+        relax(net, torch.rand(2, 1, 4, 4), net.initial_state(2), 10)
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: fully_connected((1, 4, 4), [0], 3), "hidden sizes"),
+        (lambda: convolutional((1, 4, 4), [2, 2], 3, kernel_size=3, padding=0, pool=2), "too small"),
+        (lambda: convolutional((1, 8, 8), [2, 2], 3, padding=[1]), "one value per conv layer"),
+        (lambda: HardSigmoid(slope=0), "slope"),
+        (lambda: BinaryAccumulator(gamma=0), "gamma"),
+        (lambda: BinaryWeights(scale="median"), "scale"),
+    ],
+)
+def test_bad_models_raise_one_line_errors(build, message):
+    with pytest.raises(ValueError, match=message) as info:
+        build()
+    assert "\n" not in str(info.value)
+
+
+def test_bad_relaxation_arguments():
+    net = fully_connected((1, 4, 4), [6], 3)
+    x = torch.rand(2, 1, 4, 4)
+    with pytest.raises(ValueError, match="schedule"):
+        relax(net, x, net.initial_state(2), 3, schedule="random")
+    with pytest.raises(ValueError, match="input of shape"):
+        relax(net, torch.rand(2, 1, 5, 5), net.initial_state(2), 3)
+    with pytest.raises(ValueError, match="steps"):
+        relax(net, x, net.initial_state(2), -1)

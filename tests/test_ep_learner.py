@@ -1,0 +1,170 @@
+"""The energy learner through the experiment layer: every laydevant2021 config loads and
+trains a step, bad configurations give one-line ConfigErrors, state round trips are
+bit-identical, CIFAR-10 configs run end to end on a small official-format archive, and EP
+learns real MNIST digits."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from binlearn.data import load_dataset, write_cifar_archive
+from binlearn.data.encodings import random_crop_flip
+from binlearn.energy import DivergenceError
+from binlearn.experiment import ConfigError, load_config
+from binlearn.experiment.registry import build_learner
+from binlearn.rules import LocalReducer
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs" / "laydevant2021").glob("*.toml"))
+# shrink every architecture so one step runs in milliseconds (hyper-parameters untouched)
+SMALL = {"fc": ["model.hidden=[24]"], "fc2": ["model.hidden=[24,16]"],
+         "conv": ["model.channels=[3,4]"], "cifar": ["model.channels=[2,3,3,4]"],
+         "laborieux": ["model.channels=[2,3,3,4]"]}
+STEPS = ["rule.free_steps=4", "rule.eval_steps=3"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _small(path: Path) -> list[str]:
+    stem = path.stem
+    key = next(k for k in ("laborieux", "cifar", "conv", "fc2", "fc") if k in stem)
+    overrides = SMALL[key] + STEPS
+    text = path.read_text()
+    if 'name = "ep"' in text:
+        overrides.append("rule.nudged_steps=2")
+    if 'name = "bptt"' in text:
+        overrides.append("rule.truncation=2")
+    return overrides
+
+
+def _input_shape(config) -> tuple[int, int, int]:
+    return (3, 32, 32) if config.data.dataset.startswith("cifar") else (1, 28, 28)
+
+
+def test_there_is_a_config_per_paper_row():
+    names = {path.stem for path in CONFIGS}
+    for expected in ("fc-binary-weights", "fc2-binary-weights", "conv-mnist-binary-weights",
+                     "cifar10-binary-weights", "fc-binary-weights-activations",
+                     "fc2-binary-weights-activations", "conv-mnist-binary-weights-activations",
+                     "fc-float", "conv-mnist-float", "cifar10-float"):
+        assert expected in names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_config_builds_and_trains_one_step(path):
+    config = load_config(path, _small(path))
+    shape = _input_shape(config)
+    torch.manual_seed(0)
+    learner = build_learner(config, shape, 10, torch.device("cpu"))
+    x, y = torch.rand(4, *shape), torch.tensor([0, 1, 2, 3])
+    stats = learner.train_step(x, y, LocalReducer())
+    assert set(stats) >= {"loss", "correct"} and 0 <= stats["correct"] <= 4
+    assert learner.predict(x).shape == (4,)
+    metrics = learner.end_epoch(1, 0.5, LocalReducer())
+    if config.rule.optimizer == "bop":
+        assert len(metrics["flips"]) == learner.net.num_layers
+
+
+def _learner(overrides: list[str]):
+    config = load_config(CONFIGS[0].parent / "fc-binary-weights.toml",
+                         ["model.hidden=[16]", "rule.free_steps=5", "rule.nudged_steps=3",
+                          *overrides])
+    return build_learner(config, (1, 4, 4), 3, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["rule.beta=0"], "rule.beta"),
+    (["rule.free_steps=0"], "rule.free_steps"),
+    (["rule.nudged_steps=0"], "rule.nudged_steps"),
+    (["rule.threshold=[1e-7,1e-7,1e-7]"], "rule.threshold has 3 values"),
+    (["rule.gamma=[0.0,1e-4]"], "rule.gamma"),
+    (["rule.schedule=\"random\""], "rule.schedule"),
+    (["model.hidden=[0]"], "model.hidden"),
+    (["model.neuron=\"spiking\""], "model.neuron"),
+    (["model.architecture=\"conv\"", "model.channels=[2,2,2]", "model.pool=[2]"], "too small"),
+    (["model.architecture=\"conv\"", "model.channels=[2,2]", "model.pool=[2,2,2]"],
+     "one value per conv layer"),
+    (["rule.optimizer=\"sgd\""], "needs rule.optimizer"),
+    (["model.weights=\"float\""], "needs model.weights"),
+    (["model.learn_scale=true"], "scale_learning_rate"),
+])
+def test_bad_configurations_give_one_line_errors(overrides, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        _learner(overrides)
+    assert "\n" not in str(info.value)
+
+
+def test_state_dict_round_trip_is_bit_identical():
+    torch.manual_seed(0)
+    learner = _learner(["model.learn_scale=true", "rule.scale_learning_rate=1e-3"])
+    x, y = torch.rand(8, 1, 4, 4), torch.randint(0, 3, (8,))
+    for _ in range(3):
+        learner.train_step(x, y, LocalReducer())
+    learner.end_epoch(1, 0.5, LocalReducer())
+    saved = copy.deepcopy(learner.state_dict())
+    twin = _learner(["model.learn_scale=true", "rule.scale_learning_rate=1e-3"])
+    twin.load_state_dict(saved)
+    torch.manual_seed(1)
+    learner.train_step(x, y, LocalReducer())
+    torch.manual_seed(1)
+    twin.train_step(x, y, LocalReducer())
+    for (name, a), (_, b) in zip(learner.state_dict()["model"].items(),
+                                 twin.state_dict()["model"].items(), strict=True):
+        assert torch.equal(a, b), name
+    momentum = learner.optimizers["weights"].state_dict()["state"][0]["momentum"]
+    assert torch.equal(momentum, twin.optimizers["weights"].state_dict()["state"][0]["momentum"])
+
+
+def test_diverging_training_raises_divergence_error():
+    learner = _learner([])
+    with torch.no_grad():
+        learner.net.couplings[1].bias[0] = float("nan")
+    with pytest.raises(DivergenceError, match="layer 2 of 2 .* at step 1;"):
+        learner.train_step(torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), LocalReducer())
+
+
+@pytest.mark.parametrize("name", ["cifar10-binary-weights", "cifar10-float",
+                                  "cifar10-float-laborieux"])
+def test_cifar_configs_run_end_to_end_on_an_official_format_archive(tmp_path, name):
+    rng = np.random.default_rng(0)
+    (tmp_path / "cifar10").mkdir()
+    write_cifar_archive(tmp_path / "cifar10" / "cifar-10-python.tar.gz", "cifar10",
+                        (rng.integers(0, 256, (10, 3, 32, 32), dtype=np.uint8), np.arange(10)),
+                        (rng.integers(0, 256, (6, 3, 32, 32), dtype=np.uint8), np.arange(6)))
+    path = CONFIGS[0].parent / f"{name}.toml"
+    config = load_config(path, _small(path))
+    data = load_dataset(config.data, data_dir=tmp_path, verify=False, quiet=True)
+    torch.manual_seed(0)
+    learner = build_learner(config, data.input_shape, data.num_classes, torch.device("cpu"))
+    generator = torch.Generator().manual_seed(0)
+    x = random_crop_flip(data.x_train[:5], generator) if config.data.augment else data.x_train[:5]
+    stats = learner.train_step(x, data.y_train[:5], LocalReducer())
+    assert np.isfinite(stats["loss"])
+    assert learner.predict(data.x_test).shape == (6,)
+
+
+def test_ep_learns_real_mnist_digits(mnist_dir):
+    """Float EP, 784-128-10, 2000 training images, 2 epochs: well above chance."""
+    config = load_config(CONFIGS[0].parent / "fc-float.toml",
+                         ["model.hidden=[128]", "rule.free_steps=20", "rule.nudged_steps=6",
+                          "rule.learning_rates=[0.1,0.05]", "data.train_size=2000"])
+    data = load_dataset(config.data, data_dir=mnist_dir.parent, quiet=True)
+    torch.manual_seed(0)
+    learner = build_learner(config, data.input_shape, 10, torch.device("cpu"))
+    for _ in range(2):
+        order = torch.randperm(2000)
+        for start in range(0, 2000, 50):
+            index = order[start:start + 50]
+            learner.train_step(data.x_train[index], data.y_train[index], LocalReducer())
+    accuracy = float((learner.predict(data.x_test[:1000]) == data.y_test[:1000]).float().mean())
+    assert accuracy > 0.75, accuracy
