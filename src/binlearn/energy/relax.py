@@ -30,7 +30,8 @@ from binlearn.energy.network import EnergyNet
 from binlearn.energy.state import EnergyState
 
 __all__ = [
-    "SYNCHRONOUS", "EVEN_ODD", "SCHEDULES", "NUDGE_PLACEMENTS", "Nudge", "RelaxationContext", "DivergenceError",
+    "SYNCHRONOUS", "EVEN_ODD", "SCHEDULES", "NUDGE_PLACEMENTS",
+    "Nudge", "RelaxationContext", "DivergenceError",
     "prepare", "relax", "check_schedule", "steps_to_fixed_point",
 ]
 
@@ -68,8 +69,10 @@ class RelaxationContext(NamedTuple):
     """What stays fixed during every phase of one batch.
 
     Args:
-        weights: effective weight of each coupling (α ⊙ sign for binary weights).
+        weights: weight tensor of each coupling; the effective weight is
+            ``alphas[i] * weights[i]`` (α ⊙ sign for binary weights).
         biases: bias of each coupling.
+        alphas: scalar factor of each coupling's weight (1.0 unless one α per layer).
         input_drive: ∂Φ/∂a_1 contributed by the clamped input, ``(batch, *layer_shape[0])``.
         input_cache: pooling positions of the input's convolution (None for dense).
     """
@@ -78,6 +81,7 @@ class RelaxationContext(NamedTuple):
     biases: tuple[torch.Tensor, ...]
     input_drive: torch.Tensor
     input_cache: object
+    alphas: tuple[float, ...]
 
 
 def check_schedule(schedule: str) -> str:
@@ -92,18 +96,22 @@ def prepare(net: EnergyNet, x: torch.Tensor, weights=None, biases=None) -> Relax
     Args:
         net: the network.
         x: clamped input, ``(batch, *net.input_shape)``.
-        weights, biases: override the couplings' tensors (BPTT passes leaves that require
-            gradients); default: the network's own.
+        weights, biases: override the couplings' (effective) weights and biases (BPTT
+            passes leaves that require gradients); default: the network's own.
     """
     if tuple(x.shape[1:]) != net.input_shape:
         raise ValueError(f"input of shape {tuple(x.shape[1:])} does not match the network's "
                          f"input shape {net.input_shape}")
     if weights is None:
-        weights = tuple(c.effective_weight() for c in net.couplings)
+        weights, alphas = zip(*(c.relaxation_weight() for c in net.couplings), strict=True)
+    else:
+        alphas = (1.0,) * len(weights)
     if biases is None:
         biases = tuple(c.bias for c in net.couplings)
-    input_drive, input_cache = net.couplings[0].drive_up(x, weights[0], biases[0])
-    return RelaxationContext(tuple(weights), tuple(biases), input_drive, input_cache)
+    input_drive, input_cache = net.couplings[0].drive_up(x, weights[0], biases[0],
+                                                         alpha=alphas[0])
+    return RelaxationContext(tuple(weights), tuple(biases), input_drive, input_cache,
+                             tuple(alphas))
 
 
 def _first_bad_layer(layers) -> int | None:
@@ -119,7 +127,7 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
     inplace = not torch.is_grad_enabled()
     count = len(layers)
     couplings, neurons = net.couplings, net.neurons
-    weights, biases = context.weights, context.biases
+    weights, biases, alphas = context.weights, context.biases, context.alphas
     cost = net.output_cost
     last = count - 1
     groups = ([list(range(count))] if schedule == SYNCHRONOUS
@@ -133,17 +141,20 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
             for index in group:  # up-drives this group needs, from the current state
                 if index > 0 and ups[index] is None:
                     ups[index], caches[index] = couplings[index].drive_up(
-                        activations[index - 1], weights[index], biases[index])
+                        activations[index - 1], weights[index], biases[index],
+                        alpha=alphas[index])
                 if index < last and ups[index + 1] is None and couplings[index + 1].routes_down:
                     # max pooling routes the down-drive through the positions of the maxima
                     ups[index + 1], caches[index + 1] = couplings[index + 1].drive_up(
-                        activations[index], weights[index + 1], biases[index + 1])
+                        activations[index], weights[index + 1], biases[index + 1],
+                        alpha=alphas[index + 1])
             new_layers = {}
             for index in group:
                 if index < last:
                     drive = couplings[index + 1].drive_down(
                         activations[index + 1], weights[index + 1], caches[index + 1],
-                        ups[index], out=scratch[index] if inplace else None)
+                        ups[index], out=scratch[index] if inplace else None,
+                        alpha=alphas[index + 1])
                 elif index > 0:
                     drive = ups[index]  # computed for this update, ours to overwrite
                 else:

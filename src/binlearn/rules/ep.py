@@ -51,23 +51,23 @@ def parameter_derivative_difference(net: EnergyNet, x: torch.Tensor, first: Ener
     second_acts = (x, *net.activations(second))
     gradients: dict[str, torch.Tensor] = {}
     for index, coupling in enumerate(net.couplings):
+        # the factor scales the (small) top layer, not the (large) derivative
         if index == 0:
             weight_diff, bias_diff = coupling.derivatives(
-                x, first_acts[1] - second_acts[1], context.input_cache)
+                x, (first_acts[1] - second_acts[1]).mul_(factor), context.input_cache)
         else:
             weight, bias = context.weights[index], context.biases[index]
+            alpha = context.alphas[index]
             first_cache = second_cache = None
             if coupling.routes_down:
-                first_cache = coupling.drive_up(first_acts[index], weight, bias)[1]
-                second_cache = coupling.drive_up(second_acts[index], weight, bias)[1]
-            weight_first, bias_first = coupling.derivatives(
-                first_acts[index], first_acts[index + 1], first_cache)
+                first_cache = coupling.drive_up(first_acts[index], weight, bias, alpha=alpha)[1]
+                second_cache = coupling.drive_up(second_acts[index], weight, bias, alpha=alpha)[1]
+            weight_diff, bias_diff = coupling.derivatives(
+                first_acts[index], first_acts[index + 1] * factor, first_cache)
             weight_second, bias_second = coupling.derivatives(
-                second_acts[index], second_acts[index + 1], second_cache)
-            weight_diff = weight_first.sub_(weight_second)
-            bias_diff = bias_first.sub_(bias_second)
-        weight_diff.mul_(factor)
-        bias_diff.mul_(factor)
+                second_acts[index], second_acts[index + 1] * factor, second_cache)
+            weight_diff.sub_(weight_second)
+            bias_diff.sub_(bias_second)
         prefix = f"couplings.{index}."
         gradients[prefix + "weight"] = weight_diff
         gradients[prefix + "bias"] = bias_diff
@@ -140,11 +140,11 @@ class EP:
         if self.random_sign and not self.symmetric:
             beta = beta if int(torch.randint(0, 2, (1,))) == 1 else -beta
         offset = self.free_steps
-        first = relax(net, x, free, self.nudged_steps, Nudge(target, beta, self.nudge_placement), self.schedule,
-                      context, step_offset=offset)
+        first = relax(net, x, free, self.nudged_steps, Nudge(target, beta, self.nudge_placement),
+                      self.schedule, context, step_offset=offset)
         if self.symmetric:
-            second = relax(net, x, free, self.nudged_steps, Nudge(target, -beta, self.nudge_placement), self.schedule,
-                           context, step_offset=offset)
+            second = relax(net, x, free, self.nudged_steps, Nudge(target, -beta, self.nudge_placement),
+                           self.schedule, context, step_offset=offset)
             denominator = 2.0 * beta
         else:
             second, denominator = free, beta

@@ -66,6 +66,9 @@ __all__ = [
     "probability_numerator",
     "reinforcement_mask_words",
     "mix_seed",
+    "pack_sign_tensor",
+    "apply_increment",
+    "reinforce",
     "HIDDEN_DTYPES",
 ]
 
@@ -123,7 +126,7 @@ class StepResult:
     updates: tuple[int, ...]
 
 
-def _pack(signs: torch.Tensor) -> torch.Tensor:
+def pack_sign_tensor(signs: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(pack_sign_matrix(signs.numpy()).view(np.int64))
 
 
@@ -142,7 +145,7 @@ def init_layers(sizes: list[int], num_classes: int, init_std: float = 64.0,
         normal = torch.randn(fan_out, fan_in, generator=generator, dtype=torch.float64)
         hidden = (normal * init_std).round().clamp(-limit, limit).to(dtype)
         classifier = (torch.randint(0, 2, (num_classes, fan_out), generator=generator) * 2 - 1).to(torch.int8)
-        layers.append(BinaryLayer(hidden, _pack(hidden), classifier, _pack(classifier)))
+        layers.append(BinaryLayer(hidden, pack_sign_tensor(hidden), classifier, pack_sign_tensor(classifier)))
     return layers
 
 
@@ -365,6 +368,23 @@ def predict(layers: list[BinaryLayer], x_signs: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(scores.argmax(axis=1).astype(np.int64))
 
 
+def apply_increment(layer: BinaryLayer, delta: np.ndarray, touched: np.ndarray, clip: int | None) -> None:
+    """H[j] ← clamp(H[j] + delta[j]) for the touched rows (delta rows reset to 0), then
+    re-pack those rows' signs. delta: (out, in) int32; touched: (out,) bool."""
+    low, high = _limits(layer, clip)
+    _apply_delta(layer.hidden.numpy(), delta, touched, low, high, to_numpy_words(layer.weight_words))
+
+
+def reinforce(layer: BinaryLayer, seed: int, stream: int, bits: int, clip: int | None) -> int:
+    """With probability numerator/2^bits per weight, H += 2·sign(H) (saturated); the masks
+    are :func:`reinforcement_mask_words` (seed, stream). Returns how many were reinforced."""
+    if not layer.reinforcement_numerator:
+        return 0
+    low, high = _limits(layer, clip)
+    return int(_reinforce(layer.hidden.numpy(), np.uint64(mix_seed(np.uint64(seed), np.uint64(stream))),
+                          _digits(layer.reinforcement_numerator, bits), low, high))
+
+
 def local_binary_step(layers: list[BinaryLayer], x_signs: torch.Tensor, labels: torch.Tensor,
                       params: LocalBinaryParameters, seed: int,
                       reduce_increment=None) -> StepResult:
@@ -387,11 +407,10 @@ def local_binary_step(layers: list[BinaryLayer], x_signs: torch.Tensor, labels: 
     mistakes = np.zeros(len(labels_np), np.bool_)
     correct = 0
     inputs = x_np
-    for index, (layer, (pre, s_words, scores)) in enumerate(zip(layers, outputs, strict=True)):
+    for index, (layer, (pre, _, scores)) in enumerate(zip(layers, outputs, strict=True)):
         margin = int(params.robustness * layer.out_features)
         rivals = np.zeros(len(labels_np), np.int64)
         correct = _scores_verdicts(scores, labels_np, margin, mistakes, rivals)
-        low, high = _limits(layer, params.clip)
         hidden = layer.hidden.numpy()
         delta = np.zeros(hidden.shape, np.int32)
         touched = np.zeros(hidden.shape[0], np.bool_)
@@ -403,10 +422,8 @@ def local_binary_step(layers: list[BinaryLayer], x_signs: torch.Tensor, labels: 
         if reduce_increment is not None:
             delta = np.ascontiguousarray(reduce_increment(torch.from_numpy(delta)).numpy())
             touched = delta.any(axis=1)
-        _apply_delta(hidden, delta, touched, low, high, to_numpy_words(layer.weight_words))
-        if layer.reinforcement_numerator:
-            _reinforce(hidden, np.uint64(mix_seed(np.uint64(seed), np.uint64(index))),
-                       _digits(layer.reinforcement_numerator, params.probability_bits), low, high)
+        apply_increment(layer, delta, touched, params.clip)
+        reinforce(layer, seed, index, params.probability_bits, params.clip)
         updates.append(int(chosen.sum()))
         # next layer's ±1 input: the activations of this forward pass (before the update)
         if index + 1 < len(layers):
@@ -441,7 +458,8 @@ def local_binary_step_dense(hidden: list[torch.Tensor], classifiers: list[torch.
         own = scores[batch, labels]
         others = scores.clone()
         others[batch, labels] = -math.inf
-        wrong = (scores.argmax(1) != labels) | (own - others.max(1).values < int(params.robustness * h.shape[0]))
+        margin = int(params.robustness * h.shape[0])
+        wrong = (scores.argmax(1) != labels) | (own - others.max(1).values < margin)
         desired = p[labels]  # (batch, out)
         in_error = (s != desired) & wrong[:, None]
         size = torch.where(in_error, pre.abs(), math.inf)

@@ -2,5 +2,8 @@
 registers its config dataclasses and builder with the runner. Importing this package
 registers them all."""
 
-from binlearn.experiment.learners import ste  # noqa: F401
-from binlearn.experiment.learners import energy  # noqa: F401
+from binlearn.experiment.learners import (
+    energy,  # noqa: F401
+    local_binary,  # noqa: F401
+    ste,  # noqa: F401
+)

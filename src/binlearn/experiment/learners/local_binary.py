@@ -1,0 +1,292 @@
+"""The binary-native local rule and its single-layer CP+R baseline wired as learners:
+
+``[model] kind = "binary_mlp"`` + ``[rule] name = "local_binary"``, and
+``[model] kind = "committee"`` + ``[rule] name = "cpr"``.
+
+Inputs must be binary (``data.encoding = "binarize"`` or ``"thermometer"``, signed or not);
+they become ±1 bits once per batch at this boundary. The learners run on the CPU with the
+numba kernels whatever ``train.device`` says (tensors are moved at the boundary).
+Randomness: initial weights and classifiers come from torch's global generator (seeded by
+the runner before the build), and every step draws its reinforcement seed from it (re-seeded
+at each epoch start), so a resumed run is bit-identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from binlearn.binary.packing import to_numpy_words
+from binlearn.experiment.config import ConfigError, register_model_config, register_rule_config
+from binlearn.experiment.registry import register_learner
+from binlearn.rules.base import Reducer
+from binlearn.rules.cpr import (
+    CommitteeMachine,
+    CommitteeParameters,
+    committee_predict,
+    cpr_step,
+    init_committee,
+)
+from binlearn.rules.local_binary import (
+    HIDDEN_DTYPES,
+    BinaryLayer,
+    LocalBinaryParameters,
+    init_layers,
+    input_signs,
+    local_binary_step,
+    pack_sign_tensor,
+    predict,
+    probability_numerator,
+    reinforcement_probability,
+)
+
+__all__ = ["BinaryMLPConfig", "LocalBinaryConfig", "CommitteeConfig", "CPRConfig",
+           "LocalBinaryLearner", "CommitteeLearner", "build_local_binary_learner", "build_cpr_learner"]
+
+_ERROR_SIGNALS = ("target", "difference")
+
+
+def _check_common(prefix: str, init_std: float, hidden_dtype: str) -> None:
+    if not init_std > 0:
+        raise ConfigError(f"{prefix}.init_std must be > 0, got {init_std}")
+    if hidden_dtype not in HIDDEN_DTYPES:
+        raise ConfigError(f"{prefix}.hidden_dtype={hidden_dtype!r}; valid: {', '.join(HIDDEN_DTYPES)}")
+
+
+def _check_rule(robustness: float, reinforcement: float, clip: int | None, bits: int) -> None:
+    if robustness < 0:
+        raise ConfigError(f"rule.robustness must be >= 0, got {robustness}")
+    if not 0 <= reinforcement <= 1:
+        raise ConfigError(f"rule.reinforcement must be in [0, 1], got {reinforcement}")
+    if clip is not None and clip < 1:
+        raise ConfigError(f"rule.clip must be a positive integer (or absent), got {clip}")
+    if not 1 <= bits <= 40:
+        raise ConfigError(f"rule.probability_bits must be in [1, 40], got {bits}")
+
+
+@dataclass
+class BinaryMLPConfig:
+    """Binary hidden layers with integer hidden weights (H ~ round(N(0, init_std²)))."""
+
+    hidden: list[int] = field(default_factory=lambda: [1035, 1035])
+    init_std: float = 64.0
+    hidden_dtype: str = "int16"
+
+    def __post_init__(self) -> None:
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ConfigError(f"model.hidden must be a non-empty list of positive sizes, got {self.hidden}")
+        _check_common("model", self.init_std, self.hidden_dtype)
+
+
+@dataclass
+class LocalBinaryConfig:
+    """group_size: units per least-wrong-unit group [G]; robustness: margin / width [rob];
+    reinforcement: p_0; clip: |H| bound (absent: none); probability_bits: resolution of
+    p_r; error_signal: target (desired s_j = P[y, j]) | difference (only units where the
+    label's and the rival's classifier weights differ)."""
+
+    group_size: int = 115
+    robustness: float = 0.25
+    reinforcement: float = 0.5
+    clip: int | None = None
+    probability_bits: int = 16
+    error_signal: str = "target"
+
+    def __post_init__(self) -> None:
+        if self.group_size < 1:
+            raise ConfigError(f"rule.group_size must be >= 1, got {self.group_size}")
+        if self.error_signal not in _ERROR_SIGNALS:
+            raise ConfigError(f"rule.error_signal={self.error_signal!r}; valid: {', '.join(_ERROR_SIGNALS)}")
+        _check_rule(self.robustness, self.reinforcement, self.clip, self.probability_bits)
+
+    def parameters(self) -> LocalBinaryParameters:
+        return LocalBinaryParameters(self.group_size, self.robustness, self.reinforcement, self.clip,
+                                     self.probability_bits, self.error_signal)
+
+
+@dataclass
+class CommitteeConfig:
+    """One binary hidden layer of ``hidden`` units in committees of ``committee_size`` (odd),
+    dealt equally to the classes (hidden must be a multiple of committee_size × classes)."""
+
+    hidden: int = 2070
+    committee_size: int = 9
+    init_std: float = 64.0
+    hidden_dtype: str = "int16"
+
+    def __post_init__(self) -> None:
+        if self.hidden < 1 or self.committee_size < 1 or self.committee_size % 2 == 0:
+            raise ConfigError(f"model.hidden must be >= 1 and model.committee_size odd, got "
+                              f"{self.hidden} and {self.committee_size}")
+        _check_common("model", self.init_std, self.hidden_dtype)
+
+
+@dataclass
+class CPRConfig:
+    """robustness: margin as a fraction of committees per class; reinforcement: p_0."""
+
+    robustness: float = 0.25
+    reinforcement: float = 0.5
+    clip: int | None = None
+    probability_bits: int = 16
+
+    def __post_init__(self) -> None:
+        _check_rule(self.robustness, self.reinforcement, self.clip, self.probability_bits)
+
+    def parameters(self) -> CommitteeParameters:
+        return CommitteeParameters(self.robustness, self.reinforcement, self.clip, self.probability_bits)
+
+
+def _step_seed() -> int:
+    return int(torch.randint(0, 2**62, (), dtype=torch.int64))
+
+
+def _reduce(reducer: Reducer):
+    return reducer.sum if reducer.world_size > 1 else None
+
+
+def _layer_metrics(layers: list[BinaryLayer], start_words: list[torch.Tensor], bits: int) -> dict[str, Any]:
+    """Mean |H| per layer and the fraction of binary weights whose sign changed this epoch."""
+    mean_abs, changed = [], []
+    for layer, before in zip(layers, start_words, strict=True):
+        mean_abs.append(round(float(layer.hidden.abs().double().mean()), 3))
+        flips = np.bitwise_count(to_numpy_words(layer.weight_words) ^ to_numpy_words(before)).sum()
+        changed.append(float(flips) / layer.hidden.numel())
+    return {"mean_abs_hidden": mean_abs, "sign_change_fraction": changed,
+            "reinforcement_probability": [layer.reinforcement_numerator / 2**bits for layer in layers]}
+
+
+class LocalBinaryLearner:
+    """Binary MLP + the local binary rule; state: hidden weights, classifiers, p_r numerators."""
+
+    def __init__(self, layers: list[BinaryLayer], params: LocalBinaryParameters,
+                 device: torch.device) -> None:
+        self.layers, self.params, self.device = layers, params, device
+        self._set_probabilities(0.0)
+        self._epoch_start = [layer.weight_words.clone() for layer in layers]
+        self._updates = [0] * len(layers)
+
+    def _set_probabilities(self, train_accuracy: float) -> None:
+        for layer in self.layers:
+            p = reinforcement_probability(self.params.reinforcement, train_accuracy, layer.in_features)
+            layer.reinforcement_numerator = probability_numerator(p, self.params.probability_bits)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> dict[str, float]:
+        result = local_binary_step(self.layers, input_signs(x), y.cpu(), self.params, _step_seed(),
+                                   _reduce(reducer))
+        self._updates = [a + b for a, b in zip(self._updates, result.updates, strict=True)]
+        return {"loss": float(result.mistakes), "correct": float(result.correct)}
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return predict(self.layers, input_signs(x)).to(x.device)
+
+    def end_epoch(self, epoch: int, train_accuracy: float, reducer: Reducer) -> dict[str, Any]:
+        metrics = _layer_metrics(self.layers, self._epoch_start, self.params.probability_bits)
+        metrics["unit_updates"] = self._updates
+        self._set_probabilities(train_accuracy)  # p_r for the next epoch
+        self._epoch_start = [layer.weight_words.clone() for layer in self.layers]
+        self._updates = [0] * len(self.layers)
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"hidden": [layer.hidden.clone() for layer in self.layers],
+                "classifier": [layer.classifier.clone() for layer in self.layers],
+                "reinforcement_numerator": [layer.reinforcement_numerator for layer in self.layers],
+                "epoch_start_words": [w.clone() for w in self._epoch_start]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["hidden"]) != len(self.layers):
+            raise ValueError(f"checkpoint has {len(state['hidden'])} layers, the model {len(self.layers)}")
+        rows = zip(self.layers, state["hidden"], state["classifier"], state["reinforcement_numerator"],
+                   strict=True)
+        for layer, hidden, classifier, numerator in rows:
+            if hidden.shape != layer.hidden.shape or hidden.dtype != layer.hidden.dtype:
+                raise ValueError(f"checkpoint hidden weights {tuple(hidden.shape)} {hidden.dtype} do not "
+                                 f"match the model's {tuple(layer.hidden.shape)} {layer.hidden.dtype}")
+            layer.hidden = hidden.clone().contiguous()
+            layer.weight_words = pack_sign_tensor(layer.hidden)
+            layer.classifier = classifier.clone().contiguous()
+            layer.classifier_words = pack_sign_tensor(layer.classifier)
+            layer.reinforcement_numerator = int(numerator)
+        self._epoch_start = [w.clone() for w in state["epoch_start_words"]]
+
+
+class CommitteeLearner:
+    """The single-layer CP+R committee machine baseline."""
+
+    def __init__(self, machine: CommitteeMachine, params: CommitteeParameters, device: torch.device) -> None:
+        self.machine, self.params, self.device = machine, params, device
+        self._set_probability(0.0)
+        self._epoch_start = [machine.layer.weight_words.clone()]
+        self._updates = 0
+
+    def _set_probability(self, train_accuracy: float) -> None:
+        layer = self.machine.layer
+        p = reinforcement_probability(self.params.reinforcement, train_accuracy, layer.in_features)
+        layer.reinforcement_numerator = probability_numerator(p, self.params.probability_bits)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> dict[str, float]:
+        result = cpr_step(self.machine, input_signs(x), y.cpu(), self.params, _step_seed(), _reduce(reducer))
+        self._updates += result.updates[0]
+        return {"loss": float(result.mistakes), "correct": float(result.correct)}
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return committee_predict(self.machine, input_signs(x)).to(x.device)
+
+    def end_epoch(self, epoch: int, train_accuracy: float, reducer: Reducer) -> dict[str, Any]:
+        metrics = _layer_metrics([self.machine.layer], self._epoch_start, self.params.probability_bits)
+        metrics["unit_updates"] = [self._updates]
+        self._set_probability(train_accuracy)
+        self._epoch_start = [self.machine.layer.weight_words.clone()]
+        self._updates = 0
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        layer = self.machine.layer
+        return {"hidden": layer.hidden.clone(), "reinforcement_numerator": layer.reinforcement_numerator,
+                "epoch_start_words": self._epoch_start[0].clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        layer = self.machine.layer
+        if state["hidden"].shape != layer.hidden.shape or state["hidden"].dtype != layer.hidden.dtype:
+            raise ValueError(f"checkpoint hidden weights {tuple(state['hidden'].shape)} do not match the "
+                             f"model's {tuple(layer.hidden.shape)}")
+        layer.hidden = state["hidden"].clone().contiguous()
+        layer.weight_words = pack_sign_tensor(layer.hidden)
+        layer.reinforcement_numerator = int(state["reinforcement_numerator"])
+        self._epoch_start = [state["epoch_start_words"].clone()]
+
+
+def _in_features(input_shape: tuple[int, ...]) -> int:
+    return int(np.prod(input_shape))
+
+
+def build_local_binary_learner(model_cfg: BinaryMLPConfig, rule_cfg: LocalBinaryConfig,
+                               input_shape: tuple[int, ...], num_classes: int,
+                               device: torch.device) -> LocalBinaryLearner:
+    if any(rule_cfg.group_size > width for width in model_cfg.hidden):
+        raise ConfigError(f"rule.group_size={rule_cfg.group_size} exceeds a hidden width {model_cfg.hidden}")
+    layers = init_layers([_in_features(input_shape), *model_cfg.hidden], num_classes,
+                         model_cfg.init_std, model_cfg.hidden_dtype)
+    return LocalBinaryLearner(layers, rule_cfg.parameters(), device)
+
+
+def build_cpr_learner(model_cfg: CommitteeConfig, rule_cfg: CPRConfig, input_shape: tuple[int, ...],
+                      num_classes: int, device: torch.device) -> CommitteeLearner:
+    if model_cfg.hidden % (model_cfg.committee_size * num_classes):
+        raise ConfigError(f"model.hidden={model_cfg.hidden} must be a multiple of committee_size × classes "
+                          f"= {model_cfg.committee_size * num_classes}")
+    machine = init_committee(_in_features(input_shape), model_cfg.hidden, model_cfg.committee_size,
+                             num_classes, model_cfg.init_std, model_cfg.hidden_dtype)
+    return CommitteeLearner(machine, rule_cfg.parameters(), device)
+
+
+register_model_config("binary_mlp", BinaryMLPConfig)
+register_rule_config("local_binary", LocalBinaryConfig)
+register_learner("binary_mlp", "local_binary", build_local_binary_learner)
+register_model_config("committee", CommitteeConfig)
+register_rule_config("cpr", CPRConfig)
+register_learner("committee", "cpr", build_cpr_learner)
