@@ -168,3 +168,35 @@ def test_ep_learns_real_mnist_digits(mnist_dir):
             learner.train_step(data.x_train[index], data.y_train[index], LocalReducer())
     accuracy = float((learner.predict(data.x_test[:1000]) == data.y_test[:1000]).float().mean())
     assert accuracy > 0.75, accuracy
+
+
+def test_diverging_run_stops_naming_layer_and_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    """A real NaN enters the network at the end of epoch 2: its evaluation's relaxation
+    diverges, the runner stops with a one-line message (layer, step, kept epoch) and
+    checkpoint.pt stays at epoch 1."""
+    from binlearn.experiment import train
+    from binlearn.experiment.checkpoint import load_checkpoint
+    from binlearn.experiment.learners.energy import EnergyLearner
+    from binlearn.experiment.runner import TrainingDiverged
+
+    original = EnergyLearner.end_epoch
+
+    def poisoned_end_epoch(self, epoch, train_accuracy, reducer):
+        result = original(self, epoch, train_accuracy, reducer)
+        if epoch == 2:
+            with torch.no_grad():
+                self.net.couplings[1].bias[0] = float("nan")
+        return result
+
+    monkeypatch.setattr(EnergyLearner, "end_epoch", poisoned_end_epoch)
+    config = load_config(CONFIGS[0].parent / "fc-float.toml",
+                         ["data.dataset=\"digits\"", "model.hidden=[16]", "rule.free_steps=5",
+                          "rule.nudged_steps=2", "train.epochs=3"])
+    with pytest.raises(TrainingDiverged) as info:
+        train(config, tmp_path / "run", quiet=True)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "layer 2 of 2" in message and "at step 1" in message, message
+    assert "checkpoint (epoch 1) is kept" in message, message
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 1
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1

@@ -66,6 +66,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from binlearn.experiment.export import export_run
+
+    summary = export_run(Path(args.run_dir), Path(args.output) if args.output else None, fmt=args.format,
+                         verify=not args.no_verify, quiet=args.quiet)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_infer(args: argparse.Namespace) -> int:
+    from binlearn.experiment.export import infer_export
+
+    result = infer_export(Path(args.export), args.data, split=args.split, data_dir=args.data_dir,
+                          output=Path(args.output) if args.output else None, quiet=args.quiet)
+    print(json.dumps(result))
+    return 0
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     from binlearn.data import SOURCES, DataError, dataset_status, ensure_files, resolve_data_dir
 
@@ -117,6 +135,27 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=["test", "train", "validation"], default="test")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=_cmd_eval)
+
+    export = commands.add_parser("export", help="export a run's latest checkpoint as a packed 1-bit model")
+    export.add_argument("run_dir")
+    export.add_argument("--format", choices=["packed"], default="packed",
+                        help="packed: uint64 words, integer thresholds, manifest (docs/packed-format.md)")
+    export.add_argument("--output", metavar="FILE",
+                        help="where to write it (default: RUN_DIR/model.packed.npz)")
+    export.add_argument("--no-verify", action="store_true",
+                        help="skip checking that the packed model predicts as the run on its test set")
+    export.add_argument("--quiet", action="store_true")
+    export.set_defaults(func=_cmd_export)
+
+    infer = commands.add_parser("infer", help="run a packed model (packed kernels only) on a dataset split")
+    infer.add_argument("export", metavar="EXPORT", help="a packed model file from `binlearn export`")
+    infer.add_argument("--data", metavar="DATASET",
+                       help="dataset name (default: the one the model was trained on)")
+    infer.add_argument("--split", choices=["test", "train", "validation"], default="test")
+    infer.add_argument("--data-dir", help="dataset folder (default: $BINLEARN_DATA, else the user cache)")
+    infer.add_argument("--output", metavar="FILE", help="save the predictions as a .npy of int64 labels")
+    infer.add_argument("--quiet", action="store_true")
+    infer.set_defaults(func=_cmd_infer)
 
     data = commands.add_parser("data", help="list, verify or download datasets")
     data.add_argument("action", choices=["list", "verify", "download"])

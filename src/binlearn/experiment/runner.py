@@ -196,6 +196,20 @@ def _train_epoch(learner: Learner, data: Dataset, config: ExperimentConfig, epoc
     return _EpochStats(float(totals[0]), float(totals[1]), float(totals[2]), seconds), step_records
 
 
+def _check_finite(state: Any, epoch: int, path: str = "") -> None:
+    """Refuse to checkpoint a learner whose parameters or buffers hold NaN/inf."""
+    if isinstance(state, torch.Tensor):
+        if state.is_floating_point() and not bool(torch.isfinite(state).all()):
+            raise TrainingDiverged(f"the learner's state {path or 'tensor'} holds NaN/inf "
+                                   f"after epoch {epoch}")
+    elif isinstance(state, dict):
+        for key, value in state.items():
+            _check_finite(value, epoch, f"{path}/{key}" if path else str(key))
+    elif isinstance(state, list | tuple):
+        for index, value in enumerate(state):
+            _check_finite(value, epoch, f"{path}/{index}")
+
+
 def train(config: ExperimentConfig, run_dir: Path | None = None, *, resume: bool = False,
           quiet: bool = False, runs_root: Path = Path("runs")) -> dict[str, Any]:
     """Train ``config`` end to end (or continue ``run_dir`` when ``resume``); return the summary."""
@@ -250,26 +264,33 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     epoch_bar = tqdm(range(start_epoch, epochs + 1), desc="training", unit="epoch",
                      disable=True if quiet or not context.is_main else None)
     for epoch in epoch_bar:
+        last = epoch == epochs
         try:
             stats, _ = _train_epoch(learner, data, config, epoch, context, reducer, quiet)
+            train_accuracy = stats.correct / max(stats.samples, 1)
+            extra = learner.end_epoch(epoch, train_accuracy, reducer) or {}
+            record: dict[str, Any] = {
+                "epoch": epoch, "train_loss": stats.loss / max(stats.samples, 1),
+                "train_accuracy": train_accuracy, "epoch_seconds": stats.seconds,
+            }
+            if last or epoch % config.train.eval_every == 0:
+                batch = config.data.eval_batch_size
+                record["validation_accuracy"] = evaluate(learner, data.x_val, data.y_val, batch,
+                                                         context, reducer)
+                record["test_accuracy"] = evaluate(learner, data.x_test, data.y_test, batch,
+                                                   context, reducer)
+            state = learner.state_dict()
+            _check_finite(state, epoch)
         except _divergence_errors() as error:
             message = f"training diverged: {error}"
-            if context.is_main and records:
-                message += f"; the last good checkpoint (epoch {records[-1]['epoch']}) is kept in {run_dir}"
+            if context.is_main and records and (run_dir / "checkpoint.pt").is_file():
+                kept = load_checkpoint(run_dir / "checkpoint.pt")["epoch"]
+                message += f"; the last good checkpoint (epoch {kept}) is kept in {run_dir}"
+            elif context.is_main:
+                message += "; no checkpoint was written"
             raise TrainingDiverged(message) from None
         train_seconds += stats.seconds
         samples_seen += stats.samples
-        train_accuracy = stats.correct / max(stats.samples, 1)
-        extra = learner.end_epoch(epoch, train_accuracy, reducer) or {}
-        record: dict[str, Any] = {
-            "epoch": epoch, "train_loss": stats.loss / max(stats.samples, 1),
-            "train_accuracy": train_accuracy, "epoch_seconds": stats.seconds,
-        }
-        last = epoch == epochs
-        if last or epoch % config.train.eval_every == 0:
-            batch = config.data.eval_batch_size
-            record["validation_accuracy"] = evaluate(learner, data.x_val, data.y_val, batch, context, reducer)
-            record["test_accuracy"] = evaluate(learner, data.x_test, data.y_test, batch, context, reducer)
         record.update(extra)
         records.append(record)
         epoch_bar.set_postfix(train=f"{train_accuracy:.3f}",
@@ -279,7 +300,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
                               "".join(json.dumps(r) + "\n" for r in records))
             if last or epoch % config.train.checkpoint_every == 0:
                 save_checkpoint(run_dir / "checkpoint.pt", {
-                    "epoch": epoch, "learner": learner.state_dict(), "config": config_to_dict(config),
+                    "epoch": epoch, "learner": state, "config": config_to_dict(config),
                     "train_seconds": train_seconds, "samples_seen": samples_seen,
                 })
             plot_curves(records, run_dir / "curves.png", title)

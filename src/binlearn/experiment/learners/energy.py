@@ -112,15 +112,15 @@ class _EnergyRuleConfig:
     optimizer: str = "sgd"
     """sgd (float weights) | bop (binary weights)."""
     learning_rates: list[float] = field(default_factory=lambda: [0.05])
-    """SGD weight learning rate per layer of weights (one value: all layers)."""
+    """SGD weight learning rate per coupling, input to output (one value: all layers)."""
     bias_learning_rates: list[float] | None = None
     """Bias learning rate per layer (default: learning_rates; required with bop)."""
     momentum: float = 0.0
     weight_decay: float = 0.0
     gamma: list[float] | None = None
-    """Bop γ per layer (bop only)."""
+    """Bop γ per coupling, input to output (bop only)."""
     threshold: list[float] | None = None
-    """Bop threshold τ per layer (bop only)."""
+    """Bop threshold τ per coupling, input to output (bop only)."""
     flip_on_equal: bool = False
     scaled_threshold: bool = False
     """Bop flips when (m · w) · α > τ (the effective weight) instead of m · w > τ."""
@@ -342,6 +342,14 @@ class EnergyLearner:
             optimizer.load_state_dict(state["optimizers"][name])
         self.epochs_done = int(state["epochs_done"])
         self._set_learning_rates()
+
+    def to_packed(self, signed_inputs: bool) -> list:
+        from binlearn.binary.packed_format import PackedFormatError
+
+        raise PackedFormatError("energy-based networks (model.kind = \"energy\", EP/BPTT) cannot be "
+                                "exported to the packed format yet: their inference relaxes float "
+                                "neuron states (accumulators) over float pixel inputs, which XNOR-popcount "
+                                "layers do not reproduce exactly")
 
 
 def build_energy_learner(model_cfg: EnergyModelConfig, rule_cfg: _EnergyRuleConfig,

@@ -1,0 +1,398 @@
+"""Packed export and inference: the packed model predicts exactly what the trained model
+predicts (every hidden bit too), its arithmetic is the dense ±1 integer arithmetic, and every
+bad file or unexportable model is refused with one line."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from binlearn.binary.kernels import dense_sign_matmul
+from binlearn.binary.packed_format import (
+    FORMAT_VERSION,
+    PackedFormatError,
+    PackedInput,
+    PackedLayer,
+    PackedModel,
+    rank_table,
+    step_thresholds,
+)
+from binlearn.binary.packing import from_numpy_words, pack_bits, pack_signs, to_numpy_words, unpack_bits
+from binlearn.cli import main
+from binlearn.data import load_dataset
+from binlearn.experiment import load_config, load_run, train
+from binlearn.experiment.export import export_run, split_images
+from binlearn.experiment.registry import build_learner
+
+DIGITS = ["data.encoding=\"binarize\"", "train.epochs=2", "train.threads=1", "data.batch_size=64"]
+STE_SIGN = ["model.hidden=[48,24]", "model.activations=\"sign\""]
+RUNS = {
+    "ste-sign-batchnorm": [*DIGITS, *STE_SIGN],
+    "ste-heaviside-bias-signed-median": [*DIGITS, "model.hidden=[40]", "model.activations=\"heaviside\"",
+                                         "model.batch_norm=false", "data.signed=true",
+                                         "data.threshold=\"median\""],
+    "local-binary-median": [*DIGITS, "model.kind=\"binary_mlp\"", "rule.name=\"local_binary\"",
+                            "model.hidden=[48,32]", "rule.group_size=8", "data.threshold=\"median\""],
+    "local-binary-thermometer": [*DIGITS, "model.kind=\"binary_mlp\"", "rule.name=\"local_binary\"",
+                                 "model.hidden=[40]", "rule.group_size=8", "data.encoding=\"thermometer\"",
+                                 "data.thermometer_bits=3"],
+    "cpr-committee": [*DIGITS, "model.kind=\"committee\"", "rule.name=\"cpr\"", "model.hidden=90",
+                      "model.committee_size=3"],
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    for name, overrides in RUNS.items():
+        train(load_config(None, overrides), root / name, quiet=True)
+    return {name: root / name for name in RUNS}
+
+
+def _learner_and_data(run_dir: Path):
+    config, checkpoint = load_run(run_dir)
+    data = load_dataset(config.data, quiet=True)
+    learner = build_learner(config, data.input_shape, data.num_classes, torch.device("cpu"))
+    learner.load_state_dict(checkpoint["learner"])
+    return config, learner, data
+
+
+def _raw(config, split: str) -> np.ndarray:
+    return split_images(config.data.dataset, split, config.data.train_size, config.data.validation_size,
+                        config.data.data_dir, quiet=True)[0]
+
+
+def _check_identical(run_dir: Path, tmp_path: Path) -> None:
+    summary = export_run(run_dir, tmp_path / "model.npz", verify=False, quiet=True)
+    model = PackedModel.load(summary["output"])
+    config, learner, data = _learner_and_data(run_dir)
+    for split, x in (("test", data.x_test), ("train", data.x_train)):
+        expected = learner.predict(x).numpy()
+        words = model.encode(_raw(config, split))
+        outputs = model.forward(words)
+        assert np.array_equal(outputs[-1].argmax(axis=1), expected), split
+        assert np.array_equal(model.predict(_raw(config, split)), expected), split
+        if hasattr(learner, "model"):  # STE: every hidden activation bit, not only the argmax
+            activations: list[torch.Tensor] = []
+            hooks = [m.register_forward_hook(lambda m, i, o, keep=activations: keep.append(o))
+                     for m in learner.model if type(m).__name__ in ("Sign", "Heaviside")]
+            with torch.no_grad():
+                learner.model(x)
+            for hook in hooks:
+                hook.remove()
+            for words_out, torch_out in zip(outputs[:-1], activations, strict=True):
+                bits = unpack_bits(from_numpy_words(words_out), torch_out.shape[1]).numpy()
+                assert np.array_equal(bits, (torch_out > 0).numpy()), split
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_export_predicts_exactly_as_the_model(runs, name, tmp_path):
+    _check_identical(runs[name], tmp_path)
+
+
+def test_mnist_export_identical_on_the_whole_test_set(mnist_dir, tmp_path):
+    overrides = ["data.dataset=\"mnist\"", "data.train_size=1000", "data.encoding=\"binarize\"",
+                 "data.threshold=\"median\"", "model.hidden=[96,96]", "model.activations=\"sign\"",
+                 "train.epochs=1", "train.threads=1", f"data.data_dir=\"{mnist_dir.parent}\""]
+    train(load_config(None, overrides), tmp_path / "run", quiet=True)
+    summary = export_run(tmp_path / "run", quiet=True)  # verify: the whole 10,000-image test set
+    assert summary["verified"] == {"split": "test", "samples": 10000, "identical": 10000}
+    _check_identical(tmp_path / "run", tmp_path)
+
+
+# ----------------------------------------------------------------------------- the arithmetic
+def _random_model(generator, features: int, widths: list[int], classes: int, input_values: str,
+                  bit_order: str = "little") -> tuple[PackedModel, list[torch.Tensor], list[np.ndarray]]:
+    """Random layers; every layer after the first is masked (connectivity "masked"): the
+    returned weights are s·mask, so the oracle is the plain dense product."""
+    signs, layers, thresholds = [], [], []
+    reads = input_values
+    sizes = [features, *widths, classes]
+    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        s = torch.randint(0, 2, (fan_out, fan_in), generator=generator) * 2 - 1
+        s[0] = 1  # a unit whose weights are all +1 (and all-zero inputs below): the tie cases
+        words = to_numpy_words(pack_signs(s, bit_order))
+        mask = None
+        if index > 0:
+            member = torch.rand(fan_out, fan_in, generator=generator) < 0.6
+            member[1] = False  # an empty mask: m = 0
+            mask = to_numpy_words(pack_bits(member, bit_order))
+            s = s * member
+        signs.append(s)
+        if index == len(widths):
+            layers.append(PackedLayer.output("output", words, fan_in, reads, mask=mask))
+            break
+        threshold = torch.randint(-3, 4, (fan_out,), generator=generator).numpy()
+        flip = (torch.arange(fan_out) % 3 == 0).numpy()
+        thresholds.append((threshold, flip))
+        written = "signed" if index % 2 == 0 else "binary"
+        layers.append(PackedLayer.hidden(f"hidden{index + 1}", words, fan_in, threshold, flip, reads,
+                                         written, mask=mask))
+        reads = written
+    packed_input = PackedInput((features,), np.arange(features), np.full(features, 127), input_values)
+    model = PackedModel.build(packed_input, layers, classes, bit_order=bit_order)
+    return model, signs, thresholds
+
+
+@pytest.mark.parametrize("bit_order", ["little", "big"])
+@pytest.mark.parametrize("input_values", ["signed", "binary"])
+def test_packed_layers_are_the_dense_integer_arithmetic(input_values, bit_order):
+    generator = torch.Generator().manual_seed(7)
+    features = 70  # not a multiple of 64: padding bits
+    model, signs, thresholds = _random_model(generator, features, [130, 65], 5, input_values, bit_order)
+    pixels = torch.randint(0, 256, (33, features), generator=generator).to(torch.uint8)
+    pixels[0] = 0  # every input bit 0: the value −1 (signed) or 0 (binary)
+    outputs = model.forward(model.encode(pixels.numpy()))
+    bits = (pixels > 127).long()
+    x = bits * 2 - 1 if input_values == "signed" else bits
+    reads = input_values
+    for index, s in enumerate(signs):
+        pre = x @ s.T  # the dense integer oracle
+        if index == len(signs) - 1:
+            assert np.array_equal(outputs[-1], pre.numpy())
+            break
+        threshold, flip = thresholds[index]
+        on = (pre.numpy() >= threshold) ^ flip
+        got = unpack_bits(from_numpy_words(outputs[index]), s.shape[0], bit_order).numpy()
+        assert np.array_equal(got, on), index
+        reads = "signed" if index % 2 == 0 else "binary"
+        x = torch.from_numpy(on).long() * 2 - 1 if reads == "signed" else torch.from_numpy(on).long()
+    assert np.array_equal(model.predict(pixels.numpy()), outputs[-1].argmax(axis=1))
+
+
+def test_ties_follow_the_convention():
+    # sign(0) = +1: a local-rule unit with m = 0 fires; pixels equal to the threshold are off.
+    weights = to_numpy_words(pack_signs(torch.tensor([[1, -1], [1, 1]])))
+    zeros = np.zeros(2, np.int32)
+    classifier = to_numpy_words(pack_signs(torch.tensor([[1, 1], [-1, -1]])))
+    layers = [PackedLayer.hidden("h", weights, 2, zeros, zeros, "signed", "signed"),
+              PackedLayer.output("o", classifier, 2, "signed")]
+    model = PackedModel.build(PackedInput((2,), np.arange(2), np.array([10, 10]), "signed"), layers, 2)
+    out = model.forward(model.encode(np.array([[11, 10], [10, 10]], np.uint8)))
+    # pixels (11, 10) -> bits (1, 0) -> x = (+1, −1): m = (2, 0) -> both units fire (+1, +1)
+    assert unpack_bits(from_numpy_words(out[0]), 2).tolist()[0] == [True, True]
+    # pixels (10, 10) -> x = (−1, −1): m = (0, −2) -> (+1, −1); classifier scores (0, 0) -> class 0
+    assert unpack_bits(from_numpy_words(out[0]), 2).tolist()[1] == [True, False]
+    assert out[1][1].tolist() == [0, 0] and model.predict(np.array([[10, 10]], np.uint8)).tolist() == [0]
+    assert dense_sign_matmul(torch.tensor([[1, -1]]), torch.tensor([[1, 1], [-1, -1]])).tolist() == [[0, 0]]
+
+
+def test_step_thresholds_and_rank_table():
+    # rows m = −2 … 1; units: up at 0, down at 0, up at −1, always on
+    bits = np.array([[0, 1, 0, 1], [0, 1, 1, 1], [1, 0, 1, 1], [1, 0, 1, 1]], bool)
+    threshold, flip = step_thresholds(bits, -2)
+    assert threshold.tolist() == [0, 0, -1, -2] and flip.tolist() == [0, 1, 0, 0]
+    m = np.arange(-2, 2)[:, None]
+    assert np.array_equal((m >= threshold) ^ flip.astype(bool), bits)
+    assert step_thresholds(np.zeros((3, 1), bool), -1)[0].tolist() == [2]  # never on
+    with pytest.raises(PackedFormatError, match="not a step function"):
+        step_thresholds(np.array([[0], [1], [0]], bool), 0)
+    scores = np.array([[0.5, -1.0, 2.0], [0.5, 3.0, -1.0]], np.float32)
+    ranks = rank_table(scores)
+    assert ranks.tolist() == [[1, 0, 2], [1, 3, 0]]
+    with pytest.raises(PackedFormatError, match="finite"):
+        rank_table(np.array([[np.nan]]))
+
+
+# ----------------------------------------------------------------------------- refusals
+@pytest.fixture(scope="module")
+def packed_file(runs, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("packed") / "model.packed.npz"
+    export_run(runs["ste-sign-batchnorm"], path, verify=False, quiet=True)
+    return path
+
+
+def _rewrite(source: Path, target: Path, *, manifest=None, drop: str | None = None,
+             replace: dict[str, np.ndarray] | None = None) -> Path:
+    with zipfile.ZipFile(source) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    if manifest is not None:
+        members["manifest.json"] = json.dumps(manifest).encode()
+    if drop is not None:
+        del members[drop]
+    for name, array in (replace or {}).items():
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        members[f"{name}.npy"] = buffer.getvalue()
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return target
+
+
+def _manifest(path: Path) -> dict:
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("manifest.json"))
+
+
+def _refused(path: Path, *fragments: str) -> str:
+    with pytest.raises(PackedFormatError) as info:
+        PackedModel.load(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def test_round_trip_and_atomic_save(packed_file, tmp_path):
+    model = PackedModel.load(packed_file)
+    copy = model.save(tmp_path / "sub" / "copy.npz")
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["copy.npz"]  # no temporary left behind
+    again = PackedModel.load(copy)
+    assert again.manifest == model.manifest
+    assert all(np.array_equal(again.arrays[k], v) for k, v in model.arrays.items())
+    with np.load(copy) as plain:  # a plain .npz for numpy too
+        assert set(plain.files) == {*model.arrays, "manifest.json"}
+        assert np.array_equal(plain["layers.0.weights"], model.arrays["layers.0.weights"])
+
+
+def test_truncated_and_garbage_files_are_refused(packed_file, tmp_path):
+    data = packed_file.read_bytes()
+    for cut in (len(data) // 2, len(data) - 10, 30):
+        (tmp_path / "cut.npz").write_bytes(data[:cut])
+        _refused(tmp_path / "cut.npz", "truncated or corrupt")
+    (tmp_path / "garbage.npz").write_bytes(os.urandom(4096))
+    _refused(tmp_path / "garbage.npz", "truncated or corrupt")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    _refused(tmp_path / "empty.npz", "truncated or corrupt")
+    _refused(tmp_path / "missing.npz", "no such packed model file")
+    corrupted = bytearray(data)
+    start = data.index(b"layers.0.weights.npy") + 200  # inside a member's data: CRC check
+    corrupted[start:start + 8] = bytes(8) if corrupted[start:start + 8] != bytes(8) else b"\xff" * 8
+    (tmp_path / "flipped.npz").write_bytes(bytes(corrupted))
+    _refused(tmp_path / "flipped.npz")
+
+
+def test_other_versions_and_formats_are_refused(packed_file, tmp_path):
+    manifest = _manifest(packed_file)
+    newer = {**manifest, "format_version": FORMAT_VERSION + 1}
+    _refused(_rewrite(packed_file, tmp_path / "v2.npz", manifest=newer),
+             f"packed format version {FORMAT_VERSION + 1}", f"reads version {FORMAT_VERSION}")
+    _refused(_rewrite(packed_file, tmp_path / "other.npz", manifest={**manifest, "format": "larq"}),
+             "not a binlearn packed model")
+    _refused(_rewrite(packed_file, tmp_path / "order.npz", manifest={**manifest, "bit_order": "middle"}),
+             "bit_order", "valid: little, big")
+    _refused(_rewrite(packed_file, tmp_path / "nomanifest.npz", drop="manifest.json"), "no manifest.json")
+    with zipfile.ZipFile(tmp_path / "badjson.npz", "w") as archive:
+        archive.writestr("manifest.json", "{not json")
+    _refused(tmp_path / "badjson.npz", "not valid JSON")
+
+
+def test_mismatched_shapes_and_missing_arrays_are_refused(packed_file, tmp_path):
+    manifest = _manifest(packed_file)
+    edited = json.loads(json.dumps(manifest))
+    edited["layers"][0]["arrays"]["weights"]["shape"][0] -= 1
+    _refused(_rewrite(packed_file, tmp_path / "shape.npz", manifest=edited), "layers.0.weights",
+             "needs uint64")
+    edited = json.loads(json.dumps(manifest))
+    edited["layers"][0]["out_features"] += 1
+    _refused(_rewrite(packed_file, tmp_path / "width.npz", manifest=edited), "layers[0]")
+    edited = json.loads(json.dumps(manifest))
+    edited["layers"][1]["in_features"] = 100  # words = ceil(100 / 64) = 2 != 1
+    _refused(_rewrite(packed_file, tmp_path / "chain.npz", manifest=edited), "layers[1].in_features = 100")
+    _refused(_rewrite(packed_file, tmp_path / "drop.npz", drop="layers.1.threshold.npy"),
+             "'layers.1.threshold'", "missing")
+    model = PackedModel.load(packed_file)
+    weights = model.arrays["layers.0.weights"]
+    signed_words = weights.astype(np.int64)
+    _refused(_rewrite(packed_file, tmp_path / "dtype.npz", replace={"layers.0.weights": signed_words}),
+             "int64", "declares uint64")
+    _refused(_rewrite(packed_file, tmp_path / "rows.npz", replace={"layers.0.weights": weights[:-1]}),
+             "layers.0.weights", "declares uint64")
+    hidden = model.arrays["layers.1.weights"].copy()
+    hidden[0, -1] |= np.uint64(1 << 63)  # 48 features: bit 63 is padding
+    _refused(_rewrite(packed_file, tmp_path / "pad.npz", replace={"layers.1.weights": hidden}),
+             "padding bits")
+    _refused(_rewrite(packed_file, tmp_path / "extra.npz", replace={"stowaway": np.zeros(3)}),
+             "'stowaway' is not declared")
+    pickled = io.BytesIO()
+    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(tmp_path / "pickle.npz", "w") as archive, zipfile.ZipFile(packed_file) as original:
+        for name in original.namelist():
+            data = pickled.getvalue() if name == "layers.0.flip.npy" else original.read(name)
+            archive.writestr(name, data)
+    _refused(tmp_path / "pickle.npz", "'layers.0.flip' is unreadable")
+
+
+# ----------------------------------------------------------------------------- unexportable models
+@pytest.mark.parametrize("overrides, fragment", [
+    (["model.hidden=[16]", "model.activations=\"relu\""], "float activations cannot be packed"),
+    (["model.hidden=[16]", "model.activations=\"sign\"", "model.weights=\"float\""], "has float weights"),
+    (["model.hidden=[16]", "model.activations=\"sign\"", "model.binary_last_layer=false"], "float weights"),
+    (["model.hidden=[16]", "model.activations=\"sign\"", "data.encoding=\"unit\""], "float inputs"),
+])
+def test_unexportable_models_are_refused(overrides, fragment, tmp_path, capsys):
+    base = ["data.encoding=\"binarize\"", "train.epochs=1", "train.threads=1"]
+    train(load_config(None, [*base, *overrides]), tmp_path / "run", quiet=True)
+    assert main(["export", str(tmp_path / "run"), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("binlearn: error: ") and error.count("\n") == 1 and fragment in error, error
+    assert not (tmp_path / "run" / "model.packed.npz").exists()
+
+
+def test_energy_networks_are_refused_as_not_supported_yet(tmp_path, capsys):
+    path = Path(__file__).parents[1] / "configs" / "laydevant2021" / "fc-binary-weights-activations.toml"
+    config = load_config(path,
+                         ["data.dataset=\"digits\"", "model.hidden=[16]", "rule.free_steps=3",
+                          "rule.nudged_steps=2", "train.epochs=1", "model.group_size=1"])
+    train(config, tmp_path / "ep", quiet=True)
+    assert main(["export", str(tmp_path / "ep")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("binlearn: error: ") and error.count("\n") == 1, error
+    assert "energy-based networks" in error and "not" in error and "yet" in error, error
+
+
+# ----------------------------------------------------------------------------- the command line
+def test_cli_export_then_infer(runs, tmp_path, capsys):
+    run_dir = runs["local-binary-median"]
+    output = tmp_path / "lb.npz"
+    assert main(["export", str(run_dir), "--output", str(output), "--quiet"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert exported["verified"]["identical"] == exported["verified"]["samples"] == 360
+    assert main(["infer", str(output), "--data", "digits", "--output", str(tmp_path / "pred.npy")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert result["samples"] == 360
+    assert result["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-12)
+    config, learner, data = _learner_and_data(run_dir)
+    assert np.array_equal(np.load(tmp_path / "pred.npy"), learner.predict(data.x_test).numpy())
+    assert main(["infer", str(output), "--split", "train", "--quiet"]) == 0  # dataset from the manifest
+    assert json.loads(capsys.readouterr().out)["samples"] == 1437
+
+
+def test_cli_errors_are_one_line(runs, packed_file, tmp_path, capsys):
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"PK\x03\x04 definitely not a model")
+    cases = [
+        (["infer", str(garbage), "--data", "digits"], "truncated or corrupt"),
+        (["infer", str(tmp_path / "absent.npz")], "no such packed model file"),
+        (["infer", str(packed_file), "--data", "nonexistent"], "unknown dataset"),
+        (["export", str(tmp_path / "no-run")], "run directory not found"),
+    ]
+    for argv, fragment in cases:
+        assert main(argv) == 2, argv
+        error = capsys.readouterr().err
+        assert error.startswith("binlearn: error: ") and error.count("\n") == 1 and fragment in error, error
+    # and as a real process: one line, exit 2, no traceback
+    done = subprocess.run([sys.executable, "-m", "binlearn", "infer", str(garbage)], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("binlearn: error: ") and done.stderr.count("\n") == 1, done.stderr
