@@ -185,3 +185,28 @@ def test_bad_relaxation_arguments():
         relax(net, torch.rand(2, 1, 5, 5), net.initial_state(2), 3)
     with pytest.raises(ValueError, match="steps"):
         relax(net, x, net.initial_state(2), -1)
+
+
+def test_state_nudge_is_clamped_and_free_drive_nudge_is_fixed_by_the_free_output():
+    torch.manual_seed(5)
+    net = fully_connected((1, 4, 4), [12], 3, neuron=BinaryAccumulator(), weight=BinaryWeights(),
+                          group_size=2)
+    x = torch.rand(5, *net.input_shape)
+    target = net.output_cost.target(torch.tensor([0, 1, 2, 0, 1]))
+    with torch.no_grad():
+        free = relax(net, x, net.initial_state(5), 6)
+        # "state": one step, then β (t − s), then the clamp to the neuron's range [0, 1]
+        strong = relax(net, x, free, 3, Nudge(target, 4.0, "state"))
+        assert float(strong.layers[-1].min()) >= 0.0 and float(strong.layers[-1].max()) <= 1.0
+        # "free_drive": the push β (t − s_out) is taken once, from the phase's starting output
+        beta = 0.7
+        push = beta * (target - free.layers[-1])
+        manual = free
+        for _ in range(3):
+            drives = net.drives(x, manual)
+            manual = EnergyState((net.neurons[0].step(manual.layers[0], drives[0]),
+                                  net.neurons[1].step(manual.layers[1], drives[1] + push)))
+        nudged = relax(net, x, free, 3, Nudge(target, beta, "free_drive"))
+        for a, b in zip(nudged.layers, manual.layers, strict=True):
+            torch.testing.assert_close(a, b)
+        assert not torch.equal(nudged.layers[-1], relax(net, x, free, 3).layers[-1])

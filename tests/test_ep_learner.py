@@ -97,6 +97,7 @@ def _learner(overrides: list[str]):
     (["rule.optimizer=\"sgd\""], "needs rule.optimizer"),
     (["model.weights=\"float\""], "needs model.weights"),
     (["model.learn_scale=true"], "scale_learning_rate"),
+    (["rule.nudge_placement=\"free_drive\"", "model.readout=\"cross_entropy\""], "free_drive"),
 ])
 def test_bad_configurations_give_one_line_errors(overrides, message):
     with pytest.raises(ConfigError, match=message) as info:

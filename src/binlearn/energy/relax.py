@@ -44,7 +44,7 @@ class DivergenceError(ValueError):
     """A relaxation produced a non-finite (NaN/inf) state; the message names layer and step."""
 
 
-NUDGE_PLACEMENTS = ("drive", "state")
+NUDGE_PLACEMENTS = ("drive", "state", "free_drive")
 
 
 class Nudge(NamedTuple):
@@ -56,8 +56,12 @@ class Nudge(NamedTuple):
         placement: ``"drive"`` — added to the drive, inside the neuron's step,
             s ← ρ(u + β(t − s)) (the gradient of the total energy E + βC; Laborieux et al.
             2021; what the GDU property is stated for); ``"state"`` — added after the
-            step, s ← ρ(u) + β(t − s) (Laydevant et al.'s code): a saturated output still
-            moves towards its target, so outputs cannot die at the clamp.
+            step and clamped to the neuron's range, s ← clamp(ρ(u) + β(t − s), 0, 1)
+            (Laydevant et al.'s code for float neurons): a saturated output still moves
+            towards its target, so outputs cannot die at the clamp; ``"free_drive"`` — a
+            constant force β(t − s⁰_out) from the output at the start of the phase (the free
+            equilibrium) added to the drive, s ← step(s, u + β(t − s⁰_out)) (Laydevant et
+            al.'s code for binary-activation networks, whose accumulators average it in).
     """
 
     target: torch.Tensor
@@ -135,6 +139,9 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
     ups: list = [context.input_drive] + [None] * (count - 1)
     caches: list = [context.input_cache] + [None] * (count - 1)
     activations = [n.activation(s) for n, s in zip(neurons, layers, strict=True)]
+    free_push = None
+    if nudge is not None and nudge.beta != 0 and nudge.placement == "free_drive":
+        free_push = nudge.beta * (nudge.target - layers[last])  # fixed for the whole phase
     scratch = [torch.empty_like(s) for s in layers] if inplace else None
     for step in range(steps):
         for group in groups:
@@ -163,6 +170,8 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
                 if nudged and nudge.placement == "drive":
                     drive = cost.add_nudge(drive, layers[index], activations[index],
                                            nudge.target, nudge.beta, inplace=inplace)
+                elif nudged and nudge.placement == "free_drive":
+                    drive = drive.add_(free_push) if inplace else drive + free_push
                 if inplace:
                     new = neurons[index].step_(layers[index], drive)
                 else:
@@ -170,6 +179,7 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
                 if nudged and nudge.placement == "state":
                     new = cost.add_nudge(new, layers[index], activations[index],
                                          nudge.target, nudge.beta, inplace=inplace)
+                    new = new.clamp_(0.0, 1.0) if inplace else new.clamp(0.0, 1.0)
                 new_layers[index] = new
             for index in group:
                 old, new = layers[index], new_layers[index]

@@ -355,6 +355,10 @@ class EnergyLearner:
 def build_energy_learner(model_cfg: EnergyModelConfig, rule_cfg: _EnergyRuleConfig,
                          input_shape: tuple[int, ...], num_classes: int,
                          device: torch.device) -> EnergyLearner:
+    if (isinstance(rule_cfg, EPConfig) and rule_cfg.nudge_placement == "free_drive"
+            and model_cfg.readout != "mse"):
+        raise ConfigError("rule.nudge_placement = \"free_drive\" needs model.readout = \"mse\" "
+                          "(it pushes the output neurons towards their targets)")
     net = build_energy_net(model_cfg, input_shape, num_classes).to(device)
     try:
         if isinstance(rule_cfg, EPConfig):
