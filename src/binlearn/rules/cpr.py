@@ -64,15 +64,17 @@ class CommitteeMachine:
 
 def init_committee(in_features: int, hidden: int, committee_size: int, num_classes: int,
                    init_std: float = 64.0, hidden_dtype: str = "int16",
-                   generator: torch.Generator | None = None) -> CommitteeMachine:
-    """H ~ round(N(0, init_std²)); hidden must be num_classes · committees_per_class · committee_size."""
+                   generator: torch.Generator | None = None, clip: int | None = None) -> CommitteeMachine:
+    """H ~ round(N(0, init_std²)) (saturated to the dtype and to ±clip, as
+    :func:`binlearn.rules.local_binary.init_layers`); hidden must be num_classes ·
+    committees_per_class · committee_size."""
     if committee_size % 2 == 0:
         raise ValueError(f"committee_size must be odd (no tied votes), got {committee_size}")
     if hidden % (committee_size * num_classes):
         raise ValueError(f"hidden={hidden} must be a multiple of committee_size × classes "
                          f"= {committee_size * num_classes}")
     dtype = HIDDEN_DTYPES[hidden_dtype]
-    limit = torch.iinfo(dtype).max
+    limit = torch.iinfo(dtype).max if clip is None else min(clip, torch.iinfo(dtype).max)
     normal = torch.randn(hidden, in_features, generator=generator, dtype=torch.float64)
     weights = (normal * init_std).round().clamp(-limit, limit).to(dtype)
     words = torch.from_numpy(pack_sign_matrix(weights.numpy()).view(np.int64))

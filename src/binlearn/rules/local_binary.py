@@ -149,15 +149,18 @@ def pack_sign_tensor(signs: torch.Tensor) -> torch.Tensor:
 
 
 def init_layers(sizes: list[int], num_classes: int, init_std: float = 64.0,
-                hidden_dtype: str = "int16", generator: torch.Generator | None = None) -> list[BinaryLayer]:
-    """H ~ round(N(0, init_std²)) (saturated to the dtype), P ~ uniform ±1.
+                hidden_dtype: str = "int16", generator: torch.Generator | None = None,
+                clip: int | None = None) -> list[BinaryLayer]:
+    """H ~ round(N(0, init_std²)) (saturated to the dtype, and to ±clip), P ~ uniform ±1.
 
     Args:
         sizes: [n_in, n_1, …, n_L]; num_classes: classes; hidden_dtype: int16 | int32.
         generator: torch generator (None: the global one, which the runner seeds).
+        clip: the rule's bound on |H| (None: none). The step clamps only the weights it
+            changes, so the bound must hold from the start for |H| ≤ clip to hold always.
     """
     dtype = HIDDEN_DTYPES[hidden_dtype]
-    limit = torch.iinfo(dtype).max
+    limit = torch.iinfo(dtype).max if clip is None else min(clip, torch.iinfo(dtype).max)
     layers = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
         normal = torch.randn(fan_out, fan_in, generator=generator, dtype=torch.float64)

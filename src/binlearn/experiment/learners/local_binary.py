@@ -308,10 +308,12 @@ def _in_features(input_shape: tuple[int, ...]) -> int:
 def build_local_binary_learner(model_cfg: BinaryMLPConfig, rule_cfg: LocalBinaryConfig,
                                input_shape: tuple[int, ...], num_classes: int,
                                device: torch.device) -> LocalBinaryLearner:
-    if any(rule_cfg.group_size > width for width in model_cfg.hidden):
-        raise ConfigError(f"rule.group_size={rule_cfg.group_size} exceeds a hidden width {model_cfg.hidden}")
+    if any(width % rule_cfg.group_size for width in model_cfg.hidden):
+        # as the reference code: every layer splits into whole groups of G units
+        raise ConfigError(f"rule.group_size={rule_cfg.group_size} must divide every hidden width "
+                          f"{model_cfg.hidden}")
     layers = init_layers([_in_features(input_shape), *model_cfg.hidden], num_classes,
-                         model_cfg.init_std, model_cfg.hidden_dtype)
+                         model_cfg.init_std, model_cfg.hidden_dtype, clip=rule_cfg.clip)
     return LocalBinaryLearner(layers, rule_cfg.parameters(), device)
 
 
@@ -321,7 +323,7 @@ def build_cpr_learner(model_cfg: CommitteeConfig, rule_cfg: CPRConfig, input_sha
         raise ConfigError(f"model.hidden={model_cfg.hidden} must be a multiple of committee_size × classes "
                           f"= {model_cfg.committee_size * num_classes}")
     machine = init_committee(_in_features(input_shape), model_cfg.hidden, model_cfg.committee_size,
-                             num_classes, model_cfg.init_std, model_cfg.hidden_dtype)
+                             num_classes, model_cfg.init_std, model_cfg.hidden_dtype, clip=rule_cfg.clip)
     return CommitteeLearner(machine, rule_cfg.parameters(), device)
 
 

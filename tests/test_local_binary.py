@@ -1,0 +1,300 @@
+"""The binary-native local rule (rules/local_binary.py) and its CP+R committee baseline
+(rules/cpr.py): the packed forward against a dense ±1 integer matmul, integer-only updates,
+the bit-packed step against its dense float twin, the tie rule, reinforcement masks,
+clipping, determinism and bit-identical resume, learning on real MNIST digits, and one-line
+ConfigErrors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import binlearn.rules.local_binary as lb
+from binlearn.binary.kernels.numba_cpu import pack_sign_matrix
+from binlearn.binary.kernels.reference import dense_sign_matmul
+from binlearn.binary.packing import from_numpy_words, unpack_bits, unpack_signs
+from binlearn.data import load_dataset
+from binlearn.experiment import ConfigError, load_config, train
+from binlearn.experiment.checkpoint import load_checkpoint
+from binlearn.experiment.registry import build_learner
+from binlearn.rules import LocalReducer
+
+CONFIGS = Path(__file__).parents[1] / "configs" / "colombo2024"
+RULE = CONFIGS / "mnist-1035-1035.toml"
+COMMITTEE = CONFIGS / "mnist-committee-2070.toml"
+# the published 255-wide shape (G = 51), small enough for a few epochs on 2,000 images
+SMALL = ["model.hidden=[255,255]", "rule.group_size=51", "data.train_size=2000", "train.threads=1"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def mnist_batch(mnist_dir):
+    """300 real MNIST training images as ±1 int8 signs (binarised as the configs do) and labels."""
+    config = load_config(RULE)
+    data = load_dataset("mnist", data_dir=mnist_dir.parent, train_size=300, encoding="binarize",
+                        threshold=config.data.threshold, quiet=True)
+    return lb.input_signs(data.x_train), data.y_train
+
+
+def _random_layers(sizes, seed=0, dtype="int16"):
+    generator = torch.Generator().manual_seed(seed)
+    return lb.init_layers(sizes, 10, init_std=8.0, hidden_dtype=dtype, generator=generator)
+
+
+def _random_signs(batch, features, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randint(0, 2, (batch, features), generator=generator) * 2 - 1).to(torch.int8)
+
+
+def _masks(layers, seed, bits):
+    """The step's reinforcement masks as bool tensors (what the float twin consumes)."""
+    return [unpack_bits(from_numpy_words(lb.reinforcement_mask_words(
+        seed, index, layer.out_features, layer.in_features, layer.reinforcement_numerator, bits)),
+        layer.in_features) for index, layer in enumerate(layers)]
+
+
+def _dense_twin_step(layers, x, y, params, seed):
+    """The float twin from the same state, with the integer step's reinforcement masks."""
+    limits = []
+    for layer in layers:
+        low, high = lb._limits(layer, params.clip)
+        limits.append((low, high))
+    return lb.local_binary_step_dense(
+        [layer.hidden.float() for layer in layers], [layer.classifier.float() for layer in layers],
+        x.float(), y, params, [0.0] * len(layers), limits, _masks(layers, seed, params.probability_bits))
+
+
+# ----------------------------------------------------------------------------- forward
+def test_packed_forward_equals_dense_integer_matmul():
+    """Pre-activations and class scores of every layer, n not a multiple of 64, zero weights."""
+    layers = _random_layers([100, 70, 45])
+    layers[0].hidden[3, :10] = 0  # sign(0) = +1
+    layers[0].weight_words = lb.pack_sign_tensor(layers[0].hidden)
+    x = _random_signs(33, 100)
+    outputs = lb.forward(layers, pack_sign_matrix(x.numpy()), 100)
+    inputs = x
+    for layer, (pre, s_words, scores) in zip(layers, outputs, strict=True):
+        weights = torch.where(layer.hidden >= 0, 1, -1)
+        dense = dense_sign_matmul(inputs, weights)
+        assert torch.equal(torch.from_numpy(pre).long(), dense)
+        signs = torch.where(dense >= 0, 1, -1)
+        assert torch.equal(unpack_signs(from_numpy_words(s_words), layer.out_features).long(), signs)
+        assert torch.equal(torch.from_numpy(scores).long(), dense_sign_matmul(signs, layer.classifier))
+        inputs = signs
+    assert torch.equal(lb.predict(layers, x), torch.from_numpy(outputs[-1][2]).long().argmax(1))
+
+
+def test_input_signs_accepts_binary_encodings_only():
+    x = torch.tensor([[0.0, 1.0, -1.0, 1.0]])
+    assert lb.input_signs(x).tolist() == [[-1, 1, -1, 1]] and lb.input_signs(x).dtype == torch.int8
+    with pytest.raises(ValueError, match="binary inputs"):
+        lb.input_signs(torch.tensor([[0.0, 0.5]]))
+
+
+# ----------------------------------------------------------------------------- integers only
+@pytest.mark.parametrize("dtype", ["int16", "int32"])
+def test_training_uses_integer_state_and_integer_kernel_inputs_only(monkeypatch, dtype, mnist_batch):
+    """Every array entering the step's kernels is an integer or bool array (no float), and the
+    hidden weights stay int16/int32."""
+    seen = []
+
+    def checked(kernel):
+        def wrapper(*args, **kwargs):
+            for value in (*args, *kwargs.values()):
+                if isinstance(value, np.ndarray | torch.Tensor):
+                    assert not (value.dtype.is_floating_point if isinstance(value, torch.Tensor)
+                                else np.issubdtype(value.dtype, np.floating)), (kernel.__name__, value.dtype)
+                    seen.append(kernel.__name__)
+                assert not isinstance(value, float), (kernel.__name__, value)
+            return kernel(*args, **kwargs)
+        return wrapper
+
+    for name in ("_scores_verdicts", "_select_accumulate", "_apply_delta", "_reinforce",
+                 "xnor_popcount_dense", "pack_sign_matrix", "_sign_bytes"):
+        monkeypatch.setattr(lb, name, checked(getattr(lb, name)))
+    x, y = mnist_batch
+    layers = lb.init_layers([784, 96, 64], 10, hidden_dtype=dtype, generator=torch.Generator().manual_seed(0))
+    for layer in layers:
+        layer.reinforcement_numerator = lb.probability_numerator(0.05, 16)
+    params = lb.LocalBinaryParameters(group_size=32)
+    for step in range(3):
+        result = lb.local_binary_step(layers, x[step * 100:(step + 1) * 100], y[step * 100:(step + 1) * 100],
+                                      params, seed=step)
+        assert sum(result.updates) > 0
+    assert {"_select_accumulate", "_apply_delta", "_reinforce", "xnor_popcount_dense"} <= set(seen)
+    for layer in layers:
+        assert layer.hidden.dtype == lb.HIDDEN_DTYPES[dtype]
+        assert layer.weight_words.dtype == torch.int64 and layer.classifier.dtype == torch.int8
+        assert torch.equal(layer.weight_words, lb.pack_sign_tensor(layer.hidden))  # packed twin in sync
+
+
+# ----------------------------------------------------------------------------- float twin
+@pytest.mark.parametrize("error_signal", ["target", "difference"])
+def test_integer_step_equals_dense_float_step(mnist_batch, error_signal):
+    """The published shape (784-1035-1035, G = 115) on real digits: three chained steps of the
+    bit-packed rule give exactly the hidden weights of the dense float twin."""
+    x, y = mnist_batch
+    torch.manual_seed(0)
+    layers = lb.init_layers([784, 1035, 1035], 10)
+    for layer in layers:
+        numerator = lb.probability_numerator(lb.reinforcement_probability(0.5, 0.0, layer.in_features), 16)
+        layer.reinforcement_numerator = numerator
+    params = lb.LocalBinaryParameters(group_size=115, error_signal=error_signal)
+    for step in range(3):
+        rows = slice(step * 100, (step + 1) * 100)
+        expected, mistakes, correct = _dense_twin_step(layers, x[rows], y[rows], params, seed=10 + step)
+        result = lb.local_binary_step(layers, x[rows], y[rows], params, seed=10 + step)
+        assert (result.mistakes, result.correct) == (mistakes, correct)
+        assert sum(result.updates) > 0
+        for layer, hidden in zip(layers, expected, strict=True):
+            assert torch.equal(layer.hidden.float(), hidden)
+
+
+def test_clip_bounds_hidden_weights_and_matches_the_float_twin(mnist_batch):
+    x, y = mnist_batch
+    layers = lb.init_layers([784, 64, 64], 10, generator=torch.Generator().manual_seed(3), clip=5)
+    assert all(int(layer.hidden.abs().max()) == 5 for layer in layers)
+    for layer in layers:
+        layer.reinforcement_numerator = lb.probability_numerator(0.2, 16)
+    params = lb.LocalBinaryParameters(group_size=16, clip=5)
+    for step in range(3):
+        rows = slice(step * 100, (step + 1) * 100)
+        expected, _, _ = _dense_twin_step(layers, x[rows], y[rows], params, seed=step)
+        lb.local_binary_step(layers, x[rows], y[rows], params, seed=step)
+        for layer, hidden in zip(layers, expected, strict=True):
+            assert int(layer.hidden.abs().max()) <= 5
+            assert torch.equal(layer.hidden.float(), hidden)
+
+
+def test_a_tied_unit_is_not_an_error():
+    """a = 0 reads +1 (sign(0) = +1) but is not 'in error' for desired −1: the strictly wrong
+    unit of the group is updated instead (the reference code's d·a < 0)."""
+    hidden = torch.tensor([[5, -5], [3, 4]], dtype=torch.int16)  # a = 0 and a = 7 for x = (+1, +1)
+    classifier = torch.full((10, 2), -1, dtype=torch.int8)  # every class wants both units at −1
+    layer = lb.BinaryLayer(hidden.clone(), lb.pack_sign_tensor(hidden), classifier,
+                           lb.pack_sign_tensor(classifier))
+    x = torch.ones(1, 2, dtype=torch.int8)
+    # label 1 against tied scores: argmax (first index) 0 is wrong
+    result = lb.local_binary_step([layer], x, torch.tensor([1]), lb.LocalBinaryParameters(group_size=2), 0)
+    assert result.updates == (1,)
+    assert layer.hidden.tolist() == [[5, -5], [1, 2]]
+
+
+# ----------------------------------------------------------------------------- reinforcement
+def test_reinforcement_masks_have_the_requested_probability():
+    rows, features = 300, 200  # padding bits in the last word
+    for numerator, bits in ((0, 16), (934, 16), (3, 2), (4, 2)):
+        words = lb.reinforcement_mask_words(7, 0, rows, features, numerator, bits)
+        bitmap = unpack_bits(from_numpy_words(words), features)
+        assert int(np.bitwise_count(words).sum()) == int(bitmap.sum())  # padding stays 0
+        p = numerator / 2**bits
+        assert abs(float(bitmap.float().mean()) - p) <= 4 * (p * (1 - p) / bitmap.numel()) ** 0.5
+    other = lb.reinforcement_mask_words(8, 0, rows, features, 934, 16)
+    assert not np.array_equal(other, lb.reinforcement_mask_words(7, 0, rows, features, 934, 16))
+    with pytest.raises(ValueError):
+        lb.reinforcement_mask_words(7, 0, rows, features, 5, 2)
+
+
+def test_reinforcement_pushes_away_from_zero_and_never_flips_a_sign():
+    layer = _random_layers([130, 40])[0]
+    layer.hidden[0, :5] = 0
+    before = layer.hidden.clone()
+    layer.reinforcement_numerator = lb.probability_numerator(0.3, 16)
+    count = lb.reinforce(layer, seed=1, stream=0, bits=16, clip=None)
+    step = layer.hidden.int() - before.int()
+    assert count == int((step != 0).sum()) > 0
+    assert bool(((step == 0) | (step == 2 * torch.where(before >= 0, 1, -1))).all())
+    assert torch.equal(layer.hidden >= 0, before >= 0)
+
+
+# ----------------------------------------------------------------------------- determinism
+def test_seeded_steps_are_deterministic(mnist_batch):
+    x, y = mnist_batch
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        learner = build_learner(load_config(RULE, ["model.hidden=[128,64]", "rule.group_size=32"]),
+                                (1, 28, 28), 10, torch.device("cpu"))
+        initial = learner.layers[0].hidden.clone()
+        for step in range(3):
+            learner.train_step(x[step * 100:(step + 1) * 100].float(), y[step * 100:(step + 1) * 100],
+                               LocalReducer())
+        runs.append(learner.state_dict())
+    for first, second in zip(runs[0]["hidden"], runs[1]["hidden"], strict=True):
+        assert torch.equal(first, second)
+    assert not torch.equal(runs[0]["hidden"][0], initial)  # it did train
+
+
+def test_resume_is_bit_identical(tmp_path, mnist_dir):
+    overrides = [*SMALL, "data.train_size=500", f"data.data_dir={str(mnist_dir.parent)!r}"]
+    full = train(load_config(RULE, [*overrides, "train.epochs=3"]), tmp_path / "full", quiet=True)
+    train(load_config(RULE, [*overrides, "train.epochs=2"]), tmp_path / "cut", quiet=True)
+    (tmp_path / "cut" / "config.toml").write_text((tmp_path / "full" / "config.toml").read_text())
+    resumed = train(load_config(RULE, [*overrides, "train.epochs=3"]), tmp_path / "cut", resume=True,
+                    quiet=True)
+    states = [load_checkpoint(tmp_path / run / "checkpoint.pt")["learner"] for run in ("full", "cut")]
+    for first, second in zip(states[0]["hidden"], states[1]["hidden"], strict=True):
+        assert torch.equal(first, second)
+    assert states[0]["reinforcement_numerator"] == states[1]["reinforcement_numerator"]
+    assert resumed["test_accuracy"] == full["test_accuracy"]
+
+
+# ----------------------------------------------------------------------------- learning
+def test_local_rule_learns_mnist_digits(tmp_path, mnist_dir):
+    """2,000 training images, 6 epochs of 20 batches: ~0.8 test accuracy (chance 0.1)."""
+    summary = train(load_config(RULE, [*SMALL, "train.epochs=6", f"data.data_dir={str(mnist_dir.parent)!r}"]),
+                    tmp_path / "run", quiet=True)
+    assert summary["test_accuracy"] > 0.7, summary
+
+
+def test_cpr_committee_learns_mnist_digits(tmp_path, mnist_dir):
+    """270 units (3 committees of 9 per class), 2,000 images, 5 epochs: ~0.75 (chance 0.1)."""
+    summary = train(load_config(COMMITTEE, ["model.hidden=270", "data.train_size=2000", "train.epochs=5",
+                                            "train.threads=1", f"data.data_dir={str(mnist_dir.parent)!r}"]),
+                    tmp_path / "run", quiet=True)
+    assert summary["test_accuracy"] > 0.6, summary
+
+
+# ----------------------------------------------------------------------------- configs
+def test_every_colombo2024_config_builds():
+    for path in sorted(CONFIGS.glob("*.toml")):
+        config = load_config(path)
+        assert config.data.encoding == "binarize" and config.data.batch_size == 100, path
+        learner = build_learner(config, (1, 28, 28), 10, torch.device("cpu"))
+        assert learner.predict(torch.zeros(2, 1, 28, 28)).shape == (2,)
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["rule.group_size=100"], "must divide every hidden width"),
+    (["rule.group_size=0"], "group_size"),
+    (["rule.robustness=-0.1"], "robustness"),
+    (["rule.reinforcement=1.5"], "reinforcement"),
+    (["rule.clip=0"], "clip"),
+    (["rule.error_signal=\"sideways\""], "error_signal"),
+    (["model.hidden_dtype=\"int8\""], "hidden_dtype"),
+    (["model.init_std=0"], "init_std"),
+])
+def test_bad_local_binary_configs_are_config_errors(overrides, needle):
+    with pytest.raises(ConfigError, match=needle) as error:
+        build_learner(load_config(RULE, overrides), (1, 28, 28), 10, torch.device("cpu"))
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["model.hidden=2000"], "multiple of committee_size"),
+    (["model.committee_size=4"], "committee_size"),
+    (["rule.robustness=-1"], "robustness"),
+])
+def test_bad_committee_configs_are_config_errors(overrides, needle):
+    with pytest.raises(ConfigError, match=needle):
+        build_learner(load_config(COMMITTEE, overrides), (1, 28, 28), 10, torch.device("cpu"))
