@@ -35,7 +35,7 @@ def _trained_net(run_dir: str) -> EnergyNet:
     from binlearn.experiment.runner import load_run
 
     config, checkpoint = load_run(Path(run_dir))
-    if config.model.kind != "energy" or config.model.neuron != "hard_sigmoid":
+    if getattr(config.model, "neuron", None) != "hard_sigmoid":
         raise SystemExit(f"{run_dir}: needs a run of an energy model with hard-sigmoid neurons")
     learner = build_learner(config, (1, 28, 28), 10, torch.device("cpu"))
     learner.load_state_dict(checkpoint["learner"])

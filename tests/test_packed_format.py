@@ -46,7 +46,11 @@ RUNS = {
                                  "model.hidden=[40]", "rule.group_size=8", "data.encoding=\"thermometer\"",
                                  "data.thermometer_bits=3"],
     "cpr-committee": [*DIGITS, "model.kind=\"committee\"", "rule.name=\"cpr\"", "model.hidden=90",
-                      "model.committee_size=3"],
+                      "model.committee_size=3", "rule.variant=\"class_committees\""],
+    # the authors' baseline: a frozen random ±1 readout of 31 committee votes (not a multiple of 64
+    # or of the 10 classes)
+    "cpr-committee-reference": [*DIGITS, "model.kind=\"committee\"", "rule.name=\"cpr\"", "model.hidden=93",
+                                "model.committee_size=3", "rule.variant=\"reference\""],
 }
 
 

@@ -24,6 +24,7 @@ from binlearn.experiment.config import ConfigError, register_model_config, regis
 from binlearn.experiment.registry import register_learner
 from binlearn.rules.base import Reducer
 from binlearn.rules.cpr import (
+    VARIANTS,
     CommitteeMachine,
     CommitteeParameters,
     committee_predict,
@@ -109,8 +110,9 @@ class LocalBinaryConfig:
 
 @dataclass
 class CommitteeConfig:
-    """One binary hidden layer of ``hidden`` units in committees of ``committee_size`` (odd),
-    dealt equally to the classes (hidden must be a multiple of committee_size × classes)."""
+    """One binary hidden layer of ``hidden`` units in committees of ``committee_size`` (odd);
+    hidden must be a multiple of committee_size (rule.variant "reference") or of
+    committee_size × classes ("class_committees", which deals the committees to the classes)."""
 
     hidden: int = 2070
     committee_size: int = 9
@@ -126,14 +128,21 @@ class CommitteeConfig:
 
 @dataclass
 class CPRConfig:
-    """robustness: margin as a fraction of committees per class; reinforcement: p_0."""
+    """variant: reference (the authors' baseline: frozen random ±1 readout of the committee
+    votes, one unit updated per wrong committee) | class_committees (committees dealt to the
+    classes, least-action flips in the label's and the rival's committees); robustness:
+    margin as a fraction of the committees scoring a class (all of them for reference);
+    reinforcement: p_0. See :mod:`binlearn.rules.cpr`."""
 
+    variant: str = "reference"
     robustness: float = 0.25
     reinforcement: float = 0.5
     clip: int | None = None
     probability_bits: int = 16
 
     def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"rule.variant={self.variant!r}; valid: {', '.join(VARIANTS)}")
         _check_rule(self.robustness, self.reinforcement, self.clip, self.probability_bits)
 
     def parameters(self) -> CommitteeParameters:
@@ -231,7 +240,8 @@ class LocalBinaryLearner:
 
 
 class CommitteeLearner:
-    """The single-layer CP+R committee machine baseline."""
+    """The single-layer CP+R committee machine baseline; state: hidden weights, p_r
+    numerator, and the frozen readout of the "reference" variant."""
 
     def __init__(self, machine: CommitteeMachine, params: CommitteeParameters, device: torch.device) -> None:
         self.machine, self.params, self.device = machine, params, device
@@ -262,14 +272,23 @@ class CommitteeLearner:
 
     def state_dict(self) -> dict[str, Any]:
         layer = self.machine.layer
-        return {"hidden": layer.hidden.clone(), "reinforcement_numerator": layer.reinforcement_numerator,
-                "epoch_start_words": self._epoch_start[0].clone()}
+        state = {"hidden": layer.hidden.clone(), "reinforcement_numerator": layer.reinforcement_numerator,
+                 "epoch_start_words": self._epoch_start[0].clone()}
+        if self.machine.readout is not None:
+            state["readout"] = self.machine.readout.clone()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         layer = self.machine.layer
         if state["hidden"].shape != layer.hidden.shape or state["hidden"].dtype != layer.hidden.dtype:
             raise ValueError(f"checkpoint hidden weights {tuple(state['hidden'].shape)} do not match the "
                              f"model's {tuple(layer.hidden.shape)}")
+        saved = "reference" if "readout" in state else "class_committees"
+        if saved != self.machine.variant:
+            raise ValueError(f"checkpoint is of the committee variant {saved!r}, the model of "
+                             f"{self.machine.variant!r} (rule.variant)")
+        if "readout" in state:
+            self.machine.set_readout(state["readout"].clone())
         layer.hidden = state["hidden"].clone().contiguous()
         layer.weight_words = pack_sign_tensor(layer.hidden)
         layer.reinforcement_numerator = int(state["reinforcement_numerator"])
@@ -277,14 +296,15 @@ class CommitteeLearner:
 
     def to_packed(self, signed_inputs: bool) -> list:
         """Hidden: the packed sign(H), bit = (m >= 0); votes: a masked layer of +1 weights over
-        each committee, bit = (Σ s >= 0) (odd committees never tie); output: a masked layer of
-        +1 weights over each class's committees, score = Σ votes, first argmax (as
-        :func:`committee_predict`)."""
+        each committee, bit = (Σ s >= 0) (odd committees never tie); output, "reference": the
+        frozen readout as a dense ±1 layer, score = Σ_m R[c, m]·v_m (the popcount dot);
+        "class_committees": a masked layer of +1 weights over each class's committees, score =
+        Σ votes; first argmax either way (as :func:`committee_predict`)."""
         from binlearn.binary.packed_format import PackedLayer
         from binlearn.binary.packing import pack_bits
 
         machine, layer = self.machine, self.machine.layer
-        committees = machine.num_classes * machine.committees_per_class
+        committees = machine.committees
 
         def groups(count: int, size: int) -> tuple[np.ndarray, np.ndarray]:
             """(+1 weights, mask of consecutive groups): row g covers inputs [g·size, (g+1)·size)."""
@@ -293,12 +313,17 @@ class CommitteeLearner:
 
         zeros = np.zeros(layer.out_features, np.int32)
         vote_weights, vote_mask = groups(committees, machine.committee_size)
-        class_weights, class_mask = groups(machine.num_classes, machine.committees_per_class)
+        if machine.readout_words is not None:
+            readout = to_numpy_words(machine.readout_words)
+            output = PackedLayer.output("readout", readout, committees, "signed")
+        else:
+            class_weights, class_mask = groups(machine.num_classes, machine.committees_per_class)
+            output = PackedLayer.output("classes", class_weights, committees, "signed", mask=class_mask)
         return [PackedLayer.hidden("hidden1", to_numpy_words(layer.weight_words), layer.in_features, zeros,
                                    zeros, "signed", "signed"),
                 PackedLayer.hidden("votes", vote_weights, layer.out_features, zeros[:committees],
                                    zeros[:committees], "signed", "signed", mask=vote_mask),
-                PackedLayer.output("classes", class_weights, committees, "signed", mask=class_mask)]
+                output]
 
 
 def _in_features(input_shape: tuple[int, ...]) -> int:
@@ -319,11 +344,15 @@ def build_local_binary_learner(model_cfg: BinaryMLPConfig, rule_cfg: LocalBinary
 
 def build_cpr_learner(model_cfg: CommitteeConfig, rule_cfg: CPRConfig, input_shape: tuple[int, ...],
                       num_classes: int, device: torch.device) -> CommitteeLearner:
-    if model_cfg.hidden % (model_cfg.committee_size * num_classes):
+    if rule_cfg.variant == "class_committees" and model_cfg.hidden % (model_cfg.committee_size * num_classes):
         raise ConfigError(f"model.hidden={model_cfg.hidden} must be a multiple of committee_size × classes "
-                          f"= {model_cfg.committee_size * num_classes}")
+                          f"= {model_cfg.committee_size * num_classes} (rule.variant = \"class_committees\")")
+    if model_cfg.hidden % model_cfg.committee_size:
+        raise ConfigError(f"model.hidden={model_cfg.hidden} must be a multiple of committee_size "
+                          f"= {model_cfg.committee_size}")
     machine = init_committee(_in_features(input_shape), model_cfg.hidden, model_cfg.committee_size,
-                             num_classes, model_cfg.init_std, model_cfg.hidden_dtype, clip=rule_cfg.clip)
+                             num_classes, model_cfg.init_std, model_cfg.hidden_dtype, clip=rule_cfg.clip,
+                             variant=rule_cfg.variant)
     return CommitteeLearner(machine, rule_cfg.parameters(), device)
 
 
