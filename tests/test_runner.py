@@ -143,3 +143,17 @@ def test_corrupt_dataset_and_checkpoint_are_one_line(tmp_path, mnist_dir):
     result = _run_cli("eval", str(run))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "truncated" in result.stderr
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    """Files written through a temporary file are not left owner-only (tempfile's 0600)."""
+    from binlearn.experiment.checkpoint import atomic_write_text, save_checkpoint
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        save_checkpoint(tmp_path / "c.pt", {"epoch": 1})
+    finally:
+        os.umask(old)
+    for name in ("a.txt", "c.pt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name

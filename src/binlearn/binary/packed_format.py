@@ -351,6 +351,9 @@ class PackedModel:
                 archive.close()
                 handle.flush()
                 os.fsync(handle.fileno())
+            from binlearn.experiment.checkpoint import default_file_mode
+
+            default_file_mode(handle.name)
             os.replace(handle.name, path)
         except BaseException:
             Path(handle.name).unlink(missing_ok=True)

@@ -21,6 +21,14 @@ class CheckpointError(ValueError):
     """A checkpoint or run directory that cannot be used, explained in one line."""
 
 
+def default_file_mode(path: str | os.PathLike) -> None:
+    """Give a temporary file the mode a plain ``open(path, "w")`` would (0666 minus the
+    umask): ``tempfile`` creates files readable by their owner only."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def _atomic(path: Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,6 +38,7 @@ def _atomic(path: Path, write) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        default_file_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
