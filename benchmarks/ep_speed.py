@@ -32,7 +32,7 @@ from binlearn.rules import LocalReducer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "laydevant2021"
 CASES = {
-    "fc_binary_weights": ("fc-binary-weights.toml", 30),
+    "fc_binary_weights": ("fc-binary-weights.toml", 100),
     "fc_binary_activations": ("fc-binary-weights-activations.toml", 10),
     "conv_mnist": ("conv-mnist-binary-weights.toml", 2),
 }
