@@ -59,6 +59,7 @@ from binlearn.rules.local_binary import (
     HIDDEN_DTYPES,
     BinaryLayer,
     StepResult,
+    _scores_verdicts,
     apply_increment,
     reinforce,
 )
@@ -164,29 +165,16 @@ def _scores(pre, committee_size, per_class, classes, scores):
 
 
 @njit(cache=True)
-def _committee_updates(pre, scores, labels, margin, committee_size, per_class, x_signs, delta, touched):
-    """Least-action fixes of wrong committees for mistaken samples; returns (mistakes,
-    correct, updated units)."""
-    mistakes = 0
-    correct = 0
+def _committee_updates(pre, labels, mistakes, rivals, committee_size, per_class, x_signs, delta, touched):
+    """Least-action fixes of wrong committees for mistaken samples; returns updated units."""
     updates = 0
     chosen = np.zeros(committee_size, np.bool_)
     for b in range(pre.shape[0]):
-        y = labels[b]
-        best = 0
-        rival = -1
-        for c in range(scores.shape[1]):
-            if scores[b, c] > scores[b, best]:
-                best = c
-            if c != y and (rival < 0 or scores[b, c] > scores[b, rival]):
-                rival = c
-        if best == y:
-            correct += 1
-        if best == y and scores[b, y] - scores[b, rival] >= margin:
+        if not mistakes[b]:
             continue
-        mistakes += 1
+        y = labels[b]
         for side in range(2):
-            cls = y if side == 0 else rival
+            cls = y if side == 0 else rivals[b]
             wanted = 1 if side == 0 else -1
             for m in range(cls * per_class, (cls + 1) * per_class):
                 first = m * committee_size
@@ -213,7 +201,7 @@ def _committee_updates(pre, scores, labels, margin, committee_size, per_class, x
                         delta[pick, k] += 2 * wanted * x_signs[b, k]
                     touched[pick] = True
                     updates += 1
-    return mistakes, correct, updates
+    return updates
 
 
 @njit(cache=True)
@@ -239,26 +227,14 @@ def _readout_scores(votes, readout, scores):
 
 
 @njit(cache=True)
-def _reference_updates(pre, votes, scores, labels, margin, committee_size, readout, x_signs, delta, touched):
+def _reference_updates(pre, votes, labels, mistakes, committee_size, readout, x_signs, delta, touched):
     """One-unit fixes of the committees voting against R[y] for mistaken samples; returns
-    (mistakes, correct, updated units)."""
-    mistakes = 0
-    correct = 0
+    updated units."""
     updates = 0
     for b in range(pre.shape[0]):
-        y = labels[b]
-        best = 0
-        rival = -1
-        for c in range(scores.shape[1]):
-            if scores[b, c] > scores[b, best]:
-                best = c
-            if c != y and (rival < 0 or scores[b, c] > scores[b, rival]):
-                rival = c
-        if best == y:
-            correct += 1
-        if best == y and scores[b, y] - scores[b, rival] >= margin:
+        if not mistakes[b]:
             continue
-        mistakes += 1
+        y = labels[b]
         for m in range(votes.shape[1]):
             wanted = np.int32(readout[y, m])
             if votes[b, m] == wanted:
@@ -278,7 +254,7 @@ def _reference_updates(pre, votes, scores, labels, margin, committee_size, reado
                 delta[pick, k] += 2 * wanted * x_signs[b, k]
             touched[pick] = True
             updates += 1
-    return mistakes, correct, updates
+    return updates
 
 
 def _pre_activations(machine: CommitteeMachine, x_signs: torch.Tensor) -> np.ndarray:
@@ -326,14 +302,16 @@ def cpr_step(machine: CommitteeMachine, x_signs: torch.Tensor, labels: torch.Ten
     margin = machine.margin(params.robustness)
     labels_np = labels.cpu().numpy().astype(np.int64)
     x_np = np.ascontiguousarray(x_signs.numpy())
+    mistaken = np.zeros(len(labels_np), np.bool_)
+    rivals = np.zeros(len(labels_np), np.int64)
+    correct = _scores_verdicts(scores, labels_np, margin, mistaken, rivals)
+    mistakes = int(mistaken.sum())
     if votes is None:
-        mistakes, correct, updates = _committee_updates(
-            pre, scores, labels_np, margin, machine.committee_size, machine.committees_per_class, x_np,
-            delta, touched)
+        updates = _committee_updates(pre, labels_np, mistaken, rivals, machine.committee_size,
+                                     machine.committees_per_class, x_np, delta, touched)
     else:
-        mistakes, correct, updates = _reference_updates(
-            pre, votes, scores, labels_np, margin, machine.committee_size, machine.readout.numpy(), x_np,
-            delta, touched)
+        updates = _reference_updates(pre, votes, labels_np, mistaken, machine.committee_size,
+                                     machine.readout.numpy(), x_np, delta, touched)
     if reduce_increment is not None:
         delta = np.ascontiguousarray(reduce_increment(torch.from_numpy(delta)).numpy())
         touched = delta.any(axis=1)
