@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 
 def _data_root() -> Path | None:
@@ -36,3 +37,13 @@ def fashion_dir(data_root: Path) -> Path:
     if not (folder / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"no Fashion-MNIST files in {folder}")
     return folder
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a test module: with small tensors a second OpenMP thread on a
+    shared 2-core machine only waits. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,14 +21,7 @@ from binlearn.energy import (
     steps_to_fixed_point,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small tensors: a second OpenMP thread on a shared 2-core machine only waits
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _networks():

@@ -14,13 +14,7 @@ FREE_STEPS, NUDGED_STEPS = 60, 10
 BETA = 0.005  # small enough that no unit crosses a clamp boundary between the phases
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small tensors: a second OpenMP thread on a shared 2-core machine only waits
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:

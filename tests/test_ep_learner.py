@@ -27,12 +27,7 @@ SMALL = {"fc": ["model.hidden=[24]"], "fc2": ["model.hidden=[24,16]"],
 STEPS = ["rule.free_steps=4", "rule.eval_steps=3"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _small(path: Path) -> list[str]:

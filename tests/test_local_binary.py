@@ -31,12 +31,7 @@ CLASS_COMMITTEES = "rule.variant=\"class_committees\""
 SMALL = ["model.hidden=[255,255]", "rule.group_size=51", "data.train_size=2000", "train.threads=1"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
