@@ -180,6 +180,27 @@ def test_random_crop_flip_is_a_crop_of_the_padded_image():
         assert found
 
 
+def test_random_shift_without_flip_never_mirrors():
+    # asymmetric images: a mirrored crop cannot equal an unmirrored one
+    x = torch.rand(64, 1, 6, 6, generator=torch.Generator().manual_seed(1))
+    out = random_crop_flip(x, torch.Generator().manual_seed(0), padding=1, flip=False)
+    padded = torch.nn.functional.pad(x, (1,) * 4)
+    offsets = set()
+    for i in range(len(x)):
+        hits = [(r, c) for r in range(3) for c in range(3)
+                if torch.equal(out[i], padded[i, :, r:r + 6, c:c + 6])]
+        assert len(hits) == 1
+        offsets.add(hits[0])
+    assert len(offsets) == 9  # every shift in [-1, 1]^2 is drawn
+
+
+def test_negative_augment_padding_is_a_config_error():
+    from binlearn.experiment.config import ConfigError, config_from_dict
+
+    with pytest.raises(ConfigError, match="augment_padding"):
+        config_from_dict({"data": {"augment": True, "augment_padding": -1}})
+
+
 def test_shards_partition_each_global_batch():
     gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     single = list(batch_indices(50, 8, generator=gen()))

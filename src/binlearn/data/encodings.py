@@ -41,17 +41,20 @@ def thermometer(x: torch.Tensor, bits: int, signed: bool = False) -> torch.Tenso
     return code * 2 - 1 if signed else code
 
 
-def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
-    """CIFAR augmentation for a whole batch at once: zero-pad by ``padding``, crop back to
-    the original size at a random offset, and flip horizontally with probability 1/2."""
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4,
+                     flip: bool = True) -> torch.Tensor:
+    """Augment a whole batch at once: zero-pad by ``padding``, crop back to the original
+    size at a random offset (a random shift of up to ``padding`` pixels) and, if ``flip``,
+    flip horizontally with probability 1/2 (the CIFAR recipe; digits want ``flip=False``)."""
     n, _, height, width = x.shape
     padded = torch.nn.functional.pad(x, (padding,) * 4)
     top = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
     left = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
-    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
     rows = top[:, None] + torch.arange(height, device=x.device)
     cols = left[:, None] + torch.arange(width, device=x.device)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    if flip:
+        flipped = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        cols = torch.where(flipped[:, None], cols.flip(1), cols)
     batch = torch.arange(n, device=x.device)[:, None, None]
     out = padded[batch, :, rows[:, :, None], cols[:, None, :]]  # (n, h, w, c)
     return out.permute(0, 3, 1, 2).contiguous()

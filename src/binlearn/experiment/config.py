@@ -67,12 +67,20 @@ class DataConfig:
     signed: bool = False
     """Binary encodings in {-1,+1} instead of {0,1}."""
     augment: bool = False
-    """Random crop (padding 4) + horizontal flip (CIFAR)."""
+    """Random crop after zero padding by ``augment_padding`` (+ horizontal flip)."""
+    augment_padding: int = 4
+    """Largest shift of the random crop, in pixels (4 for CIFAR; 1 or 2 suits MNIST)."""
+    augment_flip: bool = True
+    """Also flip horizontally with probability 1/2 (right for CIFAR, wrong for digits)."""
     batch_size: int = 64
     eval_batch_size: int = 1000
     download: bool = True
     verify: bool = True
     """Check the official checksums (set false to read your own files in the official format)."""
+
+    def __post_init__(self) -> None:
+        if self.augment_padding < 0:
+            raise ValueError(f"augment_padding must be >= 0, got {self.augment_padding}")
 
 
 @dataclass

@@ -184,7 +184,7 @@ def _train_epoch(learner: Learner, data: Dataset, config: ExperimentConfig, epoc
         idx = idx.to(data.x_train.device)
         x, y = data.x_train[idx], data.y_train[idx]
         if config.data.augment:
-            x = random_crop_flip(x, generator)
+            x = random_crop_flip(x, generator, config.data.augment_padding, config.data.augment_flip)
         stats = learner.train_step(x, y, reducer)
         if not math.isfinite(stats["loss"]):
             raise TrainingDiverged(f"non-finite training loss at epoch {epoch}, step {step}")
