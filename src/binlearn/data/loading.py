@@ -10,6 +10,7 @@ import torch
 
 from binlearn.data.dataset import Dataset
 from binlearn.data.encodings import ENCODINGS, encode
+from binlearn.data.features import NPY_DATASET, features_to_unit, read_features
 from binlearn.data.files import ensure_files
 from binlearn.data.formats import read_cifar, read_idx_images, read_idx_labels
 from binlearn.data.sources import SOURCES, DataError, resolve_data_dir
@@ -21,7 +22,7 @@ DIGITS_SPLIT_SEED = 20240607
 """The digits split is fixed (not the run seed) so every run is evaluated on the same 360 images."""
 
 _LOAD_KEYS = ("data_dir", "train_size", "validation_size", "encoding", "threshold",
-              "thermometer_bits", "signed", "download", "verify")
+              "thermometer_bits", "signed", "download", "verify", "features")
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -45,7 +46,8 @@ def load_raw(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The official train and test splits as uint8 images ``(n, c, h, w)`` and int64 labels."""
     if name not in SOURCES:
-        raise DataError(f"unknown dataset {name!r}; valid: {', '.join(SOURCES)}")
+        raise DataError(f"unknown dataset {name!r}; valid: {', '.join(SOURCES)}, npy (your own arrays: "
+                        "data.features = FOLDER)")
     source = SOURCES[name]
     if source.format == "digits":
         return _digits()
@@ -92,16 +94,20 @@ def load_dataset(config: Any, *, quiet: bool = False, **overrides: Any) -> Datas
     Splits: validation = the last ``validation_size`` images of the official training
     files; train = the first ``train_size`` of the rest; test = the official test files.
     Encoding statistics (normalisation without published values, median thresholds) come
-    from the training split only.
+    from the training split only. ``dataset = "npy"`` reads the four arrays of the folder
+    ``features`` (:mod:`binlearn.data.features`) instead of official files.
     """
     name, options = _options(config, overrides)
     encoding = options.get("encoding", "unit")
     if encoding not in ENCODINGS:
         raise DataError(f"unknown encoding {encoding!r}; valid: {', '.join(ENCODINGS)}")
-    train_x, train_y, test_x, test_y = load_raw(
-        name, options.get("data_dir"), download=options.get("download", True),
-        verify=options.get("verify", True), quiet=quiet,
-    )
+    if name == NPY_DATASET:
+        train_x, train_y, test_x, test_y = read_features(options.get("features"))
+    else:
+        train_x, train_y, test_x, test_y = load_raw(
+            name, options.get("data_dir"), download=options.get("download", True),
+            verify=options.get("verify", True), quiet=quiet,
+        )
     validation_size = int(options.get("validation_size") or 0)
     if not 0 <= validation_size < len(train_x):
         raise DataError(f"validation_size={validation_size} must be in [0, {len(train_x)})")
@@ -114,9 +120,15 @@ def load_dataset(config: Any, *, quiet: bool = False, **overrides: Any) -> Datas
     def tensor(images: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.array(images, dtype=np.float32)).div_(255.0)
 
-    x_train, x_val, x_test = tensor(train_x[:n_train]), tensor(train_x[pool:]), tensor(test_x)
-    source = SOURCES[name]
-    kwargs = dict(train_reference=x_train, mean=source.mean, std=source.std,
+    if name == NPY_DATASET:
+        x_train, x_val, x_test = features_to_unit(train_x[:n_train], train_x[pool:], test_x)
+        mean = std = None
+        num_classes = int(train_y.max()) + 1
+    else:
+        x_train, x_val, x_test = tensor(train_x[:n_train]), tensor(train_x[pool:]), tensor(test_x)
+        source = SOURCES[name]
+        mean, std, num_classes = source.mean, source.std, source.num_classes
+    kwargs = dict(train_reference=x_train, mean=mean, std=std,
                   threshold=options.get("threshold", 0.5),
                   thermometer_bits=options.get("thermometer_bits", 4),
                   signed=options.get("signed", False))
@@ -124,5 +136,5 @@ def load_dataset(config: Any, *, quiet: bool = False, **overrides: Any) -> Datas
     labels = lambda y: torch.from_numpy(np.array(y, dtype=np.int64))  # noqa: E731
     return Dataset(
         name, x_train, labels(train_y[:n_train]), x_test, labels(test_y),
-        x_val, labels(train_y[pool:]), source.num_classes,
+        x_val, labels(train_y[pool:]), num_classes,
     )

@@ -55,6 +55,8 @@ class DataConfig:
 
     dataset: str = "digits"
     data_dir: str | None = None
+    features: str | None = None
+    """dataset = "npy": folder with x_train.npy, y_train.npy, x_test.npy, y_test.npy."""
     train_size: int | None = None
     """Train on the first N images of the official training set (None: all)."""
     validation_size: int = 0

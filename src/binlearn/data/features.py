@@ -1,0 +1,103 @@
+"""Datasets from ``.npy`` files: pre-computed features (the "TL" datasets of Colombo et
+al. 2024, features of a frozen pre-trained extractor) or any images of your own.
+
+A features folder holds four files::
+
+    x_train.npy   (n_train, F) or (n_train, C, H, W), any real dtype
+    y_train.npy   (n_train,) integer class labels 0 … K−1
+    x_test.npy    (n_test, same sample shape)
+    y_test.npy    (n_test,)
+
+Values are brought to [0, 1] so that every encoding (``unit``, ``binarize`` with a fixed
+or median threshold, ``thermometer``) means what it means for images: uint8 arrays are
+divided by 255 (images); other dtypes are rescaled per feature by the training split's
+minimum and maximum (test values outside that range are clipped), the per-feature range
+the authors' thermometer encoder uses (taken from the training split only, after the
+validation rows are carved off). Flat features become ``(F, 1, 1)`` samples (F
+channels of one pixel each). Files are read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from binlearn.data.sources import DataError
+
+__all__ = ["FEATURE_FILES", "NPY_DATASET", "features_to_unit", "read_features"]
+
+NPY_DATASET = "npy"
+
+FEATURE_FILES = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
+
+
+def _read(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(f"{path} not found; a features folder holds {', '.join(FEATURE_FILES)}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(f"{path}: not a readable .npy array ({reason})") from None
+
+
+def _check_pair(x: np.ndarray, y: np.ndarray, split: str, folder: Path) -> None:
+    if x.ndim not in (2, 4):
+        raise DataError(f"{folder}/x_{split}.npy has shape {list(x.shape)}; expected (n, features) "
+                        "or (n, channels, height, width)")
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
+            or x.dtype == np.bool_):
+        raise DataError(f"{folder}/x_{split}.npy holds {x.dtype} values; expected numbers")
+    if len(x) == 0:
+        raise DataError(f"{folder}/x_{split}.npy is empty")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"{folder}/y_{split}.npy has shape {list(y.shape)}; expected ({len(x)},), "
+                        f"one label per row of x_{split}.npy")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{folder}/y_{split}.npy holds {y.dtype} values; expected integer class labels")
+    if y.min() < 0:
+        raise DataError(f"{folder}/y_{split}.npy has a negative label ({int(y.min())}); labels are 0 … K−1")
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        raise DataError(f"{folder}/x_{split}.npy holds NaN or infinite values")
+
+
+def features_to_unit(train: np.ndarray, *others: np.ndarray) -> list[torch.Tensor]:
+    """float32 tensors in [0, 1], ``(n, C, H, W)``: uint8 / 255, otherwise per-feature
+    min-max scaling by ``train`` (the training split; others are clipped to its range)."""
+    if train.dtype == np.uint8:
+        out = [torch.from_numpy(a.astype(np.float32)).div_(255.0) for a in (train, *others)]
+    else:
+        reference = torch.from_numpy(np.asarray(train, dtype=np.float64))
+        low, high = reference.amin(dim=0), reference.amax(dim=0)
+        span = torch.where(high > low, high - low, torch.ones_like(high))  # constant feature -> 0
+        out = [((torch.from_numpy(np.asarray(a, dtype=np.float64)) - low) / span).clamp_(0.0, 1.0)
+               .to(torch.float32) for a in (train, *others)]
+    return [a[:, :, None, None].contiguous() if a.dim() == 2 else a for a in out]
+
+
+def read_features(folder: str | Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Read and check a features folder: ``(x_train, y_train, x_test, y_test)`` as stored,
+    labels as int64.
+
+    Every problem (missing folder or file, unreadable array, shapes that disagree,
+    non-integer or negative labels, NaN/inf features, test labels the training labels never
+    use) is a one-line :class:`DataError`.
+    """
+    if not folder:
+        raise DataError('dataset "npy" needs data.features = "FOLDER" (a folder holding '
+                        f"{', '.join(FEATURE_FILES)})")
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"features folder {folder} not found")
+    x_train, y_train, x_test, y_test = (_read(folder / name) for name in FEATURE_FILES)
+    _check_pair(x_train, y_train, "train", folder)
+    _check_pair(x_test, y_test, "test", folder)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(f"{folder}: train samples are {list(x_train.shape[1:])} but test samples are "
+                        f"{list(x_test.shape[1:])}")
+    if y_test.max() > y_train.max():
+        raise DataError(f"{folder}/y_test.npy has label {int(y_test.max())}, but the training labels "
+                        f"only go up to {int(y_train.max())}")
+    return x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64)
