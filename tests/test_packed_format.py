@@ -29,6 +29,8 @@ from binlearn.binary.packed_format import (
 from binlearn.binary.packing import from_numpy_words, pack_bits, pack_signs, to_numpy_words, unpack_bits
 from binlearn.cli import main
 from binlearn.data import load_dataset
+from binlearn.energy import relax
+from binlearn.energy.relax import ordered_couplings
 from binlearn.experiment import load_config, load_run, train
 from binlearn.experiment.export import export_run, split_images
 from binlearn.experiment.registry import build_learner
@@ -282,9 +284,15 @@ def test_truncated_and_garbage_files_are_refused(packed_file, tmp_path):
 
 def test_other_versions_and_formats_are_refused(packed_file, tmp_path):
     manifest = _manifest(packed_file)
+    assert manifest["format_version"] == 1  # feed-forward models are still written as version 1
     newer = {**manifest, "format_version": FORMAT_VERSION + 1}
-    _refused(_rewrite(packed_file, tmp_path / "v2.npz", manifest=newer),
-             f"packed format version {FORMAT_VERSION + 1}", f"reads version {FORMAT_VERSION}")
+    _refused(_rewrite(packed_file, tmp_path / "v3.npz", manifest=newer),
+             f"packed format version {FORMAT_VERSION + 1}", "reads versions 1, 2")
+    for version in (0, "1", True):
+        _refused(_rewrite(packed_file, tmp_path / "vx.npz", manifest={**manifest, "format_version": version}),
+                 f"packed format version {version!r}")
+    assert PackedModel.load(_rewrite(packed_file, tmp_path / "as-v2.npz",  # version 2 reads layers too
+                                     manifest={**manifest, "format_version": 2})).summary()
     _refused(_rewrite(packed_file, tmp_path / "other.npz", manifest={**manifest, "format": "larq"}),
              "not a binlearn packed model")
     _refused(_rewrite(packed_file, tmp_path / "order.npz", manifest={**manifest, "bit_order": "middle"}),
@@ -347,18 +355,6 @@ def test_unexportable_models_are_refused(overrides, fragment, tmp_path, capsys):
     assert not (tmp_path / "run" / "model.packed.npz").exists()
 
 
-def test_energy_networks_are_refused_as_not_supported_yet(tmp_path, capsys):
-    path = Path(__file__).parents[1] / "configs" / "laydevant2021" / "fc-binary-weights-activations.toml"
-    config = load_config(path,
-                         ["data.dataset=\"digits\"", "model.hidden=[16]", "rule.free_steps=3",
-                          "rule.nudged_steps=2", "train.epochs=1", "model.group_size=1"])
-    train(config, tmp_path / "ep", quiet=True)
-    assert main(["export", str(tmp_path / "ep")]) == 2
-    error = capsys.readouterr().err
-    assert error.startswith("binlearn: error: ") and error.count("\n") == 1, error
-    assert "energy-based networks" in error and "not" in error and "yet" in error, error
-
-
 # ----------------------------------------------------------------------------- the command line
 def test_cli_export_then_infer(runs, tmp_path, capsys):
     run_dir = runs["local-binary-median"]
@@ -395,3 +391,185 @@ def test_cli_errors_are_one_line(runs, packed_file, tmp_path, capsys):
                           text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("binlearn: error: ") and done.stderr.count("\n") == 1, done.stderr
+
+
+# ----------------------------------------------------------------------------- binary EP networks
+CONFIGS = Path(__file__).parents[1] / "configs" / "laydevant2021"
+EP_CONFIG = CONFIGS / "fc-binary-weights-activations-binary-input.toml"
+EP_DIGITS = ["data.dataset=\"digits\"", "train.epochs=1", "train.threads=1", "rule.free_steps=8",
+             "rule.nudged_steps=3", "model.group_size=4", "rule.gamma=[2e-6]"]
+# α = 0.3 and a higher flip threshold: hidden and output bits stay far from all-0 / all-1 (one epoch
+# of the paper's rule on digits silences the outputs: then the accumulator tie-break decides)
+EP_ACTIVE = [*EP_DIGITS, "model.scale=0.3", "rule.threshold=[2e-5]"]
+EP_RUNS = {
+    "ep-synchronous-gain-3": [*EP_DIGITS, "model.hidden=[48]", "model.gain=3.0", "rule.threshold=[2e-7]"],
+    "ep-even-odd-signed-two-hidden": [*EP_ACTIVE, "model.hidden=[40,24]", "rule.schedule=\"even_odd\"",
+                                      "data.signed=true", "model.neuron_gamma=0.75", "rule.eval_steps=11"],
+    "ep-thermometer-start-0": [*EP_ACTIVE, "model.hidden=[40]", "data.encoding=\"thermometer\"",
+                               "data.thermometer_bits=3", "model.initial_state=0.0",
+                               "model.neuron_threshold=0.3"],
+    "ep-median-gamma-1": [*EP_ACTIVE, "model.hidden=[40]", "data.threshold=\"median\"",
+                          "model.neuron_gamma=1.0"],
+}
+
+
+@pytest.fixture(scope="module")
+def ep_runs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("ep-runs")
+    for name, overrides in EP_RUNS.items():
+        train(load_config(EP_CONFIG, overrides), root / name, quiet=True)
+    return {name: root / name for name in EP_RUNS}
+
+
+@pytest.mark.parametrize("name", list(EP_RUNS))
+def test_ep_export_relaxes_bit_for_bit_as_the_model(ep_runs, name, tmp_path):
+    summary = export_run(ep_runs[name], tmp_path / "ep.npz", quiet=True)  # verify: the whole test split
+    assert summary["verified"] == {"split": "test", "samples": 360, "identical": 360}
+    model = PackedModel.load(summary["output"])
+    assert model.manifest["format_version"] == 2 and "layers" not in model.manifest
+    config, learner, data = _learner_and_data(ep_runs[name])
+    net = learner.net
+    assert model.manifest["dynamics"]["steps"] == learner.eval_steps
+    for split, x in (("test", data.x_test), ("train", data.x_train)):
+        raw = _raw(config, split)
+        with torch.no_grad():
+            state = relax(net, x, net.initial_state(len(x)), learner.eval_steps,
+                          schedule=config.rule.schedule)
+        packed = model.relaxation.relax(model.encode(raw))
+        for ours, theirs in zip(packed, state.layers, strict=True):  # every float32 accumulator, bitwise
+            assert torch.equal(ours.view(torch.int32), theirs.view(torch.int32)), split
+        outputs = model.forward(model.encode(raw))
+        activations = net.activations(state)
+        for words, activation in zip(outputs[:-1], activations, strict=True):
+            bits = unpack_bits(from_numpy_words(words), activation.shape[1]).numpy()
+            assert np.array_equal(bits, activation.numpy() > 0), split
+        expected = learner.predict(x).numpy()
+        assert np.array_equal(outputs[-1].argmax(axis=1), expected)
+        assert np.array_equal(model.predict(raw), expected)
+        assert len(np.unique(expected)) >= 3, "a degenerate network proves little"
+        assert 0.02 < float(activations[0].mean()) < 0.98, "hidden bits all alike prove little"
+
+
+def test_ordered_drives_only_between_binary_neurons():
+    def net(*overrides: str):
+        config = load_config(EP_CONFIG, ["data.dataset=\"digits\"", "model.hidden=[8]", *overrides])
+        return build_learner(config, (1, 8, 8), 10, torch.device("cpu")).net
+
+    assert ordered_couplings(net()) == (True, True)
+    # float neurons keep the fused products (the speed of the float-neuron benchmarks)
+    assert ordered_couplings(net("model.neuron=\"hard_sigmoid\"")) == (False, False)
+    assert ordered_couplings(net("model.weights=\"float\"", "rule.optimizer=\"sgd\"")) == (False, False)
+
+
+def test_mnist_ep_export_identical_on_the_whole_test_set(mnist_dir, tmp_path, capsys):
+    overrides = ["data.train_size=600", "model.hidden=[256]", "model.gain=3.0", "train.epochs=1",
+                 "train.threads=1", f"data.data_dir=\"{mnist_dir.parent}\""]
+    train(load_config(EP_CONFIG, overrides), tmp_path / "run", quiet=True)
+    assert main(["export", str(tmp_path / "run"), "--quiet"]) == 0  # verify: 10,000 test images
+    exported = json.loads(capsys.readouterr().out)
+    assert exported["verified"] == {"split": "test", "samples": 10000, "identical": 10000}
+    assert main(["infer", exported["output"], "--data-dir", str(mnist_dir.parent), "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert result["samples"] == 10000 and result["accuracy"] > 0.3
+    assert result["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-12)
+
+
+@pytest.mark.parametrize("config_file, overrides, fragments", [
+    # the published config reads float pixels
+    ("fc-binary-weights-activations.toml", [], ["float inputs", "data.encoding = \"binarize\""]),
+    ("fc-binary-weights.toml", ["data.encoding=\"binarize\""],
+     ["model.neuron = \"hard_sigmoid\"", "float activations", "model.neuron = \"binary\""]),
+])
+def test_unexportable_ep_runs_are_refused(config_file, overrides, fragments, tmp_path, capsys):
+    small = ["data.dataset=\"digits\"", "model.hidden=[16]", "train.epochs=1", "train.threads=1",
+             "rule.free_steps=3", "rule.nudged_steps=2"]
+    train(load_config(CONFIGS / config_file, [*small, *overrides]), tmp_path / "ep", quiet=True)
+    assert main(["export", str(tmp_path / "ep"), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("binlearn: error: ") and error.count("\n") == 1, error
+    assert all(fragment in error for fragment in fragments), error
+    assert not (tmp_path / "ep" / "model.packed.npz").exists()
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (["model.weights=\"float\"", "rule.optimizer=\"sgd\""], "model.weights = \"float\""),
+    (["model.readout=\"cross_entropy\"", "model.group_size=1", "rule.nudge_placement=\"drive\"",
+      "rule.gamma=[2e-6]", "rule.threshold=[2e-7]"], "model.readout = \"cross_entropy\""),
+    (["model.architecture=\"conv\"", "model.channels=[4]"], "model.architecture = \"fc\""),
+    (["model.neuron_gamma=0.3"], "model.neuron_gamma = 0.3"),
+])
+def test_unexportable_ep_networks_are_refused(overrides, fragment):
+    config = load_config(EP_CONFIG, ["data.dataset=\"digits\"", "model.hidden=[8]", *overrides])
+    learner = build_learner(config, (1, 8, 8), 10, torch.device("cpu"))
+    with pytest.raises(PackedFormatError) as info:
+        learner.to_packed(False)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def ep_file(ep_runs, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ep-packed") / "ep.packed.npz"
+    export_run(ep_runs["ep-synchronous-gain-3"], path, verify=False, quiet=True)
+    return path
+
+
+def test_ep_file_round_trip_and_truncation(ep_file, tmp_path):
+    model = PackedModel.load(ep_file)
+    again = PackedModel.load(model.save(tmp_path / "copy.npz"))
+    assert again.manifest == model.manifest
+    assert [row["kind"] for row in again.summary()] == ["ep_coupling", "ep_coupling"]
+    images = np.random.default_rng(0).integers(0, 256, (50, 1, 8, 8), dtype=np.uint8)
+    assert np.array_equal(again.predict(images), model.predict(images))
+    data = ep_file.read_bytes()
+    for cut in (len(data) // 2, len(data) - 10, 30):
+        (tmp_path / "cut.npz").write_bytes(data[:cut])
+        _refused(tmp_path / "cut.npz", "truncated or corrupt")
+
+
+def _edited(path: Path, target: Path, edit) -> Path:
+    manifest = _manifest(path)
+    edit(manifest)
+    return _rewrite(path, target, manifest=manifest)
+
+
+def test_ep_files_with_wrong_versions_kinds_or_arrays_are_refused(ep_file, tmp_path):
+    def case(edit, *fragments):
+        _refused(_edited(ep_file, tmp_path / "edited.npz", edit), *fragments)
+
+    case(lambda m: m.update(format_version=1), "dynamics needs format_version 2")
+    case(lambda m: m.update(format_version=3), "packed format version 3", "reads versions 1, 2")
+    case(lambda m: m["dynamics"].update(kind="hopfield"), "dynamics.kind = 'hopfield'",
+         "valid: ep_binary_relaxation")
+    case(lambda m: m["dynamics"].update(schedule="random"), "dynamics.schedule = 'random'")
+    case(lambda m: m["dynamics"].update(steps=0), "dynamics.steps must be an integer >= 1")
+    case(lambda m: m["dynamics"]["neuron"].update(gamma=0.0), "gamma must be in (0, 1]")
+    case(lambda m: m["dynamics"]["neuron"].update(kind="hard_sigmoid"), "dynamics.neuron.kind")
+    case(lambda m: m["dynamics"]["neuron"].pop("threshold"),
+         "dynamics.neuron.threshold must be a finite number")
+    case(lambda m: m["dynamics"]["readout"].update(group_size=3), "num_classes × group_size = 10 × 3")
+    case(lambda m: m.update(layers=[]), "both layers and dynamics")
+    case(lambda m: m["dynamics"].update(couplings=[]), "dynamics.couplings must be a non-empty list")
+    case(lambda m: m["dynamics"]["couplings"][1].update(in_features=47),
+         "dynamics.couplings[1].in_features = 47")
+    case(lambda m: m["dynamics"]["couplings"][1].update(input_values="signed"), "couplings[1].input_values")
+    case(lambda m: m["dynamics"]["couplings"][0]["arrays"]["scale"].update(shape=[2]), "couplings.0.scale",
+         "needs float32 [1]")
+    case(lambda m: m["dynamics"]["couplings"][0]["arrays"].pop("bias"), "dynamics.couplings[0].arrays has")
+    _refused(_rewrite(ep_file, tmp_path / "drop.npz", drop="couplings.1.bias.npy"), "'couplings.1.bias'",
+             "missing")
+    model = PackedModel.load(ep_file)
+    bias = model.arrays["couplings.1.bias"]
+    _refused(_rewrite(ep_file, tmp_path / "f64.npz", replace={"couplings.1.bias": bias.astype(np.float64)}),
+             "float64", "declares float32")
+    _refused(_rewrite(ep_file, tmp_path / "short.npz", replace={"couplings.1.bias": bias[:-1]}),
+             "couplings.1.bias", "declares float32")
+    nan = np.full_like(bias, np.nan)
+    _refused(_rewrite(ep_file, tmp_path / "nan.npz", replace={"couplings.1.bias": nan}),
+             "bias values must be finite")
+    weights = model.arrays["couplings.1.weights"].copy()
+    weights[0, -1] |= np.uint64(1 << 63)  # 48 features: bit 63 is padding
+    _refused(_rewrite(ep_file, tmp_path / "pad.npz", replace={"couplings.1.weights": weights}),
+             "padding bits")
+    _refused(_rewrite(ep_file, tmp_path / "extra.npz", replace={"stowaway": np.zeros(3)}),
+             "'stowaway' is not declared")

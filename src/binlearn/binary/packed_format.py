@@ -17,6 +17,11 @@ layer with ``connectivity = "masked"`` sums only over the bits of its packed mas
 Bits follow :mod:`binlearn.binary.packing` (bit 1 ↔ +1, padding bits 0, the manifest's
 bit order) and :mod:`binlearn.binary.quantizers` (sign(0) = +1, Heaviside(0) = 0).
 
+Format version 2 adds a second kind of model: instead of ``layers``, a ``dynamics``
+section describes the free-phase relaxation of a binary Equilibrium-Propagation network
+(integer popcount products, float32 accumulator updates; :mod:`binlearn.binary.packed_dynamics`).
+Feed-forward models are still written as version 1, which both versions read.
+
 On disk the model is an ``.npz`` (a zip archive): ``manifest.json`` (UTF-8 JSON) and one
 ``.npy`` member per array, named by the manifest. :meth:`PackedModel.load` refuses, with
 one-line :class:`PackedFormatError` messages, a file that is truncated or not a zip, has no
@@ -35,7 +40,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -50,9 +55,13 @@ from binlearn.binary.packing import (
     words_for,
 )
 
+if TYPE_CHECKING:
+    from binlearn.binary.packed_dynamics import BinaryRelaxation, PackedDynamics
+
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "READ_VERSIONS",
     "MANIFEST_NAME",
     "VALUE_KINDS",
     "PackedFormatError",
@@ -64,7 +73,9 @@ __all__ = [
 ]
 
 FORMAT_NAME = "binlearn-packed"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The newest version: 1 (feed-forward ``layers``) plus the ``dynamics`` section."""
+READ_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 VALUE_KINDS = ("signed", "binary")
 """How a layer reads its input bits: ``signed`` bit b ↔ 2b − 1 ∈ {−1, +1}; ``binary`` bit b ↔ b ∈ {0, 1}."""
@@ -264,7 +275,13 @@ class PackedModel:
         names = manifest["input"]["arrays"]
         self._pixel_index = self.arrays[names["pixel_index"]["name"]]
         self._pixel_threshold = self.arrays[names["pixel_threshold"]["name"]]
-        self._layers = [self._prepare(layer) for layer in manifest["layers"]]
+        self._layers = [self._prepare(layer) for layer in manifest.get("layers", [])]
+        self.relaxation: BinaryRelaxation | None = None
+        """The engine of a ``dynamics`` model (None for feed-forward layers)."""
+        if "dynamics" in manifest:
+            from binlearn.binary.packed_dynamics import BinaryRelaxation
+
+            self.relaxation = BinaryRelaxation(manifest["dynamics"], self.arrays, self.bit_order)
 
     def _prepare(self, layer: dict[str, Any]) -> dict[str, Any]:
         arrays = {role: self.arrays[entry["name"]] for role, entry in layer["arrays"].items()}
@@ -285,10 +302,15 @@ class PackedModel:
 
     # -- construction -------------------------------------------------------------------
     @classmethod
-    def build(cls, packed_input: PackedInput, layers: list[PackedLayer], num_classes: int,
+    def build(cls, packed_input: PackedInput, layers: list[PackedLayer] | PackedDynamics, num_classes: int,
               metadata: dict[str, Any] | None = None, bit_order: str = "little") -> PackedModel:
-        """Assemble manifest and arrays (``metadata``: free-form ``model``/``source`` sections)."""
+        """Assemble manifest and arrays (``metadata``: free-form ``model``/``source`` sections).
+
+        ``layers``: feed-forward layers (written as format version 1) or the dynamics of a
+        binary EP network (format version 2).
+        """
         from binlearn import __version__
+        from binlearn.binary.packed_dynamics import PackedDynamics, dynamics_manifest
 
         arrays: dict[str, np.ndarray] = {
             "input.pixel_index": np.asarray(packed_input.pixel_index, np.int64),
@@ -299,8 +321,10 @@ class PackedModel:
             arrays[name] = array
             return {"name": name, "dtype": array.dtype.name, "shape": list(array.shape)}
 
+        dynamics = layers if isinstance(layers, PackedDynamics) else None
         manifest: dict[str, Any] = {
-            "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "binlearn_version": __version__,
+            "format": FORMAT_NAME, "format_version": 1 if dynamics is None else 2,
+            "binlearn_version": __version__,
             "word_bits": WORD_BITS, "bit_order": bit_order, "num_classes": int(num_classes),
             "input": {
                 "shape": [int(s) for s in packed_input.shape], "pixel_dtype": "uint8",
@@ -310,8 +334,12 @@ class PackedModel:
                            "pixel_threshold": declare("input.pixel_threshold",
                                                       arrays["input.pixel_threshold"])},
             },
-            "layers": [],
         }
+        if dynamics is not None:
+            manifest["dynamics"] = dynamics_manifest(dynamics, declare)
+            manifest.update(metadata or {})
+            return cls(manifest, arrays)
+        manifest["layers"] = []
         for index, layer in enumerate(layers):
             prefix = f"layers.{index}"
             entry: dict[str, Any] = {
@@ -425,7 +453,11 @@ class PackedModel:
     def forward(self, words: np.ndarray) -> list[np.ndarray]:
         """Every layer's output from packed input bits (see :meth:`encode`): for each hidden
         layer its packed activation bits (batch, words(out)) uint64, then the output scores
-        (batch, classes) int64."""
+        (batch, classes) int64. A ``dynamics`` model: every layer's packed activation bits
+        after the relaxation (the output layer's too), then the scores (batch, classes)
+        float32."""
+        if self.relaxation is not None:
+            return self.relaxation.forward(words)
         outputs = []
         words = np.ascontiguousarray(words, dtype=np.uint64)
         for layer in self._layers:
@@ -442,7 +474,8 @@ class PackedModel:
         return outputs
 
     def scores(self, words: np.ndarray) -> np.ndarray:
-        """Output scores (batch, classes) int64 from packed input bits (see :meth:`encode`)."""
+        """Output scores (batch, classes) from packed input bits (see :meth:`encode`): int64,
+        or float32 for a ``dynamics`` model."""
         return self.forward(words)[-1]
 
     def predict_words(self, words: np.ndarray) -> np.ndarray:
@@ -458,12 +491,14 @@ class PackedModel:
         return out
 
     def summary(self) -> list[dict[str, Any]]:
-        """Per layer: kind, sizes and packed bytes (weights + integer side arrays)."""
+        """Per layer (coupling, for ``dynamics``): kind, sizes and packed bytes (weights +
+        side arrays)."""
+        dynamics = self.manifest.get("dynamics")
         rows = []
-        for layer in self.manifest["layers"]:
+        for layer in self.manifest["layers"] if dynamics is None else dynamics["couplings"]:
             size = sum(self.arrays[e["name"]].nbytes for e in layer["arrays"].values())
-            rows.append({"layer": layer["name"], "kind": layer["kind"], "in": layer["in_features"],
-                         "out": layer["out_features"], "bytes": int(size)})
+            rows.append({"layer": layer["name"], "kind": layer.get("kind", "ep_coupling"),
+                         "in": layer["in_features"], "out": layer["out_features"], "bytes": int(size)})
         return rows
 
 
@@ -488,12 +523,13 @@ def _check_format(manifest: Any, source: str) -> None:
         raise _fail(source, f"not a binlearn packed model (manifest format {manifest.get('format')!r}, "
                             f"expected {FORMAT_NAME!r})")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if isinstance(version, bool) or version not in READ_VERSIONS:
         from binlearn import __version__
 
         raise _fail(source, f"packed format version {version!r} (written by binlearn "
                             f"{manifest.get('binlearn_version', 'unknown')}); binlearn {__version__} reads "
-                            f"version {FORMAT_VERSION} only: re-export the run with this version")
+                            f"versions {', '.join(map(str, READ_VERSIONS))}: re-export the run with this "
+                            "version")
 
 
 def _check_arrays(entries: Any, expected: dict[str, tuple[str, tuple[int, ...]]], where: str,
@@ -554,6 +590,21 @@ def _validate(manifest: dict[str, Any], arrays: dict[str, np.ndarray], source: s
                                               and found["pixel_threshold"].max() <= 255):
         raise _fail(source, "input pixel_threshold values must be in [-1, 255]")
 
+    if "dynamics" in manifest:
+        from binlearn.binary.packed_dynamics import validate_dynamics
+
+        if "layers" in manifest:
+            raise _fail(source, "manifest has both layers and dynamics; a model is one or the other")
+        if manifest["format_version"] < 2:
+            raise _fail(source, "manifest dynamics needs format_version 2, the file says "
+                                f"{manifest['format_version']}")
+        validate_dynamics(manifest["dynamics"], features, values, classes,
+                          lambda width: _padding_mask(width, bit_order),
+                          lambda entries, expected, where: take(
+                              _check_arrays(entries, expected, where, arrays, source), entries),
+                          source)
+        return _unused(arrays, used, native, source)
+
     # layers
     layers = manifest.get("layers")
     if not isinstance(layers, list) or not layers:
@@ -594,6 +645,12 @@ def _validate(manifest: dict[str, Any], arrays: dict[str, np.ndarray], source: s
         if "rank_table" in found and found["rank_table"].size and found["rank_table"].min() < 0:
             raise _fail(source, f"{where} rank_table values must be >= 0")
         width = out_features
+    return _unused(arrays, used, native, source)
+
+
+def _unused(arrays: dict[str, np.ndarray], used: set[str], native: dict[str, np.ndarray],
+            source: str) -> dict[str, np.ndarray]:
+    """``native`` when every array in the file was declared; refuses an undeclared one."""
     extra = sorted(set(arrays) - used)
     if extra:
         raise _fail(source, f"array {extra[0]!r} is not declared in the manifest")

@@ -39,6 +39,8 @@ class SquaredError:
     """
 
     readout = False
+    tie_break = 1e-3
+    """Weight of the group-mean accumulator in the score of binary outputs (breaks ties)."""
 
     def __init__(self, num_classes: int, group_size: int = 1) -> None:
         if num_classes < 2 or group_size < 1:
@@ -78,7 +80,7 @@ class SquaredError:
         """
         scores = _group_means(activation, self.num_classes)
         if activation is not state:
-            scores = scores + 1e-3 * _group_means(state, self.num_classes)
+            scores = scores + self.tie_break * _group_means(state, self.num_classes)
         return scores.argmax(dim=1)
 
     def derivatives(self, activation: torch.Tensor, target: torch.Tensor) -> dict:

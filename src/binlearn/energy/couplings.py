@@ -30,7 +30,19 @@ from torch import nn
 
 from binlearn.binary.quantizers import sign
 
-__all__ = ["FloatWeights", "BinaryWeights", "Coupling", "Dense", "ConvPool"]
+__all__ = ["FloatWeights", "BinaryWeights", "Coupling", "Dense", "ConvPool", "ordered_drive"]
+
+
+def ordered_drive(product: torch.Tensor, alpha: float, base: torch.Tensor) -> torch.Tensor:
+    """product · α + base, in place on ``product``, as two separately rounded float32 steps.
+
+    For ±1 weights and {0, 1} or ±1 activations the matrix product is an exact integer in
+    float32 whatever the summation order, so the drive is fl(fl(α·n) + base): reproducible
+    bit for bit from the integer n (the packed format's EP relaxation does exactly this). A
+    fused ``addmm(base, ·, ·, alpha=α)`` instead rounds as the BLAS kernel pleases (FMA,
+    blocking over the inner dimension) and differs from it in the last bit.
+    """
+    return product.mul_(alpha).add_(base)
 
 
 class FloatWeights:
@@ -168,21 +180,33 @@ class Dense(Coupling):
         return (self.out_features,)
 
     def drive_up(self, bottom: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                 out: torch.Tensor | None = None, alpha: float = 1.0) -> tuple[torch.Tensor, None]:
+                 out: torch.Tensor | None = None, alpha: float = 1.0,
+                 ordered: bool = False) -> tuple[torch.Tensor, None]:
         """∂Φ_c/∂top = α · bottom Wᵀ + b.  bottom: (batch, *bottom_shape); returns (batch, out).
 
         Computed as (W bottomᵀ + b)ᵀ, a transposed view: with row-major W this GEMM layout
         is 1.3-1.5× faster on CPU for the thin output layers the relaxation loop is
-        dominated by.
+        dominated by. ``ordered``: (bottom Wᵀ)·α + b as separate float32 operations instead of
+        one fused ``addmm``, whose rounding depends on the BLAS (see :func:`ordered_drive`).
         """
+        if ordered:
+            product = (torch.mm(bottom.flatten(1), weight.t(), out=out) if out is not None
+                       else torch.mm(weight, bottom.flatten(1).t()).t())
+            return ordered_drive(product, alpha, bias), None
         if out is not None:
             return torch.addmm(bias, bottom.flatten(1), weight.t(), alpha=alpha, out=out), None
         return torch.addmm(bias.unsqueeze(1), weight, bottom.flatten(1).t(), alpha=alpha).t(), None
 
     def drive_down(self, top: torch.Tensor, weight: torch.Tensor, cache: None,
                    base: torch.Tensor, out: torch.Tensor | None = None,
-                   alpha: float = 1.0) -> torch.Tensor:
-        """base + ∂Φ_c/∂bottom = base + α · top W.  top: (batch, out); base: bottom's shape."""
+                   alpha: float = 1.0, ordered: bool = False) -> torch.Tensor:
+        """base + ∂Φ_c/∂bottom = base + α · top W.  top: (batch, out); base: bottom's shape.
+
+        ``ordered``: (top W)·α + base as separate float32 operations (see
+        :func:`ordered_drive`); other shapes are always computed that way."""
+        if ordered and base.dim() == 2:
+            product = torch.mm(top, weight, out=out) if out is not None else top @ weight
+            return ordered_drive(product, alpha, base)
         if base.dim() == 2:
             if out is None:
                 return torch.addmm(base, top, weight, alpha=alpha)
@@ -251,10 +275,13 @@ class ConvPool(Coupling):
         return (self.out_channels, height // self.pool, width // self.pool)
 
     def drive_up(self, bottom: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                 out: torch.Tensor | None = None, alpha: float = 1.0) -> tuple[torch.Tensor, tuple]:
+                 out: torch.Tensor | None = None, alpha: float = 1.0,
+                 ordered: bool = False) -> tuple[torch.Tensor, tuple]:
         """∂Φ_c/∂top = maxpool(W ∗ bottom) + b; also returns the pooling cache.
 
         bottom: (batch, in_channels, H, W); returns (batch, out_channels, H', W').
+        ``ordered`` is accepted for the common interface and ignored (one α per channel is
+        folded into the weights; convolutions are not exported).
         """
         if alpha != 1.0:
             weight = weight * alpha
@@ -272,8 +299,9 @@ class ConvPool(Coupling):
 
     def drive_down(self, top: torch.Tensor, weight: torch.Tensor, cache: tuple,
                    base: torch.Tensor, out: torch.Tensor | None = None,
-                   alpha: float = 1.0) -> torch.Tensor:
-        """base + ∂Φ_c/∂bottom = base + Wᵀ ∗ unpool(top) (gradient routed to the maxima)."""
+                   alpha: float = 1.0, ordered: bool = False) -> torch.Tensor:
+        """base + ∂Φ_c/∂bottom = base + Wᵀ ∗ unpool(top) (gradient routed to the maxima);
+        ``ordered`` is ignored, as in :meth:`drive_up`."""
         if alpha != 1.0:
             weight = weight * alpha
         down = F.conv_transpose2d(self._unpool(top, cache), weight, padding=self.padding)

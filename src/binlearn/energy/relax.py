@@ -32,7 +32,7 @@ from binlearn.energy.state import EnergyState
 __all__ = [
     "SYNCHRONOUS", "EVEN_ODD", "SCHEDULES", "NUDGE_PLACEMENTS",
     "Nudge", "RelaxationContext", "DivergenceError",
-    "prepare", "relax", "check_schedule", "steps_to_fixed_point",
+    "prepare", "relax", "check_schedule", "steps_to_fixed_point", "ordered_couplings",
 ]
 
 SYNCHRONOUS = "synchronous"
@@ -79,6 +79,8 @@ class RelaxationContext(NamedTuple):
         alphas: scalar factor of each coupling's weight (1.0 unless one α per layer).
         input_drive: ∂Φ/∂a_1 contributed by the clamped input, ``(batch, *layer_shape[0])``.
         input_cache: pooling positions of the input's convolution (None for dense).
+        ordered: per coupling, whether its drives are computed as (integer product)·α + base
+            in separate float32 operations (:func:`ordered_couplings`); empty: none.
     """
 
     weights: tuple[torch.Tensor, ...]
@@ -86,12 +88,30 @@ class RelaxationContext(NamedTuple):
     input_drive: torch.Tensor
     input_cache: object
     alphas: tuple[float, ...]
+    ordered: tuple[bool, ...] = ()
 
 
 def check_schedule(schedule: str) -> str:
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown relaxation schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
     return schedule
+
+
+def ordered_couplings(net: EnergyNet) -> tuple[bool, ...]:
+    """Per coupling: True for a dense coupling with ±1 weights and one α between binary
+    neurons (the input side counts as binary: the input is data).
+
+    Its products are then exact integers, and the relaxation computes each drive as
+    fl(fl(α·n) + base) in separate float32 operations instead of one fused ``addmm``, so
+    that the packed format's integer relaxation reproduces the states bit for bit. Couplings
+    between float neurons keep the fused (faster) product.
+    """
+    flags = []
+    for index, coupling in enumerate(net.couplings):
+        single_alpha = coupling.scale is not None and coupling.scale.numel() == 1
+        binary_sides = net.neurons[index].binary and (index == 0 or net.neurons[index - 1].binary)
+        flags.append(bool(single_alpha and binary_sides))
+    return tuple(flags)
 
 
 def prepare(net: EnergyNet, x: torch.Tensor, weights=None, biases=None) -> RelaxationContext:
@@ -108,14 +128,16 @@ def prepare(net: EnergyNet, x: torch.Tensor, weights=None, biases=None) -> Relax
                          f"input shape {net.input_shape}")
     if weights is None:
         weights, alphas = zip(*(c.relaxation_weight() for c in net.couplings), strict=True)
+        ordered = ordered_couplings(net)
     else:
         alphas = (1.0,) * len(weights)
+        ordered = (False,) * len(weights)
     if biases is None:
         biases = tuple(c.bias for c in net.couplings)
     input_drive, input_cache = net.couplings[0].drive_up(x, weights[0], biases[0],
-                                                         alpha=alphas[0])
+                                                         alpha=alphas[0], ordered=ordered[0])
     return RelaxationContext(tuple(weights), tuple(biases), input_drive, input_cache,
-                             tuple(alphas))
+                             tuple(alphas), ordered)
 
 
 def _first_bad_layer(layers) -> int | None:
@@ -132,6 +154,7 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
     count = len(layers)
     couplings, neurons = net.couplings, net.neurons
     weights, biases, alphas = context.weights, context.biases, context.alphas
+    ordered = context.ordered or (False,) * count
     cost = net.output_cost
     last = count - 1
     groups = ([list(range(count))] if schedule == SYNCHRONOUS
@@ -149,19 +172,19 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
                 if index > 0 and ups[index] is None:
                     ups[index], caches[index] = couplings[index].drive_up(
                         activations[index - 1], weights[index], biases[index],
-                        alpha=alphas[index])
+                        alpha=alphas[index], ordered=ordered[index])
                 if index < last and ups[index + 1] is None and couplings[index + 1].routes_down:
                     # max pooling routes the down-drive through the positions of the maxima
                     ups[index + 1], caches[index + 1] = couplings[index + 1].drive_up(
                         activations[index], weights[index + 1], biases[index + 1],
-                        alpha=alphas[index + 1])
+                        alpha=alphas[index + 1], ordered=ordered[index + 1])
             new_layers = {}
             for index in group:
                 if index < last:
                     drive = couplings[index + 1].drive_down(
                         activations[index + 1], weights[index + 1], caches[index + 1],
                         ups[index], out=scratch[index] if inplace else None,
-                        alpha=alphas[index + 1])
+                        alpha=alphas[index + 1], ordered=ordered[index + 1])
                 elif index > 0:
                     drive = ups[index]  # computed for this update, ours to overwrite
                 else:

@@ -54,8 +54,10 @@ def input_stage(config: ExperimentConfig, train_reference: torch.Tensor,
     """
     data = config.data
     if data.encoding not in _BINARY_ENCODINGS:
-        raise PackedFormatError(f"data.encoding = {data.encoding!r} gives float inputs; only runs on "
-                                f"binarised inputs ({' or '.join(_BINARY_ENCODINGS)}) can be packed")
+        raise PackedFormatError(f"data.encoding = {data.encoding!r} gives float inputs, whose products with "
+                                "the first layer's weights are not integers; only runs on binarised inputs "
+                                f"can be packed: train with data.encoding = \"binarize\" (or "
+                                f"\"thermometer\")")
     levels = np.arange(256, dtype=np.uint8)[:, None, None, None]
     synthetic = _unit_images(np.broadcast_to(levels, (256, *raw_shape)))
     source = SOURCES[config.data.dataset]
@@ -122,9 +124,10 @@ def export_run(run_dir: Path, output: Path | None = None, *, fmt: str = "packed"
     if not hasattr(learner, "to_packed"):
         raise PackedFormatError(f"model.kind = {kind!r} with rule {rule!r} cannot be exported to the packed "
                                 "format yet (not supported)")
-    layers = learner.to_packed(config.data.signed)
+    layers = learner.to_packed(config.data.signed)  # feed-forward layers, or EP dynamics
     packed_input, _ = input_stage(config, unit.x_train, unit.input_shape)
-    packed_input.values = layers[0].input_values  # the learner decides how it reads the bits
+    # the learner decides how it reads the bits
+    packed_input.values = layers[0].input_values if isinstance(layers, list) else layers.input_values
     metadata = {"model": {"config": settings["model"], "rule": rule},
                 "source": {"run_dir": str(run_dir), "epoch": checkpoint.get("epoch"),
                            "exported": time.strftime("%Y-%m-%dT%H:%M:%S")}}
