@@ -90,6 +90,10 @@ threads = 1
 ''')
     summary = train(load_config(config), tmp_path / "run", quiet=True)
     assert summary["test_size"] == 500
+    exported = subprocess.run([sys.executable, "-m", "binlearn", "export", str(tmp_path / "run")],
+                              capture_output=True, text=True)
+    assert exported.returncode == 2 and "cannot be packed" in exported.stderr
+    assert "Traceback" not in exported.stderr
     assert summary["test_accuracy"] > 0.7  # 1,000 real MNIST digits as features (mnist itself: 0.81)
 
 

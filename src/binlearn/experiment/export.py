@@ -108,6 +108,9 @@ def export_run(run_dir: Path, output: Path | None = None, *, fmt: str = "packed"
         raise PackedFormatError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
     run_dir = Path(run_dir)
     config, checkpoint = load_run(run_dir)
+    if config.data.dataset not in SOURCES:
+        raise PackedFormatError(f"runs on dataset {config.data.dataset!r} cannot be packed: the packed input "
+                                f"stage reads the uint8 images of a named dataset ({', '.join(SOURCES)})")
     unit = load_dataset(config.data, quiet=quiet, encoding="unit")
     source = SOURCES[config.data.dataset]
     sample = encode(unit.x_train[:1], config.data.encoding, train_reference=unit.x_train, mean=source.mean,
