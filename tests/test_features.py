@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from binlearn.data import DataError, load_dataset, read_idx
-from binlearn.experiment import load_config, train
+from binlearn.experiment import ConfigError, load_config, train
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,37 @@ def test_float_features_are_scaled_per_feature_by_the_training_split(tmp_path, m
     assert set(bits.x_train.unique().tolist()) == {0.0, 1.0}
 
 
+def test_scaling_uses_the_training_rows_only_and_clips_the_rest(tmp_path):
+    x_train = np.array([[0.0, 7.0, -1.0], [2.0, 7.0, 1.0], [1.0, 7.0, 0.0], [50.0, 7.0, -40.0]])
+    x_test = np.array([[4.0, 9.0, 0.5], [-3.0, 7.0, 5.0]])
+    folder = _write(tmp_path / "f", x_train, np.array([0, 1, 0, 1]), x_test, np.array([1, 0]))
+    data = load_dataset("npy", features=str(folder), validation_size=1)  # row 3 is validation
+    flat = lambda t: t.flatten(1)  # noqa: E731
+    assert torch.equal(flat(data.x_train), torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 1.0], [0.5, 0.0, 0.5]]))
+    # validation and test: scaled by the training rows, clipped; the constant feature is 0
+    assert torch.equal(flat(data.x_val), torch.tensor([[1.0, 0.0, 0.0]]))
+    assert torch.equal(flat(data.x_test), torch.tensor([[1.0, 0.0, 0.75], [0.0, 0.0, 1.0]]))
+
+
+def test_augmenting_flat_features_is_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = _write(tmp_path / "f", rng.normal(size=(30, 5)), np.arange(30) % 2, rng.normal(size=(8, 5)),
+                    np.arange(8) % 2)
+    config = load_config(None, ['data.dataset="npy"', f'data.features="{folder}"', "data.augment=true"])
+    with pytest.raises(ConfigError, match="flat features"):
+        train(config, tmp_path / "run", quiet=True)
+
+
+def test_a_relative_features_path_is_stored_absolute(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    _write(tmp_path / "f", rng.normal(size=(30, 64)), np.arange(30) % 2, rng.normal(size=(8, 64)),
+           np.arange(8) % 2)
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, ['data.dataset="npy"', 'data.features="f"', "train.epochs=1"])
+    train(config, tmp_path / "run", quiet=True)
+    assert f'features = "{tmp_path / "f"}"' in (tmp_path / "run" / "config.toml").read_text()
+
+
 def test_a_run_trains_on_npy_features(tmp_path, mnist_arrays):
     x_train, y_train, x_test, y_test = mnist_arrays
     folder = _write(tmp_path / "feats", x_train.reshape(1000, -1).astype(np.float64), y_train,
@@ -108,6 +139,8 @@ threads = 1
     ("shape", "train samples are"),
     ("unseen_label", "training labels only go up to"),
     ("ndim", "expected (n, features)"),
+    ("npz", "an .npz archive"),
+    ("dtypes", "both must be one or the other"),
 ])
 def test_broken_feature_folders_are_one_line_errors(tmp_path, breakage, message):
     rng = np.random.default_rng(0)
@@ -135,6 +168,11 @@ def test_broken_feature_folders_are_one_line_errors(tmp_path, breakage, message)
         np.save(folder / "y_test.npy", y_test + 5)
     elif breakage == "ndim":
         np.save(folder / "x_train.npy", x_train[:, :, None])
+    elif breakage == "npz":
+        with open(folder / "x_test.npy", "wb") as handle:
+            np.savez(handle, x=x_test)
+    elif breakage == "dtypes":
+        np.save(folder / "x_train.npy", (x_train > 0).astype(np.uint8))
     with pytest.raises(DataError, match=re.escape(message)) as caught:
         load_dataset("npy", features=str(folder))
     assert "\n" not in str(caught.value)

@@ -402,7 +402,9 @@ EP_DIGITS = ["data.dataset=\"digits\"", "train.epochs=1", "train.threads=1", "ru
 # of the paper's rule on digits silences the outputs: then the accumulator tie-break decides)
 EP_ACTIVE = [*EP_DIGITS, "model.scale=0.3", "rule.threshold=[2e-5]"]
 EP_RUNS = {
-    "ep-synchronous-gain-3": [*EP_DIGITS, "model.hidden=[48]", "model.gain=3.0", "rule.threshold=[2e-7]"],
+    # 10 outputs per class: a group mean long enough for summation order to show in the last bit
+    "ep-synchronous-gain-3": [*EP_DIGITS, "model.hidden=[48]", "model.gain=3.0", "rule.threshold=[2e-7]",
+                              "model.group_size=10"],
     "ep-even-odd-signed-two-hidden": [*EP_ACTIVE, "model.hidden=[40,24]", "rule.schedule=\"even_odd\"",
                                       "data.signed=true", "model.neuron_gamma=0.75", "rule.eval_steps=11"],
     "ep-thermometer-start-0": [*EP_ACTIVE, "model.hidden=[40]", "data.encoding=\"thermometer\"",
@@ -443,6 +445,8 @@ def test_ep_export_relaxes_bit_for_bit_as_the_model(ep_runs, name, tmp_path):
         for words, activation in zip(outputs[:-1], activations, strict=True):
             bits = unpack_bits(from_numpy_words(words), activation.shape[1]).numpy()
             assert np.array_equal(bits, activation.numpy() > 0), split
+        scores = net.output_cost.scores(state.layers[-1], activations[-1])  # the float32 scores, bitwise
+        assert np.array_equal(outputs[-1].view(np.int32), scores.numpy().view(np.int32)), split
         expected = learner.predict(x).numpy()
         assert np.array_equal(outputs[-1].argmax(axis=1), expected)
         assert np.array_equal(model.predict(raw), expected)
@@ -546,7 +550,10 @@ def test_ep_files_with_wrong_versions_kinds_or_arrays_are_refused(ep_file, tmp_p
     case(lambda m: m["dynamics"]["neuron"].update(gamma=0.0), "gamma must be in (0, 1]")
     case(lambda m: m["dynamics"]["neuron"].update(kind="hard_sigmoid"), "dynamics.neuron.kind")
     case(lambda m: m["dynamics"]["neuron"].pop("threshold"),
-         "dynamics.neuron.threshold must be a finite number")
+         "dynamics.neuron.threshold must be a finite float32 number")
+    case(lambda m: m["dynamics"]["readout"].update(tie_break=1e308),
+         "dynamics.readout.tie_break must be a finite float32 number")
+    case(lambda m: m["dynamics"]["couplings"][0].pop("name"), "dynamics.couplings[0].name must be")
     case(lambda m: m["dynamics"]["readout"].update(group_size=3), "num_classes × group_size = 10 × 3")
     case(lambda m: m.update(layers=[]), "both layers and dynamics")
     case(lambda m: m["dynamics"].update(couplings=[]), "dynamics.couplings must be a non-empty list")

@@ -117,9 +117,13 @@ def dynamics_manifest(dynamics: PackedDynamics,
 
 
 # ----------------------------------------------------------------------------- validation
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _number(value: Any, where: str, source: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _fail(source, f"manifest {where} must be a finite number, got {value!r}")
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+            or abs(value) > _FLOAT32_MAX):
+        raise _fail(source, f"manifest {where} must be a finite float32 number, got {value!r}")
     return float(value)
 
 
@@ -159,6 +163,8 @@ def validate_dynamics(spec: Any, features: int, input_values: str, num_classes: 
     for index, coupling in enumerate(couplings):
         where = f"dynamics.couplings[{index}]"
         coupling = _dict(coupling, where, source)
+        if not isinstance(coupling.get("name"), str) or not coupling["name"]:
+            raise _fail(source, f"manifest {where}.name must be a non-empty string")
         in_features = _int(coupling.get("in_features"), f"{where}.in_features", source, 1)
         out_features = _int(coupling.get("out_features"), f"{where}.out_features", source, 1)
         if in_features != width:

@@ -37,10 +37,14 @@ def _read(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path} not found; a features folder holds {', '.join(FEATURE_FILES)}")
     try:
-        return np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DataError(f"{path}: not a readable .npy array ({reason})") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive under an .npy name
+        array.close()
+        raise DataError(f"{path}: an .npz archive, not one .npy array (save each array with np.save)")
+    return array
 
 
 def _check_pair(x: np.ndarray, y: np.ndarray, split: str, folder: Path) -> None:
@@ -65,15 +69,17 @@ def _check_pair(x: np.ndarray, y: np.ndarray, split: str, folder: Path) -> None:
 
 def features_to_unit(train: np.ndarray, *others: np.ndarray) -> list[torch.Tensor]:
     """float32 tensors in [0, 1], ``(n, C, H, W)``: uint8 / 255, otherwise per-feature
-    min-max scaling by ``train`` (the training split; others are clipped to its range)."""
+    min-max scaling by ``train`` (the training split; others are clipped to its range, and a
+    feature constant over ``train`` is 0 everywhere)."""
     if train.dtype == np.uint8:
         out = [torch.from_numpy(a.astype(np.float32)).div_(255.0) for a in (train, *others)]
     else:
-        reference = torch.from_numpy(np.asarray(train, dtype=np.float64))
-        low, high = reference.amin(dim=0), reference.amax(dim=0)
-        span = torch.where(high > low, high - low, torch.ones_like(high))  # constant feature -> 0
-        out = [((torch.from_numpy(np.asarray(a, dtype=np.float64)) - low) / span).clamp_(0.0, 1.0)
-               .to(torch.float32) for a in (train, *others)]
+        low = train.min(axis=0).astype(np.float64)
+        span = train.max(axis=0).astype(np.float64) - low
+        span[span == 0] = np.inf  # constant feature: (x − low) / inf = 0, also for test values
+        low32, span32 = torch.from_numpy(low.astype(np.float32)), torch.from_numpy(span.astype(np.float32))
+        out = [((torch.from_numpy(np.asarray(a, dtype=np.float32)) - low32) / span32).clamp_(0.0, 1.0)
+               for a in (train, *others)]
     return [a[:, :, None, None].contiguous() if a.dim() == 2 else a for a in out]
 
 
@@ -81,9 +87,9 @@ def read_features(folder: str | Path | None) -> tuple[np.ndarray, np.ndarray, np
     """Read and check a features folder: ``(x_train, y_train, x_test, y_test)`` as stored,
     labels as int64.
 
-    Every problem (missing folder or file, unreadable array, shapes that disagree,
-    non-integer or negative labels, NaN/inf features, test labels the training labels never
-    use) is a one-line :class:`DataError`.
+    Every problem (missing folder or file, unreadable array, shapes or dtypes that disagree,
+    non-integer or negative labels, NaN/inf features, a test label above every training
+    label) is a one-line :class:`DataError`.
     """
     if not folder:
         raise DataError('dataset "npy" needs data.features = "FOLDER" (a folder holding '
@@ -97,6 +103,10 @@ def read_features(folder: str | Path | None) -> tuple[np.ndarray, np.ndarray, np
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(f"{folder}: train samples are {list(x_train.shape[1:])} but test samples are "
                         f"{list(x_test.shape[1:])}")
+    if (x_train.dtype == np.uint8) != (x_test.dtype == np.uint8):
+        raise DataError(f"{folder}: x_train.npy is {x_train.dtype} but x_test.npy is {x_test.dtype}; uint8 "
+                        "arrays are read as images (÷ 255), others are rescaled, so both must be one or the "
+                        "other")
     if y_test.max() > y_train.max():
         raise DataError(f"{folder}/y_test.npy has label {int(y_test.max())}, but the training labels "
                         f"only go up to {int(y_train.max())}")

@@ -46,8 +46,7 @@ def load_raw(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The official train and test splits as uint8 images ``(n, c, h, w)`` and int64 labels."""
     if name not in SOURCES:
-        raise DataError(f"unknown dataset {name!r}; valid: {', '.join(SOURCES)}, npy (your own arrays: "
-                        "data.features = FOLDER)")
+        raise DataError(f"unknown dataset {name!r}; valid: {', '.join(SOURCES)}")
     source = SOURCES[name]
     if source.format == "digits":
         return _digits()
@@ -89,7 +88,7 @@ def load_dataset(config: Any, *, quiet: bool = False, **overrides: Any) -> Datas
         config: a dataset name, or any object with the fields of
             :class:`binlearn.experiment.DataConfig` (``dataset``, ``data_dir``, ``train_size``,
             ``validation_size``, ``encoding``, ``threshold``, ``thermometer_bits``, ``signed``,
-            ``download``, ``verify``). Keyword arguments override those fields.
+            ``download``, ``verify``, ``features``). Keyword arguments override those fields.
 
     Splits: validation = the last ``validation_size`` images of the official training
     files; train = the first ``train_size`` of the rest; test = the official test files.
@@ -103,6 +102,9 @@ def load_dataset(config: Any, *, quiet: bool = False, **overrides: Any) -> Datas
         raise DataError(f"unknown encoding {encoding!r}; valid: {', '.join(ENCODINGS)}")
     if name == NPY_DATASET:
         train_x, train_y, test_x, test_y = read_features(options.get("features"))
+    elif name not in SOURCES:
+        raise DataError(f"unknown dataset {name!r}; valid: {', '.join(SOURCES)}, {NPY_DATASET} (your own "
+                        "arrays: data.features = FOLDER)")
     else:
         train_x, train_y, test_x, test_y = load_raw(
             name, options.get("data_dir"), download=options.get("download", True),

@@ -25,7 +25,10 @@ __all__ = ["SquaredError", "CrossEntropyReadout", "Cost"]
 
 
 def _group_means(values: torch.Tensor, num_classes: int) -> torch.Tensor:
-    return values.reshape(values.shape[0], num_classes, -1).mean(dim=2)
+    """Mean of each class's group of outputs, summed in one defined order: the relaxation's
+    output may be a transposed view, and a strided mean adds in another order (last-bit
+    differences that the packed engine, and batch layouts, would not reproduce)."""
+    return values.contiguous().reshape(values.shape[0], num_classes, -1).mean(dim=2)
 
 
 class SquaredError:
@@ -72,16 +75,18 @@ class SquaredError:
         """C per sample, (batch,)."""
         return 0.5 * (target - state).pow(2).sum(dim=1)
 
-    def predict(self, state: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
-        """argmax over classes of the group-mean activity, (batch,) int64.
-
-        For binary outputs, ties between groups (frequent with coarse {0, 1} outputs) are
-        broken by the group-mean accumulator value.
-        """
+    def scores(self, state: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
+        """Class scores, (batch, classes): the group-mean activity; for binary outputs plus
+        ``tie_break`` × the group-mean accumulator, which breaks the ties that coarse {0, 1}
+        outputs make frequent."""
         scores = _group_means(activation, self.num_classes)
         if activation is not state:
             scores = scores + self.tie_break * _group_means(state, self.num_classes)
-        return scores.argmax(dim=1)
+        return scores
+
+    def predict(self, state: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
+        """argmax over classes of :meth:`scores` (first on ties), (batch,) int64."""
+        return self.scores(state, activation).argmax(dim=1)
 
     def derivatives(self, activation: torch.Tensor, target: torch.Tensor) -> dict:
         return {}

@@ -196,6 +196,19 @@ def _train_epoch(learner: Learner, data: Dataset, config: ExperimentConfig, epoc
     return _EpochStats(float(totals[0]), float(totals[1]), float(totals[2]), seconds), step_records
 
 
+def _check_augment(config: ExperimentConfig, sample_shape: tuple[int, ...]) -> None:
+    """Random shifts need images: refuse flat samples and shifts as large as the image."""
+    if not config.data.augment:
+        return
+    height, width = sample_shape[-2:]
+    if min(height, width) <= 1:
+        raise ConfigError(f"data.augment shifts images, but the samples are {list(sample_shape)} (flat "
+                          "features); set data.augment = false")
+    if config.data.augment_padding >= min(height, width):
+        raise ConfigError(f"data.augment_padding = {config.data.augment_padding} can shift a "
+                          f"{height}×{width} image entirely out of view; use less than {min(height, width)}")
+
+
 def _check_finite(state: Any, epoch: int, path: str = "") -> None:
     """Refuse to checkpoint a learner whose parameters or buffers hold NaN/inf."""
     if isinstance(state, torch.Tensor):
@@ -242,8 +255,11 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
         raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                        "or choose another --run-dir")
     run_dir = Path(run_dir)
+    if config.data.features and not resume:  # the run must not depend on today's directory
+        config.data.features = str(Path(config.data.features).expanduser().resolve())
 
     data = load_dataset(config.data, quiet=quiet or not context.is_main).to(device)
+    _check_augment(config, data.input_shape)
     torch.manual_seed(config.seed)
     learner = build_learner(config, data.input_shape, data.num_classes, device)
 
