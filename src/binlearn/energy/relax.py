@@ -136,6 +136,9 @@ def prepare(net: EnergyNet, x: torch.Tensor, weights=None, biases=None) -> Relax
         biases = tuple(c.bias for c in net.couplings)
     input_drive, input_cache = net.couplings[0].drive_up(x, weights[0], biases[0],
                                                          alpha=alphas[0], ordered=ordered[0])
+    # dense drives come back as transposed views; every step adds to this one, and adding a
+    # transposed base costs a strided copy per step: lay it out row-major once per batch
+    input_drive = input_drive.contiguous()
     return RelaxationContext(tuple(weights), tuple(biases), input_drive, input_cache,
                              tuple(alphas), ordered)
 
