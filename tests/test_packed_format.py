@@ -59,12 +59,16 @@ RUNS = {
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+def _train_runs(root: Path, runs: dict[str, list[str]], config: Path | None = None) -> dict[str, Path]:
+    """Train each named list of overrides of ``config`` (None: the quickstart) into root/name."""
+    for name, overrides in runs.items():
+        train(load_config(config, overrides), root / name, quiet=True)
+    return {name: root / name for name in runs}
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("runs")
-    for name, overrides in RUNS.items():
-        train(load_config(None, overrides), root / name, quiet=True)
-    return {name: root / name for name in RUNS}
+    return _train_runs(tmp_path_factory.mktemp("runs"), RUNS)
 
 
 def _learner_and_data(run_dir: Path):
@@ -417,10 +421,7 @@ EP_RUNS = {
 
 @pytest.fixture(scope="module")
 def ep_runs(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("ep-runs")
-    for name, overrides in EP_RUNS.items():
-        train(load_config(EP_CONFIG, overrides), root / name, quiet=True)
-    return {name: root / name for name in EP_RUNS}
+    return _train_runs(tmp_path_factory.mktemp("ep-runs"), EP_RUNS, EP_CONFIG)
 
 
 @pytest.mark.parametrize("name", list(EP_RUNS))

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from binlearn.binary.kernels import binary_dense, popcount_int64
-from binlearn.binary.packed_format import _choice, _dict, _fail, _int
-from binlearn.binary.packing import from_numpy_words, pack_bits, to_numpy_words, unpack_bits, words_for
+from binlearn.binary.packed_format import _choice, _dict, _fail, _int, pack_nonnegative
+from binlearn.binary.packing import from_numpy_words, pack_bits, unpack_bits, words_for
 
 __all__ = ["DYNAMICS_KINDS", "SCHEDULES", "PackedCoupling", "PackedDynamics", "BinaryRelaxation",
            "dynamics_manifest", "validate_dynamics"]
@@ -38,11 +38,6 @@ DYNAMICS_KINDS = ("ep_binary_relaxation",)
 SCHEDULES = ("synchronous", "even_odd")
 NEURON_KINDS = ("binary_accumulator",)
 READOUT_KINDS = ("group_mean",)
-
-try:  # the numba packer (little bit order); torch's pack_bits otherwise
-    from binlearn.binary.kernels.numba_cpu import pack_sign_matrix as _pack_sign_matrix
-except ImportError:  # pragma: no cover - numba is a core dependency
-    _pack_sign_matrix = None
 
 CheckArrays = Callable[[Any, dict[str, tuple[str, tuple[int, ...]]], str], dict[str, np.ndarray]]
 """(manifest ``arrays`` entry, role -> (dtype, shape), where) -> role -> validated array."""
@@ -234,9 +229,7 @@ class BinaryRelaxation:
     # -- the pieces -----------------------------------------------------------------------
     def _pack(self, bits: torch.Tensor) -> np.ndarray:
         """Packed bits (batch, words) uint64 from a (batch, features) bool tensor."""
-        if self.bit_order == "little" and _pack_sign_matrix is not None:
-            return _pack_sign_matrix(bits.numpy().view(np.int8) - np.int8(1))  # bit = value >= 0
-        return to_numpy_words(pack_bits(bits, self.bit_order))
+        return pack_nonnegative(bits.numpy().view(np.int8) - np.int8(1), self.bit_order)  # 1 -> 0 >= 0
 
     @staticmethod
     def _drive(words: np.ndarray, weights: torch.Tensor, features: int, sums: np.ndarray | None,

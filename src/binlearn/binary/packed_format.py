@@ -35,7 +35,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -68,6 +67,7 @@ __all__ = [
     "PackedInput",
     "PackedLayer",
     "PackedModel",
+    "pack_nonnegative",
     "step_thresholds",
     "rank_table",
 ]
@@ -88,6 +88,14 @@ try:  # the numba packer (little bit order); torch's pack_bits otherwise
     from binlearn.binary.kernels.numba_cpu import pack_sign_matrix as _pack_sign_matrix
 except ImportError:  # pragma: no cover - numba is a core dependency
     _pack_sign_matrix = None
+
+
+def pack_nonnegative(values: np.ndarray, bit_order: str) -> np.ndarray:
+    """Packed (values >= 0) along the last axis of a 2-D array: (rows, words) uint64 (the
+    numba packer for little bit order, torch's otherwise)."""
+    if bit_order == "little" and _pack_sign_matrix is not None:
+        return _pack_sign_matrix(np.ascontiguousarray(values))
+    return to_numpy_words(pack_bits(torch.from_numpy(values >= 0), bit_order))
 
 
 class PackedFormatError(ValueError):
@@ -323,7 +331,7 @@ class PackedModel:
 
         dynamics = layers if isinstance(layers, PackedDynamics) else None
         manifest: dict[str, Any] = {
-            "format": FORMAT_NAME, "format_version": 1 if dynamics is None else 2,
+            "format": FORMAT_NAME, "format_version": 1 if dynamics is None else FORMAT_VERSION,
             "binlearn_version": __version__,
             "word_bits": WORD_BITS, "bit_order": bit_order, "num_classes": int(num_classes),
             "input": {
@@ -365,28 +373,17 @@ class PackedModel:
     # -- files --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``path`` atomically (a temporary file in the same folder, then ``os.replace``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                             delete=False)
-        try:
-            with handle, zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        from binlearn.experiment.checkpoint import atomic_write
+
+        def write(handle) -> None:
+            with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
                 archive.writestr(MANIFEST_NAME, json.dumps(self.manifest, indent=1, sort_keys=False))
                 for name, array in self.arrays.items():
                     buffer = io.BytesIO()
                     np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
                     archive.writestr(f"{name}.npy", buffer.getvalue())
-                archive.close()
-                handle.flush()
-                os.fsync(handle.fileno())
-            from binlearn.experiment.checkpoint import default_file_mode
 
-            default_file_mode(handle.name)
-            os.replace(handle.name, path)
-        except BaseException:
-            Path(handle.name).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PackedModel:
@@ -435,10 +432,7 @@ class PackedModel:
         return self._pack_nonnegative(flat[:, self._pixel_index] - self._pixel_threshold - np.int16(1))
 
     def _pack_nonnegative(self, values: np.ndarray) -> np.ndarray:
-        """Packed (values >= 0) along the last axis: (batch, words) uint64."""
-        if self.bit_order == "little" and _pack_sign_matrix is not None:
-            return _pack_sign_matrix(np.ascontiguousarray(values))
-        return to_numpy_words(pack_bits(torch.from_numpy(values >= 0), self.bit_order))
+        return pack_nonnegative(values, self.bit_order)
 
     def _pre_activations(self, words: np.ndarray, layer: dict[str, Any]) -> np.ndarray:
         if "mask_torch" in layer:

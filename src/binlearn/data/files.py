@@ -18,12 +18,6 @@ __all__ = ["md5sum", "verify_file", "download_file", "ensure_files", "dataset_st
 _CHUNK = 1 << 20
 
 
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
 def md5sum(path: Path) -> str:
     digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as handle:
@@ -69,7 +63,9 @@ def download_file(remote: RemoteFile, target: Path, *, quiet: bool = False, time
             actual = md5sum(tmp)
             if actual != remote.md5:
                 raise DataError(f"downloaded {url} has MD5 {actual}, expected {remote.md5}")
-            tmp.chmod(0o666 & ~_umask())
+            from binlearn.experiment.checkpoint import default_file_mode
+
+            default_file_mode(tmp)
             os.replace(tmp, target)
             return
         except (urllib.error.URLError, OSError, DataError, TimeoutError) as error:

@@ -80,7 +80,7 @@ class RelaxationContext(NamedTuple):
         input_drive: ∂Φ/∂a_1 contributed by the clamped input, ``(batch, *layer_shape[0])``.
         input_cache: pooling positions of the input's convolution (None for dense).
         ordered: per coupling, whether its drives are computed as (integer product)·α + base
-            in separate float32 operations (:func:`ordered_couplings`); empty: none.
+            in separate float32 operations (:func:`ordered_couplings`).
     """
 
     weights: tuple[torch.Tensor, ...]
@@ -88,7 +88,7 @@ class RelaxationContext(NamedTuple):
     input_drive: torch.Tensor
     input_cache: object
     alphas: tuple[float, ...]
-    ordered: tuple[bool, ...] = ()
+    ordered: tuple[bool, ...]
 
 
 def check_schedule(schedule: str) -> str:
@@ -156,8 +156,7 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
     inplace = not torch.is_grad_enabled()
     count = len(layers)
     couplings, neurons = net.couplings, net.neurons
-    weights, biases, alphas = context.weights, context.biases, context.alphas
-    ordered = context.ordered or (False,) * count
+    weights, biases, alphas, ordered = context.weights, context.biases, context.alphas, context.ordered
     cost = net.output_cost
     last = count - 1
     groups = ([list(range(count))] if schedule == SYNCHRONOUS

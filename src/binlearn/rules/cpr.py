@@ -86,13 +86,12 @@ class CommitteeMachine:
     """layer: the hidden layer (its classifier fields are unused: empty tensors);
     committee_size: odd units per committee; num_classes: classes; readout: the frozen
     (classes, committees) int8 ±1 readout of the ``"reference"`` variant, None for
-    ``"class_committees"``; readout_words: its packed twin (None likewise)."""
+    ``"class_committees"``."""
 
     layer: BinaryLayer
     committee_size: int
     num_classes: int
     readout: torch.Tensor | None = None
-    readout_words: torch.Tensor | None = None
 
     @property
     def variant(self) -> str:
@@ -112,12 +111,11 @@ class CommitteeMachine:
         return int(robustness * (self.committees if self.readout is not None else self.committees_per_class))
 
     def set_readout(self, readout: torch.Tensor) -> None:
-        """Install a (classes, committees) int8 ±1 readout and its packed twin."""
+        """Install a (classes, committees) int8 ±1 readout."""
         if tuple(readout.shape) != (self.num_classes, self.committees) or readout.dtype != torch.int8:
             raise ValueError(f"readout must be ({self.num_classes}, {self.committees}) int8, got "
                              f"{tuple(readout.shape)} {readout.dtype}")
         self.readout = readout.contiguous()
-        self.readout_words = torch.from_numpy(pack_sign_matrix(self.readout.numpy()).view(np.int64))
 
 
 def init_committee(in_features: int, hidden: int, committee_size: int, num_classes: int,

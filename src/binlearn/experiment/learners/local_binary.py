@@ -301,7 +301,7 @@ class CommitteeLearner:
         "class_committees": a masked layer of +1 weights over each class's committees, score =
         Σ votes; first argmax either way (as :func:`committee_predict`)."""
         from binlearn.binary.packed_format import PackedLayer
-        from binlearn.binary.packing import pack_bits
+        from binlearn.binary.packing import pack_bits, pack_signs
 
         machine, layer = self.machine, self.machine.layer
         committees = machine.committees
@@ -313,8 +313,8 @@ class CommitteeLearner:
 
         zeros = np.zeros(layer.out_features, np.int32)
         vote_weights, vote_mask = groups(committees, machine.committee_size)
-        if machine.readout_words is not None:
-            readout = to_numpy_words(machine.readout_words)
+        if machine.readout is not None:
+            readout = to_numpy_words(pack_signs(machine.readout))
             output = PackedLayer.output("readout", readout, committees, "signed")
         else:
             class_weights, class_mask = groups(machine.num_classes, machine.committees_per_class)
