@@ -157,6 +157,22 @@ def test_binary_encodings():
     assert code.shape == (1, 3, 1, 5)
     assert code.sum(1).flatten().tolist() == [0, 0, 1, 2, 3]  # levels 1/4, 2/4, 3/4
     assert (code[:, 1:] <= code[:, :-1]).all()  # thermometer: bits turn on in order
+    chosen = thermometer(x, 3, levels=[0.0, 0.5])  # explicit levels: bits = their number
+    assert chosen.shape == (1, 2, 1, 5)
+    assert chosen[0, :, 0].tolist() == [[0, 1, 1, 1, 1], [0, 0, 0, 1, 1]]
+    for bad in ([], [0.5, 0.5], [0.6, 0.2], [-0.1], [1.0]):
+        with pytest.raises(ValueError, match="thermometer_levels"):
+            thermometer(x, 3, levels=bad)
+
+
+def test_thermometer_levels_in_a_config_set_the_bit_count_and_refuse_bad_lists():
+    from binlearn.experiment.config import ConfigError, config_from_dict
+
+    config = config_from_dict({"data": {"encoding": "thermometer", "thermometer_levels": [0, 0.5]}})
+    assert config.data.thermometer_bits == 2 and config.data.thermometer_levels == [0.0, 0.5]
+    with pytest.raises(ConfigError, match="increasing") as info:
+        config_from_dict({"data": {"encoding": "thermometer", "thermometer_levels": [0.5, 0.1]}})
+    assert "\n" not in str(info.value)
 
 
 def test_median_binarisation_uses_training_statistics(data_root):

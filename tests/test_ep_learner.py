@@ -93,6 +93,8 @@ def _learner(overrides: list[str]):
     (["model.weights=\"float\""], "needs model.weights"),
     (["model.learn_scale=true"], "scale_learning_rate"),
     (["rule.nudge_placement=\"free_drive\"", "model.readout=\"cross_entropy\""], "free_drive"),
+    (["rule.anneal_flips=true"], "needs a schedule"),
+    (["rule.decay_start=-1"], "rule.decay_start"),
 ])
 def test_bad_configurations_give_one_line_errors(overrides, message):
     with pytest.raises(ConfigError, match=message) as info:
@@ -119,6 +121,38 @@ def test_state_dict_round_trip_is_bit_identical():
         assert torch.equal(a, b), name
     momentum = learner.optimizers["weights"].state_dict()["state"][0]["momentum"]
     assert torch.equal(momentum, twin.optimizers["weights"].state_dict()["state"][0]["momentum"])
+
+
+def test_schedule_waits_decay_start_epochs_and_anneals_bop_thresholds_to_no_flips():
+    settings = ["rule.decay_start=2", "rule.cosine_epochs=2", "rule.anneal_flips=true",
+                "rule.threshold=[1e-6,2e-6]", "rule.bias_learning_rates=[0.1,0.2]"]
+    torch.manual_seed(0)
+    learner = _learner(settings)
+    bop, biases = learner.optimizers["weights"], learner.optimizers["float"]
+    seen = []
+    for epoch in range(1, 6):
+        metrics = learner.end_epoch(epoch, 0.5, LocalReducer())
+        seen.append((metrics["thresholds"], metrics["lr"]))
+    # constant for decay_start epochs, then cosine: factor 1, 1, 0.5, 0, 0
+    assert seen[0] == ([1e-6, 2e-6], 0.1) and seen[1] == ([1e-6, 2e-6], 0.1)
+    assert seen[2][0] == pytest.approx([2e-6, 4e-6]) and seen[2][1] == pytest.approx(0.05)
+    assert seen[3] == ([None, None], 0.0) and seen[4] == ([None, None], 0.0)
+    assert [g["threshold"] for g in bop.param_groups] == [float("inf")] * 2
+    assert biases.param_groups[1]["lr"] == 0.0
+    weights = [c.weight.detach().clone() for c in learner.net.couplings]
+    x, y = torch.rand(8, 1, 4, 4), torch.randint(0, 3, (8,))
+    for _ in range(3):
+        learner.train_step(x, y, LocalReducer())
+    assert bop.flip_counts() == [0, 0]
+    assert all(torch.equal(w, c.weight) for w, c in zip(weights, learner.net.couplings, strict=True))
+    # a resumed run recomputes the thresholds from the config and the epochs done
+    twin = _learner(settings)
+    twin.load_state_dict(copy.deepcopy(learner.state_dict()))
+    assert [g["threshold"] for g in twin.optimizers["weights"].param_groups] == [float("inf")] * 2
+    plain = _learner(["rule.decay_start=2", "rule.cosine_epochs=2", "rule.threshold=[1e-6,2e-6]"])
+    for epoch in range(1, 5):
+        assert "thresholds" not in plain.end_epoch(epoch, 0.5, LocalReducer())
+    assert [g["threshold"] for g in plain.optimizers["weights"].param_groups] == [1e-6, 2e-6]
 
 
 def test_diverging_training_raises_divergence_error():

@@ -47,6 +47,10 @@ RUNS = {
     "local-binary-thermometer": [*DIGITS, "model.kind=\"binary_mlp\"", "rule.name=\"local_binary\"",
                                  "model.hidden=[40]", "rule.group_size=8", "data.encoding=\"thermometer\"",
                                  "data.thermometer_bits=3"],
+    "local-binary-thermometer-levels": [*DIGITS, "model.kind=\"binary_mlp\"", "rule.name=\"local_binary\"",
+                                        "model.hidden=[40]", "rule.group_size=8",
+                                        "data.encoding=\"thermometer\"",
+                                        "data.thermometer_levels=[0,0.3,0.55]"],
     "cpr-committee": [*DIGITS, "model.kind=\"committee\"", "rule.name=\"cpr\"", "model.hidden=90",
                       "model.committee_size=3", "rule.variant=\"class_committees\""],
     # the authors' baseline: a frozen random ±1 readout of 31 committee votes (not a multiple of 64

@@ -28,17 +28,34 @@ def binarize(x: torch.Tensor, threshold: float | torch.Tensor, signed: bool = Fa
     return bits * 2 - 1 if signed else bits
 
 
-def thermometer(x: torch.Tensor, bits: int, signed: bool = False) -> torch.Tensor:
-    """Thermometer code with ``bits`` levels: channel c·bits + i is [x_c > (i + 1)/(bits + 1)].
+def thermometer(x: torch.Tensor, bits: int, signed: bool = False,
+                levels: list[float] | tuple[float, ...] | None = None) -> torch.Tensor:
+    """Thermometer code with ``bits`` levels: channel c·bits + i is [x_c > level_i], the
+    levels (i + 1)/(bits + 1) unless given (``levels``: increasing values in [0, 1); then
+    ``bits`` is their number, e.g. [0, 0.5] keeps the silhouette bit x > 0 that the evenly
+    spaced levels lose).
 
     Output: (n, channels·bits, height, width); a brighter pixel turns on more bits.
     """
+    if levels is not None:
+        check_thermometer_levels(levels)
+        bits = len(levels)
     if bits < 1:
         raise ValueError(f"thermometer_bits must be >= 1, got {bits}")
-    levels = torch.arange(1, bits + 1, dtype=x.dtype, device=x.device) / (bits + 1)
+    levels = (torch.arange(1, bits + 1, dtype=x.dtype, device=x.device) / (bits + 1) if levels is None
+              else torch.tensor(levels, dtype=x.dtype, device=x.device))
     code = (x.unsqueeze(2) > levels.view(1, 1, -1, 1, 1)).to(torch.float32)
     code = code.flatten(1, 2)
     return code * 2 - 1 if signed else code
+
+
+def check_thermometer_levels(levels) -> None:
+    """Refuse (ValueError, one line) levels that are not increasing values in [0, 1)."""
+    values = list(levels)
+    if (not values or any(not 0.0 <= float(v) < 1.0 for v in values)
+            or any(b <= a for a, b in zip(values, values[1:], strict=False))):
+        raise ValueError(f"thermometer_levels must be a non-empty increasing list of values in [0, 1), "
+                         f"got {values}")
 
 
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4,
@@ -69,6 +86,7 @@ def encode(
     std: tuple[float, ...] | None = None,
     threshold: float | str = 0.5,
     thermometer_bits: int = 4,
+    thermometer_levels: list[float] | None = None,
     signed: bool = False,
 ) -> torch.Tensor:
     """Apply the named encoding. Statistics that need data (mean/std when no published
@@ -86,5 +104,5 @@ def encode(
             return binarize(x, train_reference.median(dim=0).values, signed)
         return binarize(x, float(threshold), signed)
     if encoding == "thermometer":
-        return thermometer(x, thermometer_bits, signed)
+        return thermometer(x, thermometer_bits, signed, thermometer_levels)
     raise ValueError(f"unknown encoding {encoding!r}; valid: {', '.join(ENCODINGS)}")

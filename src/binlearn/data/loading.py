@@ -22,7 +22,7 @@ DIGITS_SPLIT_SEED = 20240607
 """The digits split is fixed (not the run seed) so every run is evaluated on the same 360 images."""
 
 _LOAD_KEYS = ("data_dir", "train_size", "validation_size", "encoding", "threshold",
-              "thermometer_bits", "signed", "download", "verify", "features")
+              "thermometer_bits", "thermometer_levels", "signed", "download", "verify", "features")
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -87,7 +87,8 @@ def load_dataset(config: Any, *, quiet: bool = False, **overrides: Any) -> Datas
     Args:
         config: a dataset name, or any object with the fields of
             :class:`binlearn.experiment.DataConfig` (``dataset``, ``data_dir``, ``train_size``,
-            ``validation_size``, ``encoding``, ``threshold``, ``thermometer_bits``, ``signed``,
+            ``validation_size``, ``encoding``, ``threshold``, ``thermometer_bits``,
+            ``thermometer_levels``, ``signed``,
             ``download``, ``verify``, ``features``). Keyword arguments override those fields.
 
     Splits: validation = the last ``validation_size`` images of the official training
@@ -133,6 +134,7 @@ def load_dataset(config: Any, *, quiet: bool = False, **overrides: Any) -> Datas
     kwargs = dict(train_reference=x_train, mean=mean, std=std,
                   threshold=options.get("threshold", 0.5),
                   thermometer_bits=options.get("thermometer_bits", 4),
+                  thermometer_levels=options.get("thermometer_levels"),
                   signed=options.get("signed", False))
     x_train, x_val, x_test = (encode(x, encoding, **kwargs) for x in (x_train, x_val, x_test))
     labels = lambda y: torch.from_numpy(np.array(y, dtype=np.int64))  # noqa: E731

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from binlearn.data.encodings import check_thermometer_levels
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -66,6 +68,9 @@ class DataConfig:
     threshold: float | str = 0.5
     """Binarisation threshold in [0,1], or "median" (per-pixel median of the train set)."""
     thermometer_bits: int = 4
+    thermometer_levels: list[float] | None = None
+    """Explicit thermometer levels (increasing, in [0, 1)); thermometer_bits becomes their
+    number. Default: the evenly spaced (i + 1)/(thermometer_bits + 1)."""
     signed: bool = False
     """Binary encodings in {-1,+1} instead of {0,1}."""
     augment: bool = False
@@ -83,6 +88,10 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.augment_padding < 0:
             raise ValueError(f"augment_padding must be >= 0, got {self.augment_padding}")
+        if self.thermometer_levels is not None:
+            check_thermometer_levels(self.thermometer_levels)
+            self.thermometer_levels = [float(v) for v in self.thermometer_levels]
+            self.thermometer_bits = len(self.thermometer_levels)
 
 
 @dataclass

@@ -63,7 +63,7 @@ def input_stage(config: ExperimentConfig, train_reference: torch.Tensor,
     source = SOURCES[config.data.dataset]
     encoded = encode(synthetic, data.encoding, train_reference=train_reference, mean=source.mean,
                      std=source.std, threshold=data.threshold, thermometer_bits=data.thermometer_bits,
-                     signed=data.signed)
+                     thermometer_levels=data.thermometer_levels, signed=data.signed)
     bits = (encoded.reshape(256, -1) > 0).numpy()
     if (bits[1:] < bits[:-1]).any():
         raise PackedFormatError("the input encoding is not a pixel threshold (a brighter pixel turned a "
@@ -75,6 +75,7 @@ def input_stage(config: ExperimentConfig, train_reference: torch.Tensor,
     description = {"name": data.encoding, "dataset": data.dataset, "signed": data.signed,
                    "threshold": data.threshold if data.encoding == "binarize" else None,
                    "thermometer_bits": data.thermometer_bits if data.encoding == "thermometer" else None,
+                   "thermometer_levels": data.thermometer_levels if data.encoding == "thermometer" else None,
                    "train_size": data.train_size, "validation_size": data.validation_size}
     packed = PackedInput(tuple(raw_shape), index.reshape(-1).numpy().astype(np.int64), threshold,
                          "signed" if data.signed else "binary", description)
@@ -115,7 +116,8 @@ def export_run(run_dir: Path, output: Path | None = None, *, fmt: str = "packed"
     source = SOURCES[config.data.dataset]
     sample = encode(unit.x_train[:1], config.data.encoding, train_reference=unit.x_train, mean=source.mean,
                     std=source.std, threshold=config.data.threshold,
-                    thermometer_bits=config.data.thermometer_bits, signed=config.data.signed)
+                    thermometer_bits=config.data.thermometer_bits,
+                    thermometer_levels=config.data.thermometer_levels, signed=config.data.signed)
     learner = build_learner(config, tuple(sample.shape[1:]), unit.num_classes, torch.device("cpu"))
     try:
         learner.load_state_dict(checkpoint["learner"])

@@ -137,6 +137,11 @@ class _EnergyRuleConfig:
     """Multiply every learning rate by this after each epoch."""
     cosine_epochs: int = 0
     """> 0: cosine-anneal every learning rate to 0 over this many epochs."""
+    decay_start: int = 0
+    """Epochs at constant rates before ``lr_decay`` and the cosine schedule begin."""
+    anneal_flips: bool = False
+    """Bop: divide every threshold τ by the factor that scales the learning rates, so
+    flips become rarer as the schedule decays (none once the cosine factor reaches 0)."""
 
     def _validate(self) -> None:
         if self.free_steps < 1:
@@ -161,6 +166,13 @@ class _EnergyRuleConfig:
             raise ConfigError(f"rule.lr_decay must be in (0, 1], got {self.lr_decay}")
         if self.cosine_epochs < 0:
             raise ConfigError(f"rule.cosine_epochs must be >= 0, got {self.cosine_epochs}")
+        if self.decay_start < 0:
+            raise ConfigError(f"rule.decay_start must be >= 0, got {self.decay_start}")
+        if self.anneal_flips and self.optimizer != "bop":
+            raise ConfigError("rule.anneal_flips needs rule.optimizer = \"bop\"")
+        if self.anneal_flips and self.lr_decay == 1.0 and self.cosine_epochs == 0:
+            raise ConfigError("rule.anneal_flips needs a schedule: rule.cosine_epochs > 0 "
+                              "or rule.lr_decay < 1")
 
 
 @dataclass
@@ -250,6 +262,7 @@ class EnergyLearner:
         if cfg.optimizer == "bop":
             gammas = _per_layer(cfg.gamma, count, "gamma")
             thresholds = _per_layer(cfg.threshold, count, "threshold")
+            self._thresholds = thresholds
             self.optimizers["weights"] = Bop(
                 [{"params": [c.weight], "gamma": g, "threshold": t}
                  for c, g, t in zip(net.couplings, gammas, thresholds, strict=True)],
@@ -313,14 +326,24 @@ class EnergyLearner:
                       context=prepare(self.net, x))
         return self.net.predict(state)
 
-    def _set_learning_rates(self) -> None:
-        factor = self.cfg.lr_decay ** self.epochs_done
+    def _schedule_factor(self) -> float:
+        """What scales the learning rates after ``epochs_done`` epochs (1: no decay yet)."""
+        decayed = max(self.epochs_done - self.cfg.decay_start, 0)
+        factor = self.cfg.lr_decay ** decayed
         if self.cfg.cosine_epochs > 0:
-            progress = min(self.epochs_done, self.cfg.cosine_epochs) / self.cfg.cosine_epochs
+            progress = min(decayed, self.cfg.cosine_epochs) / self.cfg.cosine_epochs
             factor *= 0.5 * (1.0 + math.cos(math.pi * progress))
+        return factor
+
+    def _set_learning_rates(self) -> None:
+        factor = self._schedule_factor()
         for name, optimizer in self.optimizers.items():
-            if name == "weights":
-                continue  # Bop has no learning rate
+            if name == "weights":  # Bop has no learning rate: its thresholds may anneal
+                for group, threshold in zip(optimizer.param_groups, self._thresholds, strict=True):
+                    if self.cfg.anneal_flips:
+                        threshold = threshold / factor if factor > 0 else math.inf
+                    group["threshold"] = threshold
+                continue
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor
 
@@ -333,6 +356,9 @@ class EnergyLearner:
         self.epochs_done += 1
         self._set_learning_rates()
         metrics["lr"] = self.optimizers["float"].param_groups[0]["lr"]
+        if self.cfg.anneal_flips:
+            metrics["thresholds"] = [g["threshold"] if math.isfinite(g["threshold"]) else None
+                                     for g in self.optimizers["weights"].param_groups]
         return metrics
 
     def state_dict(self) -> dict[str, Any]:
