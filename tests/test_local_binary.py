@@ -387,9 +387,11 @@ def test_reference_committee_learns_mnist_digits(tmp_path, mnist_dir):
 def test_every_colombo2024_config_builds():
     for path in sorted(CONFIGS.glob("*.toml")):
         config = load_config(path)
-        assert config.data.encoding == "binarize" and config.data.batch_size == 100, path
-        learner = build_learner(config, (1, 28, 28), 10, torch.device("cpu"))
-        assert learner.predict(torch.zeros(2, 1, 28, 28)).shape == (2,)
+        assert config.data.encoding in ("binarize", "thermometer"), path
+        assert config.data.batch_size == 100, path
+        channels = config.data.thermometer_bits if config.data.encoding == "thermometer" else 1
+        learner = build_learner(config, (channels, 28, 28), 10, torch.device("cpu"))
+        assert learner.predict(torch.zeros(2, channels, 28, 28)).shape == (2,)
 
 
 @pytest.mark.parametrize("overrides, needle", [
