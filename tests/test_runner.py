@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from binlearn.experiment import load_config, train
+from binlearn.experiment import ConfigError, load_config, load_run, train
 from binlearn.experiment.checkpoint import load_checkpoint
+from binlearn.experiment.runner import resume_config
 
 QUICK = ["model.hidden=[32]", "data.batch_size=64", "train.epochs=3"]
 
@@ -63,6 +64,46 @@ def test_run_directory_and_bit_identical_resume(tmp_path):
         assert torch.equal(tensor, pairs[1][key]), key
     assert resumed["test_accuracy"] == summary["test_accuracy"]
     assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+EP_CONFIG = Path(__file__).parents[1] / "configs" / "laydevant2021" / "fc-binary-weights.toml"
+EP_QUICK = ["data.dataset=\"digits\"", "model.hidden=[16]", "rule.free_steps=5", "rule.nudged_steps=3",
+            "train.threads=1"]
+SCHEDULE = ["rule.decay_start=2", "rule.cosine_epochs=1", "rule.anneal_flips=true"]  # no flips in epoch 4
+
+
+def test_resume_may_add_a_schedule_that_leaves_the_trained_epochs_unchanged(tmp_path):
+    planned = train(load_config(EP_CONFIG, [*EP_QUICK, *SCHEDULE, "train.epochs=4"]), tmp_path / "planned",
+                    quiet=True)
+    train(load_config(EP_CONFIG, [*EP_QUICK, "train.epochs=2"]), tmp_path / "late", quiet=True)
+    with pytest.raises(ConfigError, match="rule.decay_start >= 2") as info:
+        resume_config(tmp_path / "late", ["rule.decay_start=1", "rule.cosine_epochs=2",
+                                          "rule.anneal_flips=true"])
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="not 'rule.beta'"):
+        resume_config(tmp_path / "late", ["rule.beta=0.5"])
+    with pytest.raises(ConfigError, match="not 'model.hidden'"):
+        resume_config(tmp_path / "late", ["model.hidden=[8]"])
+
+    resumed = train(resume_config(tmp_path / "late", [*SCHEDULE, "train.epochs=4"]), tmp_path / "late",
+                    resume=True, quiet=True)
+    # the same run as one planned with the schedule from the start, bit for bit
+    pairs = [dict(_tensors(load_checkpoint(tmp_path / name / "checkpoint.pt")["learner"]))
+             for name in ("planned", "late")]
+    assert pairs[0].keys() == pairs[1].keys()
+    for key, tensor in pairs[0].items():
+        assert torch.equal(tensor, pairs[1][key]), key
+    assert resumed["test_accuracy"] == planned["test_accuracy"]
+    last = json.loads((tmp_path / "late" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["epoch"] == 4 and last["thresholds"] == [None, None] and last["flips"] == [0, 0]
+    # the directory now describes the continued run, and says when it was resumed
+    saved, _ = load_run(tmp_path / "late")
+    assert saved.rule.anneal_flips and saved.rule.decay_start == 2 and saved.train.epochs == 4
+    meta = json.loads((tmp_path / "late" / "meta.json").read_text())
+    assert [entry["after_epoch"] for entry in meta["resumed"]] == [2]
+    # a schedule already under way cannot be rewritten
+    with pytest.raises(ConfigError, match="already trained unchanged"):
+        resume_config(tmp_path / "late", ["rule.decay_start=4", "rule.cosine_epochs=8", "train.epochs=6"])
 
 
 def test_torchrun_two_processes_match_one(tmp_path):

@@ -30,16 +30,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from binlearn.experiment import load_config, load_run, train
-    from binlearn.experiment.config import ConfigError, apply_overrides, config_from_dict, config_to_dict
+    from binlearn.experiment import load_config, train
+    from binlearn.experiment.config import ConfigError
+    from binlearn.experiment.runner import resume_config
 
     if args.resume:
         if args.config:
             raise ConfigError("give either CONFIG or --resume RUN_DIR, not both")
-        config, _ = load_run(Path(args.resume))
-        if any(not item.startswith("train.") for item in args.set):
-            raise ConfigError("--resume only accepts --set train.* overrides (e.g. train.epochs)")
-        config = config_from_dict(apply_overrides(config_to_dict(config), args.set))
+        config = resume_config(Path(args.resume), args.set)
         run_dir = Path(args.resume)
     else:
         config = load_config(args.config, args.set)
@@ -123,7 +121,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("config", nargs="?", help="experiment TOML file (see configs/)")
     train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override a config value (TOML syntax), repeatable")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue a run (interrupted, or with --set train.epochs=N / a schedule "
+                            "starting now: rule.decay_start, cosine_epochs, lr_decay, anneal_flips)")
     train.add_argument("--run-dir", help="where to write the run (default: RUNS_ROOT/NAME-TIME)")
     train.add_argument("--runs-root", default="runs", help="parent folder of new run directories")
     train.add_argument("--data-dir", help="dataset folder (default: $BINLEARN_DATA, else the user cache)")

@@ -43,6 +43,7 @@ from binlearn.experiment.checkpoint import (
 from binlearn.experiment.config import (
     ConfigError,
     ExperimentConfig,
+    apply_overrides,
     config_from_dict,
     config_to_dict,
     read_toml,
@@ -113,6 +114,20 @@ def _meta(config: ExperimentConfig, device: torch.device, context: Context) -> d
     }
 
 
+def _note_resume(path: Path, epoch: int) -> None:
+    """Append this resumption (epoch, command, time, revision) to meta.json's ``resumed``."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        meta = {}
+    if not isinstance(meta, dict):
+        meta = {}
+    meta.setdefault("resumed", []).append({
+        "after_epoch": epoch, "command": sys.argv, "git_revision": _git_revision(),
+        "started": datetime.now().isoformat(timespec="seconds")})
+    write_json(path, meta)
+
+
 @torch.no_grad()
 def evaluate(learner: Learner, x: torch.Tensor, y: torch.Tensor, batch_size: int,
              context: Context | None = None, reducer: Reducer | None = None) -> float | None:
@@ -144,6 +159,43 @@ def load_run(run_dir: Path) -> tuple[ExperimentConfig, dict[str, Any]]:
     if not (run_dir / "checkpoint.pt").is_file():
         raise RunError(f"{run_dir} has no checkpoint.pt yet (it stopped before its first epoch ended)")
     return config, load_checkpoint(run_dir / "checkpoint.pt")
+
+
+SCHEDULE_KEYS = ("decay_start", "cosine_epochs", "lr_decay", "anneal_flips")
+"""Rule keys a resumed run may change: the learning-rate (and Bop flip) schedule, provided the
+new schedule starts at or after the epochs already trained, so the run stays the run of the
+new config from its first epoch."""
+
+
+def _schedule_is_constant_until(rule: Any, epoch: int) -> bool:
+    constant = getattr(rule, "lr_decay", 1.0) == 1.0 and getattr(rule, "cosine_epochs", 0) == 0
+    return constant or getattr(rule, "decay_start", 0) >= epoch
+
+
+def resume_config(run_dir: Path, overrides: list[str]) -> ExperimentConfig:
+    """The config to continue ``run_dir`` with: its own, with ``overrides`` applied.
+
+    Allowed: ``train.*`` (e.g. more epochs), and the schedule keys ``rule.decay_start``,
+    ``rule.cosine_epochs``, ``rule.lr_decay``, ``rule.anneal_flips`` of EP/BPTT runs when the
+    schedule stays constant over the epochs already trained (the old one was, and the new
+    ``rule.decay_start`` is at least that many epochs): e.g. anneal a plateaued run now.
+    Anything else would make the run directory describe a run that never happened.
+    """
+    config, checkpoint = load_run(run_dir)
+    done = int(checkpoint["epoch"])
+    schedule = [item for item in overrides if not item.startswith("train.")]
+    for item in schedule:
+        key = item.split("=", 1)[0].strip()
+        if not (key.startswith("rule.") and key[5:] in SCHEDULE_KEYS and hasattr(config.rule, key[5:])):
+            raise ConfigError(f"--resume accepts --set train.* and, for EP/BPTT runs, the schedule keys "
+                              f"rule.{', rule.'.join(SCHEDULE_KEYS)}; not {key!r}")
+    new = config_from_dict(apply_overrides(config_to_dict(config), overrides))
+    if schedule and not (_schedule_is_constant_until(config.rule, done)
+                         and new.rule.decay_start >= done):
+        raise ConfigError(f"a schedule set on --resume must leave the {done} epochs already trained "
+                          f"unchanged: set rule.decay_start >= {done} (the run's schedule must also "
+                          f"have been constant until then)")
+    return new
 
 
 def _read_metrics(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
@@ -270,6 +322,9 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
         start_epoch = checkpoint["epoch"] + 1
         train_seconds, samples_seen = checkpoint["train_seconds"], checkpoint["samples_seen"]
         records = _read_metrics(run_dir / "metrics.jsonl", checkpoint["epoch"])
+        if context.is_main:  # the directory describes the run as continued (epochs, schedule)
+            atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))
+            _note_resume(run_dir / "meta.json", int(checkpoint["epoch"]))
     elif context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))
