@@ -203,3 +203,56 @@ def test_state_nudge_is_clamped_and_free_drive_nudge_is_fixed_by_the_free_output
         for a, b in zip(nudged.layers, manual.layers, strict=True):
             torch.testing.assert_close(a, b)
         assert not torch.equal(nudged.layers[-1], relax(net, x, free, 3).layers[-1])
+
+
+def test_sparse_binary_product_equals_the_gemm_exactly_and_declines_what_it_cannot_do():
+    from binlearn.energy.couplings import sparse_binary_product
+
+    generator = torch.Generator().manual_seed(0)
+    rows = torch.randint(0, 2, (300, 70), generator=generator).float() * 2 - 1
+    for values in ((torch.rand(9, 300, generator=generator) < 0.1).float(),           # {0, 1}
+                   torch.randint(-1, 2, (9, 300), generator=generator).float()):    # {−1, 0, 1}
+        rows_used = sparse_binary_product(values, rows)
+        if values.min() < 0:
+            assert rows_used is None  # a third non-zero: denser than SPARSE_DENSITY
+            continue
+        assert torch.equal(rows_used, values @ rows)
+        out = torch.full((9, 70), 7.0)
+        assert sparse_binary_product(values, lambda: rows, out) is out and torch.equal(out, values @ rows)
+    signed = torch.zeros(4, 300)
+    signed[:, ::17] = torch.tensor([1.0, -1.0]).repeat(9)[:18]
+    assert torch.equal(sparse_binary_product(signed, rows), signed @ rows)
+    pixels = torch.zeros(4, 300)
+    pixels[0, 3] = 0.5  # not binary: declined, the caller keeps its GEMM
+    assert sparse_binary_product(pixels, rows) is None
+    assert sparse_binary_product(signed.double(), rows.double()) is None
+
+
+@pytest.mark.parametrize("schedule", ["synchronous", "even_odd"])
+def test_binary_relaxation_with_row_adds_is_bit_identical_to_the_gemm_path(monkeypatch, schedule):
+    import binlearn.energy.couplings as couplings
+
+    torch.manual_seed(3)
+    net = fully_connected((1, 8, 8), [96, 80], 4, neuron=BinaryAccumulator(), weight=BinaryWeights(),
+                          group_size=5)
+    x = (torch.rand(6, *net.input_shape) < 0.3).float()
+    target = net.output_cost.target(torch.tensor([0, 1, 2, 3, 0, 1]))
+    used = []
+    original = couplings.sparse_binary_product
+
+    def counted(*args, **kwargs):
+        result = original(*args, **kwargs)
+        used.append(result is not None)
+        return result
+
+    monkeypatch.setattr(couplings, "sparse_binary_product", counted)
+    states = {}
+    for sparse in (False, True):
+        monkeypatch.setattr(couplings, "SPARSE_PRODUCTS", sparse)
+        monkeypatch.setattr(couplings, "SPARSE_DENSITY", 1.0)  # row adds whatever the activity
+        with torch.no_grad():
+            free = relax(net, x, net.initial_state(6), 12, schedule=schedule)
+            states[sparse] = relax(net, x, free, 6, schedule=schedule, nudge=Nudge(target, 1.0)).layers
+    assert any(used)  # the row-add path ran (in both directions: up- and down-drives)
+    for a, b in zip(states[False], states[True], strict=True):
+        assert torch.equal(a, b)

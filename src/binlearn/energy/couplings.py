@@ -45,6 +45,50 @@ def ordered_drive(product: torch.Tensor, alpha: float, base: torch.Tensor) -> to
     return product.mul_(alpha).add_(base)
 
 
+SPARSE_PRODUCTS = True
+"""Let ordered products of sparse binary activations use row adds (:func:`sparse_binary_product`)."""
+SPARSE_DENSITY = 0.25
+"""Largest fraction of non-zero activations for which row adds beat the GEMM."""
+
+
+def _rows_kernel():
+    try:
+        from binlearn.binary.kernels.numba_cpu import signed_rows_sum
+    except ImportError:  # pragma: no cover - numba is a core dependency
+        return None
+    return signed_rows_sum
+
+
+def sparse_binary_product(values: torch.Tensor, rows, out: torch.Tensor | None = None
+                          ) -> torch.Tensor | None:
+    """values @ R for binary ``values`` (entries in {−1, 0, +1}, few of them non-zero) and a
+    ±1 matrix R: one row add of R per non-zero value (numba) instead of a dense GEMM.
+
+    ``rows``: R (K, N) C-contiguous, or a callable returning it (only called when the row
+    adds are used, so callers can defer building a transposed copy). Every partial sum is an
+    integer, so the result equals ``values @ R`` exactly in float32. Returns None (the caller
+    keeps its GEMM) off the CPU, for other dtypes, tensors that need gradients, denser
+    values than :data:`SPARSE_DENSITY`, or values outside {−1, 0, +1}.
+    """
+    if (not SPARSE_PRODUCTS or values.device.type != "cpu" or values.dtype != torch.float32
+            or values.requires_grad or values.dim() != 2):
+        return None
+    if int(torch.count_nonzero(values)) > SPARSE_DENSITY * values.numel():
+        return None
+    kernel = _rows_kernel()
+    if kernel is None:
+        return None
+    rows = rows() if callable(rows) else rows
+    if rows.dtype != torch.float32 or rows.requires_grad or not rows.is_contiguous():
+        return None
+    shape = (values.shape[0], rows.shape[1])
+    if out is None or tuple(out.shape) != shape or not out.is_contiguous() or out.dtype != torch.float32:
+        out = torch.empty(shape, dtype=torch.float32)
+    if not kernel(values.contiguous().numpy(), rows.numpy(), out.numpy()):
+        return None
+    return out
+
+
 class FloatWeights:
     """W = w, a float parameter (full-precision EP)."""
 
@@ -181,17 +225,21 @@ class Dense(Coupling):
 
     def drive_up(self, bottom: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                  out: torch.Tensor | None = None, alpha: float = 1.0,
-                 ordered: bool = False) -> tuple[torch.Tensor, None]:
+                 ordered: bool = False, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
         """∂Φ_c/∂top = α · bottom Wᵀ + b.  bottom: (batch, *bottom_shape); returns (batch, out).
 
         Computed as (W bottomᵀ + b)ᵀ, a transposed view: with row-major W this GEMM layout
         is 1.3-1.5× faster on CPU for the thin output layers the relaxation loop is
         dominated by. ``ordered``: (bottom Wᵀ)·α + b as separate float32 operations instead of
-        one fused ``addmm``, whose rounding depends on the BLAS (see :func:`ordered_drive`).
+        one fused ``addmm``, whose rounding depends on the BLAS (see :func:`ordered_drive`);
+        ``rows``: Wᵀ laid out row-major, which lets the product of sparse binary activations
+        be row adds (:func:`sparse_binary_product`, the same numbers).
         """
         if ordered:
-            product = (torch.mm(bottom.flatten(1), weight.t(), out=out) if out is not None
-                       else torch.mm(weight, bottom.flatten(1).t()).t())
+            product = None if rows is None else sparse_binary_product(bottom.flatten(1), rows, out)
+            if product is None:
+                product = (torch.mm(bottom.flatten(1), weight.t(), out=out) if out is not None
+                           else torch.mm(weight, bottom.flatten(1).t()).t())
             return ordered_drive(product, alpha, bias), None
         if out is not None:
             return torch.addmm(bias, bottom.flatten(1), weight.t(), alpha=alpha, out=out), None
@@ -205,7 +253,10 @@ class Dense(Coupling):
         ``ordered``: (top W)·α + base as separate float32 operations (see
         :func:`ordered_drive`); other shapes are always computed that way."""
         if ordered and base.dim() == 2:
-            product = torch.mm(top, weight, out=out) if out is not None else top @ weight
+            product = sparse_binary_product(top, weight if weight.is_contiguous() else weight.contiguous,
+                                            out)
+            if product is None:
+                product = torch.mm(top, weight, out=out) if out is not None else top @ weight
             return ordered_drive(product, alpha, base)
         if base.dim() == 2:
             if out is None:
@@ -276,11 +327,11 @@ class ConvPool(Coupling):
 
     def drive_up(self, bottom: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                  out: torch.Tensor | None = None, alpha: float = 1.0,
-                 ordered: bool = False) -> tuple[torch.Tensor, tuple]:
+                 ordered: bool = False, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple]:
         """∂Φ_c/∂top = maxpool(W ∗ bottom) + b; also returns the pooling cache.
 
         bottom: (batch, in_channels, H, W); returns (batch, out_channels, H', W').
-        ``ordered`` is accepted for the common interface and ignored (one α per channel is
+        ``ordered`` and ``rows`` are accepted for the common interface and ignored (one α per channel is
         folded into the weights; convolutions are not exported).
         """
         if alpha != 1.0:

@@ -26,6 +26,8 @@ from typing import NamedTuple
 
 import torch
 
+from binlearn.energy import couplings as couplings_module
+from binlearn.energy.couplings import Dense
 from binlearn.energy.network import EnergyNet
 from binlearn.energy.state import EnergyState
 
@@ -81,6 +83,10 @@ class RelaxationContext(NamedTuple):
         input_cache: pooling positions of the input's convolution (None for dense).
         ordered: per coupling, whether its drives are computed as (integer product)·α + base
             in separate float32 operations (:func:`ordered_couplings`).
+        rows_up: per coupling, its ±1 matrix transposed and row-major for the up-drives of
+            the relaxation loop (ordered dense couplings above the input; None elsewhere):
+            sparse binary activations then cost one row add each
+            (:func:`~binlearn.energy.couplings.sparse_binary_product`).
     """
 
     weights: tuple[torch.Tensor, ...]
@@ -89,6 +95,7 @@ class RelaxationContext(NamedTuple):
     input_cache: object
     alphas: tuple[float, ...]
     ordered: tuple[bool, ...]
+    rows_up: tuple[torch.Tensor | None, ...] = ()
 
 
 def check_schedule(schedule: str) -> str:
@@ -139,8 +146,12 @@ def prepare(net: EnergyNet, x: torch.Tensor, weights=None, biases=None) -> Relax
     # dense drives come back as transposed views; every step adds to this one, and adding a
     # transposed base costs a strided copy per step: lay it out row-major once per batch
     input_drive = input_drive.contiguous()
+    rows_up = tuple(weight.detach().t().contiguous()
+                    if index > 0 and ordered[index] and isinstance(coupling, Dense)
+                    and weight.device.type == "cpu" and couplings_module.SPARSE_PRODUCTS else None
+                    for index, (coupling, weight) in enumerate(zip(net.couplings, weights, strict=True)))
     return RelaxationContext(tuple(weights), tuple(biases), input_drive, input_cache,
-                             tuple(alphas), ordered)
+                             tuple(alphas), ordered, rows_up)
 
 
 def _first_bad_layer(layers) -> int | None:
@@ -157,6 +168,7 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
     count = len(layers)
     couplings, neurons = net.couplings, net.neurons
     weights, biases, alphas, ordered = context.weights, context.biases, context.alphas, context.ordered
+    rows_up = context.rows_up or (None,) * count
     cost = net.output_cost
     last = count - 1
     groups = ([list(range(count))] if schedule == SYNCHRONOUS
@@ -174,7 +186,7 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
                 if index > 0 and ups[index] is None:
                     ups[index], caches[index] = couplings[index].drive_up(
                         activations[index - 1], weights[index], biases[index],
-                        alpha=alphas[index], ordered=ordered[index])
+                        alpha=alphas[index], ordered=ordered[index], rows=rows_up[index])
                 if index < last and ups[index + 1] is None and couplings[index + 1].routes_down:
                     # max pooling routes the down-drive through the positions of the maxima
                     ups[index + 1], caches[index + 1] = couplings[index + 1].drive_up(

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-__all__ = ["popcount64", "trailing_zeros64", "xnor_popcount_dense", "pack_sign_rows",
+__all__ = ["popcount64", "trailing_zeros64", "xnor_popcount_dense", "pack_sign_rows", "signed_rows_sum",
            "pack_sign_matrix", "PARALLEL_MIN_WORD_OPS"]
 
 PARALLEL_MIN_WORD_OPS = 1 << 24
@@ -170,3 +170,35 @@ def pack_sign_matrix(values: np.ndarray) -> np.ndarray:
     out = np.empty((values.shape[0], (values.shape[1] + 63) // 64), np.uint64)
     _pack_all_rows(np.ascontiguousarray(values), out)
     return out
+
+
+@njit(cache=True)
+def signed_rows_sum(x, rows, out):
+    """out[b] = Σ_i x[b, i] · rows[i] for x with entries in {−1, 0, +1}, skipping zeros.
+
+    The product of binary activations ({0, 1} or ±1, mostly 0 in a binary EP layer) with a
+    ±1 matrix given row-wise (``rows``: (K, N) C-contiguous): one vectorised row add per
+    non-zero input instead of a dense GEMM. With ±1 rows every partial sum is an integer, so
+    the float32 result equals any other summation order's exactly (|sum| < 2**24). Returns
+    False, leaving ``out`` undefined, at the first entry of ``x`` outside {−1, 0, +1}.
+    """
+    batch, features = x.shape
+    width = rows.shape[1]
+    for b in range(batch):
+        target = out[b]
+        for n in range(width):
+            target[n] = 0.0
+        for i in range(features):
+            value = x[b, i]
+            if value == 0.0:
+                continue
+            row = rows[i]
+            if value == 1.0:
+                for n in range(width):
+                    target[n] += row[n]
+            elif value == -1.0:
+                for n in range(width):
+                    target[n] -= row[n]
+            else:
+                return False
+    return True
