@@ -13,6 +13,10 @@ when ``BINLEARN_DATA`` (or ``--data-dir``) holds them, otherwise random MNIST-li
 images (≈19 % non-zero pixels in a centred blob, values in (0, 1]); the JSON says which.
 
     python benchmarks/ep_speed.py [--threads 1] [--batches 30] [--cases fc_binary_weights]
+                                  [--gemm-only]
+
+Products of sparse binary activations (case b) are row adds of ±1 rows (the same integers
+as the GEMM); ``--gemm-only`` times the dense GEMM path instead.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from binlearn.energy import couplings
 from binlearn.experiment import load_config
 from binlearn.experiment.registry import build_learner
 from binlearn.rules import LocalReducer
@@ -112,7 +117,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gemm-only", action="store_true",
+                        help="no row adds for sparse binary activations (the dense GEMM path, "
+                             "bit-identical; for comparison)")
     args = parser.parse_args(argv)
+    couplings.SPARSE_PRODUCTS = not args.gemm_only
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -123,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
                     platform.machine(), "cpu_count": os.cpu_count(),
                     "load_average_1min": round(os.getloadavg()[0], 2)},
         "torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(),
-        "seed": args.seed, "inputs": source,
+        "seed": args.seed, "inputs": source, "sparse_products": couplings.SPARSE_PRODUCTS,
     }
     for name in args.cases:
         config_file, batches = CASES[name]
