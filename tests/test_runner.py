@@ -106,6 +106,30 @@ def test_resume_may_add_a_schedule_that_leaves_the_trained_epochs_unchanged(tmp_
         resume_config(tmp_path / "late", ["rule.decay_start=4", "rule.cosine_epochs=8", "train.epochs=6"])
 
 
+def test_sigterm_stops_training_with_a_message_and_a_resumable_checkpoint(tmp_path):
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "binlearn", "train", "--set", "model.hidden=[32]",
+                                "--set", "train.epochs=100000", "--set", "train.threads=1",
+                                "--run-dir", str(run), "--quiet"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoint.pt").is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr and "binlearn: terminated" in stderr and "--resume" in stderr
+    _, checkpoint = load_run(run)
+    done = checkpoint["epoch"]
+    assert 1 <= done < 100000
+    resumed = _run_cli("train", "--resume", str(run), "--set", f"train.epochs={done + 1}", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_run(run)[1]["epoch"] == done + 1
+
+
 def test_torchrun_two_processes_match_one(tmp_path):
     torchrun = shutil.which("torchrun")
     if torchrun is None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 __all__ = ["main"]
@@ -166,17 +168,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler, ``kill``), handled as Ctrl-C is."""
+
+
+def _raise_terminated(signum, frame):  # noqa: ARG001 - the signal handler signature
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
         return args.func(args)
     except _user_errors() as error:
         print(f"binlearn: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("binlearn: interrupted; continue with `binlearn train --resume RUN_DIR`", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        how = "terminated" if isinstance(stop, _Terminated) else "interrupted"
+        print(f"binlearn: {how}; the last finished epoch's checkpoint is kept: continue with "
+              "`binlearn train --resume RUN_DIR`", file=sys.stderr)
+        return 143 if isinstance(stop, _Terminated) else 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
