@@ -163,6 +163,19 @@ def test_diverging_training_raises_divergence_error():
         learner.train_step(torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), LocalReducer())
 
 
+def test_learned_scale_at_or_below_zero_stops_training():
+    """A learned α that reaches 0 or below would invert (or erase) its coupling's signs and
+    leave the network at chance without any error: the step raises instead."""
+    learner = _learner(["model.learn_scale=true", "rule.scale_learning_rate=1e-9"])
+    x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+    learner.train_step(x, y, LocalReducer())  # positive α: no complaint
+    with torch.no_grad():
+        learner.net.couplings[1].scale.fill_(-0.1)
+    with pytest.raises(DivergenceError, match=r"α of coupling 2 of 2 fell to -0\.1 .*"
+                                              r"rule\.scale_learning_rate \(now 1e-09\)"):
+        learner.train_step(x, y, LocalReducer())
+
+
 @pytest.mark.parametrize("name", ["cifar10-binary-weights", "cifar10-float",
                                   "cifar10-float-laborieux"])
 def test_cifar_configs_run_end_to_end_on_an_official_format_archive(tmp_path, name):

@@ -309,6 +309,8 @@ class EnergyLearner:
             optimizer.step()
         for param in self._trained.values():
             param.grad = None
+        if self.learn_scale:
+            self._check_scales()
         with torch.no_grad():
             cost = self.net.output_cost
             output = free.layers[-1]
@@ -316,6 +318,23 @@ class EnergyLearner:
             loss = cost.loss(output, activation, cost.target(y)).sum()
             correct = (cost.predict(output, activation) == y).sum()
         return {"loss": float(loss), "correct": float(correct)}
+
+    def _check_scales(self) -> None:
+        """Learned α must stay > 0: at α ≤ 0 a coupling's signs invert (or vanish) and the
+        network silently falls to chance, so the run stops like a diverging one."""
+        from binlearn.energy import DivergenceError
+
+        couplings = self.net.couplings
+        for index, coupling in enumerate(couplings, start=1):
+            if coupling.scale is None:
+                continue
+            low = float(coupling.scale.min())
+            if not low > 0:
+                rate = self.optimizers["scale"].param_groups[0]["lr"]
+                raise DivergenceError(
+                    f"the learned scaling factor α of coupling {index} of {len(couplings)} "
+                    f"fell to {low:.3g} (it must stay > 0); lower rule.scale_learning_rate "
+                    f"(now {rate:g})")
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
