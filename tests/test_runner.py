@@ -106,6 +106,15 @@ def test_resume_may_add_a_schedule_that_leaves_the_trained_epochs_unchanged(tmp_
         resume_config(tmp_path / "late", ["rule.decay_start=4", "rule.cosine_epochs=8", "train.epochs=6"])
 
 
+def test_resume_refuses_schedule_keys_for_rules_without_a_delayed_schedule(tmp_path):
+    """The STE rule has an lr_decay but no decay_start: a decay set on --resume would rewrite
+    the epochs already trained, so it is refused in one line (it used to raise AttributeError)."""
+    train(load_config(None, [*QUICK, "train.epochs=1"]), tmp_path / "ste", quiet=True)
+    with pytest.raises(ConfigError, match="for EP/BPTT runs.*not 'rule.lr_decay'") as info:
+        resume_config(tmp_path / "ste", ["rule.lr_decay=0.9", "train.epochs=2"])
+    assert "\n" not in str(info.value)
+
+
 def test_sigterm_stops_training_with_a_message_and_a_resumable_checkpoint(tmp_path):
     import signal
     import time

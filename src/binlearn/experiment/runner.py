@@ -168,8 +168,8 @@ new config from its first epoch."""
 
 
 def _schedule_is_constant_until(rule: Any, epoch: int) -> bool:
-    constant = getattr(rule, "lr_decay", 1.0) == 1.0 and getattr(rule, "cosine_epochs", 0) == 0
-    return constant or getattr(rule, "decay_start", 0) >= epoch
+    constant = rule.lr_decay == 1.0 and rule.cosine_epochs == 0
+    return constant or rule.decay_start >= epoch
 
 
 def resume_config(run_dir: Path, overrides: list[str]) -> ExperimentConfig:
@@ -184,9 +184,10 @@ def resume_config(run_dir: Path, overrides: list[str]) -> ExperimentConfig:
     config, checkpoint = load_run(run_dir)
     done = int(checkpoint["epoch"])
     schedule = [item for item in overrides if not item.startswith("train.")]
+    delayable = all(hasattr(config.rule, key) for key in SCHEDULE_KEYS)  # EP / BPTT rules
     for item in schedule:
         key = item.split("=", 1)[0].strip()
-        if not (key.startswith("rule.") and key[5:] in SCHEDULE_KEYS and hasattr(config.rule, key[5:])):
+        if not (delayable and key.startswith("rule.") and key[5:] in SCHEDULE_KEYS):
             raise ConfigError(f"--resume accepts --set train.* and, for EP/BPTT runs, the schedule keys "
                               f"rule.{', rule.'.join(SCHEDULE_KEYS)}; not {key!r}")
     new = config_from_dict(apply_overrides(config_to_dict(config), overrides))
