@@ -22,6 +22,7 @@ same numbers whatever the precision (Bop compares them with its threshold).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -51,7 +52,9 @@ SPARSE_DENSITY = 0.25
 """Largest fraction of non-zero activations for which row adds beat the GEMM."""
 
 
+@functools.cache
 def _rows_kernel():
+    """The numba row-add kernel, imported on first use (numba loads slowly) and once."""
     try:
         from binlearn.binary.kernels.numba_cpu import signed_rows_sum
     except ImportError:  # pragma: no cover - numba is a core dependency

@@ -37,6 +37,14 @@ def _unit_images(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(images, dtype=np.float32)).div_(255.0)
 
 
+def _encode_as_run(x: torch.Tensor, config: ExperimentConfig, train_reference: torch.Tensor) -> torch.Tensor:
+    """``x`` (images in [0, 1]) encoded as the run's data config encodes its inputs."""
+    data, source = config.data, SOURCES[config.data.dataset]
+    return encode(x, data.encoding, train_reference=train_reference, mean=source.mean, std=source.std,
+                  threshold=data.threshold, thermometer_bits=data.thermometer_bits,
+                  thermometer_levels=data.thermometer_levels, signed=data.signed)
+
+
 def input_stage(config: ExperimentConfig, train_reference: torch.Tensor,
                 raw_shape: tuple[int, ...]) -> tuple[PackedInput, tuple[int, ...]]:
     """The encoding as integer pixel thresholds: bit_f = pixel[pixel_index[f]] > pixel_threshold[f].
@@ -60,10 +68,7 @@ def input_stage(config: ExperimentConfig, train_reference: torch.Tensor,
                                 f"\"thermometer\")")
     levels = np.arange(256, dtype=np.uint8)[:, None, None, None]
     synthetic = _unit_images(np.broadcast_to(levels, (256, *raw_shape)))
-    source = SOURCES[config.data.dataset]
-    encoded = encode(synthetic, data.encoding, train_reference=train_reference, mean=source.mean,
-                     std=source.std, threshold=data.threshold, thermometer_bits=data.thermometer_bits,
-                     thermometer_levels=data.thermometer_levels, signed=data.signed)
+    encoded = _encode_as_run(synthetic, config, train_reference)
     bits = (encoded.reshape(256, -1) > 0).numpy()
     if (bits[1:] < bits[:-1]).any():
         raise PackedFormatError("the input encoding is not a pixel threshold (a brighter pixel turned a "
@@ -113,11 +118,7 @@ def export_run(run_dir: Path, output: Path | None = None, *, fmt: str = "packed"
         raise PackedFormatError(f"runs on dataset {config.data.dataset!r} cannot be packed: the packed input "
                                 f"stage reads the uint8 images of a named dataset ({', '.join(SOURCES)})")
     unit = load_dataset(config.data, quiet=quiet, encoding="unit")
-    source = SOURCES[config.data.dataset]
-    sample = encode(unit.x_train[:1], config.data.encoding, train_reference=unit.x_train, mean=source.mean,
-                    std=source.std, threshold=config.data.threshold,
-                    thermometer_bits=config.data.thermometer_bits,
-                    thermometer_levels=config.data.thermometer_levels, signed=config.data.signed)
+    sample = _encode_as_run(unit.x_train[:1], config, unit.x_train)
     learner = build_learner(config, tuple(sample.shape[1:]), unit.num_classes, torch.device("cpu"))
     try:
         learner.load_state_dict(checkpoint["learner"])
