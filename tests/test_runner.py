@@ -106,6 +106,58 @@ def test_resume_may_add_a_schedule_that_leaves_the_trained_epochs_unchanged(tmp_
         resume_config(tmp_path / "late", ["rule.decay_start=4", "rule.cosine_epochs=8", "train.epochs=6"])
 
 
+def test_branch_continues_a_run_under_another_config_and_leaves_the_parent_alone(tmp_path):
+    """``--branch-from``: a branch with the parent's own config is the uninterrupted run, bit for
+    bit; a branch with another config (the data augmented from epoch 3) trains epochs 3.. under it,
+    keeps the parent's first records and names the parent in meta.json."""
+    planned = train(load_config(EP_CONFIG, [*EP_QUICK, "train.epochs=3"]), tmp_path / "planned", quiet=True)
+    train(load_config(EP_CONFIG, [*EP_QUICK, "train.epochs=2"]), tmp_path / "parent", quiet=True)
+    parent_files = {name: (tmp_path / "parent" / name).read_bytes()
+                    for name in ("config.toml", "meta.json", "metrics.jsonl", "checkpoint.pt")}
+
+    same = train(load_config(EP_CONFIG, [*EP_QUICK, "train.epochs=3"]), tmp_path / "same", quiet=True,
+                 branch_from=tmp_path / "parent")
+    pairs = [dict(_tensors(load_checkpoint(tmp_path / name / "checkpoint.pt")["learner"]))
+             for name in ("planned", "same")]
+    assert pairs[0].keys() == pairs[1].keys()
+    for key, tensor in pairs[0].items():
+        assert torch.equal(tensor, pairs[1][key]), key
+    assert same["test_accuracy"] == planned["test_accuracy"]
+
+    shifted = [*EP_QUICK, "train.epochs=3", "data.augment=true", "data.augment_padding=1",
+               "data.augment_flip=false"]
+    branch = train(load_config(EP_CONFIG, shifted), tmp_path / "branch", quiet=True,
+                   branch_from=tmp_path / "parent")
+    assert branch["epochs"] == 3
+    records = [json.loads(line) for line in (tmp_path / "branch" / "metrics.jsonl").read_text().splitlines()]
+    parent_records = (tmp_path / "parent" / "metrics.jsonl").read_text().splitlines()
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert [json.dumps(r) for r in records[:2]] == parent_records
+    # epoch 3 trained on shifted images: not the weights of the unshifted epoch 3
+    weights = [load_checkpoint(tmp_path / name / "checkpoint.pt")["learner"]["model"]
+               for name in ("planned", "branch")]
+    assert any(not torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+    meta = json.loads((tmp_path / "branch" / "meta.json").read_text())
+    assert meta["branched_from"]["after_epoch"] == 2
+    assert meta["branched_from"]["run_dir"] == str((tmp_path / "parent").resolve())
+    assert meta["branched_from"]["config"]["data"]["augment"] is False
+    saved, _ = load_run(tmp_path / "branch")
+    assert saved.data.augment and saved.train.epochs == 3
+    for name, content in parent_files.items():
+        assert (tmp_path / "parent" / name).read_bytes() == content, name
+
+    # refusals, one line each, and no run directory left behind
+    for extra, message in ((["train.epochs=2"], "needs train.epochs > 2"),
+                           (["train.epochs=3", "model.hidden=[8]"], "does not fit this config's model")):
+        done = _run_cli("train", str(EP_CONFIG), *[f"--set={item}" for item in [*EP_QUICK, *extra]],
+                        "--branch-from", str(tmp_path / "parent"), "--run-dir", str(tmp_path / "refused"),
+                        "--quiet")
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "refused").exists()
+    done = _run_cli("train", "--resume", str(tmp_path / "parent"), "--branch-from", str(tmp_path / "parent"))
+    assert done.returncode == 2 and "--branch-from" in done.stderr
+
+
 def test_resume_refuses_schedule_keys_for_rules_without_a_delayed_schedule(tmp_path):
     """The STE rule has an lr_decay but no decay_start: a decay set on --resume would rewrite
     the epochs already trained, so it is refused in one line (it used to raise AttributeError)."""

@@ -37,8 +37,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from binlearn.experiment.runner import resume_config
 
     if args.resume:
-        if args.config:
-            raise ConfigError("give either CONFIG or --resume RUN_DIR, not both")
+        if args.config or args.branch_from:
+            raise ConfigError("give either CONFIG or --resume RUN_DIR, not both "
+                              "(to continue a run under another config, use CONFIG --branch-from RUN_DIR)")
         config = resume_config(Path(args.resume), args.set)
         run_dir = Path(args.resume)
     else:
@@ -46,8 +47,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.data_dir:
             config.data.data_dir = args.data_dir
         run_dir = Path(args.run_dir) if args.run_dir else None
+    branch_from = Path(args.branch_from) if args.branch_from else None
     summary = train(config, run_dir, resume=bool(args.resume), quiet=args.quiet,
-                    runs_root=Path(args.runs_root))
+                    runs_root=Path(args.runs_root), branch_from=branch_from)
     if summary.get("world_size", 1) == 1 or _rank() == 0:
         print(json.dumps(summary, indent=2))
     return 0
@@ -126,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN_DIR",
                        help="continue a run (interrupted, or with --set train.epochs=N / a schedule "
                             "starting now: rule.decay_start, cosine_epochs, lr_decay, anneal_flips)")
+    train.add_argument("--branch-from", metavar="RUN_DIR",
+                       help="start a new run of CONFIG from RUN_DIR's latest checkpoint (epoch K) and "
+                            "train epochs K+1..train.epochs under CONFIG; RUN_DIR is left untouched")
     train.add_argument("--run-dir", help="where to write the run (default: RUNS_ROOT/NAME-TIME)")
     train.add_argument("--runs-root", default="runs", help="parent folder of new run directories")
     train.add_argument("--data-dir", help="dataset folder (default: $BINLEARN_DATA, else the user cache)")

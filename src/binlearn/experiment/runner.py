@@ -148,6 +148,12 @@ def _default_run_dir(config: ExperimentConfig, root: Path) -> Path:
     return root / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+def _first_lines(error: BaseException, limit: int = 240) -> str:
+    """An exception's message on one line (torch's state-dict errors span several)."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def load_run(run_dir: Path) -> tuple[ExperimentConfig, dict[str, Any]]:
     """The config and latest checkpoint of a run directory (one-line errors when unusable)."""
     run_dir = Path(run_dir)
@@ -277,28 +283,45 @@ def _check_finite(state: Any, epoch: int, path: str = "") -> None:
 
 
 def train(config: ExperimentConfig, run_dir: Path | None = None, *, resume: bool = False,
-          quiet: bool = False, runs_root: Path = Path("runs")) -> dict[str, Any]:
-    """Train ``config`` end to end (or continue ``run_dir`` when ``resume``); return the summary."""
+          quiet: bool = False, runs_root: Path = Path("runs"),
+          branch_from: Path | None = None) -> dict[str, Any]:
+    """Train ``config`` end to end (or continue ``run_dir`` when ``resume``); return the summary.
+
+    ``branch_from``: a run directory whose latest checkpoint (epoch K: weights, optimizer state,
+    epoch count) this new run starts from; it trains epochs K+1.. under ``config`` (e.g. with
+    data augmentation switched on) and leaves ``branch_from`` untouched. Its metrics.jsonl
+    starts with the parent's first K records and meta.json's ``branched_from`` names the parent,
+    its config and K, so the directory says which epochs ran under which config.
+    """
+    if resume and branch_from is not None:
+        raise ConfigError("give either --resume or --branch-from, not both")
     context = setup("cuda" if config.train.device.startswith("cuda") or
                     (config.train.device == "auto" and torch.cuda.is_available()) else "cpu")
     try:
         return _train(config, run_dir, resume=resume, quiet=quiet, runs_root=runs_root,
-                      context=context)
+                      context=context, branch_from=branch_from)
     finally:
         teardown(context)
 
 
 def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quiet: bool,
-           runs_root: Path, context: Context) -> dict[str, Any]:
+           runs_root: Path, context: Context, branch_from: Path | None = None) -> dict[str, Any]:
     device = resolve_device(config.train.device, context)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     reducer: Reducer = AllReduce(context.world_size) if context.world_size > 1 else LocalReducer()
 
-    checkpoint = None
+    checkpoint = parent = None
     if resume:
         assert run_dir is not None
         _, checkpoint = load_run(run_dir)
+    elif branch_from is not None:
+        parent, checkpoint = load_run(branch_from)
+        if config.train.epochs <= checkpoint["epoch"]:
+            raise ConfigError(f"{branch_from} has trained {checkpoint['epoch']} epochs: a branch of it "
+                              f"needs train.epochs > {checkpoint['epoch']} (the total, parent's included)")
+    if resume:
+        pass  # the run directory exists and is continued in place
     elif run_dir is None:
         run_dir = _default_run_dir(config, Path(runs_root))
         from binlearn.experiment.distributed import broadcast_object
@@ -319,9 +342,15 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     start_epoch, train_seconds, samples_seen = 1, 0.0, 0.0
     records: list[dict[str, Any]] = []
     if checkpoint is not None:
-        learner.load_state_dict(checkpoint["learner"])
+        try:
+            learner.load_state_dict(checkpoint["learner"])
+        except (KeyError, RuntimeError, ValueError) as error:
+            source = branch_from if parent is not None else run_dir
+            raise CheckpointError(f"{source}/checkpoint.pt does not fit this config's model "
+                                  f"({_first_lines(error)})") from None
         start_epoch = checkpoint["epoch"] + 1
         train_seconds, samples_seen = checkpoint["train_seconds"], checkpoint["samples_seen"]
+    if resume:
         records = _read_metrics(run_dir / "metrics.jsonl", checkpoint["epoch"])
         if context.is_main:  # the directory describes the run as continued (epochs, schedule)
             atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))
@@ -329,7 +358,15 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     elif context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))
-        write_json(run_dir / "meta.json", _meta(config, device, context))
+        meta = _meta(config, device, context)
+        if parent is not None:
+            assert branch_from is not None and checkpoint is not None
+            records = _read_metrics(Path(branch_from) / "metrics.jsonl", checkpoint["epoch"])
+            meta["branched_from"] = {"run_dir": str(Path(branch_from).resolve()),
+                                     "after_epoch": int(checkpoint["epoch"]),
+                                     "config": config_to_dict(parent)}
+            atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+        write_json(run_dir / "meta.json", meta)
 
     title = f"{run_dir.name}: {config.data.dataset}"
     epochs = config.train.epochs
