@@ -157,6 +157,27 @@ def test_branch_continues_a_run_under_another_config_and_leaves_the_parent_alone
     done = _run_cli("train", "--resume", str(tmp_path / "parent"), "--branch-from", str(tmp_path / "parent"))
     assert done.returncode == 2 and "--branch-from" in done.stderr
 
+    # `binlearn compare`: the parent and its branch side by side, one plot
+    from binlearn.experiment.compare import compare_runs
+
+    rows = compare_runs([tmp_path / "parent", tmp_path / "branch"], tmp_path / "cmp.png")
+    assert [row["epochs"] for row in rows] == [2, 3]
+    assert rows[0]["last_test_accuracy"] == json.loads(parent_records[-1])["test_accuracy"]
+    assert rows[1]["last_test_accuracy"] == branch["test_accuracy"]
+    assert rows[1]["best_test_accuracy"] == max(r["test_accuracy"] for r in records)
+    assert rows[0]["branched_from"] is None and rows[1]["branched_from"]["after_epoch"] == 2
+    assert (tmp_path / "cmp.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    done = _run_cli("compare", str(tmp_path / "parent"), str(tmp_path / "branch"), "--labels", "p,b")
+    assert done.returncode == 0 and done.stdout.splitlines()[2].startswith("b ")
+    assert "parent after 2" in done.stdout
+    for args, message in (([str(tmp_path / "nowhere")], "run directory not found"),
+                          ([str(tmp_path / "parent"), "--metric", "validation_accuracy"],
+                           "has no validation_accuracy"),
+                          ([str(tmp_path / "parent"), "--labels", "a,b"], "2 labels for 1 runs")):
+        done = _run_cli("compare", *args)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+        assert len(done.stderr.splitlines()) == 1
+
 
 def test_resume_refuses_schedule_keys_for_rules_without_a_delayed_schedule(tmp_path):
     """The STE rule has an lr_decay but no decay_start: a decay set on --resume would rewrite

@@ -68,6 +68,28 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from binlearn.experiment.compare import compare_runs
+
+    labels = args.labels.split(",") if args.labels else None
+    rows = compare_runs([Path(r) for r in args.run_dirs], Path(args.output) if args.output else None,
+                        metric=args.metric, labels=labels, from_epoch=args.from_epoch)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(row["label"]) for row in rows)
+    print(f"{'run':{width}s}  epochs  last {args.metric:<16s} best (epoch)       train s  branch of")
+    for row in rows:
+        parent = row["branched_from"]
+        branch = f"{Path(parent['run_dir']).name} after {parent['after_epoch']}" if parent else ""
+        print(f"{row['label']:{width}s}  {row['epochs']:6d}  {row['last_' + args.metric]:<21.4f} "
+              f"{row['best_' + args.metric]:.4f} ({row['best_epoch']:3d})  "
+              f"{row['train_seconds']:8.0f}  {branch}")
+    if args.output:
+        print(f"plot: {args.output}")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from binlearn.experiment.export import export_run
 
@@ -143,6 +165,17 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=_cmd_eval)
 
+    compare = commands.add_parser("compare", help="several runs side by side: figures and one plot")
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    compare.add_argument("--metric", default="test_accuracy",
+                         choices=["test_accuracy", "validation_accuracy", "train_accuracy", "train_loss"])
+    compare.add_argument("--output", metavar="FILE.png",
+                         help="plot the metric against epoch, one line per run")
+    compare.add_argument("--from-epoch", type=int, default=1, metavar="N", help="plot epochs N.. only")
+    compare.add_argument("--labels", metavar="A,B,...", help="names for the runs (default: directory names)")
+    compare.add_argument("--json", action="store_true", help="print the figures as JSON")
+    compare.set_defaults(func=_cmd_compare)
+
     export = commands.add_parser("export", help="export a run's latest checkpoint as a packed 1-bit model")
     export.add_argument("run_dir")
     export.add_argument("--format", choices=["packed"], default="packed",
@@ -191,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     except _user_errors() as error:
         print(f"binlearn: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `binlearn ... | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt as stop:
         how = "terminated" if isinstance(stop, _Terminated) else "interrupted"
         print(f"binlearn: {how}; the last finished epoch's checkpoint is kept: continue with "

@@ -1,0 +1,92 @@
+"""``binlearn compare``: several runs side by side, as a table of figures and one plot.
+
+Reads each run directory's metrics.jsonl (a torn last line from an interrupted write is
+skipped) and meta.json; writes nothing into the runs. A branch (``--branch-from``) carries
+its parent's first records, so the curves of a parent and its branches overlap until the
+branch point and part there.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from binlearn.experiment.checkpoint import atomic_write_bytes
+from binlearn.experiment.runner import RunError, _read_metrics
+
+__all__ = ["compare_runs", "METRICS"]
+
+METRICS = ("test_accuracy", "validation_accuracy", "train_accuracy", "train_loss")
+
+
+def _run_figures(run_dir: Path, metric: str) -> dict[str, Any]:
+    if not run_dir.is_dir():
+        raise RunError(f"run directory not found: {run_dir}")
+    records = _read_metrics(run_dir / "metrics.jsonl", math.inf)
+    points = [(r["epoch"], r[metric]) for r in records if r.get(metric) is not None]
+    if not points:
+        raise RunError(f"{run_dir} has no {metric} in metrics.jsonl (no finished epoch, or that split "
+                       "was not evaluated)")
+    best = (min if metric == "train_loss" else max)(points, key=lambda p: p[1])
+    try:
+        meta = json.loads((run_dir / "meta.json").read_text())
+    except (OSError, ValueError):
+        meta = {}
+    parent = meta.get("branched_from") if isinstance(meta, dict) else None
+    return {"run_dir": str(run_dir), "epochs": records[-1]["epoch"], f"last_{metric}": points[-1][1],
+            f"best_{metric}": best[1], "best_epoch": best[0],
+            "train_seconds": sum(r.get("epoch_seconds", 0.0) for r in records),
+            "branched_from": None if parent is None else
+            {"run_dir": parent.get("run_dir"), "after_epoch": parent.get("after_epoch")},
+            "points": points}
+
+
+def compare_runs(run_dirs: list[Path], output: Path | None = None, metric: str = "test_accuracy",
+                 labels: list[str] | None = None, from_epoch: int = 1) -> list[dict[str, Any]]:
+    """One row of figures per run (last and best ``metric``, epochs, training seconds, parent
+    of a branch); with ``output``, a PNG of ``metric`` against epoch (from ``from_epoch`` on),
+    one line per run."""
+    if metric not in METRICS:
+        raise RunError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+    if labels is not None and len(labels) != len(run_dirs):
+        raise RunError(f"{len(labels)} labels for {len(run_dirs)} runs")
+    rows = [_run_figures(Path(run_dir), metric) for run_dir in run_dirs]
+    names = labels or [Path(row["run_dir"]).name for row in rows]
+    if output is not None:
+        _plot(rows, names, metric, Path(output), from_epoch)
+    return [{"label": name, **{k: v for k, v in row.items() if k != "points"}}
+            for name, row in zip(names, rows, strict=True)]
+
+
+def _plot(rows: list[dict[str, Any]], names: list[str], metric: str, path: Path, from_epoch: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axis = plt.subplots(figsize=(8, 4.5))
+    for row, name in zip(rows, names, strict=True):
+        shown = [p for p in row["points"] if p[0] >= from_epoch] or row["points"][-1:]
+        epochs, values = zip(*shown, strict=True)
+        axis.plot(epochs, values, marker="o", markersize=2.5, linewidth=1.2,
+                  label=f"{name} (last {values[-1]:.4f})")
+        parent = row["branched_from"]
+        if parent and parent.get("after_epoch"):
+            axis.axvline(parent["after_epoch"], color="grey", linewidth=0.6, linestyle=":")
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(metric.replace("_", " "))
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as error:
+        raise RunError(f"cannot write {path}: {error.strerror or error}") from None
