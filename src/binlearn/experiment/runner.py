@@ -355,18 +355,20 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
         if context.is_main:  # the directory describes the run as continued (epochs, schedule)
             atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))
             _note_resume(run_dir / "meta.json", int(checkpoint["epoch"]))
-    elif context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))
+    else:
         meta = _meta(config, device, context)
-        if parent is not None:
+        if parent is not None:  # a branch: the parent's first K records, and who the parent is
             assert branch_from is not None and checkpoint is not None
             records = _read_metrics(Path(branch_from) / "metrics.jsonl", checkpoint["epoch"])
             meta["branched_from"] = {"run_dir": str(Path(branch_from).resolve()),
                                      "after_epoch": int(checkpoint["epoch"]),
                                      "config": config_to_dict(parent)}
-            atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-        write_json(run_dir / "meta.json", meta)
+        if context.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))
+            write_json(run_dir / "meta.json", meta)
+            if records:
+                atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
 
     title = f"{run_dir.name}: {config.data.dataset}"
     epochs = config.train.epochs
