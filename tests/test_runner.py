@@ -36,6 +36,14 @@ def _tensors(state, prefix=""):
             yield from _tensors(value, f"{prefix}/{i}")
 
 
+def _assert_same_learner(first: Path, second: Path) -> None:
+    """Two run directories' checkpoints hold the same learner state, bit for bit."""
+    pairs = [dict(_tensors(load_checkpoint(run / "checkpoint.pt")["learner"])) for run in (first, second)]
+    assert pairs[0].keys() == pairs[1].keys()
+    for key, tensor in pairs[0].items():
+        assert torch.equal(tensor, pairs[1][key]), key
+
+
 def test_run_directory_and_bit_identical_resume(tmp_path):
     config = load_config(None, QUICK)
     summary = train(config, tmp_path / "full", quiet=True)
@@ -56,12 +64,7 @@ def test_run_directory_and_bit_identical_resume(tmp_path):
     with open(tmp_path / "cut" / "metrics.jsonl", "a") as handle:
         handle.write('{"epoch": 3, "torn')  # a half-written line from the crash
     resumed = train(load_config(None, QUICK), tmp_path / "cut", resume=True, quiet=True)
-    full = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["learner"]
-    cut = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["learner"]
-    pairs = dict(_tensors(full)), dict(_tensors(cut))
-    assert pairs[0].keys() == pairs[1].keys()
-    for key, tensor in pairs[0].items():
-        assert torch.equal(tensor, pairs[1][key]), key
+    _assert_same_learner(tmp_path / "full", tmp_path / "cut")
     assert resumed["test_accuracy"] == summary["test_accuracy"]
     assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 3
 
@@ -88,11 +91,7 @@ def test_resume_may_add_a_schedule_that_leaves_the_trained_epochs_unchanged(tmp_
     resumed = train(resume_config(tmp_path / "late", [*SCHEDULE, "train.epochs=4"]), tmp_path / "late",
                     resume=True, quiet=True)
     # the same run as one planned with the schedule from the start, bit for bit
-    pairs = [dict(_tensors(load_checkpoint(tmp_path / name / "checkpoint.pt")["learner"]))
-             for name in ("planned", "late")]
-    assert pairs[0].keys() == pairs[1].keys()
-    for key, tensor in pairs[0].items():
-        assert torch.equal(tensor, pairs[1][key]), key
+    _assert_same_learner(tmp_path / "planned", tmp_path / "late")
     assert resumed["test_accuracy"] == planned["test_accuracy"]
     last = json.loads((tmp_path / "late" / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["epoch"] == 4 and last["thresholds"] == [None, None] and last["flips"] == [0, 0]
@@ -117,11 +116,7 @@ def test_branch_continues_a_run_under_another_config_and_leaves_the_parent_alone
 
     same = train(load_config(EP_CONFIG, [*EP_QUICK, "train.epochs=3"]), tmp_path / "same", quiet=True,
                  branch_from=tmp_path / "parent")
-    pairs = [dict(_tensors(load_checkpoint(tmp_path / name / "checkpoint.pt")["learner"]))
-             for name in ("planned", "same")]
-    assert pairs[0].keys() == pairs[1].keys()
-    for key, tensor in pairs[0].items():
-        assert torch.equal(tensor, pairs[1][key]), key
+    _assert_same_learner(tmp_path / "planned", tmp_path / "same")
     assert same["test_accuracy"] == planned["test_accuracy"]
 
     shifted = [*EP_QUICK, "train.epochs=3", "data.augment=true", "data.augment_padding=1",

@@ -168,7 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="several runs side by side: figures and one plot")
     compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     compare.add_argument("--metric", default="test_accuracy",
-                         choices=["test_accuracy", "validation_accuracy", "train_accuracy", "train_loss"])
+                         help="test_accuracy (default), validation_accuracy, train_accuracy or train_loss")
     compare.add_argument("--output", metavar="FILE.png",
                          help="plot the metric against epoch, one line per run")
     compare.add_argument("--from-epoch", type=int, default=1, metavar="N", help="plot epochs N.. only")

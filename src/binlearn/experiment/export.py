@@ -20,10 +20,9 @@ import torch
 from binlearn.binary.packed_format import PackedFormatError, PackedInput, PackedModel
 from binlearn.data import SOURCES, DataError, load_dataset, load_raw
 from binlearn.data.encodings import encode
-from binlearn.experiment.checkpoint import CheckpointError
 from binlearn.experiment.config import ExperimentConfig, config_to_dict
 from binlearn.experiment.registry import build_learner
-from binlearn.experiment.runner import load_run
+from binlearn.experiment.runner import load_learner_state, load_run
 
 __all__ = ["DEFAULT_EXPORT_NAME", "FORMATS", "export_run", "infer_export", "input_stage", "split_images"]
 
@@ -120,11 +119,7 @@ def export_run(run_dir: Path, output: Path | None = None, *, fmt: str = "packed"
     unit = load_dataset(config.data, quiet=quiet, encoding="unit")
     sample = _encode_as_run(unit.x_train[:1], config, unit.x_train)
     learner = build_learner(config, tuple(sample.shape[1:]), unit.num_classes, torch.device("cpu"))
-    try:
-        learner.load_state_dict(checkpoint["learner"])
-    except (KeyError, RuntimeError, ValueError) as error:
-        raise CheckpointError(f"{run_dir}/checkpoint.pt does not match its config.toml "
-                              f"({str(error).splitlines()[0]})") from None
+    load_learner_state(learner, checkpoint, run_dir)
     settings = config_to_dict(config)
     kind, rule = settings["model"].get("kind"), settings["rule"].get("name")
     if not hasattr(learner, "to_packed"):

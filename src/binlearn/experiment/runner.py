@@ -154,6 +154,20 @@ def _first_lines(error: BaseException, limit: int = 240) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def load_learner_state(learner: Learner, checkpoint: dict[str, Any], run_dir: Path,
+                       mismatch: str = "does not match its config.toml") -> None:
+    """Load ``checkpoint``'s learner state; a model that does not fit it is one CheckpointError
+    line naming ``run_dir`` and the first differences torch reports."""
+    try:
+        learner.load_state_dict(checkpoint["learner"])
+    except (KeyError, RuntimeError, ValueError) as error:
+        raise CheckpointError(f"{run_dir}/checkpoint.pt {mismatch} ({_first_lines(error)})") from None
+
+
+def _write_metrics(path: Path, records: list[dict[str, Any]]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
 def load_run(run_dir: Path) -> tuple[ExperimentConfig, dict[str, Any]]:
     """The config and latest checkpoint of a run directory (one-line errors when unusable)."""
     run_dir = Path(run_dir)
@@ -320,16 +334,14 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
         if config.train.epochs <= checkpoint["epoch"]:
             raise ConfigError(f"{branch_from} has trained {checkpoint['epoch']} epochs: a branch of it "
                               f"needs train.epochs > {checkpoint['epoch']} (the total, parent's included)")
-    if resume:
-        pass  # the run directory exists and is continued in place
-    elif run_dir is None:
-        run_dir = _default_run_dir(config, Path(runs_root))
-        from binlearn.experiment.distributed import broadcast_object
+    if not resume:  # a new run directory (a resumed one is continued in place)
+        if run_dir is None:
+            from binlearn.experiment.distributed import broadcast_object
 
-        run_dir = Path(broadcast_object(str(run_dir), context))
-    elif (Path(run_dir) / "checkpoint.pt").exists():
-        raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
-                       "or choose another --run-dir")
+            run_dir = Path(broadcast_object(str(_default_run_dir(config, Path(runs_root))), context))
+        elif (Path(run_dir) / "checkpoint.pt").exists():
+            raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+                           "or choose another --run-dir")
     run_dir = Path(run_dir)
     if config.data.features and not resume:  # the run must not depend on today's directory
         config.data.features = str(Path(config.data.features).expanduser().resolve())
@@ -342,12 +354,8 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     start_epoch, train_seconds, samples_seen = 1, 0.0, 0.0
     records: list[dict[str, Any]] = []
     if checkpoint is not None:
-        try:
-            learner.load_state_dict(checkpoint["learner"])
-        except (KeyError, RuntimeError, ValueError) as error:
-            source = branch_from if parent is not None else run_dir
-            raise CheckpointError(f"{source}/checkpoint.pt does not fit this config's model "
-                                  f"({_first_lines(error)})") from None
+        load_learner_state(learner, checkpoint, branch_from if parent is not None else run_dir,
+                           "does not fit this config's model")
         start_epoch = checkpoint["epoch"] + 1
         train_seconds, samples_seen = checkpoint["train_seconds"], checkpoint["samples_seen"]
     if resume:
@@ -368,7 +376,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
             atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))
             write_json(run_dir / "meta.json", meta)
             if records:
-                atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+                _write_metrics(run_dir / "metrics.jsonl", records)
 
     title = f"{run_dir.name}: {config.data.dataset}"
     epochs = config.train.epochs
@@ -407,8 +415,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
         epoch_bar.set_postfix(train=f"{train_accuracy:.3f}",
                               test=f"{record.get('test_accuracy') or float('nan'):.3f}")
         if context.is_main:
-            atomic_write_text(run_dir / "metrics.jsonl",
-                              "".join(json.dumps(r) + "\n" for r in records))
+            _write_metrics(run_dir / "metrics.jsonl", records)
             if last or epoch % config.train.checkpoint_every == 0:
                 save_checkpoint(run_dir / "checkpoint.pt", {
                     "epoch": epoch, "learner": state, "config": config_to_dict(config),
@@ -438,11 +445,7 @@ def evaluate_run(run_dir: Path, *, split: str = "test", quiet: bool = False) -> 
     device = resolve_device(config.train.device)
     data = load_dataset(config.data, quiet=quiet).to(device)
     learner = build_learner(config, data.input_shape, data.num_classes, device)
-    try:
-        learner.load_state_dict(checkpoint["learner"])
-    except (KeyError, RuntimeError, ValueError) as error:
-        raise CheckpointError(f"{run_dir}/checkpoint.pt does not match its config.toml "
-                              f"({str(error).splitlines()[0]})") from None
+    load_learner_state(learner, checkpoint, run_dir)
     x, y = {"test": (data.x_test, data.y_test), "train": (data.x_train, data.y_train),
             "validation": (data.x_val, data.y_val)}[split]
     accuracy = evaluate(learner, x, y, config.data.eval_batch_size)
