@@ -243,3 +243,26 @@ def test_diverging_run_stops_naming_layer_and_step_and_keeps_the_last_good_check
     assert "checkpoint (epoch 1) is kept" in message, message
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 1
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_eval_overrides_change_how_a_run_is_evaluated_not_the_model(tmp_path):
+    """``evaluate_run`` with ``rule.eval_steps`` relaxes for that many steps: the trained T
+    gives the run's own test accuracy; one step stops the free phase far from its fixed point
+    and predicts differently. Keys that would change the model are refused."""
+    from binlearn.experiment import train
+    from binlearn.experiment.runner import evaluate_run
+
+    config = load_config(CONFIGS[0].parent / "fc-float.toml",
+                         ["data.dataset=\"digits\"", "model.hidden=[32]", "rule.free_steps=12",
+                          "rule.nudged_steps=4", "train.epochs=2"])
+    summary = train(config, tmp_path / "run", quiet=True)
+    same = evaluate_run(tmp_path / "run", quiet=True, overrides=["rule.eval_steps=12"])
+    assert same["accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert same["overrides"] == ["rule.eval_steps=12"]
+    one_step = evaluate_run(tmp_path / "run", quiet=True, overrides=["rule.eval_steps=1"])
+    assert one_step["accuracy"] < same["accuracy"] - 0.2, (one_step, same)
+    for bad in ("model.hidden=[8]", "rule.free_steps=3", "rule.eval_stepz=3"):
+        with pytest.raises(ConfigError, match="eval accepts --set rule.eval_steps"):
+            evaluate_run(tmp_path / "run", quiet=True, overrides=[bad])
+    with pytest.raises(ConfigError, match="eval_steps must be >= 1"):
+        evaluate_run(tmp_path / "run", quiet=True, overrides=["rule.eval_steps=0"])

@@ -64,7 +64,8 @@ def _rank() -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from binlearn.experiment import evaluate_run
 
-    print(json.dumps(evaluate_run(Path(args.run_dir), split=args.split, quiet=args.quiet), indent=2))
+    print(json.dumps(evaluate_run(Path(args.run_dir), split=args.split, quiet=args.quiet,
+                                  overrides=args.set), indent=2))
     return 0
 
 
@@ -162,6 +163,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="evaluate a run's latest checkpoint")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--split", choices=["test", "train", "validation"], default="test")
+    evaluate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="evaluate differently, not another model: rule.eval_steps (free "
+                               "steps of the relaxation), data.eval_batch_size, train.device, "
+                               "train.threads")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=_cmd_eval)
 
