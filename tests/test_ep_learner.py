@@ -94,6 +94,7 @@ def _learner(overrides: list[str]):
     (["model.learn_scale=true"], "scale_learning_rate"),
     (["rule.nudge_placement=\"free_drive\"", "model.readout=\"cross_entropy\""], "free_drive"),
     (["rule.anneal_flips=true"], "needs a schedule"),
+    (["rule.anneal_gamma=true"], "rule.anneal_gamma needs a schedule"),
     (["rule.decay_start=-1"], "rule.decay_start"),
 ])
 def test_bad_configurations_give_one_line_errors(overrides, message):
@@ -266,3 +267,33 @@ def test_eval_overrides_change_how_a_run_is_evaluated_not_the_model(tmp_path):
             evaluate_run(tmp_path / "run", quiet=True, overrides=[bad])
     with pytest.raises(ConfigError, match="eval_steps must be >= 1"):
         evaluate_run(tmp_path / "run", quiet=True, overrides=["rule.eval_steps=0"])
+
+
+def test_anneal_gamma_decays_bop_gamma_with_the_schedule_until_weights_stop():
+    """``rule.anneal_gamma``: γ follows the learning-rate factor (1, 1, 0.5, 0): at γ = 0 the
+    filtered update m no longer moves, so a batch that flips weights at full γ flips none."""
+    settings = ["rule.decay_start=2", "rule.cosine_epochs=2", "rule.anneal_gamma=true",
+                "rule.gamma=[0.2,0.3]", "rule.threshold=[1e-9,1e-9]"]
+    torch.manual_seed(0)
+    learner = _learner(settings)
+    bop = learner.optimizers["weights"]
+    seen = [learner.end_epoch(epoch, 0.5, LocalReducer())["gammas"] for epoch in range(1, 5)]
+    assert seen[0] == seen[1] == [0.2, 0.3]
+    assert seen[2] == pytest.approx([0.1, 0.15]) and seen[3] == [0.0, 0.0]
+    assert [g["threshold"] for g in bop.param_groups] == [1e-9, 1e-9]  # thresholds untouched
+    x, y = torch.rand(8, 1, 4, 4), torch.randint(0, 3, (8,))
+    momenta = [bop.state[c.weight]["momentum"].clone() if c.weight in bop.state else None
+               for c in learner.net.couplings]
+    weights = [c.weight.detach().clone() for c in learner.net.couplings]
+    learner.train_step(x, y, LocalReducer())
+    assert bop.flip_counts() == [0, 0]
+    assert all(torch.equal(w, c.weight) for w, c in zip(weights, learner.net.couplings, strict=True))
+    for before, c in zip(momenta, learner.net.couplings, strict=True):
+        after = bop.state[c.weight]["momentum"]
+        assert torch.equal(after, before if before is not None else torch.zeros_like(after))
+    fresh = _learner(["rule.gamma=[0.2,0.3]", "rule.threshold=[1e-9,1e-9]"])
+    fresh.train_step(x, y, LocalReducer())
+    assert sum(fresh.optimizers["weights"].flip_counts()) > 0  # the same batch flips at full γ
+    twin = _learner(settings)
+    twin.load_state_dict(copy.deepcopy(learner.state_dict()))
+    assert [g["gamma"] for g in twin.optimizers["weights"].param_groups] == [0.0, 0.0]

@@ -150,7 +150,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="override a config value (TOML syntax), repeatable")
     train.add_argument("--resume", metavar="RUN_DIR",
                        help="continue a run (interrupted, or with --set train.epochs=N / a schedule "
-                            "starting now: rule.decay_start, cosine_epochs, lr_decay, anneal_flips)")
+                            "starting now: rule.decay_start, cosine_epochs, lr_decay, anneal_flips, "
+                            "anneal_gamma)")
     train.add_argument("--branch-from", metavar="RUN_DIR",
                        help="start a new run of CONFIG from RUN_DIR's latest checkpoint (epoch K) and "
                             "train epochs K+1..train.epochs under CONFIG; RUN_DIR is left untouched")

@@ -181,7 +181,7 @@ def load_run(run_dir: Path) -> tuple[ExperimentConfig, dict[str, Any]]:
     return config, load_checkpoint(run_dir / "checkpoint.pt")
 
 
-SCHEDULE_KEYS = ("decay_start", "cosine_epochs", "lr_decay", "anneal_flips")
+SCHEDULE_KEYS = ("decay_start", "cosine_epochs", "lr_decay", "anneal_flips", "anneal_gamma")
 """Rule keys a resumed run may change: the learning-rate (and Bop flip) schedule, provided the
 new schedule starts at or after the epochs already trained, so the run stays the run of the
 new config from its first epoch."""
@@ -196,9 +196,10 @@ def resume_config(run_dir: Path, overrides: list[str]) -> ExperimentConfig:
     """The config to continue ``run_dir`` with: its own, with ``overrides`` applied.
 
     Allowed: ``train.*`` (e.g. more epochs), and the schedule keys ``rule.decay_start``,
-    ``rule.cosine_epochs``, ``rule.lr_decay``, ``rule.anneal_flips`` of EP/BPTT runs when the
-    schedule stays constant over the epochs already trained (the old one was, and the new
-    ``rule.decay_start`` is at least that many epochs): e.g. anneal a plateaued run now.
+    ``rule.cosine_epochs``, ``rule.lr_decay``, ``rule.anneal_flips``, ``rule.anneal_gamma`` of
+    EP/BPTT runs when the schedule stays constant over the epochs already trained (the old
+    one was, and the new ``rule.decay_start`` is at least that many epochs): e.g. anneal a
+    plateaued run now.
     Anything else would make the run directory describe a run that never happened.
     """
     config, checkpoint = load_run(run_dir)

@@ -142,6 +142,10 @@ class _EnergyRuleConfig:
     anneal_flips: bool = False
     """Bop: divide every threshold τ by the factor that scales the learning rates, so
     flips become rarer as the schedule decays (none once the cosine factor reaches 0)."""
+    anneal_gamma: bool = False
+    """Bop: multiply every γ by the factor that scales the learning rates, as a learning-rate
+    decay of the filtered update m (Helwegen et al. 2019 decay γ): m moves in smaller steps,
+    so flips need a steadier push (none once the cosine factor reaches 0: m stops moving)."""
 
     def _validate(self) -> None:
         if self.free_steps < 1:
@@ -168,11 +172,12 @@ class _EnergyRuleConfig:
             raise ConfigError(f"rule.cosine_epochs must be >= 0, got {self.cosine_epochs}")
         if self.decay_start < 0:
             raise ConfigError(f"rule.decay_start must be >= 0, got {self.decay_start}")
-        if self.anneal_flips and self.optimizer != "bop":
-            raise ConfigError("rule.anneal_flips needs rule.optimizer = \"bop\"")
-        if self.anneal_flips and self.lr_decay == 1.0 and self.cosine_epochs == 0:
-            raise ConfigError("rule.anneal_flips needs a schedule: rule.cosine_epochs > 0 "
-                              "or rule.lr_decay < 1")
+        for key in ("anneal_flips", "anneal_gamma"):
+            if getattr(self, key) and self.optimizer != "bop":
+                raise ConfigError(f"rule.{key} needs rule.optimizer = \"bop\"")
+            if getattr(self, key) and self.lr_decay == 1.0 and self.cosine_epochs == 0:
+                raise ConfigError(f"rule.{key} needs a schedule: rule.cosine_epochs > 0 "
+                                  "or rule.lr_decay < 1")
 
 
 @dataclass
@@ -262,7 +267,7 @@ class EnergyLearner:
         if cfg.optimizer == "bop":
             gammas = _per_layer(cfg.gamma, count, "gamma")
             thresholds = _per_layer(cfg.threshold, count, "threshold")
-            self._thresholds = thresholds
+            self._thresholds, self._gammas = thresholds, gammas
             self.optimizers["weights"] = Bop(
                 [{"params": [c.weight], "gamma": g, "threshold": t}
                  for c, g, t in zip(net.couplings, gammas, thresholds, strict=True)],
@@ -358,10 +363,12 @@ class EnergyLearner:
         factor = self._schedule_factor()
         for name, optimizer in self.optimizers.items():
             if name == "weights":  # Bop has no learning rate: its thresholds may anneal
-                for group, threshold in zip(optimizer.param_groups, self._thresholds, strict=True):
+                for group, threshold, gamma in zip(optimizer.param_groups, self._thresholds,
+                                                   self._gammas, strict=True):
                     if self.cfg.anneal_flips:
                         threshold = threshold / factor if factor > 0 else math.inf
                     group["threshold"] = threshold
+                    group["gamma"] = gamma * factor if self.cfg.anneal_gamma else gamma
                 continue
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor
@@ -378,6 +385,8 @@ class EnergyLearner:
         if self.cfg.anneal_flips:
             metrics["thresholds"] = [g["threshold"] if math.isfinite(g["threshold"]) else None
                                      for g in self.optimizers["weights"].param_groups]
+        if self.cfg.anneal_gamma:
+            metrics["gammas"] = [g["gamma"] for g in self.optimizers["weights"].param_groups]
         return metrics
 
     def state_dict(self) -> dict[str, Any]:
