@@ -8,13 +8,12 @@ branch point and part there.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from pathlib import Path
 from typing import Any
 
-from binlearn.experiment.checkpoint import atomic_write_bytes
+from binlearn.experiment.plots import pyplot, save_png
 from binlearn.experiment.runner import RunError, _read_metrics
 
 __all__ = ["compare_runs", "METRICS"]
@@ -62,13 +61,9 @@ def compare_runs(run_dirs: list[Path], output: Path | None = None, metric: str =
 
 
 def _plot(rows: list[dict[str, Any]], names: list[str], metric: str, path: Path, from_epoch: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, axis = plt.subplots(figsize=(8, 4.5))
+    fig, axis = pyplot().subplots(figsize=(8, 4.5))
     for row, name in zip(rows, names, strict=True):
         shown = [p for p in row["points"] if p[0] >= from_epoch] or row["points"][-1:]
         epochs, values = zip(*shown, strict=True)
@@ -83,10 +78,7 @@ def _plot(rows: list[dict[str, Any]], names: list[str], metric: str, path: Path,
     axis.legend(fontsize=8)
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
     try:
-        atomic_write_bytes(path, buffer.getvalue())
+        save_png(fig, path, dpi=110)
     except OSError as error:
         raise RunError(f"cannot write {path}: {error.strerror or error}") from None

@@ -8,16 +8,31 @@ from typing import Any
 
 from binlearn.experiment.checkpoint import atomic_write_bytes
 
-__all__ = ["plot_curves"]
+__all__ = ["plot_curves", "pyplot", "save_png"]
 
 
-def plot_curves(records: list[dict[str, Any]], path: Path, title: str = "") -> None:
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig, path: Path, dpi: int = 100) -> None:
+    """Render ``fig`` to PNG in memory, close it, and write ``path`` atomically."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    pyplot().close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def plot_curves(records: list[dict[str, Any]], path: Path, title: str = "") -> None:
     from matplotlib.ticker import MaxNLocator
 
+    plt = pyplot()
     epochs = [r["epoch"] for r in records]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [r["train_loss"] for r in records], marker="o", label="train")
@@ -39,7 +54,4 @@ def plot_curves(records: list[dict[str, Any]], path: Path, title: str = "") -> N
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_png(fig, path)

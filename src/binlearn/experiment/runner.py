@@ -453,10 +453,10 @@ def evaluate_run(run_dir: Path, *, split: str = "test", quiet: bool = False,
     """
     config, checkpoint = load_run(Path(run_dir))
     overrides = list(overrides or [])
+    allowed = [k for k in EVAL_KEYS if k != "rule.eval_steps" or hasattr(config.rule, "eval_steps")]
     for item in overrides:
         key = item.split("=", 1)[0].strip()
-        if key not in EVAL_KEYS or (key == "rule.eval_steps" and not hasattr(config.rule, "eval_steps")):
-            allowed = [k for k in EVAL_KEYS if k != "rule.eval_steps" or hasattr(config.rule, "eval_steps")]
+        if key not in allowed:
             raise ConfigError(f"eval accepts --set {', '.join(allowed)}; not {key!r}")
     if overrides:
         config = config_from_dict(apply_overrides(config_to_dict(config), overrides))
