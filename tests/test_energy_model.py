@@ -256,3 +256,25 @@ def test_binary_relaxation_with_row_adds_is_bit_identical_to_the_gemm_path(monke
     assert any(used)  # the row-add path ran (in both directions: up- and down-drives)
     for a, b in zip(states[False], states[True], strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("schedule", ["synchronous", "even_odd"])
+def test_record_hook_sees_every_step_and_equals_step_by_step_relaxation(schedule):
+    net = _networks()["fc_binary_neurons"]
+    x = torch.rand(4, *net.input_shape)
+    start = net.initial_state(4)
+    seen = []
+    with torch.no_grad():
+        context = prepare(net, x)
+        final = relax(net, x, start, 5, schedule=schedule, context=context, step_offset=3,
+                      record=lambda step, layers: seen.append((step, [s.clone() for s in layers])))
+        current = start
+        for index in range(5):
+            current = relax(net, x, current, 1, schedule=schedule, context=context)
+            step, layers = seen[index]
+            assert step == 4 + index
+            for a, b in zip(layers, current.layers, strict=True):
+                assert torch.equal(a, b)
+    assert len(seen) == 5
+    for a, b in zip(seen[-1][1], final.layers, strict=True):
+        assert torch.equal(a, b)

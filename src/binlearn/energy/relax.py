@@ -22,6 +22,7 @@ buffers in place; under autograd (BPTT) it is out of place and differentiable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -34,7 +35,7 @@ from binlearn.energy.state import EnergyState
 __all__ = [
     "SYNCHRONOUS", "EVEN_ODD", "SCHEDULES", "NUDGE_PLACEMENTS",
     "Nudge", "RelaxationContext", "DivergenceError",
-    "prepare", "relax", "check_schedule", "steps_to_fixed_point", "ordered_couplings",
+    "StepRecord", "prepare", "relax", "check_schedule", "steps_to_fixed_point", "ordered_couplings",
 ]
 
 SYNCHRONOUS = "synchronous"
@@ -161,8 +162,15 @@ def _first_bad_layer(layers) -> int | None:
     return None
 
 
+#: Called after every relaxation step as ``record(step, layers)``: ``step`` counts from
+#: ``step_offset + 1``; ``layers`` are the states s_l after that step, one tensor per layer.
+#: The tensors are the loop's working buffers, valid until the next step: clone what you keep.
+StepRecord = Callable[[int, tuple[torch.Tensor, ...]], None]
+
+
 def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
-         nudge: Nudge | None, schedule: str, check_each_step: bool, step_offset: int) -> list:
+         nudge: Nudge | None, schedule: str, check_each_step: bool, step_offset: int,
+         record: StepRecord | None = None) -> list:
     """The relaxation loop on ``layers`` (working copies owned by this call)."""
     inplace = not torch.is_grad_enabled()
     count = len(layers)
@@ -235,12 +243,15 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
                         f"relaxation diverged: layer {layer} of {count} "
                         f"(shape {tuple(net.layer_shapes[layer - 1])}) became NaN/inf at step "
                         f"{step_offset + step + 1}; lower the learning rates or β")
+        if record is not None:
+            record(step_offset + step + 1, tuple(layers))
     return layers
 
 
 def relax(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
           nudge: Nudge | None = None, schedule: str = SYNCHRONOUS,
-          context: RelaxationContext | None = None, step_offset: int = 0) -> EnergyState:
+          context: RelaxationContext | None = None, step_offset: int = 0,
+          record: StepRecord | None = None) -> EnergyState:
     """Run ``steps`` relaxation steps from ``state``; returns a new state (``state`` is kept).
 
     Args:
@@ -251,7 +262,11 @@ def relax(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
         nudge: output nudge (None or β = 0: free phase).
         schedule: ``"synchronous"`` or ``"even_odd"``.
         context: per-batch context from :func:`prepare` (built here when None).
-        step_offset: added to step numbers in divergence messages (phases after the first).
+        step_offset: added to step numbers in divergence messages and records (phases after
+            the first).
+        record: optional per-step hook, ``record(step, layers)`` after every step (see
+            :data:`StepRecord`); e.g. the spiking view of a binary network reads its spikes
+            from it. It does not change the relaxation.
 
     Raises:
         DivergenceError: a layer became NaN/inf (message names the layer and the step).
@@ -267,7 +282,7 @@ def relax(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
     if context is None:
         context = prepare(net, x)
     working = [s.clone() for s in state.layers]
-    layers = _run(net, context, working, steps, nudge, schedule, False, step_offset)
+    layers = _run(net, context, working, steps, nudge, schedule, False, step_offset, record)
     if _first_bad_layer(layers) is not None:
         # rare path: replay with a check after every step to name the layer and step
         _run(net, context, [s.clone() for s in state.layers], steps, nudge, schedule, True,
