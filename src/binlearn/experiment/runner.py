@@ -31,15 +31,10 @@ import torch
 from tqdm.auto import tqdm
 
 import binlearn
+from binlearn.atomic import atomic_write_text, write_json
 from binlearn.data import Dataset, batch_indices, load_dataset, random_crop_flip
 from binlearn.experiment import learners  # noqa: F401  (registers every learner)
-from binlearn.experiment.checkpoint import (
-    CheckpointError,
-    atomic_write_text,
-    load_checkpoint,
-    save_checkpoint,
-    write_json,
-)
+from binlearn.experiment.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from binlearn.experiment.config import (
     ConfigError,
     ExperimentConfig,
