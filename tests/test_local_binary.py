@@ -116,7 +116,7 @@ def test_training_uses_integer_state_and_integer_kernel_inputs_only(monkeypatch,
             return kernel(*args, **kwargs)
         return wrapper
 
-    for name in ("_scores_verdicts", "_select_accumulate", "_apply_delta", "_reinforce",
+    for name in ("scores_verdicts", "_select_accumulate", "_apply_delta", "_reinforce",
                  "xnor_popcount_dense", "pack_sign_matrix", "_sign_bytes"):
         monkeypatch.setattr(lb, name, checked(getattr(lb, name)))
     x, y = mnist_batch

@@ -1,6 +1,6 @@
 """binlearn: binary neural networks trained with local learning rules and run as spiking
 networks."""
 
-__version__ = "0.1.0"
+from binlearn.version import __version__
 
 __all__ = ["__version__"]

@@ -138,7 +138,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from binlearn import __version__
+    from binlearn.version import __version__
 
     parser = argparse.ArgumentParser(prog="binlearn", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"binlearn {__version__}")

@@ -68,6 +68,7 @@ from binlearn.binary.packing import (
     to_numpy_words,
     words_for,
 )
+from binlearn.version import __version__
 
 __all__ = [
     "FORMAT_NAME",
@@ -287,8 +288,6 @@ class PackedModel:
         ``layers``: feed-forward layers (written as format version 1) or the dynamics of a
         binary EP network (format version 2).
         """
-        from binlearn import __version__
-
         arrays: dict[str, np.ndarray] = {
             "input.pixel_index": np.asarray(packed_input.pixel_index, np.int64),
             "input.pixel_threshold": np.asarray(packed_input.pixel_threshold, np.int16),
@@ -485,8 +484,6 @@ def _check_format(manifest: Any, source: str) -> None:
                             f"expected {FORMAT_NAME!r})")
     version = manifest.get("format_version")
     if isinstance(version, bool) or version not in READ_VERSIONS:
-        from binlearn import __version__
-
         raise fail(source, f"packed format version {version!r} (written by binlearn "
                             f"{manifest.get('binlearn_version', 'unknown')}); binlearn {__version__} reads "
                             f"versions {', '.join(map(str, READ_VERSIONS))}: re-export the run with this "

@@ -30,7 +30,6 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-import binlearn
 from binlearn.atomic import atomic_write_text, write_json
 from binlearn.data import Dataset, batch_indices, load_dataset, random_crop_flip
 from binlearn.experiment import learners  # noqa: F401  (registers every learner)
@@ -48,6 +47,7 @@ from binlearn.experiment.distributed import AllReduce, Context, setup, teardown
 from binlearn.experiment.plots import plot_curves
 from binlearn.experiment.registry import build_learner
 from binlearn.rules.base import Learner, LocalReducer, Reducer
+from binlearn.version import __version__
 
 __all__ = ["train", "evaluate", "load_run", "resolve_device", "TrainingDiverged", "RunError"]
 
@@ -101,7 +101,7 @@ def _git_revision() -> str:
 
 def _meta(config: ExperimentConfig, device: torch.device, context: Context) -> dict[str, Any]:
     return {
-        "seed": config.seed, "binlearn_version": binlearn.__version__,
+        "seed": config.seed, "binlearn_version": __version__,
         "torch_version": torch.__version__, "python": platform.python_version(),
         "git_revision": _git_revision(), "device": str(device), "world_size": context.world_size,
         "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
@@ -215,7 +215,7 @@ def resume_config(run_dir: Path, overrides: list[str]) -> ExperimentConfig:
     return new
 
 
-def _read_metrics(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
+def read_metrics(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     records = []
@@ -355,7 +355,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
         start_epoch = checkpoint["epoch"] + 1
         train_seconds, samples_seen = checkpoint["train_seconds"], checkpoint["samples_seen"]
     if resume:
-        records = _read_metrics(run_dir / "metrics.jsonl", checkpoint["epoch"])
+        records = read_metrics(run_dir / "metrics.jsonl", checkpoint["epoch"])
         if context.is_main:  # the directory describes the run as continued (epochs, schedule)
             atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))
             _note_resume(run_dir / "meta.json", int(checkpoint["epoch"]))
@@ -363,7 +363,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
         meta = _meta(config, device, context)
         if parent is not None:  # a branch: the parent's first K records, and who the parent is
             assert branch_from is not None and checkpoint is not None
-            records = _read_metrics(Path(branch_from) / "metrics.jsonl", checkpoint["epoch"])
+            records = read_metrics(Path(branch_from) / "metrics.jsonl", checkpoint["epoch"])
             meta["branched_from"] = {"run_dir": str(Path(branch_from).resolve()),
                                      "after_epoch": int(checkpoint["epoch"]),
                                      "config": config_to_dict(parent)}

@@ -59,9 +59,9 @@ from binlearn.rules.local_binary import (
     HIDDEN_DTYPES,
     BinaryLayer,
     StepResult,
-    _scores_verdicts,
     apply_increment,
     reinforce,
+    scores_verdicts,
 )
 
 __all__ = ["VARIANTS", "CommitteeParameters", "CommitteeMachine", "init_committee", "committee_scores",
@@ -302,7 +302,7 @@ def cpr_step(machine: CommitteeMachine, x_signs: torch.Tensor, labels: torch.Ten
     x_np = np.ascontiguousarray(x_signs.numpy())
     mistaken = np.zeros(len(labels_np), np.bool_)
     rivals = np.zeros(len(labels_np), np.int64)
-    correct = _scores_verdicts(scores, labels_np, margin, mistaken, rivals)
+    correct = scores_verdicts(scores, labels_np, margin, mistaken, rivals)
     mistakes = int(mistaken.sum())
     if votes is None:
         updates = _committee_updates(pre, labels_np, mistaken, rivals, machine.committee_size,

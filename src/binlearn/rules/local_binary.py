@@ -204,7 +204,7 @@ def _binary_signs(values, signs):
 
 # --------------------------------------------------------------------------- numba kernels
 @njit(cache=True)
-def _scores_verdicts(scores, labels, margin, mistakes, rivals):
+def scores_verdicts(scores, labels, margin, mistakes, rivals):
     """mistakes[b] = argmax ≠ y or score_y − max_{c≠y} < margin; rivals[b] = the first
     c ≠ y with the highest score; returns #correct."""
     correct = 0
@@ -475,7 +475,7 @@ def local_binary_step(layers: list[BinaryLayer], x_signs: torch.Tensor, labels: 
     for index, (layer, (pre, _, scores)) in enumerate(zip(layers, outputs, strict=True)):
         margin = int(params.robustness * layer.out_features)
         rivals = np.zeros(len(labels_np), np.int64)
-        correct = _scores_verdicts(scores, labels_np, margin, mistakes, rivals)
+        correct = scores_verdicts(scores, labels_np, margin, mistakes, rivals)
         delta = layer.increment_buffer()
         touched = np.zeros(layer.out_features, np.bool_)
         groups = (layer.out_features + params.group_size - 1) // params.group_size
