@@ -184,8 +184,9 @@ def _parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="export a run's latest checkpoint as a packed 1-bit model")
     export.add_argument("run_dir")
-    export.add_argument("--format", choices=["packed"], default="packed",
-                        help="packed: uint64 words, integer thresholds, manifest (docs/packed-format.md)")
+    export.add_argument("--format", default="packed",
+                        help="packed (default): uint64 words, integer thresholds, manifest "
+                             "(docs/packed-format.md); every format: experiment.export.EXPORT_FORMATS")
     export.add_argument("--output", metavar="FILE",
                         help="where to write it (default: RUN_DIR/model.packed.npz)")
     export.add_argument("--no-verify", action="store_true",

@@ -12,14 +12,14 @@ from binlearn.experiment.config import (
 from binlearn.experiment.runner import (
     RunError,
     TrainingDiverged,
-    evaluate_run,
     load_run,
     resolve_device,
     train,
 )
+from binlearn.experiment.trained import TrainedRun, evaluate_run, load_trained
 
 __all__ = [
     "ConfigError", "CheckpointError", "RunError", "TrainingDiverged", "DataConfig",
-    "ExperimentConfig", "TrainConfig", "load_config", "train", "evaluate_run", "load_run",
-    "resolve_device",
+    "ExperimentConfig", "TrainConfig", "load_config", "train", "evaluate_run", "load_run", "load_trained",
+    "TrainedRun", "resolve_device",
 ]

@@ -433,39 +433,3 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     if context.is_main:
         write_json(run_dir / "summary.json", summary)
     return summary
-
-
-EVAL_KEYS = ("rule.eval_steps", "data.eval_batch_size", "train.device", "train.threads")
-"""Keys ``evaluate_run`` may override: how the trained model is run, never what it is."""
-
-
-def evaluate_run(run_dir: Path, *, split: str = "test", quiet: bool = False,
-                 overrides: list[str] | None = None) -> dict[str, Any]:
-    """Rebuild a run's learner from its checkpoint and measure its accuracy on ``split``.
-
-    ``overrides`` (``KEY=VALUE``, keys in :data:`EVAL_KEYS`) change how it is evaluated, e.g.
-    ``rule.eval_steps=50`` relaxes the free phase for 50 steps instead of the trained T.
-    """
-    config, checkpoint = load_run(Path(run_dir))
-    overrides = list(overrides or [])
-    allowed = [k for k in EVAL_KEYS if k != "rule.eval_steps" or hasattr(config.rule, "eval_steps")]
-    for item in overrides:
-        key = item.split("=", 1)[0].strip()
-        if key not in allowed:
-            raise ConfigError(f"eval accepts --set {', '.join(allowed)}; not {key!r}")
-    if overrides:
-        config = config_from_dict(apply_overrides(config_to_dict(config), overrides))
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    device = resolve_device(config.train.device)
-    data = load_dataset(config.data, quiet=quiet).to(device)
-    learner = build_learner(config, data.input_shape, data.num_classes, device)
-    load_learner_state(learner, checkpoint, run_dir)
-    x, y = {"test": (data.x_test, data.y_test), "train": (data.x_train, data.y_train),
-            "validation": (data.x_val, data.y_val)}[split]
-    accuracy = evaluate(learner, x, y, config.data.eval_batch_size)
-    result = {"run_dir": str(run_dir), "split": split, "epoch": checkpoint["epoch"],
-              "accuracy": accuracy, "samples": len(x)}
-    if overrides:
-        result["overrides"] = overrides
-    return result
