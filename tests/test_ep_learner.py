@@ -16,8 +16,8 @@ from binlearn.data import load_dataset, write_cifar_archive
 from binlearn.data.encodings import random_crop_flip
 from binlearn.energy import DivergenceError
 from binlearn.experiment import ConfigError, load_config
+from binlearn.experiment.learner import LocalReducer
 from binlearn.experiment.registry import build_learner
-from binlearn.rules import LocalReducer
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs" / "laydevant2021").glob("*.toml"))
 # shrink every architecture so one step runs in milliseconds (hyper-parameters untouched)

@@ -20,8 +20,8 @@ from binlearn.binary.packing import from_numpy_words, unpack_bits, unpack_signs
 from binlearn.data import load_dataset
 from binlearn.experiment import ConfigError, load_config, train
 from binlearn.experiment.checkpoint import load_checkpoint
+from binlearn.experiment.learner import LocalReducer
 from binlearn.experiment.registry import build_learner
-from binlearn.rules import LocalReducer
 
 CONFIGS = Path(__file__).parents[1] / "configs" / "colombo2024"
 RULE = CONFIGS / "mnist-1035-1035.toml"

@@ -44,9 +44,9 @@ from binlearn.experiment.config import (
     to_toml,
 )
 from binlearn.experiment.distributed import AllReduce, Context, setup, teardown
+from binlearn.experiment.learner import Learner, LocalReducer, Reducer
 from binlearn.experiment.plots import plot_curves
 from binlearn.experiment.registry import build_learner
-from binlearn.rules.base import Learner, LocalReducer, Reducer
 from binlearn.version import __version__
 
 __all__ = ["train", "evaluate", "load_run", "resolve_device", "TrainingDiverged", "RunError"]

@@ -26,9 +26,9 @@ from binlearn.experiment.config import (
     config_from_dict,
     config_to_dict,
 )
+from binlearn.experiment.learner import Learner
 from binlearn.experiment.registry import build_learner
 from binlearn.experiment.runner import evaluate, load_learner_state, load_run, resolve_device
-from binlearn.rules.base import Learner
 
 __all__ = ["TrainedRun", "load_trained", "evaluate_run", "EVAL_KEYS"]
 

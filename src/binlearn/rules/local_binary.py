@@ -47,6 +47,7 @@ Baldassi et al., PNAS 104 (2007).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,6 +70,7 @@ __all__ = [
     "input_signs",
     "forward",
     "predict",
+    "LocalBinary",
     "local_binary_step",
     "local_binary_step_dense",
     "reinforcement_probability",
@@ -494,6 +496,18 @@ def local_binary_step(layers: list[BinaryLayer], x_signs: torch.Tensor, labels: 
         if index + 1 < len(layers):
             inputs = _sign_bytes(pre)
     return StepResult(int(mistakes.sum()), int(correct), tuple(updates))
+
+
+@dataclass(frozen=True)
+class LocalBinary:
+    """The rule as a :class:`~binlearn.rules.base.LocalRule`: ``step(layers, x_signs, labels,
+    seed=, reduce=)`` is :func:`local_binary_step` with these ``params``."""
+
+    params: LocalBinaryParameters
+
+    def step(self, model: list[BinaryLayer], x: torch.Tensor, y: torch.Tensor, *, seed: int,
+             reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> StepResult:
+        return local_binary_step(model, x, y, self.params, seed, reduce)
 
 
 def _float_signs(values: torch.Tensor) -> torch.Tensor:

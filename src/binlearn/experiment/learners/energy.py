@@ -29,8 +29,9 @@ from binlearn.energy import (
     fully_connected,
 )
 from binlearn.experiment.config import ConfigError, register_model_config, register_rule_config
+from binlearn.experiment.learner import Reducer
 from binlearn.experiment.registry import register_learner
-from binlearn.rules import BPTT, EP, Bop, Reducer
+from binlearn.rules import BPTT, EP, Bop
 
 __all__ = ["EnergyModelConfig", "EPConfig", "BPTTConfig", "EnergyLearner", "build_energy_net",
            "build_energy_learner"]
@@ -245,7 +246,7 @@ def _per_layer(values: list[float], count: int, key: str) -> list[float]:
 
 
 class EnergyLearner:
-    """EnergyNet + EP/BPTT rule + optimizers (the runner's :class:`~binlearn.rules.base.Learner`)."""
+    """EnergyNet + EP/BPTT rule + optimizers (the runner's :class:`~binlearn.experiment.learner.Learner`)."""
 
     def __init__(self, net: EnergyNet, rule: EP | BPTT, cfg: _EnergyRuleConfig) -> None:
         self.net, self.rule, self.cfg = net, rule, cfg

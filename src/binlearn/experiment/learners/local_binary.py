@@ -21,23 +21,23 @@ import torch
 
 from binlearn.binary.packing import to_numpy_words
 from binlearn.experiment.config import ConfigError, register_model_config, register_rule_config
+from binlearn.experiment.learner import Reducer
 from binlearn.experiment.registry import register_learner
-from binlearn.rules.base import Reducer
 from binlearn.rules.cpr import (
+    CPR,
     VARIANTS,
     CommitteeMachine,
     CommitteeParameters,
     committee_predict,
-    cpr_step,
     init_committee,
 )
 from binlearn.rules.local_binary import (
     HIDDEN_DTYPES,
     BinaryLayer,
+    LocalBinary,
     LocalBinaryParameters,
     init_layers,
     input_signs,
-    local_binary_step,
     pack_sign_tensor,
     predict,
     probability_numerator,
@@ -174,6 +174,7 @@ class LocalBinaryLearner:
     def __init__(self, layers: list[BinaryLayer], params: LocalBinaryParameters,
                  device: torch.device) -> None:
         self.layers, self.params, self.device = layers, params, device
+        self.rule = LocalBinary(params)
         self._set_probabilities(0.0)
         self._epoch_start = [layer.weight_words.clone() for layer in layers]
         self._updates = [0] * len(layers)
@@ -184,8 +185,8 @@ class LocalBinaryLearner:
             layer.reinforcement_numerator = probability_numerator(p, self.params.probability_bits)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> dict[str, float]:
-        result = local_binary_step(self.layers, input_signs(x), y.cpu(), self.params, _step_seed(),
-                                   _reduce(reducer))
+        result = self.rule.step(self.layers, input_signs(x), y.cpu(), seed=_step_seed(),
+                                reduce=_reduce(reducer))
         self._updates = [a + b for a, b in zip(self._updates, result.updates, strict=True)]
         return {"loss": float(result.mistakes), "correct": float(result.correct)}
 
@@ -229,6 +230,7 @@ class CommitteeLearner:
 
     def __init__(self, machine: CommitteeMachine, params: CommitteeParameters, device: torch.device) -> None:
         self.machine, self.params, self.device = machine, params, device
+        self.rule = CPR(params)
         self._set_probability(0.0)
         self._epoch_start = [machine.layer.weight_words.clone()]
         self._updates = 0
@@ -239,7 +241,8 @@ class CommitteeLearner:
         layer.reinforcement_numerator = probability_numerator(p, self.params.probability_bits)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> dict[str, float]:
-        result = cpr_step(self.machine, input_signs(x), y.cpu(), self.params, _step_seed(), _reduce(reducer))
+        result = self.rule.step(self.machine, input_signs(x), y.cpu(), seed=_step_seed(),
+                                reduce=_reduce(reducer))
         self._updates += result.updates[0]
         return {"loss": float(result.mistakes), "correct": float(result.correct)}
 

@@ -11,9 +11,10 @@ from torch import nn
 
 from binlearn.binary import BinarySign, Heaviside, Sign
 from binlearn.experiment.config import ConfigError, register_model_config, register_rule_config
+from binlearn.experiment.learner import Reducer
 from binlearn.experiment.registry import register_learner
 from binlearn.nn import BinaryLinear, mlp
-from binlearn.rules import STE, Reducer
+from binlearn.rules import STE
 
 __all__ = ["MLPConfig", "STEConfig", "STELearner", "build_mlp"]
 
