@@ -17,18 +17,11 @@ __all__ = ["main"]
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from binlearn.binary.packed_format import PackedFormatError
     from binlearn.data import DataError
     from binlearn.experiment import CheckpointError, ConfigError, RunError, TrainingDiverged
 
-    errors: list[type[BaseException]] = [DataError, ConfigError, CheckpointError, RunError,
-                                         TrainingDiverged]
-    try:
-        from binlearn.binary.packed_format import PackedFormatError
-
-        errors.append(PackedFormatError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    return (DataError, ConfigError, CheckpointError, RunError, TrainingDiverged, PackedFormatError)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

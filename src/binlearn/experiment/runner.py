@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from binlearn.atomic import atomic_write_text, write_json
 from binlearn.data import Dataset, batch_indices, load_dataset, random_crop_flip
+from binlearn.energy import DivergenceError
 from binlearn.experiment import learners  # noqa: F401  (registers every learner)
 from binlearn.experiment.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from binlearn.experiment.config import (
@@ -80,14 +81,7 @@ def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
 
 
 def _divergence_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [TrainingDiverged]
-    try:
-        from binlearn.energy import DivergenceError
-
-        errors.append(DivergenceError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    return (TrainingDiverged, DivergenceError)
 
 
 def _git_revision() -> str:
@@ -238,14 +232,13 @@ class _EpochStats:
 
 
 def _train_epoch(learner: Learner, data: Dataset, config: ExperimentConfig, epoch: int,
-                 context: Context, reducer: Reducer, quiet: bool) -> tuple[_EpochStats, list[dict]]:
+                 context: Context, reducer: Reducer, quiet: bool) -> _EpochStats:
     torch.manual_seed(_epoch_seed(config.seed, epoch, 0))
     generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch, 1))
     batches = list(batch_indices(len(data.x_train), config.data.batch_size, generator=generator,
                                  shuffle=config.train.shuffle, rank=context.rank,
                                  world_size=context.world_size))
     totals = torch.zeros(3, dtype=torch.float64)  # loss, correct, samples
-    step_records: list[dict] = []
     start = time.perf_counter()
     bar = tqdm(batches, desc=f"epoch {epoch}/{config.train.epochs}", unit="batch", leave=False,
                disable=True if quiet or not context.is_main else None)
@@ -262,7 +255,7 @@ def _train_epoch(learner: Learner, data: Dataset, config: ExperimentConfig, epoc
             bar.set_postfix(acc=f"{totals[1] / totals[2]:.3f}")
     seconds = time.perf_counter() - start
     totals = reducer.sum(totals)
-    return _EpochStats(float(totals[0]), float(totals[1]), float(totals[2]), seconds), step_records
+    return _EpochStats(float(totals[0]), float(totals[1]), float(totals[2]), seconds)
 
 
 def _check_augment(config: ExperimentConfig, sample_shape: tuple[int, ...]) -> None:
@@ -381,7 +374,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     for epoch in epoch_bar:
         last = epoch == epochs
         try:
-            stats, _ = _train_epoch(learner, data, config, epoch, context, reducer, quiet)
+            stats = _train_epoch(learner, data, config, epoch, context, reducer, quiet)
             train_accuracy = stats.correct / max(stats.samples, 1)
             extra = learner.end_epoch(epoch, train_accuracy, reducer) or {}
             record: dict[str, Any] = {
