@@ -1,5 +1,6 @@
 """Experiments: typed configs, the runner (run directories, checkpoints, metrics, plots,
-resume, torchrun). The only place that wires data + model + rule."""
+resume, torchrun), the learner contract, reading a trained run back and exporting it. The
+only place that wires data + model + rule."""
 
 from binlearn.experiment.checkpoint import CheckpointError
 from binlearn.experiment.config import (
@@ -9,6 +10,8 @@ from binlearn.experiment.config import (
     TrainConfig,
     load_config,
 )
+from binlearn.experiment.export import EXPORT_FORMATS, export_run, infer_export
+from binlearn.experiment.learner import Learner, LocalReducer, Reducer, StepStats
 from binlearn.experiment.runner import (
     RunError,
     TrainingDiverged,
@@ -21,5 +24,6 @@ from binlearn.experiment.trained import TrainedRun, evaluate_run, load_trained
 __all__ = [
     "ConfigError", "CheckpointError", "RunError", "TrainingDiverged", "DataConfig",
     "ExperimentConfig", "TrainConfig", "load_config", "train", "evaluate_run", "load_run", "load_trained",
-    "TrainedRun", "resolve_device",
+    "TrainedRun", "resolve_device", "Learner", "Reducer", "LocalReducer", "StepStats", "export_run",
+    "infer_export", "EXPORT_FORMATS",
 ]
