@@ -190,7 +190,8 @@ class EPConfig(_EnergyRuleConfig):
     """drive (s ← ρ(u + β(t − s)), the energy gradient) | state (s ← ρ(u) + β(t − s),
     Laydevant et al.'s code for float neurons) | free_drive (s ← step(s, u + β(t − s⁰_out)):
     a constant push from the free equilibrium's output, Laydevant et al.'s code for binary
-    neurons; needs model.readout = "mse"). See :class:`~binlearn.energy.Nudge`."""
+    neurons; needs model.readout = "mse"): the objects DriveNudge, StateNudge, FreeDriveNudge
+    of :mod:`binlearn.energy.relax`."""
 
     def __post_init__(self) -> None:
         self._validate()
