@@ -34,7 +34,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError("give either CONFIG or --resume RUN_DIR, not both "
                               "(to continue a run under another config, use CONFIG --branch-from RUN_DIR)")
         config = resume_config(Path(args.resume), args.set)
-        run_dir = Path(args.resume)
+        run_dir: Path | None = Path(args.resume)
     else:
         config = load_config(args.config, args.set)
         if args.data_dir:

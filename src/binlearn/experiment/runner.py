@@ -209,7 +209,7 @@ def resume_config(run_dir: Path, overrides: list[str]) -> ExperimentConfig:
     return new
 
 
-def read_metrics(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
+def read_metrics(path: Path, upto_epoch: float) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     records = []
@@ -331,6 +331,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
         elif (Path(run_dir) / "checkpoint.pt").exists():
             raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                            "or choose another --run-dir")
+    assert run_dir is not None  # given, resumed or just chosen
     run_dir = Path(run_dir)
     if config.data.features and not resume:  # the run must not depend on today's directory
         config.data.features = str(Path(config.data.features).expanduser().resolve())
@@ -343,11 +344,12 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     start_epoch, train_seconds, samples_seen = 1, 0.0, 0.0
     records: list[dict[str, Any]] = []
     if checkpoint is not None:
-        load_learner_state(learner, checkpoint, branch_from if parent is not None else run_dir,
+        load_learner_state(learner, checkpoint, Path(branch_from) if branch_from is not None else run_dir,
                            "does not fit this config's model")
         start_epoch = checkpoint["epoch"] + 1
         train_seconds, samples_seen = checkpoint["train_seconds"], checkpoint["samples_seen"]
     if resume:
+        assert checkpoint is not None  # loaded above
         records = read_metrics(run_dir / "metrics.jsonl", checkpoint["epoch"])
         if context.is_main:  # the directory describes the run as continued (epochs, schedule)
             atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))

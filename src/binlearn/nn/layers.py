@@ -53,7 +53,8 @@ def mlp(
     for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         quantize = weight_quantizer is not None and (quantize_first or index > 0)
         layers.append(BinaryLinear(fan_in, fan_out, bias=not batch_norm,
-                                   weight_quantizer=weight_quantizer() if quantize else None))
+                                   weight_quantizer=weight_quantizer() if quantize and weight_quantizer
+                                   else None))
         if batch_norm:
             layers.append(nn.BatchNorm1d(fan_out))
         layers.append(activation())
@@ -61,7 +62,8 @@ def mlp(
             layers.append(nn.Dropout(dropout))
     quantize = weight_quantizer is not None and quantize_last
     layers.append(BinaryLinear(sizes[-1], out_features, bias=not batch_norm,
-                               weight_quantizer=weight_quantizer() if quantize else None))
+                               weight_quantizer=weight_quantizer() if quantize and weight_quantizer
+                               else None))
     if batch_norm:
         layers.append(nn.BatchNorm1d(out_features, affine=False))
     return nn.Sequential(*layers)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -28,6 +28,8 @@ from binlearn.energy import (
     convolutional,
     fully_connected,
 )
+from binlearn.energy.costs import CrossEntropyReadout
+from binlearn.energy.neurons import Neuron
 from binlearn.experiment.config import ConfigError, register_model_config, register_rule_config
 from binlearn.experiment.learner import Reducer
 from binlearn.experiment.registry import register_learner
@@ -161,7 +163,7 @@ class _EnergyRuleConfig:
             for key in ("gamma", "threshold", "bias_learning_rates"):
                 if lists[key] is None:
                     raise ConfigError(f"rule.optimizer = \"bop\" needs rule.{key} (one per layer)")
-            if any(not 0 < g <= 1 for g in self.gamma):
+            if any(not 0 < g <= 1 for g in self.gamma or []):
                 raise ConfigError(f"rule.gamma (γ) values must be in (0, 1], got {self.gamma}")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError(f"rule.lr_decay must be in (0, 1], got {self.lr_decay}")
@@ -219,6 +221,7 @@ class BPTTConfig(_EnergyRuleConfig):
 def build_energy_net(cfg: EnergyModelConfig, input_shape: tuple[int, ...],
                      num_classes: int) -> EnergyNet:
     """The EnergyNet a model config describes (ConfigError on impossible shapes)."""
+    neuron: Neuron
     if cfg.neuron == "binary":
         initial = 1.0 if cfg.initial_state is None else cfg.initial_state
         neuron = BinaryAccumulator(cfg.neuron_gamma, cfg.neuron_threshold, initial)
@@ -239,7 +242,9 @@ def build_energy_net(cfg: EnergyModelConfig, input_shape: tuple[int, ...],
         raise ConfigError(f"model: {error}") from None
 
 
-def _per_layer(values: list[float], count: int, key: str) -> list[float]:
+def _per_layer(values: list[float] | None, count: int, key: str) -> list[float]:
+    if values is None:  # the config's checks require the list where it is read
+        raise ConfigError(f"rule.{key} is needed (one value, or one per layer)")
     if len(values) == 1:
         return list(values) * count
     if len(values) != count:
@@ -281,7 +286,8 @@ class EnergyLearner:
                          for c, lr in zip(net.couplings, bias_rates, strict=True)]
         if net.output_cost.readout:
             rate = cfg.readout_learning_rate or weight_rates[-1]
-            float_groups.append({"params": [net.cost.weight, net.cost.bias], "lr": rate,
+            readout = cast(CrossEntropyReadout, net.cost)
+            float_groups.append({"params": [readout.weight, readout.bias], "lr": rate,
                                  "weight_decay": cfg.weight_decay})
         self.optimizers["float"] = torch.optim.SGD(float_groups, lr=weight_rates[0],
                                                    momentum=cfg.momentum)
@@ -301,10 +307,10 @@ class EnergyLearner:
 
     def _estimate(self, x: torch.Tensor, y: torch.Tensor):
         if isinstance(self.rule, EP):
-            result = self.rule.estimate(self.net, x, y)
-            return result.gradients, result.free_state
-        result = self.rule.estimate(self.net, x, y)
-        return result.gradients, result.final_state
+            ep = self.rule.estimate(self.net, x, y)
+            return ep.gradients, ep.free_state
+        bptt = self.rule.estimate(self.net, x, y)
+        return bptt.gradients, bptt.final_state
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> dict[str, float]:
         gradients, free = self._estimate(x, y)
@@ -376,9 +382,9 @@ class EnergyLearner:
     def end_epoch(self, epoch: int, train_accuracy: float, reducer: Reducer) -> dict[str, Any]:
         metrics: dict[str, Any] = {}
         if "weights" in self.optimizers:
-            metrics["flips"] = self.optimizers["weights"].flip_counts(reset=True)
+            metrics["flips"] = cast(Bop, self.optimizers["weights"]).flip_counts(reset=True)
         if self.learn_scale:
-            metrics["scale"] = [float(c.scale.mean()) for c in self.net.couplings]
+            metrics["scale"] = [float(cast(torch.Tensor, c.scale).mean()) for c in self.net.couplings]
         self.epochs_done += 1
         self._set_learning_rates()
         metrics["lr"] = self.optimizers["float"].param_groups[0]["lr"]
@@ -402,7 +408,7 @@ class EnergyLearner:
         self._set_learning_rates()
 
 
-def build_energy_learner(model_cfg: EnergyModelConfig, rule_cfg: _EnergyRuleConfig,
+def build_energy_learner(model_cfg: EnergyModelConfig, rule_cfg: EPConfig | BPTTConfig,
                          input_shape: tuple[int, ...], num_classes: int,
                          device: torch.device) -> EnergyLearner:
     if (isinstance(rule_cfg, EPConfig) and rule_cfg.nudge_placement == "free_drive"

@@ -82,6 +82,7 @@ class STELearner:
     def __init__(self, model: nn.Module, cfg: STEConfig) -> None:
         self.model, self.cfg, self.rule = model, cfg, STE()
         params = model.parameters()
+        self.optimizer: torch.optim.Optimizer
         if cfg.optimizer == "adam":
             self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         else:
