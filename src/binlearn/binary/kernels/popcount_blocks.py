@@ -1,23 +1,27 @@
 """Register-blocked XOR-popcount micro-kernels, written as LLVM vector IR for numba.
 
-    out[b + r, n + c] = K − 2 · Σ_j popcount(x[b + r, j] XOR w[n + c, j]),   r < R, c < C
+    out[b + r, n + c] = K − 2 · Σ_j popcount(x[b + r, j] XOR w[n + c, j])
 
-One call computes an R × C block of outputs: R input rows against C weight rows, with one
-512-bit accumulator per output (``<8 x i64>``: eight words per step) kept in registers over
-the whole row. Each step loads the R input vectors once and each weight vector once, so a
-loaded word serves R or C popcounts. The vector type is written out instead of left to the
-loop vectoriser, which on Intel targets prefers 256-bit vectors (and a scalar tail for
-short rows): on a CPU with AVX512_VPOPCNTDQ LLVM lowers ``llvm.ctpop.v8i64`` to one
-``VPOPCNTQ zmm``; elsewhere it splits the vector (AVX2: nibble-table popcounts), with the
-same results.
+Two block shapes, both with one 512-bit accumulator (``<8 x i64>``) per eight outputs or
+per output kept in registers over the whole row:
 
-Row ends: a row of J ≥ 8 words is ⌊J/8⌋ full steps plus, when 8 ∤ J, one step over its
-*last* eight words with the lanes already counted masked off (no load past the row; J < 8
-is padded by the caller). The C = 8 block sums its eight accumulators with a transposing
-add tree (three levels of interleave + add: the eight sums arrive in one vector, in output
-order), then stores K − 2·s as eight int32 in one go.
+- :func:`xor_popcount_outer_block` (the dense kernel's main block): R input rows × 8·V
+  weight rows from a *transposed* weight tile; each step broadcasts one input word to the
+  eight lanes and XORs it with word j of eight weight rows, so every lane is one output:
+  no horizontal sum, no tail step, any number of words.
+- :func:`xor_popcount_block` (small batches, untransposed weights): R input rows × C weight
+  rows, eight consecutive words of a row per step. A row of J ≥ 8 words is ⌊J/8⌋ full steps
+  plus, when 8 ∤ J, one step over its *last* eight words with the lanes already counted
+  masked off (no load past the row; J < 8 is padded by the caller); C = 8 sums its eight
+  accumulators with a transposing add tree (three levels of interleave + add, the eight
+  sums in one vector in output order), other C one horizontal sum per output.
 
-Arrays are C-contiguous: x (B, J) and w (N, J) uint64, out (B, N) int32.
+The vector type is written out instead of left to the loop vectoriser, which on Intel
+targets prefers 256-bit vectors (and a scalar tail for short rows): on a CPU with
+AVX512_VPOPCNTDQ LLVM lowers ``llvm.ctpop.v8i64`` to one ``VPOPCNTQ zmm``; elsewhere it
+splits the vector (AVX2: nibble-table popcounts), with the same results. Every block
+stores K − 2·s as int32. Arrays are C-contiguous: x (B, J) and w (N, J) or the tile (J, T)
+uint64, out (B, N) int32.
 """
 
 from __future__ import annotations
