@@ -58,7 +58,7 @@ CEILING_WORDS = 128
 @numba.njit
 def _ceiling_loop(x, tile, out, features, repeats):
     for _ in range(repeats):
-        numba_cpu._outer(x, tile, out, 0, 0, 0, features)
+        numba_cpu.outer_block(x, tile, out, 0, 0, 0, features)
 
 
 def timings_ms(function, repeats: int) -> dict[str, list[float]]:
@@ -80,7 +80,7 @@ def summary(times: dict[str, list[float]]) -> dict:
 
 def ceiling(repeats: int, generator: np.random.Generator) -> dict:
     """Binary GOPS of the kernel's register block on L1-resident rows (one thread)."""
-    rows, columns = numba_cpu._ROWS, numba_cpu._COLUMNS
+    rows, columns = numba_cpu.BLOCK_ROWS, numba_cpu.BLOCK_VECTORS * numba_cpu.LANES
     x = generator.integers(0, 2**63, (rows, CEILING_WORDS), dtype=np.int64).view(np.uint64)
     tile = generator.integers(0, 2**63, (CEILING_WORDS, columns), dtype=np.int64).view(np.uint64)
     out = np.empty((rows, columns), np.int32)
@@ -107,14 +107,14 @@ def _popcounts(asm: str) -> dict:
 def assembly() -> dict:
     """Popcount instructions in the tile kernels, compiled afresh (cached code cannot be inspected)."""
     x, w, out = np.zeros((4, 8), np.uint64), np.zeros((32, 8), np.uint64), np.zeros((4, 32), np.int32)
-    outer = numba.njit(numba_cpu._outer_tile.py_func)
+    outer = numba.njit(numba_cpu.outer_tile.py_func)
     outer(x, w, np.int64(512), out, 0, 32, np.zeros((8, 32), np.uint64))
-    dot = numba.njit(numba_cpu._dot_rows.py_func)
+    dot = numba.njit(numba_cpu.dot_rows.py_func)
     dot(x, w, np.int64(512), out, 0, 32)
     with open("/proc/cpuinfo" if os.path.exists("/proc/cpuinfo") else os.devnull) as info:
         flags = info.read()
-    return {"numba_cpu._outer_tile": _popcounts("\n".join(outer.inspect_asm().values())),
-            "numba_cpu._dot_rows": _popcounts("\n".join(dot.inspect_asm().values())),
+    return {"numba_cpu.outer_tile": _popcounts("\n".join(outer.inspect_asm().values())),
+            "numba_cpu.dot_rows": _popcounts("\n".join(dot.inspect_asm().values())),
             "cpu_has_avx512_vpopcntdq": "avx512_vpopcntdq" in flags,
             "llvm_host_cpu": llvm.get_host_cpu_name()}
 

@@ -28,7 +28,8 @@ from numba.extending import intrinsic
 from binlearn.binary.kernels.popcount_blocks import LANES, xor_popcount_block, xor_popcount_outer_block
 
 __all__ = ["popcount64", "trailing_zeros64", "xnor_popcount_dense", "pack_sign_rows", "signed_rows_sum",
-           "pack_sign_matrix", "PARALLEL_MIN_WORD_OPS"]
+           "pack_sign_matrix", "PARALLEL_MIN_WORD_OPS", "OUTER_MIN_BATCH", "BLOCK_ROWS", "BLOCK_VECTORS",
+           "outer_block", "outer_tile", "dot_rows", "tile_rows"]
 
 PARALLEL_MIN_WORD_OPS = 1 << 24
 """batch · out_features · words from which :func:`xnor_popcount_dense` uses threads."""
@@ -56,13 +57,14 @@ def trailing_zeros64(typingctx, word):
     return signature, codegen
 
 
-_ROWS, _VECTORS = 4, 4
+BLOCK_ROWS, BLOCK_VECTORS = 4, 4
 """Outer-product block: 4 input rows × 4 vectors of 8 weight rows = 16 accumulators, 4
 weight vectors and a broadcast input word in the 32 vector registers of AVX-512."""
-_COLUMNS = _VECTORS * LANES
-_outer = xor_popcount_outer_block(_ROWS, _VECTORS)
-_outer_rows_8 = xor_popcount_outer_block(_ROWS, 1)
-_outer_row = xor_popcount_outer_block(1, _VECTORS)
+_COLUMNS = BLOCK_VECTORS * LANES
+outer_block = xor_popcount_outer_block(BLOCK_ROWS, BLOCK_VECTORS)
+"""The main block, ``outer_block(x, tile, out, b, column, n, K)`` (numba intrinsic)."""
+_outer_rows_8 = xor_popcount_outer_block(BLOCK_ROWS, 1)
+_outer_row = xor_popcount_outer_block(1, BLOCK_VECTORS)
 _outer_row_8 = xor_popcount_outer_block(1, 1)
 _block_row = xor_popcount_block(1, LANES)
 OUTER_MIN_BATCH = 4
@@ -81,7 +83,7 @@ def tile_rows(words):
 
 
 @njit(cache=True)
-def _outer_tile(x, w, features, out, n_start, n_stop, tile):
+def outer_tile(x, w, features, out, n_start, n_stop, tile):
     """out[:, n_start:n_stop] (a multiple of 8 columns, at most tile.shape[1]) from the
     transposed weight rows tile[j, i] = w[n_start + i, j], in 4 × 32 blocks, then the
     edges in 4 × 8, 1 × 32 and 1 × 8 blocks."""
@@ -90,11 +92,11 @@ def _outer_tile(x, w, features, out, n_start, n_stop, tile):
     for i in range(columns):
         for j in range(words):
             tile[j, i] = w[n_start + i, j]
-    full_rows = batch - batch % _ROWS
+    full_rows = batch - batch % BLOCK_ROWS
     full_columns = columns - columns % _COLUMNS
-    for b in range(0, full_rows, _ROWS):
+    for b in range(0, full_rows, BLOCK_ROWS):
         for c in range(0, full_columns, _COLUMNS):
-            _outer(x, tile, out, b, c, n_start + c, features)
+            outer_block(x, tile, out, b, c, n_start + c, features)
         for c in range(full_columns, columns, LANES):
             _outer_rows_8(x, tile, out, b, c, n_start + c, features)
     for b in range(full_rows, batch):
@@ -105,7 +107,7 @@ def _outer_tile(x, w, features, out, n_start, n_stop, tile):
 
 
 @njit(cache=True)
-def _dot_rows(x, w, features, out, n_start, n_stop):
+def dot_rows(x, w, features, out, n_start, n_stop):
     """out[:, n_start:n_stop] (a multiple of 8 columns) in 1 × 8 dot blocks (rows of >= 8 words)."""
     for b in range(x.shape[0]):
         for n in range(n_start, n_stop, LANES):
@@ -130,9 +132,9 @@ def _dense_serial(x, w, features, out):
         size = tile_rows(x.shape[1])
         tile = np.empty((x.shape[1], size), np.uint64)
         for start in range(0, columns, size):
-            _outer_tile(x, w, features, out, start, min(columns, start + size), tile)
+            outer_tile(x, w, features, out, start, min(columns, start + size), tile)
     else:
-        _dot_rows(x, w, features, out, 0, columns)
+        dot_rows(x, w, features, out, 0, columns)
     _edge(x, w, features, out, columns)
 
 
@@ -145,9 +147,9 @@ def _dense_parallel(x, w, features, out):
     for t in prange(tiles):
         stop = min(columns, (t + 1) * size)
         if outer:
-            _outer_tile(x, w, features, out, t * size, stop, np.empty((x.shape[1], size), np.uint64))
+            outer_tile(x, w, features, out, t * size, stop, np.empty((x.shape[1], size), np.uint64))
         else:
-            _dot_rows(x, w, features, out, t * size, stop)
+            dot_rows(x, w, features, out, t * size, stop)
     _edge(x, w, features, out, columns)
 
 
