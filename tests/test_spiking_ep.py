@@ -19,7 +19,7 @@ from binlearn.energy import (
     prepare,
     relax,
 )
-from binlearn.spiking.ep import SpikingEPError, event_currents, fan_outs, simulate
+from binlearn.spiking.ep import SpikingEPError, event_currents, fan_outs, simulate_ep
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -40,7 +40,7 @@ def _net(hidden=(96, 64), group_size=4, seed=0):
 def test_every_step_is_the_relaxation_stopped_there_and_the_row_add_update(images, schedule):
     net = _net()
     steps = 7
-    result = simulate(net, images, steps, schedule=schedule, check=True)
+    result = simulate_ep(net, images, steps, schedule=schedule, check=True)
     assert result.mismatches == 0  # every membrane = the IF update with row-add currents, bit for bit
     with torch.no_grad():
         state = net.initial_state(len(images))
@@ -87,7 +87,7 @@ def test_synaptic_operations_are_spikes_read_times_fan_out(images):
     net = _net(hidden=(50,), group_size=3)  # 784-50-30
     assert fan_outs(net) == (30, 50)
     steps = 5
-    result = simulate(net, images, steps)
+    result = simulate_ep(net, images, steps)
     n = result.spikes
     assert n[0].tolist() == [50 * len(images), 30 * len(images)]  # accumulators start at 1 > θ: all spike
     # synchronous: step t reads the spikes of step t - 1 (step T's are never read)
@@ -97,7 +97,7 @@ def test_synaptic_operations_are_spikes_read_times_fan_out(images):
     # a delta-coded simulator: the initial spikes whole, then the changes of steps 1 .. T-1
     delta = torch.cat([n[:1], result.changes[:steps - 1]]) * torch.tensor([30, 50])
     assert torch.equal(result.delta_synops, delta)
-    odd = simulate(net, images, steps, schedule="even_odd")
+    odd = simulate_ep(net, images, steps, schedule="even_odd")
     # even/odd: the first layer (first half-sweep) is read in the same step, the output a step later
     assert odd.synops[:, 0].tolist() == (odd.spikes[1:, 0] * 30).tolist()
     assert odd.synops[:, 1].tolist() == (odd.spikes[:steps, 1] * 50).tolist()
@@ -116,10 +116,10 @@ def test_synaptic_operations_are_spikes_read_times_fan_out(images):
 def test_what_is_not_a_spiking_network_is_refused_in_one_line(build, message):
     with pytest.raises(SpikingEPError, match=message) as error:
         net = build()
-        simulate(net, torch.zeros(2, *net.input_shape), 3)
+        simulate_ep(net, torch.zeros(2, *net.input_shape), 3)
     assert "\n" not in str(error.value)
     with pytest.raises(SpikingEPError, match="time steps must be >= 1"):
-        simulate(_net(hidden=(8,), group_size=1), torch.zeros(1, 1, 28, 28), 0)
+        simulate_ep(_net(hidden=(8,), group_size=1), torch.zeros(1, 1, 28, 28), 0)
 
 
 def _train_tiny(tmp_path, mnist_dir, name, overrides):

@@ -1,6 +1,6 @@
 """A trained binary EP run read as an event-driven spiking network, on a whole split.
 
-Wires a run (config + checkpoint + data) to :func:`binlearn.spiking.ep.simulate`: every test
+Wires a run (config + checkpoint + data) to :func:`binlearn.spiking.ep.simulate_ep`: every test
 image runs T time steps (one relaxation step each) and the accuracy after every step, the
 spikes and the synaptic operations per inference are written to ``RUN_DIR/spiking.json``
 and ``RUN_DIR/latency.png``. The relaxation accuracy (the run's own evaluation: T_eval free
@@ -29,7 +29,7 @@ from binlearn.experiment.checkpoint import write_json
 from binlearn.experiment.config import ConfigError, config_to_dict
 from binlearn.experiment.registry import build_learner
 from binlearn.experiment.runner import load_learner_state, load_run
-from binlearn.spiking.ep import READOUTS, SpikingEPError, check_spiking, fan_outs, simulate
+from binlearn.spiking.ep import READOUTS, SpikingEPError, check_spiking, fan_outs, simulate_ep
 
 __all__ = ["spiking_ep_run", "plot_latency", "steps_within", "SPIKING_NAME", "LATENCY_NAME"]
 
@@ -106,7 +106,7 @@ def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_s
     with tqdm(total=len(x), desc="spiking", unit="image", disable=quiet, leave=False) as bar:
         for start in range(0, len(x), batch_size):
             images, labels = x[start:start + batch_size], y[start:start + batch_size]
-            result = simulate(net, images, steps, schedule=schedule, check=check)
+            result = simulate_ep(net, images, steps, schedule=schedule, check=check)
             for name in READOUTS:
                 correct[name] += (result.predictions[name] == labels).sum(dim=1)
             reference = learner.predict(images)  # the run's own evaluation (T_eval steps)
@@ -194,7 +194,8 @@ def plot_latency(summary: dict[str, Any], path: Path) -> None:
     plt = pyplot()
     steps = range(1, len(summary["accuracy_per_step"]) + 1)
     fig, (ax_acc, ax_ops) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_acc.plot(steps, summary["accuracy_per_step"], marker=".", label="spikes at step t (relaxation readout)")
+    ax_acc.plot(steps, summary["accuracy_per_step"], marker=".",
+                label="spikes at step t (relaxation readout)")
     ax_acc.plot(steps, summary["accuracy_per_step_spike_count"], marker=".", label="spike count over 1..t")
     ax_acc.axhline(summary["source_accuracy"], color="gray", linestyle="--",
                    label=f"relaxation, T = {summary['settings']['eval_steps']}")

@@ -6,7 +6,7 @@ from binlearn.spiking.ep import (
     check_spiking,
     event_currents,
     fan_outs,
-    simulate,
+    simulate_ep,
 )
 
-__all__ = ["EPSpikeRecord", "SpikingEPError", "check_spiking", "event_currents", "fan_outs", "simulate"]
+__all__ = ["EPSpikeRecord", "SpikingEPError", "check_spiking", "event_currents", "fan_outs", "simulate_ep"]

@@ -19,7 +19,7 @@ clamped to [0, 1] and is *not* reset after a spike: it keeps spiking while v > Î
 ``"even_odd"`` schedule the second half-sweep's layers read the first half-sweep's spikes
 of the same step.
 
-Nothing is simulated twice: :func:`simulate` runs :func:`binlearn.energy.relax.relax`
+Nothing is simulated twice: :func:`simulate_ep` runs :func:`binlearn.energy.relax.relax`
 (the same dynamics EP trains and evaluates with) and reads every step through its
 ``record`` hook. The prediction at step t is what the relaxation would predict stopped at
 t (``"relaxation"`` readout: the output group with the most spikes at t, ties broken by
@@ -60,7 +60,7 @@ from binlearn.energy.relax import EVEN_ODD, SYNCHRONOUS, RelaxationContext, chec
 from binlearn.energy.state import EnergyState
 
 __all__ = ["READOUTS", "SpikingEPError", "EPSpikeRecord", "check_spiking", "fan_outs", "event_currents",
-           "read_indices", "simulate"]
+           "read_indices", "simulate_ep"]
 
 READOUTS = ("relaxation", "spike_count")
 
@@ -175,7 +175,7 @@ def read_indices(schedule: str, count: int, steps: int) -> list[list[int]]:
 
 
 @torch.no_grad()
-def simulate(net: EnergyNet, x: torch.Tensor, steps: int, schedule: str = SYNCHRONOUS,
+def simulate_ep(net: EnergyNet, x: torch.Tensor, steps: int, schedule: str = SYNCHRONOUS,
              check: bool = False) -> EPSpikeRecord:
     """Run ``steps`` time steps (relaxation steps) from the network's initial state.
 
