@@ -12,7 +12,7 @@ A fully connected energy network with binary weights (α_l · W_l, W_l ∈ {−1
 The membrane v is the accumulator, the spike a the neuron's Heaviside activation, and a
 layer's input current the sum of the ±1 weight rows of the neurons that spiked at the
 previous step — one row add per spike and neighbouring layer (:func:`event_currents`,
-the row-add kernel :func:`~binlearn.energy.couplings.sparse_binary_product` EP relaxes
+the row-add kernel :func:`~binlearn.binary.kernels.sparse.sparse_binary_product` EP relaxes
 with). The first layer's term from below is the clamped image as a constant current
 (direct encoding), computed once per inference. The neuron leaks (factor 1 − γ), is
 clamped to [0, 1] and is *not* reset after a spike: it keeps spiking while v > θ. Under the
@@ -53,7 +53,8 @@ from typing import NamedTuple
 
 import torch
 
-from binlearn.energy.couplings import Dense, sparse_binary_product
+from binlearn.binary.kernels.sparse import sparse_binary_product
+from binlearn.energy.couplings import Dense
 from binlearn.energy.network import EnergyNet
 from binlearn.energy.neurons import BinaryAccumulator
 from binlearn.energy.relax import EVEN_ODD, SYNCHRONOUS, RelaxationContext, check_schedule, prepare, relax
@@ -200,7 +201,7 @@ def simulate_ep(net: EnergyNet, x: torch.Tensor, steps: int, schedule: str = SYN
     changes = torch.zeros(steps, count, dtype=torch.int64)
     predictions = {name: torch.empty(steps, batch, dtype=torch.int64) for name in READOUTS}
     previous_spikes = [n.activation(s) for n, s in zip(net.neurons, initial.layers, strict=True)]
-    previous_state = [s.clone() for s in initial.layers] if check else None
+    previous_state = [s.clone() for s in initial.layers] if check else []
     spikes[0] = torch.tensor([int(a.sum()) for a in previous_spikes])
     output_counts = torch.zeros_like(previous_spikes[-1])
     mismatches = 0
