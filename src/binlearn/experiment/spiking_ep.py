@@ -123,9 +123,11 @@ def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_s
     samples = len(x)
     sizes = [math.prod(shape) for shape in net.layer_shapes]
     fans = fan_outs(net)
+    names = [f"hidden{i}" for i in range(1, count)] + ["output"]
     per_step = {name: [int(c) / samples for c in correct[name]] for name in READOUTS}
     relaxation_accuracy = relaxation_correct / samples
-    # the dense float relaxation multiplies every neuron into every neighbour at every step
+    # the same relaxation with dense float products: every neuron into every neighbour at
+    # every step, and the image into the first layer once
     dense_macs = steps * sum(size * fan for size, fan in zip(sizes, fans, strict=True)) + \
         math.prod(net.input_shape) * sizes[0]
     summary: dict[str, Any] = {
@@ -135,6 +137,8 @@ def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_s
         "source": f"relaxation, {eval_steps} free steps ({schedule})",
         "recorded_test_accuracy": _recorded_accuracy(run_dir, checkpoint.get("epoch")),
         "accuracy_per_step": per_step["relaxation"],
+        "final_accuracy": per_step["relaxation"][-1],
+        "best_accuracy": max(per_step["relaxation"]),
         "accuracy_per_step_spike_count": per_step["spike_count"],
         "steps_to_within_1_point": steps_within(per_step["relaxation"], relaxation_accuracy),
         "steps_to_within_1_point_spike_count": steps_within(per_step["spike_count"], relaxation_accuracy),
@@ -147,11 +151,11 @@ def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_s
         "synaptic_ops_per_step": [int(s) / samples for s in synops.sum(dim=1)],
         "delta_synaptic_ops_per_inference": int(delta.sum()) / samples,
         "delta_synaptic_ops_per_inference_per_layer": [int(s) / samples for s in delta.sum(dim=0)],
-        "input_ops_per_inference": input_ops / samples,
-        "dense_macs_per_inference": dense_macs,
-        "firing_rate_per_layer": [int(s) / (samples * size * steps)
-                                  for s, size in zip(spikes[1:].sum(dim=0), sizes, strict=True)],
-        "layer_sizes": sizes, "fan_out_per_layer": list(fans),
+        "input_macs_per_inference": input_ops / samples,
+        "source_macs_per_inference": dense_macs,
+        "firing_rate_per_layer": {name: int(s) / (samples * size * steps)
+                                  for name, s, size in zip(names, spikes[1:].sum(dim=0), sizes, strict=True)},
+        "layers": names, "layer_sizes": sizes, "fan_out_per_layer": list(fans),
         "seconds": round(seconds, 2),
         "settings": {"timesteps": steps, "eval_steps": eval_steps, "schedule": schedule,
                      "batch_size": batch_size, "check": check,
