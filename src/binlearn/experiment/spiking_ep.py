@@ -24,11 +24,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from binlearn.data import load_dataset
-from binlearn.experiment.checkpoint import write_json
-from binlearn.experiment.config import ConfigError, config_to_dict
-from binlearn.experiment.registry import build_learner
-from binlearn.experiment.runner import load_learner_state, load_run
+from binlearn.atomic import write_json
+from binlearn.experiment.config import ConfigError
+from binlearn.experiment.runner import read_metrics
+from binlearn.experiment.trained import load_trained
 from binlearn.spiking.ep import READOUTS, SpikingEPError, check_spiking, fan_outs, simulate_ep
 
 __all__ = ["spiking_ep_run", "plot_latency", "steps_within", "SPIKING_NAME", "LATENCY_NAME"]
@@ -48,18 +47,6 @@ def steps_within(accuracy_per_step: list[float], reference: float, points: float
     return within
 
 
-def _load(run_dir: Path, quiet: bool):
-    config, checkpoint = load_run(run_dir)
-    kind = config_to_dict(config)["model"].get("kind")
-    if kind != "energy":
-        raise SpikingEPError(f"{run_dir} trains model.kind = {kind!r}; the EP spiking view reads energy "
-                             "(EP / BPTT) runs")
-    data = load_dataset(config.data, quiet=quiet)
-    learner = build_learner(config, data.input_shape, data.num_classes, torch.device("cpu"))
-    load_learner_state(learner, checkpoint, run_dir)
-    return config, checkpoint, data, learner
-
-
 def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_size: int | None = None,
                    check: bool = False, split: str = "test", output: str | Path | None = None,
                    quiet: bool = False) -> dict[str, Any]:
@@ -76,7 +63,11 @@ def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_s
         the summary written to spiking.json.
     """
     run_dir = Path(run_dir)
-    config, checkpoint, data, learner = _load(run_dir, quiet)
+    trained = load_trained(run_dir, device="cpu", quiet=quiet)
+    if trained.model_kind != "energy":
+        raise SpikingEPError(f"{run_dir} trains model.kind = {trained.model_kind!r}; the EP spiking view "
+                             "reads energy (EP / BPTT) runs")
+    config, data, learner = trained.config, trained.data, trained.learner
     net = learner.net
     check_spiking(net)
     eval_steps = int(learner.eval_steps)
@@ -132,10 +123,10 @@ def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_s
         math.prod(net.input_shape) * sizes[0]
     summary: dict[str, Any] = {
         "kind": "ep",
-        "run_dir": str(run_dir), "epoch": checkpoint.get("epoch"), "split": split, "samples": samples,
+        "run_dir": str(run_dir), "epoch": trained.epoch, "split": split, "samples": samples,
         "source_accuracy": relaxation_accuracy,
         "source": f"relaxation, {eval_steps} free steps ({schedule})",
-        "recorded_test_accuracy": _recorded_accuracy(run_dir, checkpoint.get("epoch")),
+        "recorded_test_accuracy": _recorded_accuracy(run_dir, trained.epoch),
         "accuracy_per_step": per_step["relaxation"],
         "final_accuracy": per_step["relaxation"][-1],
         "best_accuracy": max(per_step["relaxation"]),
@@ -172,22 +163,10 @@ def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_s
     return summary
 
 
-def _recorded_accuracy(run_dir: Path, epoch: int | None) -> float | None:
+def _recorded_accuracy(run_dir: Path, epoch: int) -> float | None:
     """The test accuracy metrics.jsonl recorded for ``epoch`` during training (None if absent)."""
-    import json
-
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return None
-    found = None
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a torn last line of an interrupted run
-        if isinstance(record, dict) and record.get("epoch") == epoch:
-            found = record.get("test_accuracy")
-    return found
+    records = [r for r in read_metrics(run_dir / "metrics.jsonl", epoch) if r.get("epoch") == epoch]
+    return records[-1].get("test_accuracy") if records else None
 
 
 def plot_latency(summary: dict[str, Any], path: Path) -> None:
