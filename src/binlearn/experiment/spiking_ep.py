@@ -19,13 +19,14 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from tqdm.auto import tqdm
 
 from binlearn.atomic import write_json
 from binlearn.experiment.config import ConfigError
+from binlearn.experiment.learners.energy import EnergyLearner
 from binlearn.experiment.runner import read_metrics
 from binlearn.experiment.trained import load_trained
 from binlearn.spiking.ep import READOUTS, SpikingEPError, check_spiking, fan_outs, simulate_ep
@@ -67,7 +68,8 @@ def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_s
     if trained.model_kind != "energy":
         raise SpikingEPError(f"{run_dir} trains model.kind = {trained.model_kind!r}; the EP spiking view "
                              "reads energy (EP / BPTT) runs")
-    config, data, learner = trained.config, trained.data, trained.learner
+    config, data = trained.config, trained.data
+    learner = cast(EnergyLearner, trained.learner)  # model.kind = "energy", checked above
     net = learner.net
     check_spiking(net)
     eval_steps = int(learner.eval_steps)
