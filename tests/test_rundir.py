@@ -5,7 +5,6 @@ or are refused."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -60,7 +59,8 @@ def test_resumed_bop_checkpoint_is_the_uninterrupted_one_in_every_tensor_and_dty
     train(load_config(EP_CONFIG, [*EP_QUICK, "train.epochs=3"]), tmp_path / "full", quiet=True)
     train(load_config(EP_CONFIG, [*EP_QUICK, "train.epochs=2"]), tmp_path / "cut", quiet=True)
     train(load_config(EP_CONFIG, [*EP_QUICK, "train.epochs=3"]), tmp_path / "cut", resume=True, quiet=True)
-    flips = [v for k, v in _leaves(load_checkpoint(tmp_path / "cut" / "checkpoint.pt")) if k.endswith("/flips")]
+    resumed = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
+    flips = [value for key, value in _leaves(resumed) if key.endswith("/flips")]
     assert flips and all(v.dtype == torch.int64 for v in flips)
     _assert_same_checkpoint(tmp_path / "full", tmp_path / "cut")
 
