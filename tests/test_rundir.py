@@ -263,3 +263,90 @@ def test_resume_refuses_what_changes_the_run(tmp_path, capsys):
     assert code == 0, err
     meta = json.loads((run / "meta.json").read_text())
     assert meta["resumed"][-1]["changes"]["data.data_dir"] == [None, str(tmp_path / "data")]
+
+
+def test_where_runs_are_written_bad_values_are_one_line(tmp_path, capsys):
+    """--run-dir that is a file, lies under a file or cannot be created; a run name with a path
+    separator; --data-dir that is a file (train with downloads on, data download); a config path
+    that is a directory; a checkpoint that is a torch file without binlearn's keys."""
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    quick = [f"--set={s}" for s in [*STE_QUICK, "train.epochs=1"]]
+    cases = [(["--run-dir", str(afile)], "is a file, not a directory"),
+             (["--run-dir", str(afile / "run")], f"{afile} is a file, not a directory"),
+             (["--set=name=\"../escape\"", "--runs-root", str(tmp_path / "runs")], "without path separators"),
+             (["--set=data.dataset=\"mnist\"", "--data-dir", str(afile), "--run-dir", str(tmp_path / "m")],
+              f"{afile} is a file, not a folder")]
+    if Path("/sys").is_dir():  # not writable even for root
+        cases.append((["--run-dir", "/sys/binlearn-run"], "cannot create run directory /sys/binlearn-run"))
+    if os.geteuid() != 0:  # root may write anywhere
+        locked_dir = tmp_path / "read-only"
+        locked_dir.mkdir(mode=0o555)
+        cases.append((["--run-dir", str(locked_dir / "run")], "not writable"))
+    for extra, needle in cases:
+        code, _, err = _cli(capsys, "train", *quick, *extra, "--quiet")
+        _one_line_error(code, err, needle)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "m").exists()
+    code, _, err = _cli(capsys, "data", "download", "mnist", "--data-dir", str(afile / "sub"), "--quiet")
+    _one_line_error(code, err, f"mnist: the data folder {afile / 'sub' / 'mnist'} cannot exist")
+    code, _, err = _cli(capsys, "train", str(tmp_path))
+    _one_line_error(code, err, "is a directory, not a config file")
+
+    run = tmp_path / "run"
+    train(load_config(None, [*STE_QUICK, "train.epochs=1"]), run, quiet=True)
+    torch.save({"format": 1, "weights": torch.zeros(3)}, run / "checkpoint.pt")
+    for command in (["train", "--resume", str(run)], ["eval", str(run)]):
+        code, _, err = _cli(capsys, *command)
+        _one_line_error(code, err, "a torch file but not a binlearn run's checkpoint (it has no epoch")
+
+
+def test_data_verify_failure_is_one_error_line_with_status_2(tmp_path, capsys):
+    code, out, err = _cli(capsys, "data", "verify", "digits", "mnist", "--data-dir", str(tmp_path))
+    _one_line_error(code, err, f"binlearn: error: mnist: {tmp_path / 'mnist'}")
+    assert "digits: embedded" in out
+
+
+def _features(folder: Path, x_train, x_test=None) -> Path:
+    import numpy as np
+
+    folder.mkdir()
+    x_test = x_train if x_test is None else x_test
+    for name, array in (("x_train", x_train), ("y_train", np.arange(len(x_train)) % 2),
+                        ("x_test", x_test), ("y_test", np.arange(len(x_test)) % 2)):
+        np.save(folder / f"{name}.npy", array)
+    return folder
+
+
+def test_npy_features_beyond_float32_or_without_features_are_refused(tmp_path, capsys):
+    import numpy as np
+
+    huge = _features(tmp_path / "huge", np.array([[1.0, 2.0], [1e300, 3.0], [0.0, 1.0], [2.0, 2.0]]))
+    empty = _features(tmp_path / "empty", np.zeros((4, 0)))
+    for folder, needle in ((huge, "x_train.npy holds values beyond float32's range"),
+                           (empty, "its samples hold no features")):
+        code, _, err = _cli(capsys, "train", "--set=data.dataset=\"npy\"",
+                            f"--set=data.features=\"{folder}\"", "--set=train.epochs=1",
+                            "--run-dir", str(tmp_path / f"run-{folder.name}"))
+        _one_line_error(code, err, needle)
+
+
+def test_sigterm_before_the_first_checkpoint_says_none_is_kept(tmp_path, capsys):
+    """Stopped inside the first epoch: no checkpoint exists, and the message says so."""
+    import signal
+    import threading
+
+    run = tmp_path / "run"
+
+    def stop_when_training():
+        _wait_for(lambda: (run / "config.toml").is_file())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=stop_when_training, daemon=True)
+    killer.start()
+    code, _, err = _cli(capsys, "train", "--set=data.batch_size=1", "--set=model.hidden=[16]",
+                        "--set=train.threads=1", "--set=train.epochs=1", "--run-dir", str(run), "--quiet")
+    killer.join(timeout=60)
+    assert code == 143, err
+    assert err.splitlines() == [f"binlearn: terminated before the first checkpoint: {run} holds no "
+                                "checkpoint (nothing to resume; start the run again)"]
+    assert not (run / "checkpoint.pt").exists()

@@ -131,7 +131,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
         for name in names:
             print(f"  {name:14s} {dataset_status(name, args.data_dir):10.60s}  {SOURCES[name].description}")
         return 0
-    failed = 0
+    failures = []  # every dataset is tried; their failures make one error line
     for name in names:
         if not SOURCES[name].files:
             print(f"{name}: embedded (nothing to {args.action})")
@@ -141,9 +141,10 @@ def _cmd_data(args: argparse.Namespace) -> int:
                          quiet=args.quiet)
             print(f"{name}: ok ({root / name})")
         except DataError as error:
-            print(f"{name}: {error}", file=sys.stderr)
-            failed += 1
-    return 1 if failed else 0
+            failures.append(str(error) if str(error).startswith(f"{name}: ") else f"{name}: {error}")
+    if failures:
+        raise DataError("; ".join(failures))
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:

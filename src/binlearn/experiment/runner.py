@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -153,7 +154,14 @@ def evaluate(learner: Learner, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 
 def _default_run_dir(config: ExperimentConfig, root: Path) -> Path:
-    stem = config.name or f"{config.data.dataset}-{config_to_dict(config)['rule']['name']}"
+    """``root/NAME-TIME``; a ``name`` that is not one plain directory name is refused (a name
+    with ``../`` would write outside ``root``)."""
+    name = config.name
+    if name is not None and (name in ("", ".", "..") or any(sep and sep in name for sep in
+                                                             (os.sep, os.altsep, "/"))):
+        raise ConfigError(f"name = {name!r} names the run directory and must be a plain name, without "
+                          "path separators; to write elsewhere give --run-dir or --runs-root")
+    stem = name or f"{config.data.dataset}-{config_to_dict(config)['rule']['name']}"
     return root / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -177,6 +185,11 @@ def _write_metrics(path: Path, kept: list[str], records: list[dict[str, Any]]) -
     atomic_write_text(path, metrics_text(kept, records))
 
 
+RUN_CHECKPOINT_KEYS = ("epoch", "learner", "train_seconds", "samples_seen")
+"""What the runner's checkpoint.pt holds besides its format (and ``config``, the config the
+checkpointed epochs ran under)."""
+
+
 def load_run(run_dir: Path) -> tuple[ExperimentConfig, dict[str, Any]]:
     """The config and latest checkpoint of a run directory (one-line errors when unusable)."""
     run_dir = Path(run_dir)
@@ -187,7 +200,12 @@ def load_run(run_dir: Path) -> tuple[ExperimentConfig, dict[str, Any]]:
     config = config_from_dict(read_toml(run_dir / "config.toml"))
     if not (run_dir / "checkpoint.pt").is_file():
         raise RunError(f"{run_dir} has no checkpoint.pt yet (it stopped before its first epoch ended)")
-    return config, load_checkpoint(run_dir / "checkpoint.pt")
+    checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+    missing = [key for key in RUN_CHECKPOINT_KEYS if key not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{run_dir}/checkpoint.pt is a torch file but not a binlearn run's checkpoint "
+                              f"(it has no {', '.join(missing)})")
+    return config, checkpoint
 
 
 SCHEDULE_KEYS = ("decay_start", "cosine_epochs", "lr_decay", "anneal_flips", "anneal_gamma")
