@@ -15,6 +15,7 @@ import torch
 
 from binlearn.experiment import ConfigError, load_config, load_run, train
 from binlearn.experiment.checkpoint import load_checkpoint
+from binlearn.experiment.rundir import MetricsWarning
 from binlearn.experiment.runner import resume_config
 
 QUICK = ["model.hidden=[32]", "data.batch_size=64", "train.epochs=3"]
@@ -62,11 +63,14 @@ def test_run_directory_and_bit_identical_resume(tmp_path):
     config_text = (tmp_path / "full" / "config.toml").read_text()
     (tmp_path / "cut" / "config.toml").write_text(config_text)
     with open(tmp_path / "cut" / "metrics.jsonl", "a") as handle:
-        handle.write('{"epoch": 3, "torn')  # a half-written line from the crash
-    resumed = train(load_config(None, QUICK), tmp_path / "cut", resume=True, quiet=True)
+        handle.write('{"epoch": 3, "torn')  # a half-written line (an edit, a partial copy)
+    with pytest.warns(MetricsWarning, match="line 3 is not a JSON record"):
+        resumed = train(load_config(None, QUICK), tmp_path / "cut", resume=True, quiet=True)
     _assert_same_learner(tmp_path / "full", tmp_path / "cut")
     assert resumed["test_accuracy"] == summary["test_accuracy"]
-    assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 3
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and lines[2] == '{"epoch": 3, "torn'  # kept: never rewritten unread
+    assert json.loads(lines[3])["epoch"] == 3
 
 
 EP_CONFIG = Path(__file__).parents[1] / "configs" / "laydevant2021" / "fc-binary-weights.toml"
