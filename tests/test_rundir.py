@@ -157,7 +157,7 @@ def test_no_stale_temporary_after_a_kill_during_a_checkpoint_write_and_resume(tm
     run = tmp_path / "run"
     train(load_config(None, [*STE_QUICK, "train.epochs=1"]), run, quiet=True)
     killed = subprocess.run([sys.executable, "-c", (
-        "import os, sys; from binlearn.experiment.checkpoint import atomic_write\n"
+        "import os, sys; from binlearn.atomic import atomic_write\n"
         "data = open(sys.argv[1], 'rb').read()\n"
         "atomic_write(sys.argv[2], lambda handle: (handle.write(data), handle.flush(), os._exit(9)))"),
         str(run / "checkpoint.pt"), str(run / "checkpoint.pt")], capture_output=True, text=True, timeout=120)

@@ -11,7 +11,7 @@ no stale temporaries, and one-line errors for a place runs cannot be written.
   record: it is skipped with a warning naming it, the records after it are kept, and a
   resumed run keeps the unreadable line verbatim (it never rewrites what it could not read).
 * **Stale temporaries.** Every artefact is written to ``.NAME.XXXXXXXX.tmp`` and renamed
-  (:func:`binlearn.experiment.checkpoint.atomic_write`); a process killed between the two
+  (:func:`binlearn.atomic.atomic_write`); a process killed between the two
   leaves the temporary behind. The next train of the directory, holding the lock, removes
   the temporaries of the run's own artefacts (no other process can be writing them).
 """
