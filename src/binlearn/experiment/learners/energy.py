@@ -32,6 +32,7 @@ from binlearn.energy.costs import CrossEntropyReadout
 from binlearn.energy.neurons import Neuron
 from binlearn.experiment.config import ConfigError, register_model_config, register_rule_config
 from binlearn.experiment.learner import Reducer
+from binlearn.experiment.learners.optimizer_state import load_optimizer_state
 from binlearn.experiment.registry import register_learner
 from binlearn.rules import BPTT, EP, Bop
 
@@ -402,8 +403,8 @@ class EnergyLearner:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["model"])
-        for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
+        for name, optimizer in self.optimizers.items():  # the config's rates, the saved buffers
+            load_optimizer_state(optimizer, state["optimizers"][name])
         self.epochs_done = int(state["epochs_done"])
         self._set_learning_rates()
 
