@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -36,8 +38,8 @@ def mlp(
     hidden: list[int],
     out_features: int,
     *,
-    weight_quantizer: type[nn.Module] | None = None,
-    activation: type[nn.Module] = nn.ReLU,
+    weight_quantizer: Callable[[], nn.Module] | None = None,
+    activation: Callable[[], nn.Module] = nn.ReLU,
     batch_norm: bool = True,
     dropout: float = 0.0,
     quantize_first: bool = True,
@@ -45,7 +47,7 @@ def mlp(
 ) -> nn.Sequential:
     """Flatten → [Linear → BatchNorm → activation → Dropout] per hidden layer → Linear → BatchNorm.
 
-    ``weight_quantizer``/``activation`` are classes, instantiated once per layer. The output
+    ``weight_quantizer``/``activation`` are classes (or factories), called once per layer. The output
     BatchNorm (no affine) gives the binary output layer a well-scaled logit range.
     """
     layers: list[nn.Module] = [nn.Flatten()]

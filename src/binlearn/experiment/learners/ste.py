@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -33,8 +34,13 @@ class MLPConfig:
     dropout: float = 0.0
     binary_first_layer: bool = True
     binary_last_layer: bool = True
+    weight_scale: str = "mean"
+    """α of binary weights: mean (one per layer) | unit (one per output unit) | none (α = 1)."""
 
     def __post_init__(self) -> None:
+        if self.weight_scale not in BinarySign.SCALES:
+            raise ConfigError(f"model.weight_scale={self.weight_scale!r}; "
+                              f"valid: {', '.join(BinarySign.SCALES)}")
         if self.weights not in _WEIGHTS:
             raise ConfigError(f"model.weights={self.weights!r}; valid: {', '.join(_WEIGHTS)}")
         if self.activations not in _ACTIVATIONS:
@@ -69,7 +75,7 @@ def build_mlp(cfg: MLPConfig, input_shape: tuple[int, ...], num_classes: int) ->
     activation = {"relu": nn.ReLU, "hardtanh": nn.Hardtanh, "sign": Sign, "heaviside": Heaviside}
     return mlp(
         math.prod(input_shape), list(cfg.hidden), num_classes,
-        weight_quantizer=BinarySign if cfg.weights == "binary" else None,
+        weight_quantizer=partial(BinarySign, cfg.weight_scale) if cfg.weights == "binary" else None,
         activation=activation[cfg.activations], batch_norm=cfg.batch_norm, dropout=cfg.dropout,
         quantize_first=cfg.binary_first_layer, quantize_last=cfg.binary_last_layer,
     )
@@ -183,7 +189,7 @@ def mlp_to_packed(model: nn.Sequential, signed_inputs: bool) -> list:
         if unsupported:
             raise PackedFormatError(f"{where}: {type(unsupported[0]).__name__} cannot be packed")
         weight = linear.weight.detach()
-        alpha = linear.weight_quantizer.alpha(weight)
+        alpha = linear.weight_quantizer.alpha(weight).reshape(-1)  # one per layer or per unit
         features = linear.in_features
         candidates = torch.arange(-features, features + 1, dtype=weight.dtype, device=weight.device)
         values = []
