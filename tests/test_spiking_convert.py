@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ import torch
 from torch import nn
 
 from binlearn.binary import Heaviside
+from binlearn.cli import main
 from binlearn.data import load_dataset
 from binlearn.experiment.config import DataConfig, config_to_dict, load_config, to_toml
 from binlearn.experiment.learners.ste import (
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def mnist(mnist_dir):
-    return load_dataset(DataConfig(dataset="mnist", data_dir=str(mnist_dir.parent), train_size=3000))
+    return load_dataset(DataConfig(dataset="mnist", data_dir=str(mnist_dir.parent), train_size=2000))
 
 
 def _trained(model: nn.Module, data, epochs: int = 2) -> nn.Module:
@@ -139,9 +139,12 @@ def test_convnet_conversion_and_refusals():
         convert(sign, x)
 
 
-def _binlearn(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "binlearn", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+def _binlearn(capsys, *args: str) -> SimpleNamespace:
+    """``binlearn ARGS`` in this process (the CLI's own main): exit status, stdout, stderr."""
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
 
 
 def _config_only_run(tmp_path: Path, name: str, config: Path, *overrides: str) -> Path:
@@ -151,7 +154,7 @@ def _config_only_run(tmp_path: Path, name: str, config: Path, *overrides: str) -
     return run
 
 
-def test_convert_refuses_what_it_cannot_convert(tmp_path):
+def test_convert_refuses_what_it_cannot_convert(tmp_path, capsys):
     cases = {
         "max pooling": _config_only_run(tmp_path, "maxpool", ROOT / "configs/lu2020/cifar10-vgg-small.toml",
                                         "model.pool=max"),
@@ -163,19 +166,19 @@ def test_convert_refuses_what_it_cannot_convert(tmp_path):
         "run directory not found": tmp_path / "missing",
     }
     for reason, run in cases.items():
-        done = _binlearn("convert", str(run), "--quiet", cwd=tmp_path)
+        done = _binlearn(capsys, "convert", str(run), "--quiet")
         assert done.returncode == 2, (reason, done.stderr)
         assert done.stderr.startswith("binlearn: error: ") and done.stderr.count("\n") == 1, done.stderr
         assert reason in done.stderr, (reason, done.stderr)
 
 
-def test_convert_command_end_to_end_on_digits(tmp_path):
+def test_convert_command_end_to_end_on_digits(tmp_path, capsys):
     config = load_config(ROOT / "configs/lu2020/mnist-mlp-binary-weights.toml",
                          ["data.dataset=digits", "train.epochs=2", "model.hidden=[64,64]",
                           "data.batch_size=32"])
     train(config, tmp_path / "run", quiet=True)
-    done = _binlearn("convert", str(tmp_path / "run"), "--timesteps", "12", "--one-step", "--init-half",
-                     "--percentile", "99.9", "--output", str(tmp_path / "out"), "--quiet", cwd=tmp_path)
+    done = _binlearn(capsys, "convert", str(tmp_path / "run"), "--timesteps", "12", "--one-step",
+                     "--init-half", "--percentile", "99.9", "--output", str(tmp_path / "out"), "--quiet")
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "out/spiking.json").read_text())
     for key in ("source_accuracy", "accuracy_per_step", "steps_to_within_1_point", "spikes_per_inference",
@@ -185,15 +188,15 @@ def test_convert_command_end_to_end_on_digits(tmp_path):
     assert record["settings"]["delay"] is False and record["settings"]["init"] == "half"
     assert set(record["firing_rate_per_layer"]) == {"fc1", "fc2"}
     assert (tmp_path / "out/latency.png").stat().st_size > 1000
-    again = _binlearn("convert", str(tmp_path / "run"), "--timesteps", "4", "--reset", "zero", "--encoding",
-                      "poisson", "--compare", str(tmp_path / "out/spiking.json"), "--quiet", cwd=tmp_path)
+    again = _binlearn(capsys, "convert", str(tmp_path / "run"), "--timesteps", "4", "--reset", "zero",
+                      "--encoding", "poisson", "--compare", str(tmp_path / "out/spiking.json"), "--quiet")
     assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "run/spiking.json").read_text())["settings"]["encoding"] == "poisson"
-    bad = _binlearn("convert", str(tmp_path / "run"), "--reset", "hold", cwd=tmp_path)
+    bad = _binlearn(capsys, "convert", str(tmp_path / "run"), "--reset", "hold")
     assert bad.returncode == 2 and "subtract, zero" in bad.stderr
 
 
-def test_cifar10_vgg_config_end_to_end(tmp_path):
+def test_cifar10_vgg_config_end_to_end(tmp_path, capsys):
     from binlearn.data.formats import write_cifar_archive
 
     rng = np.random.default_rng(0)
@@ -206,8 +209,8 @@ def test_cifar10_vgg_config_end_to_end(tmp_path):
                           "data.download=false", "train.epochs=1", "model.stages=[[8],[8],[16]]",
                           "model.hidden=16", "data.batch_size=20", "train.device=cpu"])
     train(config, tmp_path / "run", quiet=True)
-    done = _binlearn("convert", str(tmp_path / "run"), "--timesteps", "6", "--calibration-images", "40",
-                     "--device", "cpu", "--quiet", cwd=tmp_path)
+    done = _binlearn(capsys, "convert", str(tmp_path / "run"), "--timesteps", "6",
+                     "--calibration-images", "40", "--device", "cpu", "--quiet")
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "run/spiking.json").read_text())
     assert record["test_images"] == 20 and len(record["accuracy_per_step"]) == 6

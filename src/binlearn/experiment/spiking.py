@@ -139,6 +139,7 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
     encoding = encoding_from_name(settings.encoding, settings.seed)
     steps = settings.timesteps
     correct = torch.zeros(steps)
+    agree = torch.zeros(steps)
     rows_sum: list[dict] | None = None
     seen = 0
     batches = list(zip(data.x_test.split(settings.batch_size), data.y_test.split(settings.batch_size),
@@ -146,7 +147,9 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
     for x, y in tqdm(batches, desc=f"simulating T={steps}", unit="batch", disable=quiet, leave=False):
         result = simulate(network, x, steps, encoding=encoding, delay=not settings.one_step,
                           init="half" if settings.init_half else "zero")
-        correct += (result.predictions() == y.to(device)).sum(1).float().cpu()
+        predictions = result.predictions()
+        correct += (predictions == y.to(device)).sum(1).float().cpu()
+        agree += (predictions == learner.predict(x)).sum(1).float().cpu()
         rows = spiking_summary(network, result)
         rows_sum = rows if rows_sum is None else [_add_rows(a, b, seen, len(y)) for a, b in
                                                   zip(rows_sum, rows, strict=True)]
@@ -158,6 +161,7 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
         "run_dir": str(run_dir), "epoch": epoch, "dataset": config.data.dataset, "test_images": seen,
         "source_accuracy": source_accuracy,
         "accuracy_per_step": accuracy,
+        "agreement_with_source_per_step": (agree / seen).tolist(),
         "final_accuracy": accuracy[-1],
         "best_accuracy": max(accuracy),
         "steps_to_within_1_point": _steps_within(accuracy, source_accuracy),
