@@ -29,7 +29,7 @@ from pathlib import Path
 import numba
 import torch
 
-from binlearn.experiment.spiking import _load_trained
+from binlearn.experiment.trained import load_trained
 from binlearn.spiking import simulate
 from binlearn.spiking.convert import convert
 from binlearn.spiking.event import simulate_events
@@ -61,7 +61,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         numba.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    config, learner, epoch, data = _load_trained(args.run, torch.device("cpu"), quiet=True)
+    trained = load_trained(args.run, device="cpu", quiet=True)
+    config, learner, epoch, data = trained.config, trained.learner, trained.epoch, trained.data
     if args.threads:
         torch.set_num_threads(args.threads)
     chosen = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(args.seed))[:10000]

@@ -16,6 +16,7 @@ from binlearn.binary import Heaviside
 from binlearn.cli import main
 from binlearn.data import load_dataset
 from binlearn.experiment.config import DataConfig, config_to_dict, load_config, to_toml
+from binlearn.experiment.learner import LocalReducer
 from binlearn.experiment.learners.ste import (
     ConvNetConfig,
     MLPConfig,
@@ -26,7 +27,6 @@ from binlearn.experiment.learners.ste import (
 )
 from binlearn.experiment.runner import train
 from binlearn.nn import QCFS
-from binlearn.rules import LocalReducer
 from binlearn.spiking import simulate
 from binlearn.spiking.convert import ConversionError, convert
 from binlearn.spiking.synops import fanout, spiking_summary, totals

@@ -15,10 +15,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from binlearn.experiment.checkpoint import write_json
+from binlearn.atomic import write_json
 from binlearn.experiment.config import ConfigError, config_from_dict, read_toml
 from binlearn.experiment.plots import pyplot, save_png
-from binlearn.experiment.runner import RunError, evaluate, load_learner_state, load_run, resolve_device
+from binlearn.experiment.runner import RunError, evaluate
+from binlearn.experiment.trained import load_trained
 from binlearn.spiking.convert import ConversionError, convert
 from binlearn.spiking.encode import ENCODINGS, encoding_from_name
 from binlearn.spiking.functional import RESETS
@@ -95,20 +96,6 @@ def check_convertible(run_dir: Path) -> None:
     config_from_dict(raw)  # the rest of the config must be valid too
 
 
-def _load_trained(run_dir: Path, device: torch.device, quiet: bool):
-    """The run's config, learner (with its checkpoint's state), epoch and data on ``device``."""
-    from binlearn.data import load_dataset
-    from binlearn.experiment.registry import build_learner
-
-    config, checkpoint = load_run(run_dir)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    data = load_dataset(config.data, quiet=quiet).to(device)
-    learner = build_learner(config, data.input_shape, data.num_classes, device)
-    load_learner_state(learner, checkpoint, run_dir)
-    return config, learner, int(checkpoint.get("epoch", 0)), data
-
-
 def _steps_within(accuracy: list[float], target: float, points: float = 0.01) -> int | None:
     """The first step from which the accuracy stays within ``points`` of ``target``."""
     for step in range(len(accuracy)):
@@ -126,8 +113,9 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
     """
     run_dir = Path(run_dir)
     check_convertible(run_dir)
-    device = resolve_device(settings.device)
-    config, learner, epoch, data = _load_trained(run_dir, device, quiet)
+    trained = load_trained(run_dir, device=settings.device, quiet=quiet)
+    config, learner, epoch, data, device = (trained.config, trained.learner, trained.epoch, trained.data,
+                                            trained.device)
     model = learner.model
     start = time.perf_counter()
     source_accuracy = evaluate(learner, data.x_test, data.y_test, settings.batch_size)
