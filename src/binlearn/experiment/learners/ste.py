@@ -183,8 +183,8 @@ class STELearner:
         if self.cfg.clip_latent:
             with torch.no_grad():
                 for module in self.model.modules():
-                    binary = isinstance(module, BinaryLinear | BinaryConv2d) and module.weight_quantizer
-                    if binary:
+                    if (isinstance(module, BinaryLinear | BinaryConv2d)
+                            and module.weight_quantizer is not None):
                         module.weight.clamp_(-1, 1)
         return {"loss": float(loss.detach()) * len(y), "correct": float((logits.argmax(1) == y).sum())}
 
