@@ -51,7 +51,7 @@ from torch import nn
 from binlearn.spiking.network import SpikingLayer, SpikingNetwork, weighted_op
 from binlearn.spiking.neurons import IF
 
-__all__ = ["POOLINGS", "NIRExportError", "to_nir", "write_nir", "read_nir", "describe"]
+__all__ = ["POOLINGS", "NIRExportError", "to_nir", "write_nir", "read_nir", "describe", "graph_differences"]
 
 POOLINGS = ("sum", "avg")
 
@@ -185,7 +185,7 @@ def write_nir(graph, path: str | Path) -> Path:
     """``nir.write`` to ``path`` atomically (a temporary file beside it, then renamed)."""
     import io
 
-    from binlearn.experiment.checkpoint import atomic_write_bytes
+    from binlearn.atomic import atomic_write_bytes
 
     nir = _nir()
     buffer = io.BytesIO()
@@ -212,3 +212,22 @@ def describe(graph) -> list[dict[str, Any]]:
                   if isinstance(value, np.ndarray) and key not in ("input_type", "output_type")}
         rows.append({"name": name, "type": type(node).__name__, "arrays": arrays})
     return rows
+
+
+def graph_differences(a, b) -> list[str]:
+    """What differs between two NIR graphs: node names, edges, node types, array values (exact);
+    empty when they are the same graph (node order aside: HDF5 returns groups by name)."""
+    differences = []
+    if sorted(a.nodes) != sorted(b.nodes):
+        differences.append(f"nodes {sorted(a.nodes)} != {sorted(b.nodes)}")
+    if sorted(a.edges) != sorted(b.edges):
+        differences.append("edges differ")
+    for name in sorted(set(a.nodes) & set(b.nodes)):
+        node, other = a.nodes[name], b.nodes[name]
+        if type(node) is not type(other):
+            differences.append(f"{name}: {type(node).__name__} != {type(other).__name__}")
+            continue
+        for key, value in vars(node).items():
+            if isinstance(value, np.ndarray) and not np.array_equal(value, getattr(other, key, None)):
+                differences.append(f"{name}.{key} differs")
+    return differences
