@@ -18,9 +18,10 @@ import torch
 from binlearn.experiment.spiking import check_convertible
 from binlearn.experiment.trained import TrainedRun
 from binlearn.spiking.convert import convert
+from binlearn.spiking.network import SpikingNetwork
 from binlearn.spiking.nir import NIRExportError, describe, graph_differences, read_nir, to_nir, write_nir
 
-__all__ = ["DEFAULT_NIR_NAME", "NIR_CONVERSION", "export_nir"]
+__all__ = ["DEFAULT_NIR_NAME", "NIR_CONVERSION", "convert_for_nir", "export_nir"]
 
 DEFAULT_NIR_NAME = "model.nir"
 PERCENTILE, CALIBRATION_IMAGES, SEED, RESET = 99.7, 10000, 0, "zero"
@@ -29,15 +30,20 @@ NIR_CONVERSION = {"percentile": PERCENTILE, "calibration_images": CALIBRATION_IM
 """How the run is converted before it is written (what ``binlearn convert --reset zero`` does)."""
 
 
-def export_nir(trained: TrainedRun, output: Path | None, *, verify: bool = True,
-               quiet: bool = False) -> dict[str, Any]:  # noqa: ARG001 - the exporter signature
-    """The ``nir`` format: ``output`` (default ``RUN_DIR/model.nir``); returns the summary."""
+def convert_for_nir(trained: TrainedRun) -> SpikingNetwork:
+    """The run converted as the ``nir`` export converts it (:data:`NIR_CONVERSION`), on the CPU."""
     check_convertible(trained.run_dir)
     images = trained.data.x_train
     generator = torch.Generator().manual_seed(SEED)
     count = min(CALIBRATION_IMAGES, len(images))
     chosen = torch.randperm(len(images), generator=generator)[:count].to(images.device)
-    network = convert(trained.learner.model, images[chosen], percentile=PERCENTILE, reset=RESET)
+    return convert(trained.learner.model, images[chosen], percentile=PERCENTILE, reset=RESET)
+
+
+def export_nir(trained: TrainedRun, output: Path | None, *, verify: bool = True,
+               quiet: bool = False) -> dict[str, Any]:  # noqa: ARG001 - the exporter signature
+    """The ``nir`` format: ``output`` (default ``RUN_DIR/model.nir``); returns the summary."""
+    network = convert_for_nir(trained)
     graph = to_nir(network)
     path = write_nir(graph, output or trained.run_dir / DEFAULT_NIR_NAME)
     summary: dict[str, Any] = {
