@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from binlearn.atomic import write_json
 from binlearn.experiment.config import ConfigError
-from binlearn.experiment.runner import read_metrics
+from binlearn.experiment.rundir import read_metrics
 from binlearn.experiment.trained import load_trained
 from binlearn.spiking.ep import READOUTS, SpikingEPError, check_spiking, fan_outs, simulate_ep
 
@@ -166,7 +166,7 @@ def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_s
 
 def _recorded_accuracy(run_dir: Path, epoch: int) -> float | None:
     """The test accuracy metrics.jsonl recorded for ``epoch`` during training (None if absent)."""
-    records = [r for r in read_metrics(run_dir / "metrics.jsonl", epoch) if r.get("epoch") == epoch]
+    records = [r for r in read_metrics(run_dir / "metrics.jsonl", epoch).records if r["epoch"] == epoch]
     return records[-1].get("test_accuracy") if records else None
 
 

@@ -30,6 +30,7 @@ from binlearn.energy import (
 )
 from binlearn.experiment.config import ConfigError, register_model_config, register_rule_config
 from binlearn.experiment.learner import Reducer
+from binlearn.experiment.learners.optimizer_state import load_optimizer_state
 from binlearn.experiment.registry import register_learner
 from binlearn.rules import BPTT, EP, Bop
 
@@ -396,8 +397,8 @@ class EnergyLearner:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["model"])
-        for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
+        for name, optimizer in self.optimizers.items():  # the config's rates, the saved buffers
+            load_optimizer_state(optimizer, state["optimizers"][name])
         self.epochs_done = int(state["epochs_done"])
         self._set_learning_rates()
 

@@ -12,6 +12,7 @@ from torch import nn
 from binlearn.binary import BinarySign, Heaviside, Sign
 from binlearn.experiment.config import ConfigError, register_model_config, register_rule_config
 from binlearn.experiment.learner import Reducer
+from binlearn.experiment.learners.optimizer_state import load_optimizer_state
 from binlearn.experiment.registry import register_learner
 from binlearn.nn import BinaryLinear, mlp
 from binlearn.rules import STE
@@ -126,8 +127,18 @@ class STELearner:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(self.optimizer, state["optimizer"])  # the config's lr, the saved moments
         self.scheduler.load_state_dict(state["scheduler"])
+        # The schedule of this config over the epochs done: lr · γ^k, multiplied out step by
+        # step as ExponentialLR does (so an unchanged config resumes bit for bit).
+        self.scheduler.base_lrs = [self.cfg.lr] * len(self.optimizer.param_groups)
+        self.scheduler.gamma = self.cfg.lr_decay
+        for group in self.optimizer.param_groups:
+            lr = self.cfg.lr
+            for _ in range(self.scheduler.last_epoch):
+                lr *= self.cfg.lr_decay
+            group["lr"] = lr
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
 def build_ste_learner(model_cfg: MLPConfig, rule_cfg: STEConfig, input_shape: tuple[int, ...],
                       num_classes: int, device: torch.device) -> STELearner:
