@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from binlearn.atomic import write_json
 from binlearn.experiment.config import ConfigError
+from binlearn.experiment.learners.energy import EnergyLearner
 from binlearn.experiment.rundir import read_metrics
 from binlearn.experiment.trained import load_trained
 from binlearn.spiking.ep import READOUTS, SpikingEPError, check_spiking, fan_outs, simulate_ep
@@ -69,6 +70,8 @@ def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_s
         raise SpikingEPError(f"{run_dir} trains model.kind = {trained.model_kind!r}; the EP spiking view "
                              "reads energy (EP / BPTT) runs")
     config, data, learner = trained.config, trained.data, trained.learner
+    if not isinstance(learner, EnergyLearner):  # pragma: no cover - model.kind = "energy" builds one
+        raise SpikingEPError(f"{run_dir}: not an energy learner")
     net = learner.net
     check_spiking(net)
     eval_steps = int(learner.eval_steps)

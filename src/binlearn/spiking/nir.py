@@ -62,7 +62,7 @@ class NIRExportError(ValueError):
 
 def _nir():
     try:
-        import nir
+        import nir  # type: ignore[import-untyped]
     except ImportError:  # an optional extra
         raise NIRExportError("NIR export needs the nir package: pip install 'binlearn[nir]'") from None
     return nir
@@ -77,14 +77,21 @@ def _pair(value) -> np.ndarray:
     return np.array(values, dtype=np.int64)
 
 
+def _tensor(value: object) -> torch.Tensor:
+    """A module's buffer as a tensor (nn.Module attributes are typed Tensor | Module)."""
+    assert isinstance(value, torch.Tensor)
+    return value
+
+
 def _layer_nodes(layer: SpikingLayer, input_shape: tuple[int, ...], pooling: str,
                  output_integrator: bool, subtract_as_zero: bool, last: bool) -> list[tuple[str, Any]]:
     """The NIR nodes of one layer, named ``{layer.name}.{op}``, in order."""
     nir = _nir()
     nodes: list[tuple[str, Any]] = []
+    bias = None if layer.bias is None else _tensor(layer.bias).reshape(-1)
     weighted = weighted_op(layer.synapse)
     after = list(layer.synapse)[list(layer.synapse).index(weighted) + 1:]
-    if layer.bias is not None and any(not isinstance(op, nn.AvgPool2d) for op in after):
+    if bias is not None and any(not isinstance(op, nn.AvgPool2d) for op in after):
         raise NIRExportError(f"layer {layer.name}: its constant current is added after "
                              f"{type(after[0]).__name__}, which NIR's Affine/Conv2d bias cannot express")
     scale = 1.0  # v' = scale · v: the sum pools' k² factors
@@ -100,20 +107,18 @@ def _layer_nodes(layer: SpikingLayer, input_shape: tuple[int, ...], pooling: str
                                                        start_dim=start, end_dim=end)))
         elif isinstance(op, nn.Linear):
             weight = _array(op.weight)
-            if layer.bias is None:
+            if bias is None:
                 nodes.append((f"{key}.linear", nir.Linear(weight=weight)))
             else:
-                bias = _array(layer.bias.reshape(-1))
-                nodes.append((f"{key}.affine", nir.Affine(weight=weight, bias=bias)))
+                nodes.append((f"{key}.affine", nir.Affine(weight=weight, bias=_array(bias))))
         elif isinstance(op, nn.Conv2d):
-            bias = (_array(layer.bias.reshape(-1)) if layer.bias is not None
-                    else np.zeros(op.out_channels, dtype=np.float32))
+            conv_bias = _array(bias) if bias is not None else np.zeros(op.out_channels, dtype=np.float32)
             if isinstance(op.padding, str):
                 raise NIRExportError(f"layer {layer.name}: padding {op.padding!r} is not exported")
             nodes.append((f"{key}.conv", nir.Conv2d(
                 input_shape=(int(shape[1]), int(shape[2])), weight=_array(op.weight),
                 stride=_pair(op.stride), padding=_pair(op.padding), dilation=_pair(op.dilation),
-                groups=int(op.groups), bias=bias)))
+                groups=int(op.groups), bias=conv_bias)))
         elif isinstance(op, nn.AvgPool2d):
             kernel, padding = _pair(op.kernel_size), _pair(op.padding)
             stride = _pair(op.stride or op.kernel_size)
@@ -136,7 +141,7 @@ def _layer_nodes(layer: SpikingLayer, input_shape: tuple[int, ...], pooling: str
             raise NIRExportError(f"layer {layer.name} resets by subtraction, which NIR's IF cannot express "
                                  "(it resets to v_reset); convert with reset \"zero\", or export with "
                                  "subtract_as_zero (a different network: NIR readers then reset to 0)")
-        threshold = torch.broadcast_to(layer.neuron.threshold.float().cpu(), shape) * scale
+        threshold = torch.broadcast_to(_tensor(layer.neuron.threshold).float().cpu(), shape) * scale
         metadata = {"binlearn_reset": layer.neuron.reset}
         nodes.append((f"{layer.name}.if", nir.IF(r=np.ones(shape, dtype=np.float32),
                                                  v_threshold=_array(threshold),
@@ -167,13 +172,14 @@ def to_nir(network: SpikingNetwork, *, pooling: str = "sum", output_integrator: 
         raise NIRExportError(f"pooling={pooling!r}; valid: {', '.join(POOLINGS)}")
     shapes = network.shapes()
     nodes: list[tuple[str, Any]] = [("input", nir.Input(input_type={"input": np.array(network.input_shape)}))]
-    for index, layer in enumerate(network.layers):
+    layers = [layer for layer in network.layers if isinstance(layer, SpikingLayer)]
+    for index, layer in enumerate(layers):
         nodes += _layer_nodes(layer, shapes[index], pooling, output_integrator, subtract_as_zero,
-                              last=index == len(network.layers) - 1)
+                              last=index == len(layers) - 1)
     nodes.append(("output", nir.Output(output_type={"output": np.array(shapes[-1])})))
     names = [name for name, _ in nodes]
     if len(set(names)) != len(names):
-        raise NIRExportError(f"layer names repeat ({', '.join(layer.name for layer in network.layers)}); "
+        raise NIRExportError(f"layer names repeat ({', '.join(layer.name for layer in layers)}); "
                              "NIR node names must be unique")
     edges = list(zip(names[:-1], names[1:], strict=True))
     return nir.NIRGraph(nodes=dict(nodes), edges=edges,
@@ -228,6 +234,6 @@ def graph_differences(a, b) -> list[str]:
             differences.append(f"{name}: {type(node).__name__} != {type(other).__name__}")
             continue
         for key, value in vars(node).items():
-            if isinstance(value, np.ndarray) and not np.array_equal(value, getattr(other, key, None)):
+            if isinstance(value, np.ndarray) and not np.array_equal(value, getattr(other, key, np.array([]))):
                 differences.append(f"{name}.{key} differs")
     return differences
