@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from binlearn.experiment.learners.ste import STELearner
 from binlearn.experiment.spiking import check_convertible
 from binlearn.experiment.trained import TrainedRun
 from binlearn.spiking.convert import convert
@@ -33,11 +34,14 @@ NIR_CONVERSION = {"percentile": PERCENTILE, "calibration_images": CALIBRATION_IM
 def convert_for_nir(trained: TrainedRun) -> SpikingNetwork:
     """The run converted as the ``nir`` export converts it (:data:`NIR_CONVERSION`), on the CPU."""
     check_convertible(trained.run_dir)
+    learner = trained.learner
+    if not isinstance(learner, STELearner):  # pragma: no cover - check_convertible admits STE runs only
+        raise NIRExportError(f"{trained.run_dir}: not an STE run")
     images = trained.data.x_train
     generator = torch.Generator().manual_seed(SEED)
     count = min(CALIBRATION_IMAGES, len(images))
     chosen = torch.randperm(len(images), generator=generator)[:count].to(images.device)
-    return convert(trained.learner.model, images[chosen], percentile=PERCENTILE, reset=RESET)
+    return convert(learner.model, images[chosen], percentile=PERCENTILE, reset=RESET)
 
 
 def export_nir(trained: TrainedRun, output: Path | None, *, verify: bool = True,
