@@ -400,9 +400,11 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     if run_dir is not None and Path(run_dir).is_dir():
         refuse_if_busy(Path(run_dir))
     changes: dict[str, list[Any]] = {}
+    loaded = None  # the checkpoint file a resume read
     if resume:
         assert run_dir is not None
         _, checkpoint = load_run(run_dir)
+        loaded = _stamp(Path(run_dir) / "checkpoint.pt")
         if "config" in checkpoint:
             changes = check_resume(checkpoint["config"], config, int(checkpoint["epoch"]))
     elif branch_from is not None:
@@ -438,10 +440,19 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     with locked(run_dir):
         if not resume:  # another process may have finished a run here since the check above
             _refuse_a_run(run_dir)
+        elif _stamp(run_dir / "checkpoint.pt") != loaded:  # another resume ran while this one started
+            raise RunError(f"{run_dir}/checkpoint.pt changed while this process was starting (another "
+                           "train of the directory ran meanwhile); run the command again")
         remove_stale_temporaries(run_dir)
         return _run(config, run_dir, learner, data, checkpoint, parent, resume=resume, quiet=quiet,
                     context=context, reducer=reducer, device=device, branch_from=branch_from,
                     changes=changes)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """What tells one version of a file from the next (it is replaced by rename)."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns
 
 
 def _refuse_a_run(run_dir: Path) -> None:
