@@ -117,7 +117,7 @@ def time_case(config_file: str, batches: int, warmup: int, x: torch.Tensor, y: t
         "free_steps": rule.free_steps, "nudged_steps": rule.nudged_steps,
         "batch_size": batch, "timed_batches": batches, "warmup_batches": warmup,
         "timed_seconds": round(seconds, 4),
-        "samples_per_second": round(samples_per_second, 1),
+        "samples_per_second": round(samples_per_second, 1 if samples_per_second >= 10 else 3),
         "seconds_per_epoch": round(EPOCH_SAMPLES / samples_per_second, 1),
         "seconds_per_epoch_note": f"extrapolated to {EPOCH_SAMPLES} samples from the timed batches",
     }
