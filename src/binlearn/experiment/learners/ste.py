@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -14,19 +16,21 @@ from binlearn.experiment.config import ConfigError, register_model_config, regis
 from binlearn.experiment.learner import Reducer
 from binlearn.experiment.learners.optimizer_state import load_optimizer_state
 from binlearn.experiment.registry import register_learner
-from binlearn.nn import BinaryLinear, mlp
+from binlearn.nn import QCFS, BinaryConv2d, BinaryLinear, convnet, mlp
 from binlearn.rules import STE
 
-__all__ = ["MLPConfig", "STEConfig", "STELearner", "build_mlp"]
+__all__ = ["MLPConfig", "ConvNetConfig", "STEConfig", "STELearner", "build_mlp", "build_convnet"]
 
 _WEIGHTS = ("float", "binary")
-_ACTIVATIONS = ("relu", "hardtanh", "sign", "heaviside")
+_ACTIVATIONS = ("relu", "hardtanh", "sign", "heaviside", "qcfs")
 
 
 @dataclass
 class MLPConfig:
     """A feed-forward MLP. ``weights``: float | binary (α·sign(w), α = mean|w| per layer).
-    ``activations``: relu | hardtanh (float) or sign | heaviside (binary, STE gradient)."""
+    ``activations``: relu | hardtanh (float), sign | heaviside (binary, STE gradient) or qcfs
+    (the quantisation-clip-floor-shift activation of Bu et al. 2022 with ``qcfs_levels`` L and
+    a trained λ starting at ``qcfs_threshold``; a source for low-latency spiking conversion)."""
 
     hidden: list[int] = field(default_factory=lambda: [256])
     weights: str = "binary"
@@ -35,14 +39,69 @@ class MLPConfig:
     dropout: float = 0.0
     binary_first_layer: bool = True
     binary_last_layer: bool = True
+    weight_scale: str = "mean"
+    """α of binary weights: mean (one per layer) | unit (one per output unit) | none (α = 1)."""
+    qcfs_levels: int = 4
+    qcfs_threshold: float = 2.0
 
     def __post_init__(self) -> None:
+        _check_qcfs(self.qcfs_levels, self.qcfs_threshold)
+        if self.weight_scale not in BinarySign.SCALES:
+            raise ConfigError(f"model.weight_scale={self.weight_scale!r}; "
+                              f"valid: {', '.join(BinarySign.SCALES)}")
         if self.weights not in _WEIGHTS:
             raise ConfigError(f"model.weights={self.weights!r}; valid: {', '.join(_WEIGHTS)}")
         if self.activations not in _ACTIVATIONS:
             raise ConfigError(f"model.activations={self.activations!r}; valid: {', '.join(_ACTIVATIONS)}")
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ConfigError(f"model.hidden must be a non-empty list of positive sizes, got {self.hidden}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
+
+def _check_qcfs(levels: int, threshold: float) -> None:
+    if levels < 1:
+        raise ConfigError(f"model.qcfs_levels must be >= 1, got {levels}")
+    if not threshold > 0:
+        raise ConfigError(f"model.qcfs_threshold must be > 0, got {threshold}")
+
+
+@dataclass
+class ConvNetConfig:
+    """A small VGG-style convnet (:func:`~binlearn.nn.convnet`): 3×3 convolutions without bias
+    in ``stages`` (a 2×2 pool closes each stage, placed before the activation), then two linear
+    layers (``hidden`` units, then the classes). ``pool``: avg (convertible to spikes) | max.
+    ``weights``, ``weight_scale``, ``activations``, ``qcfs_*`` as for the MLP; first and last
+    layers stay float unless ``binary_first_layer`` / ``binary_last_layer``."""
+
+    stages: list[list[int]] = field(default_factory=lambda: [[32], [64]])
+    hidden: int = 256
+    weights: str = "binary"
+    weight_scale: str = "unit"
+    activations: str = "relu"
+    batch_norm: bool = True
+    pool: str = "avg"
+    dropout: float = 0.0
+    binary_first_layer: bool = False
+    binary_last_layer: bool = False
+    qcfs_levels: int = 4
+    qcfs_threshold: float = 2.0
+
+    def __post_init__(self) -> None:
+        _check_qcfs(self.qcfs_levels, self.qcfs_threshold)
+        if self.weight_scale not in BinarySign.SCALES:
+            raise ConfigError(f"model.weight_scale={self.weight_scale!r}; "
+                              f"valid: {', '.join(BinarySign.SCALES)}")
+        if self.weights not in _WEIGHTS:
+            raise ConfigError(f"model.weights={self.weights!r}; valid: {', '.join(_WEIGHTS)}")
+        if self.activations not in _ACTIVATIONS:
+            raise ConfigError(f"model.activations={self.activations!r}; valid: {', '.join(_ACTIVATIONS)}")
+        if self.pool not in ("avg", "max"):
+            raise ConfigError(f"model.pool={self.pool!r}; valid: avg, max")
+        if not self.stages or any(not stage or any(c < 1 for c in stage) for stage in self.stages):
+            raise ConfigError(f"model.stages must be non-empty lists of positive widths, got {self.stages}")
+        if self.hidden < 1:
+            raise ConfigError(f"model.hidden must be >= 1, got {self.hidden}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
@@ -67,12 +126,33 @@ class STEConfig:
             raise ConfigError(f"rule.lr_decay must be in (0, 1], got {self.lr_decay}")
 
 
+def _activation(cfg: MLPConfig | ConvNetConfig) -> Callable[[], nn.Module]:
+    if cfg.activations == "qcfs":
+        return partial(QCFS, cfg.qcfs_levels, cfg.qcfs_threshold)
+    return {"relu": nn.ReLU, "hardtanh": nn.Hardtanh, "sign": Sign, "heaviside": Heaviside}[cfg.activations]
+
+
 def build_mlp(cfg: MLPConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
-    activation = {"relu": nn.ReLU, "hardtanh": nn.Hardtanh, "sign": Sign, "heaviside": Heaviside}
     return mlp(
         math.prod(input_shape), list(cfg.hidden), num_classes,
-        weight_quantizer=BinarySign if cfg.weights == "binary" else None,
-        activation=activation[cfg.activations], batch_norm=cfg.batch_norm, dropout=cfg.dropout,
+        weight_quantizer=partial(BinarySign, cfg.weight_scale) if cfg.weights == "binary" else None,
+        activation=_activation(cfg), batch_norm=cfg.batch_norm, dropout=cfg.dropout,
+        quantize_first=cfg.binary_first_layer, quantize_last=cfg.binary_last_layer,
+    )
+
+
+def build_convnet(cfg: ConvNetConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    if len(input_shape) != 3:
+        raise ConfigError(f"model.kind = \"convnet\" needs image samples (channels, height, width), "
+                          f"got shape {input_shape}")
+    if min(input_shape[1:]) >> len(cfg.stages) < 1:
+        raise ConfigError(f"model.stages: {len(cfg.stages)} 2×2 pools are too many for "
+                          f"{input_shape[1]}×{input_shape[2]} images")
+    return convnet(
+        (input_shape[0], input_shape[1], input_shape[2]), [list(s) for s in cfg.stages], cfg.hidden,
+        num_classes,
+        weight_quantizer=partial(BinarySign, cfg.weight_scale) if cfg.weights == "binary" else None,
+        activation=_activation(cfg), batch_norm=cfg.batch_norm, pool=cfg.pool, dropout=cfg.dropout,
         quantize_first=cfg.binary_first_layer, quantize_last=cfg.binary_last_layer,
     )
 
@@ -102,7 +182,8 @@ class STELearner:
         if self.cfg.clip_latent:
             with torch.no_grad():
                 for module in self.model.modules():
-                    if isinstance(module, BinaryLinear) and module.weight_quantizer is not None:
+                    binary = isinstance(module, BinaryLinear | BinaryConv2d) and module.weight_quantizer
+                    if binary:
                         module.weight.clamp_(-1, 1)
         return {"loss": float(loss.detach()) * len(y), "correct": float((logits.argmax(1) == y).sum())}
 
@@ -145,6 +226,13 @@ def build_ste_learner(model_cfg: MLPConfig, rule_cfg: STEConfig, input_shape: tu
     return STELearner(build_mlp(model_cfg, input_shape, num_classes).to(device), rule_cfg)
 
 
+def build_convnet_learner(model_cfg: ConvNetConfig, rule_cfg: STEConfig, input_shape: tuple[int, ...],
+                          num_classes: int, device: torch.device) -> STELearner:
+    return STELearner(build_convnet(model_cfg, input_shape, num_classes).to(device), rule_cfg)
+
+
 register_model_config("mlp", MLPConfig)
+register_model_config("convnet", ConvNetConfig)
 register_rule_config("ste", STEConfig)
 register_learner("mlp", "ste", build_ste_learner)
+register_learner("convnet", "ste", build_convnet_learner)
