@@ -47,7 +47,7 @@ from binlearn.experiment.config import (
 )
 from binlearn.experiment.distributed import AllReduce, Context, setup, teardown
 from binlearn.experiment.learner import Learner, LocalReducer, Reducer
-from binlearn.experiment.plots import plot_curves
+from binlearn.experiment.plots import plot_curves, pyplot
 from binlearn.experiment.registry import build_learner
 from binlearn.experiment.rundir import (
     RunError,
@@ -516,6 +516,8 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
 
     title = f"{run_dir.name}: {config.data.dataset}"
     epochs = config.train.epochs
+    if context.is_main:  # load matplotlib now: a signal inside its C extension's first import
+        pyplot()        # (at the first epoch's plot) would end as an ImportError, not a clean stop
     new: list[dict[str, Any]] = []  # this process's records
     epoch_bar = tqdm(range(start_epoch, epochs + 1), desc="training", unit="epoch",
                      disable=True if quiet or not context.is_main else None)
