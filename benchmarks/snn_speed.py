@@ -6,8 +6,9 @@ hidden 1024×1024 layer has ±1 synapses) with the ``binlearn convert`` defaults
 ``--timesteps`` steps without layer delay, twice:
 
 * dense: :func:`binlearn.spiking.simulate` — float32 torch products over all inputs each step;
-* event-driven: :func:`binlearn.spiking.event.simulate_events` — one int8 row add of the
-  ±1 weights per spike (numba), float row adds for the output layer.
+* event-driven: :func:`binlearn.spiking.event.simulate_events` (``mode="packed"``): each
+  step over the whole batch, the ±1 layer's current by the AVX-512 XNOR-popcount GEMM of the
+  bit-packed spikes (exact integers), the output layer by the dense op on the 0/1 spikes.
 
 Both compute the first layer's constant current once with the same op. The hidden spikes
 must be identical (checked; the run fails otherwise). Reported: images/s and synaptic

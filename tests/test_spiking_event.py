@@ -35,8 +35,29 @@ def test_event_driven_spikes_equal_dense(delay, init, reset):
         layer.neuron.reset = reset
     assert [layer.binary for layer in network.layers] == [False, True, True, False]
     dense = simulate(network, x, 24, delay=delay, init=init)
-    events = simulate_events(network, x, 24, delay=delay, init=init)
+    events = simulate_events(network, x, 24, delay=delay, init=init, mode="rows")
     for a, b in zip(dense.spike_counts, events.spike_counts, strict=True):
         assert torch.equal(a, b)
     assert float(dense.spike_counts[1].mean()) > 0.5  # the deeper layers do spike
     torch.testing.assert_close(dense.outputs, events.outputs, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("delay,init,reset", [(True, "zero", "subtract"), (False, "half", "subtract"),
+                                              (False, "zero", "zero"), (True, "half", "zero")])
+def test_packed_spikes_and_outputs_equal_dense(delay, init, reset):
+    network, x = _network()
+    for layer in network.layers[:-1]:
+        layer.neuron.reset = reset
+    dense = simulate(network, x, 24, delay=delay, init=init)
+    packed = simulate_events(network, x, 24, delay=delay, init=init, mode="packed")
+    assert len(dense.spike_counts) == len(packed.spike_counts) == 3
+    for a, b in zip(dense.spike_counts, packed.spike_counts, strict=True):
+        assert torch.equal(a, b)
+    assert float(packed.spike_counts[2].mean()) > 0.5  # the last hidden layer does spike
+    assert torch.equal(dense.outputs, packed.outputs)  # the same output op: bit for bit
+
+
+def test_unknown_mode_refused():
+    network, x = _network()
+    with pytest.raises(ValueError, match="mode="):
+        simulate_events(network, x, 4, mode="fast")

@@ -1,6 +1,19 @@
-"""Event-driven simulation of converted binary MLPs on the CPU (one numba kernel, packed spikes).
+"""Event-driven simulation of converted binary MLPs on the CPU (packed spikes, popcounts).
 
-For each image the whole T-step simulation runs inside one compiled loop, its state in
+Two paths (``simulate_events(mode=...)``), both with the spikes of
+:func:`~binlearn.spiking.simulate.simulate` exactly.
+
+``mode="packed"`` (default, the faster): each time step runs over the whole batch. The
+first layer's IF step packs its spikes s ∈ {0, 1} as bits; a binary layer's current comes
+from the XNOR-popcount GEMM of :func:`binlearn.binary.kernels.numba_cpu.xnor_popcount_dense`
+(bit 1 = +1, so the packed spikes are the ±1 vector 2s − 1)::
+
+    Σ_k s_k·W[n, k] = (Σ_k (2s_k − 1)·W[n, k] + Σ_k W[n, k]) / 2
+
+— an exact integer, + bias in float32 as the dense op; the output layer runs its own dense
+op on the 0/1 spikes, so the outputs equal :func:`simulate`'s bit for bit.
+
+``mode="rows"``: for each image the whole T-step simulation runs inside one compiled loop, its state in
 cache: the first layer (float synapses) integrates its constant current (the image, direct
 encoding, computed once by the same dense op as :func:`~binlearn.spiking.simulate.simulate`)
 and packs its spikes as bits (:mod:`binlearn.binary.packing`: unit 64·w + i at bit i of
@@ -28,14 +41,17 @@ from numba import njit, prange
 from numba.typed import List
 from torch import nn
 
-from binlearn.binary.kernels.numba_cpu import popcount64, trailing_zeros64
+from binlearn.binary.kernels.numba_cpu import popcount64, trailing_zeros64, xnor_popcount_dense
 from binlearn.binary.packing import pack_bits, to_numpy_words
 from binlearn.spiking.functional import check_init
 from binlearn.spiking.network import SpikingLayer, SpikingNetwork, weighted_op
 from binlearn.spiking.neurons import IF
 from binlearn.spiking.simulate import SimulationResult
 
-__all__ = ["simulate_events", "supports_events"]
+__all__ = ["simulate_events", "supports_events", "MODES"]
+
+MODES = ("packed", "rows")
+"""``simulate_events`` paths: a batch-wide XNOR-popcount GEMM per step, or one image at a time."""
 
 
 @njit(inline="always")
@@ -43,6 +59,39 @@ def _fire(v, threshold, subtract):  # pragma: no cover - numba
     if v > threshold:
         return (v - threshold if subtract else np.float32(0.0)), True
     return v, False
+
+
+@njit(parallel=True, cache=True)
+def _fire_first(v, current, threshold, subtract, words, counts, spikes):  # pragma: no cover - numba
+    """One IF step of the first layer over the batch; its spikes packed (bit 1 = spike) and as 0/1."""
+    batch, units = v.shape
+    for b in prange(batch):
+        for k in range(words.shape[1]):
+            words[b, k] = 0
+        for n in range(units):
+            v[b, n], fired = _fire(v[b, n] + current[b, n], threshold[n], subtract)
+            spikes[b, n] = np.float32(1.0) if fired else np.float32(0.0)
+            if fired:
+                words[b, n >> 6] |= np.uint64(1) << np.uint64(n & 63)
+                counts[b, n] += 1
+
+
+@njit(parallel=True, cache=True)
+def _fire_binary(v, dots, weight_sums, bias, threshold, subtract, words, counts, spikes
+                 ):  # pragma: no cover - numba
+    """One IF step of a ±1 layer from dots[b, n] = Σ_k (2s_k − 1)·W[n, k] (the XNOR-popcount GEMM):
+    Σ_k s_k·W[n, k] = (dots[b, n] + Σ_k W[n, k]) / 2, an exact integer, + bias in float32."""
+    batch, units = v.shape
+    for b in prange(batch):
+        for k in range(words.shape[1]):
+            words[b, k] = 0
+        for n in range(units):
+            current = np.float32((np.int64(dots[b, n]) + weight_sums[n]) // 2) + bias[n]
+            v[b, n], fired = _fire(v[b, n] + current, threshold[n], subtract)
+            spikes[b, n] = np.float32(1.0) if fired else np.float32(0.0)
+            if fired:
+                words[b, n >> 6] |= np.uint64(1) << np.uint64(n & 63)
+                counts[b, n] += 1
 
 
 @njit(parallel=True, cache=True)
@@ -146,15 +195,69 @@ def _vector(values: torch.Tensor | None, size: int) -> np.ndarray:
     return np.ascontiguousarray(values.reshape(-1).expand(size).numpy(), np.float32)
 
 
+def _initial(threshold: np.ndarray, batch: int, half: bool) -> np.ndarray:
+    """v(0): 0 or θ/2 in float32, as :func:`~binlearn.spiking.functional.initial_membrane`."""
+    membrane = np.zeros((batch, threshold.shape[0]), np.float32)
+    return membrane + threshold / np.float32(2) if half else membrane
+
+
+def _simulate_packed(network: SpikingNetwork, first: np.ndarray, steps: int, subtract: bool, delay: bool,
+                     half: bool) -> tuple[torch.Tensor, list[np.ndarray]]:
+    """Every step over the whole batch: the first layer's IF step, then per ±1 layer one
+    XNOR-popcount GEMM of the packed spikes (:func:`xnor_popcount_dense`) and its IF step, then
+    the output layer's own dense op on the 0/1 spikes (the op :func:`simulate` runs, so the
+    outputs are its outputs)."""
+    layers = list(network)
+    units = network.units()
+    batch = first.shape[0]
+    thresholds = [_vector(_threshold(layer), size) for layer, size in zip(layers[:-1], units, strict=False)]
+    membranes = [_initial(threshold, batch, half) for threshold in thresholds]
+    counts = [np.zeros((batch, size), np.float32) for size in units[:-1]]
+    # two sets of spike buffers (packed, 0/1), swapped after each step (the delay reads the last step's)
+    buffers = [[(np.zeros((batch, (size + 63) // 64), np.uint64), np.zeros((batch, size), np.float32))
+                for size in units[:-1]] for _ in range(2)]
+    hidden = []
+    for layer, size in zip(layers[1:-1], units[1:-1], strict=True):
+        weight = weighted_op(layer.synapse).weight
+        words = np.ascontiguousarray(to_numpy_words(pack_bits(weight > 0)))  # bit 1 where the synapse is +1
+        sums = (2 * (weight > 0).sum(1) - weight.shape[1]).numpy().astype(np.int64)  # Σ_k W[n, k]
+        hidden.append((words, sums, _vector(layer.bias, size), np.zeros((batch, size), np.int32)))
+    output = layers[-1]
+    v_out = torch.zeros((batch, units[-1]))
+    outputs = []
+    for _ in range(steps):
+        new, old = buffers
+        _fire_first(membranes[0], first, thresholds[0], subtract, new[0][0], counts[0], new[0][1])
+        for j, (words, sums, bias, dots) in enumerate(hidden, start=1):
+            source = (old if delay else new)[j - 1][0]
+            xnor_popcount_dense(source, words, units[j - 1], out=dots)
+            _fire_binary(membranes[j], dots, sums, bias, thresholds[j], subtract, new[j][0], counts[j],
+                         new[j][1])
+        last = (old if delay else new)[-1][1]
+        v_out = v_out + output.current(torch.from_numpy(last))
+        outputs.append(v_out.clone())
+        buffers.reverse()
+    return torch.stack(outputs), counts
+
+
 @torch.no_grad()
 def simulate_events(network: SpikingNetwork, x: torch.Tensor, steps: int, *, delay: bool = True,
-                    init: str = "zero") -> SimulationResult:
+                    init: str = "zero", mode: str = "packed") -> SimulationResult:
     """:func:`~binlearn.spiking.simulate.simulate` with the direct encoding, event-driven.
 
     Args and result as :func:`simulate`; the network must be on the CPU and pass
     :func:`supports_events`, and its IF layers must share one reset. Hidden spikes equal
     :func:`simulate`'s exactly.
+
+    Args:
+        mode: ``"packed"`` (default, the faster: each step over the whole batch, a ±1 layer's
+            current by the XNOR-popcount GEMM of the packed spikes, ``Σ_k s_k·W[n, k] =
+            (Σ_k (2s_k − 1)·W[n, k] + Σ_k W[n, k]) / 2``; the outputs are :func:`simulate`'s
+            bit for bit) | ``"rows"`` (one image at a time in one numba kernel, AND-popcounts
+            and float row adds for the output, whose last bits may differ).
     """
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r}; valid: {', '.join(MODES)}")
     if network.device.type != "cpu" or not supports_events(network):
         raise ValueError("simulate_events runs CPU networks of a float first layer, binary hidden layers "
                          "and an output, with Flatten/Linear synapses; use simulate")
@@ -165,9 +268,16 @@ def simulate_events(network: SpikingNetwork, x: torch.Tensor, steps: int, *, del
     resets = {layer.neuron.reset for layer in layers[:-1]}
     if len(resets) != 1:
         raise ValueError("simulate_events needs one reset for all IF layers")
+    subtract = resets.pop() == "subtract"
     units = network.units()
     batch = x.shape[0]
     first = np.ascontiguousarray(layers[0].current(x.float()).reshape(batch, -1).numpy(), np.float32)
+    shapes = network.shapes()[1:-1]
+    if mode == "packed":
+        outputs, all_counts = _simulate_packed(network, first, steps, subtract, delay, init == "half")
+        counts = [torch.from_numpy(c).reshape(batch, *shape)
+                  for c, shape in zip(all_counts, shapes, strict=True)]
+        return SimulationResult(outputs, counts, None)
     hidden_words, hidden_bias, hidden_threshold, hidden_counts = List(), List(), List(), List()
     for layer, size in zip(layers[1:-1], units[1:-1], strict=True):
         plus = pack_bits(weighted_op(layer.synapse).weight > 0)  # bit 1 where the synapse is +1
@@ -178,11 +288,10 @@ def simulate_events(network: SpikingNetwork, x: torch.Tensor, steps: int, *, del
     output = layers[-1]
     out_rows = np.ascontiguousarray(weighted_op(output.synapse).weight.T.numpy(), np.float32)
     first_counts = np.zeros((batch, units[0]), np.float32)
-    outputs = np.zeros((steps, batch, units[-1]), np.float32)
+    rows_outputs = np.zeros((steps, batch, units[-1]), np.float32)
     _simulate(first, _vector(_threshold(layers[0]), units[0]), hidden_words, hidden_bias,
-              hidden_threshold, out_rows, _vector(output.bias, units[-1]), steps, resets.pop() == "subtract",
-              delay, init == "half", first_counts, hidden_counts, outputs)
-    shapes = network.shapes()[1:-1]
+              hidden_threshold, out_rows, _vector(output.bias, units[-1]), steps, subtract,
+              delay, init == "half", first_counts, hidden_counts, rows_outputs)
     counts = [torch.from_numpy(c).reshape(batch, *shape)
               for c, shape in zip([first_counts, *hidden_counts], shapes, strict=True)]
-    return SimulationResult(torch.from_numpy(outputs), counts, None)
+    return SimulationResult(torch.from_numpy(rows_outputs), counts, None)
