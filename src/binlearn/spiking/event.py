@@ -61,37 +61,54 @@ def _fire(v, threshold, subtract):  # pragma: no cover - numba
     return v, False
 
 
+@njit(inline="always")
+def _if_row(v, current, threshold, subtract, counts, spikes):  # pragma: no cover - numba
+    """One IF step of one image's units, branch-free (vectorised) and with the float32 ops of
+    :func:`~binlearn.spiking.functional.if_step`: v' = v + I; s = [v' > θ]; v' − s·θ or v'·(1 − s)."""
+    for n in range(v.shape[0]):
+        integrated = v[n] + current[n]
+        fired = np.float32(integrated > threshold[n])
+        if subtract:
+            v[n] = integrated - fired * threshold[n]
+        else:
+            v[n] = integrated * (np.float32(1.0) - fired)
+        spikes[n] = fired
+        counts[n] += fired
+
+
+@njit(inline="always")
+def _pack_row(spikes, words):  # pragma: no cover - numba
+    """words = the 0/1 spikes packed as bits (unit 64·k + i at bit i of word k), padding 0."""
+    units = spikes.shape[0]
+    for k in range(words.shape[0]):
+        start = k * 64
+        acc = np.uint64(0)
+        for i in range(min(64, units - start)):
+            acc |= np.uint64(spikes[start + i] > np.float32(0.5)) << np.uint64(i)
+        words[k] = acc
+
+
 @njit(parallel=True, cache=True)
 def _fire_first(v, current, threshold, subtract, words, counts, spikes):  # pragma: no cover - numba
     """One IF step of the first layer over the batch; its spikes packed (bit 1 = spike) and as 0/1."""
-    batch, units = v.shape
-    for b in prange(batch):
-        for k in range(words.shape[1]):
-            words[b, k] = 0
-        for n in range(units):
-            v[b, n], fired = _fire(v[b, n] + current[b, n], threshold[n], subtract)
-            spikes[b, n] = np.float32(1.0) if fired else np.float32(0.0)
-            if fired:
-                words[b, n >> 6] |= np.uint64(1) << np.uint64(n & 63)
-                counts[b, n] += 1
+    for b in prange(v.shape[0]):
+        _if_row(v[b], current[b], threshold, subtract, counts[b], spikes[b])
+        _pack_row(spikes[b], words[b])
 
 
 @njit(parallel=True, cache=True)
 def _fire_binary(v, dots, weight_sums, bias, threshold, subtract, words, counts, spikes
                  ):  # pragma: no cover - numba
     """One IF step of a ±1 layer from dots[b, n] = Σ_k (2s_k − 1)·W[n, k] (the XNOR-popcount GEMM):
-    Σ_k s_k·W[n, k] = (dots[b, n] + Σ_k W[n, k]) / 2, an exact integer, + bias in float32."""
+    Σ_k s_k·W[n, k] = (dots[b, n] + Σ_k W[n, k]) / 2, an exact (even-sum) integer, + bias in float32."""
     batch, units = v.shape
     for b in prange(batch):
-        for k in range(words.shape[1]):
-            words[b, k] = 0
+        current = np.empty(units, np.float32)
+        row = dots[b]
         for n in range(units):
-            current = np.float32((np.int64(dots[b, n]) + weight_sums[n]) // 2) + bias[n]
-            v[b, n], fired = _fire(v[b, n] + current, threshold[n], subtract)
-            spikes[b, n] = np.float32(1.0) if fired else np.float32(0.0)
-            if fired:
-                words[b, n >> 6] |= np.uint64(1) << np.uint64(n & 63)
-                counts[b, n] += 1
+            current[n] = np.float32((np.int64(row[n]) + weight_sums[n]) >> 1) + bias[n]
+        _if_row(v[b], current, threshold, subtract, counts[b], spikes[b])
+        _pack_row(spikes[b], words[b])
 
 
 @njit(parallel=True, cache=True)
