@@ -63,8 +63,9 @@ def _fire(v, threshold, subtract):  # pragma: no cover - numba
 
 @njit(inline="always")
 def _if_row(v, current, threshold, subtract, counts, spikes):  # pragma: no cover - numba
-    """One IF step of one image's units, branch-free (vectorised) and with the float32 ops of
-    :func:`~binlearn.spiking.functional.if_step`: v' = v + I; s = [v' > θ]; v' − s·θ or v'·(1 − s)."""
+    """One IF step of one image's units, branch-free and with the float32 ops of
+    :func:`~binlearn.spiking.functional.if_step`: v' = v + I; s = [v' > θ]; v' − s·θ or v'·(1 − s).
+    ``spikes`` may be ``current`` (element n is read before it is written)."""
     for n in range(v.shape[0]):
         integrated = v[n] + current[n]
         fired = np.float32(integrated > threshold[n])
@@ -89,16 +90,16 @@ def _pack_row(spikes, words):  # pragma: no cover - numba
 
 
 @njit(parallel=True, cache=True)
-def _fire_first(v, current, threshold, subtract, words, counts, spikes):  # pragma: no cover - numba
-    """One IF step of the first layer over the batch; its spikes packed (bit 1 = spike) and as 0/1."""
+def _fire_first(v, current, threshold, subtract, words, counts):  # pragma: no cover - numba
+    """One IF step of the first layer over the batch; its spikes packed (bit 1 = spike)."""
     for b in prange(v.shape[0]):
-        _if_row(v[b], current[b], threshold, subtract, counts[b], spikes[b])
-        _pack_row(spikes[b], words[b])
+        spikes = np.empty(v.shape[1], np.float32)  # a row in L1: the 0/1 spikes are only packed
+        _if_row(v[b], current[b], threshold, subtract, counts[b], spikes)
+        _pack_row(spikes, words[b])
 
 
 @njit(parallel=True, cache=True)
-def _fire_binary(v, dots, weight_sums, bias, threshold, subtract, words, counts, spikes
-                 ):  # pragma: no cover - numba
+def _fire_binary(v, dots, weight_sums, bias, threshold, subtract, words, counts):  # pragma: no cover - numba
     """One IF step of a ±1 layer from dots[b, n] = Σ_k (2s_k − 1)·W[n, k] (the XNOR-popcount GEMM):
     Σ_k s_k·W[n, k] = (dots[b, n] + Σ_k W[n, k]) / 2, an exact (even-sum) integer, + bias in float32."""
     batch, units = v.shape
@@ -107,8 +108,8 @@ def _fire_binary(v, dots, weight_sums, bias, threshold, subtract, words, counts,
         row = dots[b]
         for n in range(units):
             current[n] = np.float32((np.int64(row[n]) + weight_sums[n]) >> 1) + bias[n]
-        _if_row(v[b], current, threshold, subtract, counts[b], spikes[b])
-        _pack_row(spikes[b], words[b])
+        _if_row(v[b], current, threshold, subtract, counts[b], current)  # spikes over the used current
+        _pack_row(current, words[b])
 
 
 @njit(parallel=True, cache=True)
@@ -218,42 +219,75 @@ def _initial(threshold: np.ndarray, batch: int, half: bool) -> np.ndarray:
     return membrane + threshold / np.float32(2) if half else membrane
 
 
+PACKED_CHUNK = 128
+"""Images per chunk of the packed path: a chunk's state stays in the cache for all T steps."""
+
+
+@njit(cache=True)
+def _unpack_rows(words, spikes):  # pragma: no cover - numba
+    """spikes[b, n] = bit n of words[b] as 0/1 float32."""
+    units = spikes.shape[1]
+    full = units // 64
+    for b in range(spikes.shape[0]):
+        row = spikes[b]
+        for k in range(full):  # whole words: a fixed 64-bit loop that LLVM vectorises
+            word = words[b, k]
+            for i in range(64):
+                row[k * 64 + i] = np.float32((word >> np.uint64(i)) & np.uint64(1))
+        for n in range(full * 64, units):
+            row[n] = np.float32((words[b, n >> 6] >> np.uint64(n & 63)) & np.uint64(1))
+
+
 def _simulate_packed(network: SpikingNetwork, first: np.ndarray, steps: int, subtract: bool, delay: bool,
                      half: bool) -> tuple[torch.Tensor, list[np.ndarray]]:
-    """Every step over the whole batch: the first layer's IF step, then per ±1 layer one
-    XNOR-popcount GEMM of the packed spikes (:func:`xnor_popcount_dense`) and its IF step, then
-    the output layer's own dense op on the 0/1 spikes (the op :func:`simulate` runs, so the
-    outputs are its outputs)."""
+    """All T steps for one chunk of images at a time (its state in the cache), each step over
+    the chunk: the first layer's IF step, then per ±1 layer one XNOR-popcount GEMM of the
+    packed spikes (:func:`xnor_popcount_dense`) and its IF step. The last hidden layer's
+    packed spikes are kept for every step; the output layer then runs its own dense op on
+    them as 0/1 over the whole batch (the op :func:`simulate` runs, so the outputs are its
+    outputs)."""
     layers = list(network)
     units = network.units()
     batch = first.shape[0]
     thresholds = [_vector(_threshold(layer), size) for layer, size in zip(layers[:-1], units, strict=False)]
-    membranes = [_initial(threshold, batch, half) for threshold in thresholds]
     counts = [np.zeros((batch, size), np.float32) for size in units[:-1]]
-    # two sets of spike buffers (packed, 0/1), swapped after each step (the delay reads the last step's)
-    buffers = [[(np.zeros((batch, (size + 63) // 64), np.uint64), np.zeros((batch, size), np.float32))
-                for size in units[:-1]] for _ in range(2)]
     hidden = []
     for layer, size in zip(layers[1:-1], units[1:-1], strict=True):
         weight = weighted_op(layer.synapse).weight
         words = np.ascontiguousarray(to_numpy_words(pack_bits(weight > 0)))  # bit 1 where the synapse is +1
         sums = (2 * (weight > 0).sum(1) - weight.shape[1]).numpy().astype(np.int64)  # Σ_k W[n, k]
-        hidden.append((words, sums, _vector(layer.bias, size), np.zeros((batch, size), np.int32)))
+        hidden.append((words, sums, _vector(layer.bias, size)))
+    last_words = (units[-2] + 63) // 64
+    history = np.zeros((steps + 1, batch, last_words), np.uint64)  # [t + 1]: the last layer's spikes at t
+    for start in range(0, batch, PACKED_CHUNK):
+        stop = min(batch, start + PACKED_CHUNK)
+        size = stop - start
+        current = np.ascontiguousarray(first[start:stop])
+        membranes = [_initial(threshold, size, half) for threshold in thresholds]
+        chunk_counts = [np.zeros((size, n), np.float32) for n in units[:-1]]
+        # two sets of packed spikes, swapped after each step (the delay reads the last step's)
+        buffers = [[np.zeros((size, (n + 63) // 64), np.uint64) for n in units[:-1]] for _ in range(2)]
+        dots = [np.empty((size, n), np.int32) for n in units[1:-1]]
+        for t in range(steps):
+            new, old = buffers
+            _fire_first(membranes[0], current, thresholds[0], subtract, new[0], chunk_counts[0])
+            for j, (words, sums, bias) in enumerate(hidden, start=1):
+                source = (old if delay else new)[j - 1]
+                xnor_popcount_dense(source, words, units[j - 1], out=dots[j - 1])
+                _fire_binary(membranes[j], dots[j - 1], sums, bias, thresholds[j], subtract, new[j],
+                             chunk_counts[j])
+            history[t + 1, start:stop] = new[-1]
+            buffers.reverse()
+        for total, part in zip(counts, chunk_counts, strict=True):
+            total[start:stop] = part
     output = layers[-1]
     v_out = torch.zeros((batch, units[-1]))
+    last = np.empty((batch, units[-2]), np.float32)
     outputs = []
-    for _ in range(steps):
-        new, old = buffers
-        _fire_first(membranes[0], first, thresholds[0], subtract, new[0][0], counts[0], new[0][1])
-        for j, (words, sums, bias, dots) in enumerate(hidden, start=1):
-            source = (old if delay else new)[j - 1][0]
-            xnor_popcount_dense(source, words, units[j - 1], out=dots)
-            _fire_binary(membranes[j], dots, sums, bias, thresholds[j], subtract, new[j][0], counts[j],
-                         new[j][1])
-        last = (old if delay else new)[-1][1]
+    for t in range(steps):
+        _unpack_rows(history[t if delay else t + 1], last)
         v_out = v_out + output.current(torch.from_numpy(last))
         outputs.append(v_out.clone())
-        buffers.reverse()
     return torch.stack(outputs), counts
 
 
