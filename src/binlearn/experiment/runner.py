@@ -22,7 +22,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,15 +43,18 @@ from binlearn.experiment.checkpoint import (
 from binlearn.experiment.config import (
     ConfigError,
     ExperimentConfig,
+    ScheduleConfig,
     apply_overrides,
     config_from_dict,
     config_to_dict,
-    read_toml,
+    eval_keys,
+    read_config_file,
+    section_keys,
     to_toml,
 )
 from binlearn.experiment.distributed import AllReduce, Context, setup, teardown
 from binlearn.experiment.plots import plot_curves
-from binlearn.experiment.registry import build_learner
+from binlearn.experiment.registry import build_learner, check_memory
 from binlearn.rules.base import Learner, LocalReducer, Reducer
 
 __all__ = ["train", "evaluate", "load_run", "resolve_device", "TrainingDiverged", "RunError"]
@@ -175,47 +178,47 @@ def load_run(run_dir: Path) -> tuple[ExperimentConfig, dict[str, Any]]:
         raise RunError(f"run directory not found: {run_dir}")
     if not (run_dir / "config.toml").is_file():
         raise RunError(f"{run_dir} is not a binlearn run directory (no config.toml)")
-    config = config_from_dict(read_toml(run_dir / "config.toml"))
+    config = config_from_dict(read_config_file(run_dir / "config.toml"))
     if not (run_dir / "checkpoint.pt").is_file():
         raise RunError(f"{run_dir} has no checkpoint.pt yet (it stopped before its first epoch ended)")
     return config, load_checkpoint(run_dir / "checkpoint.pt")
 
 
-SCHEDULE_KEYS = ("decay_start", "cosine_epochs", "lr_decay", "anneal_flips", "anneal_gamma")
-"""Rule keys a resumed run may change: the learning-rate (and Bop flip) schedule, provided the
-new schedule starts at or after the epochs already trained, so the run stays the run of the
-new config from its first epoch."""
+SCHEDULE_KEYS = tuple(f.name for f in fields(ScheduleConfig))
+"""The [schedule] keys a resumed run may change (every one: the learning-rate and Bop flip
+schedule), provided the new schedule starts at or after the epochs already trained, so the run
+stays the run of the new config from its first epoch."""
 
 
-def _schedule_is_constant_until(rule: Any, epoch: int) -> bool:
-    constant = rule.lr_decay == 1.0 and rule.cosine_epochs == 0
-    return constant or rule.decay_start >= epoch
+def _schedule_is_constant_until(schedule: ScheduleConfig, epoch: int) -> bool:
+    return schedule.constant() or schedule.decay_start >= epoch
 
 
 def resume_config(run_dir: Path, overrides: list[str]) -> ExperimentConfig:
     """The config to continue ``run_dir`` with: its own, with ``overrides`` applied.
 
-    Allowed: ``train.*`` (e.g. more epochs), and the schedule keys ``rule.decay_start``,
-    ``rule.cosine_epochs``, ``rule.lr_decay``, ``rule.anneal_flips``, ``rule.anneal_gamma`` of
-    EP/BPTT runs when the schedule stays constant over the epochs already trained (the old
-    one was, and the new ``rule.decay_start`` is at least that many epochs): e.g. anneal a
-    plateaued run now.
+    Allowed: ``train.*`` (e.g. more epochs), and ``schedule.*`` (:data:`SCHEDULE_KEYS`) of runs
+    with an optimizer (EP, BPTT, STE) when the schedule stays constant over the epochs already
+    trained (the old one was, and the new ``schedule.decay_start`` is at least that many
+    epochs): e.g. anneal a plateaued run now.
     Anything else would make the run directory describe a run that never happened.
     """
     config, checkpoint = load_run(run_dir)
     done = int(checkpoint["epoch"])
     schedule = [item for item in overrides if not item.startswith("train.")]
-    delayable = all(hasattr(config.rule, key) for key in SCHEDULE_KEYS)  # EP / BPTT rules
+    allowed = section_keys(config, "schedule")
     for item in schedule:
         key = item.split("=", 1)[0].strip()
-        if not (delayable and key.startswith("rule.") and key[5:] in SCHEDULE_KEYS):
-            raise ConfigError(f"--resume accepts --set train.* and, for EP/BPTT runs, the schedule keys "
-                              f"rule.{', rule.'.join(SCHEDULE_KEYS)}; not {key!r}")
+        if key not in allowed:
+            accepted = f"the [schedule] keys {', '.join(allowed)}" if allowed else "no [schedule] keys"
+            raise ConfigError(f"--resume accepts --set train.* and {accepted} (this run's rule: "
+                              f"{config_to_dict(config)['rule']['name']}); not {key!r}")
     new = config_from_dict(apply_overrides(config_to_dict(config), overrides))
-    if schedule and not (_schedule_is_constant_until(config.rule, done)
-                         and new.rule.decay_start >= done):
+    if schedule and not (config.schedule is not None and new.schedule is not None
+                         and _schedule_is_constant_until(config.schedule, done)
+                         and new.schedule.decay_start >= done):
         raise ConfigError(f"a schedule set on --resume must leave the {done} epochs already trained "
-                          f"unchanged: set rule.decay_start >= {done} (the run's schedule must also "
+                          f"unchanged: set schedule.decay_start >= {done} (the run's schedule must also "
                           f"have been constant until then)")
     return new
 
@@ -349,6 +352,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
 
     data = load_dataset(config.data, quiet=quiet or not context.is_main).to(device)
     _check_augment(config, data.input_shape)
+    check_memory(config, data.input_shape, data.num_classes, device)
     torch.manual_seed(config.seed)
     learner = build_learner(config, data.input_shape, data.num_classes, device)
 
@@ -440,20 +444,17 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     return summary
 
 
-EVAL_KEYS = ("rule.eval_steps", "data.eval_batch_size", "train.device", "train.threads")
-"""Keys ``evaluate_run`` may override: how the trained model is run, never what it is."""
-
-
 def evaluate_run(run_dir: Path, *, split: str = "test", quiet: bool = False,
                  overrides: list[str] | None = None) -> dict[str, Any]:
     """Rebuild a run's learner from its checkpoint and measure its accuracy on ``split``.
 
-    ``overrides`` (``KEY=VALUE``, keys in :data:`EVAL_KEYS`) change how it is evaluated, e.g.
-    ``rule.eval_steps=50`` relaxes the free phase for 50 steps instead of the trained T.
+    ``overrides`` (``KEY=VALUE``, keys of :func:`~binlearn.experiment.config.eval_keys`: the
+    fields declared ``evaluation=True``) change how it is evaluated, e.g. ``rule.eval_steps=50``
+    relaxes the free phase for 50 steps instead of the trained T.
     """
     config, checkpoint = load_run(Path(run_dir))
     overrides = list(overrides or [])
-    allowed = [k for k in EVAL_KEYS if k != "rule.eval_steps" or hasattr(config.rule, "eval_steps")]
+    allowed = eval_keys(config)
     for item in overrides:
         key = item.split("=", 1)[0].strip()
         if key not in allowed:
@@ -464,6 +465,7 @@ def evaluate_run(run_dir: Path, *, split: str = "test", quiet: bool = False,
         torch.set_num_threads(config.train.threads)
     device = resolve_device(config.train.device)
     data = load_dataset(config.data, quiet=quiet).to(device)
+    check_memory(config, data.input_shape, data.num_classes, device)
     learner = build_learner(config, data.input_shape, data.num_classes, device)
     load_learner_state(learner, checkpoint, run_dir)
     x, y = {"test": (data.x_test, data.y_test), "train": (data.x_train, data.y_train),

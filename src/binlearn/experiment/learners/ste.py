@@ -3,66 +3,67 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from binlearn.binary import BinarySign, Heaviside, Sign
-from binlearn.experiment.config import ConfigError, register_model_config, register_rule_config
+from binlearn.experiment.config import (
+    ScheduleConfig,
+    Settings,
+    register_model_config,
+    register_rule_config,
+    setting,
+)
 from binlearn.experiment.registry import register_learner
+from binlearn.experiment.schedule import Schedule
 from binlearn.nn import BinaryLinear, mlp
 from binlearn.rules import STE, Reducer
 
-__all__ = ["MLPConfig", "STEConfig", "STELearner", "build_mlp", "mlp_to_packed"]
+__all__ = ["MLPConfig", "STEConfig", "STEOptimizerConfig", "STELearner", "build_mlp", "mlp_to_packed"]
 
 _WEIGHTS = ("float", "binary")
 _ACTIVATIONS = ("relu", "hardtanh", "sign", "heaviside")
 
 
 @dataclass
-class MLPConfig:
+class MLPConfig(Settings):
     """A feed-forward MLP. ``weights``: float | binary (α·sign(w), α = mean|w| per layer).
     ``activations``: relu | hardtanh (float) or sign | heaviside (binary, STE gradient)."""
 
-    hidden: list[int] = field(default_factory=lambda: [256])
-    weights: str = "binary"
-    activations: str = "relu"
+    SECTION: ClassVar[str] = "model"
+
+    hidden: list[int] = setting(factory=lambda: [256], ge=1, nonempty=True)
+    weights: str = setting("binary", choices=_WEIGHTS)
+    activations: str = setting("relu", choices=_ACTIVATIONS)
     batch_norm: bool = True
-    dropout: float = 0.0
+    dropout: float = setting(0.0, ge=0, lt=1)
     binary_first_layer: bool = True
     binary_last_layer: bool = True
 
-    def __post_init__(self) -> None:
-        if self.weights not in _WEIGHTS:
-            raise ConfigError(f"model.weights={self.weights!r}; valid: {', '.join(_WEIGHTS)}")
-        if self.activations not in _ACTIVATIONS:
-            raise ConfigError(f"model.activations={self.activations!r}; valid: {', '.join(_ACTIVATIONS)}")
-        if not self.hidden or any(h < 1 for h in self.hidden):
-            raise ConfigError(f"model.hidden must be a non-empty list of positive sizes, got {self.hidden}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
+@dataclass
+class STEConfig(Settings):
+    """The STE estimator: back-prop through the quantizers (straight-through gradients);
+    ``clip_latent`` keeps the latent weights of binary layers in [−1, 1] after each step."""
+
+    SECTION: ClassVar[str] = "rule"
+
+    clip_latent: bool = True
 
 
 @dataclass
-class STEConfig:
-    """Optimizer for the latent weights: adam | sgd; ``lr_decay`` multiplies lr every epoch."""
+class STEOptimizerConfig(Settings):
+    """The optimizer of the latent weights: ``name`` adam | sgd (``momentum``: sgd only)."""
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    lr_decay: float = 1.0
-    clip_latent: bool = True
+    SECTION: ClassVar[str] = "optimizer"
 
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("adam", "sgd"):
-            raise ConfigError(f"rule.optimizer={self.optimizer!r}; valid: adam, sgd")
-        if not self.lr > 0:
-            raise ConfigError(f"rule.lr must be > 0, got {self.lr}")
-        if not 0 < self.lr_decay <= 1:
-            raise ConfigError(f"rule.lr_decay must be in (0, 1], got {self.lr_decay}")
+    name: str = setting("adam", choices=("adam", "sgd"))
+    lr: float = setting(1e-3, gt=0)
+    momentum: float = setting(0.9, ge=0, lt=1)
+    weight_decay: float = setting(0.0, ge=0)
 
 
 def build_mlp(cfg: MLPConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
@@ -76,17 +77,21 @@ def build_mlp(cfg: MLPConfig, input_shape: tuple[int, ...], num_classes: int) ->
 
 
 class STELearner:
-    """Model + STE rule + optimizer. Gradients are averaged over ranks before each step."""
+    """Model + STE rule + optimizer + schedule. Gradients are averaged over ranks before each step."""
 
-    def __init__(self, model: nn.Module, cfg: STEConfig) -> None:
+    def __init__(self, model: nn.Module, cfg: STEConfig | None = None,
+                 optimizer: STEOptimizerConfig | None = None, schedule: ScheduleConfig | None = None) -> None:
+        cfg, optimizer = cfg or STEConfig(), optimizer or STEOptimizerConfig()
         self.model, self.cfg, self.rule = model, cfg, STE()
         params = model.parameters()
-        if cfg.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if optimizer.name == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=optimizer.lr, weight_decay=optimizer.weight_decay)
         else:
-            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                                             weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, cfg.lr_decay)
+            self.optimizer = torch.optim.SGD(params, lr=optimizer.lr, momentum=optimizer.momentum,
+                                             weight_decay=optimizer.weight_decay)
+        self.schedule = Schedule(schedule or ScheduleConfig())
+        self.schedule.drive_rates(self.optimizer)
+        self.epochs_done = 0
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> dict[str, float]:
         self.model.train()
@@ -115,18 +120,23 @@ class STELearner:
         for name, buffer in self.model.named_buffers():
             if buffer.is_floating_point() and "running" in name:
                 buffer.copy_(reducer.mean(buffer.clone()))
-        lr = self.optimizer.param_groups[0]["lr"]
-        self.scheduler.step()
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
+        self.epochs_done += 1
+        self.schedule.apply(self.epochs_done)
         return {"lr": lr}
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict()}
+                "epochs_done": self.epochs_done}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        # checkpoints written before the shared schedule kept torch's ExponentialLR state,
+        # whose last_epoch counts the epochs done
+        self.epochs_done = int(state["epochs_done"] if "epochs_done" in state
+                               else state["scheduler"]["last_epoch"])
+        self.schedule.apply(self.epochs_done)
 
     def to_packed(self, signed_inputs: bool) -> list:
         """The model as packed layers (:func:`mlp_to_packed`)."""
@@ -208,10 +218,18 @@ def mlp_to_packed(model: nn.Sequential, signed_inputs: bool) -> list:
 
 
 def build_ste_learner(model_cfg: MLPConfig, rule_cfg: STEConfig, input_shape: tuple[int, ...],
-                      num_classes: int, device: torch.device) -> STELearner:
-    return STELearner(build_mlp(model_cfg, input_shape, num_classes).to(device), rule_cfg)
+                      num_classes: int, device: torch.device, optimizer: STEOptimizerConfig | None = None,
+                      schedule: ScheduleConfig | None = None) -> STELearner:
+    model = build_mlp(model_cfg, input_shape, num_classes).to(device)
+    return STELearner(model, rule_cfg, optimizer, schedule)
+
+
+def mlp_memory(cfg: MLPConfig, input_shape: tuple[int, ...], num_classes: int) -> int:
+    """Bytes of an MLP's float32 weights, gradients and two optimizer moments (Adam)."""
+    sizes = [math.prod(input_shape), *cfg.hidden, num_classes]
+    return 16 * sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
 
 
 register_model_config("mlp", MLPConfig)
-register_rule_config("ste", STEConfig)
-register_learner("mlp", "ste", build_ste_learner)
+register_rule_config("ste", STEConfig, optimizer=STEOptimizerConfig)
+register_learner("mlp", "ste", build_ste_learner, memory=mlp_memory)
