@@ -11,13 +11,18 @@ from binlearn.energy import (
     BinaryAccumulator,
     BinaryWeights,
     DivergenceError,
+    DriveNudge,
     EnergyState,
+    FreeDriveNudge,
     HardSigmoid,
     Nudge,
+    StateNudge,
     convolutional,
     fully_connected,
+    nudge_placement,
     prepare,
     relax,
+    relax_step,
     steps_to_fixed_point,
 )
 
@@ -189,7 +194,7 @@ def test_state_nudge_is_clamped_and_free_drive_nudge_is_fixed_by_the_free_output
     with torch.no_grad():
         free = relax(net, x, net.initial_state(5), 6)
         # "state": one step, then β (t − s), then the clamp to the neuron's range [0, 1]
-        strong = relax(net, x, free, 3, Nudge(target, 4.0, "state"))
+        strong = relax(net, x, free, 3, Nudge(target, 4.0, StateNudge()))
         assert float(strong.layers[-1].min()) >= 0.0 and float(strong.layers[-1].max()) <= 1.0
         # "free_drive": the push β (t − s_out) is taken once, from the phase's starting output
         beta = 0.7
@@ -199,14 +204,14 @@ def test_state_nudge_is_clamped_and_free_drive_nudge_is_fixed_by_the_free_output
             drives = net.drives(x, manual)
             manual = EnergyState((net.neurons[0].step(manual.layers[0], drives[0]),
                                   net.neurons[1].step(manual.layers[1], drives[1] + push)))
-        nudged = relax(net, x, free, 3, Nudge(target, beta, "free_drive"))
+        nudged = relax(net, x, free, 3, Nudge(target, beta, FreeDriveNudge()))
         for a, b in zip(nudged.layers, manual.layers, strict=True):
             torch.testing.assert_close(a, b)
         assert not torch.equal(nudged.layers[-1], relax(net, x, free, 3).layers[-1])
 
 
 def test_sparse_binary_product_equals_the_gemm_exactly_and_declines_what_it_cannot_do():
-    from binlearn.energy.couplings import sparse_binary_product
+    from binlearn.binary.kernels.sparse import sparse_binary_product
 
     generator = torch.Generator().manual_seed(0)
     rows = torch.randint(0, 2, (300, 70), generator=generator).float() * 2 - 1
@@ -230,6 +235,7 @@ def test_sparse_binary_product_equals_the_gemm_exactly_and_declines_what_it_cann
 
 @pytest.mark.parametrize("schedule", ["synchronous", "even_odd"])
 def test_binary_relaxation_with_row_adds_is_bit_identical_to_the_gemm_path(monkeypatch, schedule):
+    import binlearn.binary.kernels.sparse as sparse_kernels
     import binlearn.energy.couplings as couplings
 
     torch.manual_seed(3)
@@ -246,16 +252,100 @@ def test_binary_relaxation_with_row_adds_is_bit_identical_to_the_gemm_path(monke
         return result
 
     monkeypatch.setattr(couplings, "sparse_binary_product", counted)
+    monkeypatch.setattr(sparse_kernels, "SPARSE_DENSITY", 1.0)  # row adds whatever the activity
     states = {}
     for sparse in (False, True):
-        monkeypatch.setattr(couplings, "SPARSE_PRODUCTS", sparse)
-        monkeypatch.setattr(couplings, "SPARSE_DENSITY", 1.0)  # row adds whatever the activity
+        used_before = len(used)
         with torch.no_grad():
-            free = relax(net, x, net.initial_state(6), 12, schedule=schedule)
-            states[sparse] = relax(net, x, free, 6, schedule=schedule, nudge=Nudge(target, 1.0)).layers
-    assert any(used)  # the row-add path ran (in both directions: up- and down-drives)
+            context = prepare(net, x, sparse_products=sparse)
+            free = relax(net, x, net.initial_state(6), 12, schedule=schedule, context=context)
+            states[sparse] = relax(net, x, free, 6, schedule=schedule, nudge=Nudge(target, 1.0),
+                                   context=context).layers
+        assert any(used[used_before:]) == sparse  # the switch decides (up- and down-drives)
     for a, b in zip(states[False], states[True], strict=True):
         assert torch.equal(a, b)
+
+
+def _relaxation_cases():
+    torch.manual_seed(7)
+    binary = dict(neuron=BinaryAccumulator(), weight=BinaryWeights())
+    return {
+        "fc_float": fully_connected((1, 6, 6), [20, 15], 4, gain=2.0),
+        "fc_float_one_layer": fully_connected((1, 6, 6), [], 4, gain=2.0),
+        "fc_binary_weights": fully_connected((1, 6, 6), [20], 3, weight=BinaryWeights(), group_size=2),
+        "fc_binary_neurons": fully_connected((1, 6, 6), [40, 24], 3, group_size=4, **binary),
+        "conv_float": convolutional((1, 10, 10), [3, 4], 3, kernel_size=3, padding=1, pool=2, gain=2.0),
+        "conv_binary_neurons": convolutional((1, 10, 10), [4], 3, kernel_size=3, padding=1, pool=2,
+                                             group_size=2, **binary),
+        "conv_cross_entropy": convolutional((1, 8, 8), [2, 3], 5, kernel_size=3, padding=1,
+                                            readout="cross_entropy"),
+    }
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "autograd"])
+@pytest.mark.parametrize("schedule", ["synchronous", "even_odd"])
+@pytest.mark.parametrize("name", list(_relaxation_cases()))
+def test_fused_relaxation_equals_repeated_pure_steps_bit_for_bit(name, schedule, grad):
+    """relax(…, n) is n × relax_step: free phase, then every nudge placement from it."""
+    net = _relaxation_cases()[name]
+    torch.manual_seed(11)
+    batch = 5
+    x = torch.rand(batch, *net.input_shape)
+    target = net.output_cost.target(torch.arange(batch) % net.output_cost.num_classes)
+    placements = [DriveNudge(), StateNudge()]
+    if not net.output_cost.readout:
+        placements.append(FreeDriveNudge())
+    with torch.set_grad_enabled(grad):
+        context = prepare(net, x)
+        free = relax(net, x, net.initial_state(batch), 9, schedule=schedule, context=context)
+        stepped = net.initial_state(batch)
+        for _ in range(9):
+            stepped = relax_step(net, x, stepped, schedule=schedule, context=context)
+        for a, b in zip(free.layers, stepped.layers, strict=True):
+            assert torch.equal(a, b), "free phase"
+        for placement in placements:
+            for beta in (0.7, -0.4):
+                nudge = Nudge(target, beta, placement)
+                fused = relax(net, x, free, 4, nudge=nudge, schedule=schedule, context=context)
+                stepped = free
+                for _ in range(4):
+                    stepped = relax_step(net, x, stepped, nudge, schedule, context=context, start=free)
+                for a, b in zip(fused.layers, stepped.layers, strict=True):
+                    assert torch.equal(a, b), f"{placement!r}, β = {beta}"
+                assert not torch.equal(fused.layers[-1], relax(net, x, free, 4, schedule=schedule,
+                                                              context=context).layers[-1])
+
+
+def test_relax_step_is_pure_and_follows_its_equation_on_a_two_layer_net():
+    torch.manual_seed(4)
+    net = fully_connected((1, 3, 3), [5], 2, gain=3.0)
+    x = torch.rand(2, *net.input_shape)
+    state = EnergyState((torch.rand(2, 5), torch.rand(2, 2)))
+    kept = state.clone()
+    (w1, w2), (b1, b2) = (c.weight for c in net.couplings), (c.bias for c in net.couplings)
+    h, y = state.layers
+    target = net.output_cost.target(torch.tensor([0, 1]))
+    with torch.no_grad():
+        new = relax_step(net, x, state, Nudge(target, 0.5, StateNudge()), "even_odd")
+    # even/odd: the hidden layer first, from the old output; then the output from the new hidden layer
+    h_new = (x.flatten(1) @ w1.t() + b1 + y @ w2).clamp(0, 1)
+    y_new = ((h_new @ w2.t() + b2).clamp(0, 1) + 0.5 * (target - y)).clamp(0, 1)
+    torch.testing.assert_close(new.layers[0], h_new)
+    torch.testing.assert_close(new.layers[1], y_new)
+    for a, b in zip(state.layers, kept.layers, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_placements_are_objects_named_once_for_configs():
+    assert nudge_placement("drive") == DriveNudge() and nudge_placement("free_drive") == FreeDriveNudge()
+    assert [nudge_placement(p.name) for p in (DriveNudge(), StateNudge(), FreeDriveNudge())] == [
+        DriveNudge(), StateNudge(), FreeDriveNudge()]
+    assert Nudge(torch.zeros(1), 1.0).placement == DriveNudge()
+    with pytest.raises(ValueError, match="unknown nudge placement 'output'; valid: drive, state, free_drive"):
+        nudge_placement("output")
+    net = fully_connected((1, 4, 4), [6], 3)
+    with pytest.raises(TypeError, match="NudgePlacement"):
+        relax(net, torch.rand(2, 1, 4, 4), net.initial_state(2), 3, Nudge(torch.zeros(2, 3), 1.0, "state"))
 
 
 @pytest.mark.parametrize("schedule", ["synchronous", "even_odd"])
@@ -268,13 +358,14 @@ def test_record_hook_sees_every_step_and_equals_step_by_step_relaxation(schedule
         context = prepare(net, x)
         final = relax(net, x, start, 5, schedule=schedule, context=context, step_offset=3,
                       record=lambda step, layers: seen.append((step, [s.clone() for s in layers])))
-        current = start
+        current = pure = start
         for index in range(5):
             current = relax(net, x, current, 1, schedule=schedule, context=context)
+            pure = relax_step(net, x, pure, schedule=schedule, context=context)
             step, layers = seen[index]
             assert step == 4 + index
-            for a, b in zip(layers, current.layers, strict=True):
-                assert torch.equal(a, b)
+            for a, b, c in zip(layers, current.layers, pure.layers, strict=True):
+                assert torch.equal(a, b) and torch.equal(a, c)
     assert len(seen) == 5
     for a, b in zip(seen[-1][1], final.layers, strict=True):
         assert torch.equal(a, b)

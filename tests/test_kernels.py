@@ -92,3 +92,20 @@ def test_pack_sign_matrix_matches_pack_signs():
     values = torch.randn(6, 200, generator=torch.Generator().manual_seed(1))
     values[0, :5] = 0.0
     assert np.array_equal(pack_sign_matrix(values.numpy()), to_numpy_words(pack_signs(values)))
+
+
+def test_bernoulli_masks_have_exact_extremes_zero_padding_and_depend_on_the_seed():
+    from binlearn.binary.kernels.bernoulli import bernoulli_mask_words
+
+    rows, features, bits = 5, 130, 8  # 130 = 2 words + 2 bits: 62 padding bits in the last word
+    none = bernoulli_mask_words(3, rows, features, 0, bits)
+    every = bernoulli_mask_words(3, rows, features, 1 << bits, bits)
+    assert none.shape == (rows, 3) and not none.any()
+    assert (every[:, :2] == np.uint64(0xFFFFFFFFFFFFFFFF)).all() and (every[:, 2] == np.uint64(3)).all()
+    half = bernoulli_mask_words(3, rows, features, 1 << (bits - 1), bits)
+    assert (half[:, 2] >> np.uint64(2) == 0).all()  # padding stays 0 at any p
+    ones = sum(bin(int(word)).count("1") for word in half.ravel())
+    assert 0.35 < ones / (rows * features) < 0.65
+    assert not np.array_equal(half, bernoulli_mask_words(4, rows, features, 1 << (bits - 1), bits))
+    with pytest.raises(ValueError, match="numerator"):
+        bernoulli_mask_words(3, rows, features, (1 << bits) + 1, bits)

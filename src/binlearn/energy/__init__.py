@@ -6,7 +6,9 @@ Build a network from couplings (:class:`Dense`, :class:`ConvPool`), weight behav
 (:class:`FloatWeights`, :class:`BinaryWeights`), neuron objects (:class:`HardSigmoid`,
 :class:`BinaryAccumulator`) and a cost (:class:`SquaredError` with output groups,
 :class:`CrossEntropyReadout`), or with :func:`fully_connected` / :func:`convolutional`;
-relax it with :func:`relax` under a schedule (``"synchronous"`` or ``"even_odd"``).
+relax it with :func:`relax` under a schedule (``"synchronous"`` or ``"even_odd"``), one
+step of which is :func:`relax_step`; a nudged phase places its force with
+:class:`DriveNudge`, :class:`StateNudge` or :class:`FreeDriveNudge`.
 Learning rules live in :mod:`binlearn.rules` (EP, BPTT, Bop).
 """
 
@@ -20,10 +22,16 @@ from binlearn.energy.relax import (
     SCHEDULES,
     SYNCHRONOUS,
     DivergenceError,
+    DriveNudge,
+    FreeDriveNudge,
     Nudge,
+    NudgePlacement,
     RelaxationContext,
+    StateNudge,
+    nudge_placement,
     prepare,
     relax,
+    relax_step,
     steps_to_fixed_point,
 )
 from binlearn.energy.state import EnergyState
@@ -47,9 +55,15 @@ __all__ = [
     "SCHEDULES",
     "NUDGE_PLACEMENTS",
     "Nudge",
+    "NudgePlacement",
+    "DriveNudge",
+    "StateNudge",
+    "FreeDriveNudge",
+    "nudge_placement",
     "RelaxationContext",
     "DivergenceError",
     "prepare",
     "relax",
+    "relax_step",
     "steps_to_fixed_point",
 ]

@@ -22,13 +22,13 @@ same numbers whatever the precision (Bop compares them with its threshold).
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from binlearn.binary.kernels.sparse import sparse_binary_product
 from binlearn.binary.quantizers import sign
 
 __all__ = ["FloatWeights", "BinaryWeights", "Coupling", "Dense", "ConvPool", "ordered_drive"]
@@ -44,53 +44,6 @@ def ordered_drive(product: torch.Tensor, alpha: float, base: torch.Tensor) -> to
     blocking over the inner dimension) and differs from it in the last bit.
     """
     return product.mul_(alpha).add_(base)
-
-
-SPARSE_PRODUCTS = True
-"""Let ordered products of sparse binary activations use row adds (:func:`sparse_binary_product`)."""
-SPARSE_DENSITY = 0.25
-"""Largest fraction of non-zero activations for which row adds beat the GEMM."""
-
-
-@functools.cache
-def _rows_kernel():
-    """The numba row-add kernel, imported on first use (numba loads slowly) and once."""
-    try:
-        from binlearn.binary.kernels.numba_cpu import signed_rows_sum
-    except ImportError:  # pragma: no cover - numba is a core dependency
-        return None
-    return signed_rows_sum
-
-
-def sparse_binary_product(values: torch.Tensor, rows, out: torch.Tensor | None = None
-                          ) -> torch.Tensor | None:
-    """values @ R for binary ``values`` (entries in {−1, 0, +1}, few of them non-zero) and a
-    ±1 matrix R: one row add of R per non-zero value (numba) instead of a dense GEMM.
-
-    ``rows``: R (K, N) C-contiguous, or a callable returning it (only called when the row
-    adds are used, so callers can defer building a transposed copy). Every partial sum is an
-    integer, so the result equals ``values @ R`` exactly in float32. Returns None (the caller
-    keeps its GEMM) off the CPU, for other dtypes, tensors that need gradients, denser
-    values than :data:`SPARSE_DENSITY`, or values outside {−1, 0, +1}.
-    """
-    if (not SPARSE_PRODUCTS or values.device.type != "cpu" or values.dtype != torch.float32
-            or values.requires_grad or values.dim() != 2):
-        return None
-    sample = values[:16]  # the density estimate only picks the faster path; results are exact either way
-    if int(torch.count_nonzero(sample)) > SPARSE_DENSITY * sample.numel():
-        return None
-    kernel = _rows_kernel()
-    if kernel is None:
-        return None
-    rows = rows() if callable(rows) else rows
-    if rows.dtype != torch.float32 or rows.requires_grad or not rows.is_contiguous():
-        return None
-    shape = (values.shape[0], rows.shape[1])
-    if out is None or tuple(out.shape) != shape or not out.is_contiguous() or out.dtype != torch.float32:
-        out = torch.empty(shape, dtype=torch.float32)
-    if not kernel(values.contiguous().numpy(), rows.numpy(), out.numpy()):
-        return None
-    return out
 
 
 class FloatWeights:
@@ -237,7 +190,8 @@ class Dense(Coupling):
         dominated by. ``ordered``: (bottom Wᵀ)·α + b as separate float32 operations instead of
         one fused ``addmm``, whose rounding depends on the BLAS (see :func:`ordered_drive`);
         ``rows``: Wᵀ laid out row-major, which lets the product of sparse binary activations
-        be row adds (:func:`sparse_binary_product`, the same numbers).
+        be row adds (:func:`~binlearn.binary.kernels.sparse.sparse_binary_product`, the same
+        numbers); None: always the GEMM.
         """
         if ordered:
             product = None if rows is None else sparse_binary_product(bottom.flatten(1), rows, out)
@@ -251,14 +205,15 @@ class Dense(Coupling):
 
     def drive_down(self, top: torch.Tensor, weight: torch.Tensor, cache: None,
                    base: torch.Tensor, out: torch.Tensor | None = None,
-                   alpha: float = 1.0, ordered: bool = False) -> torch.Tensor:
+                   alpha: float = 1.0, ordered: bool = False, sparse: bool = False) -> torch.Tensor:
         """base + ∂Φ_c/∂bottom = base + α · top W.  top: (batch, out); base: bottom's shape.
 
         ``ordered``: (top W)·α + base as separate float32 operations (see
-        :func:`ordered_drive`); other shapes are always computed that way."""
+        :func:`ordered_drive`); other shapes are always computed that way. ``sparse``
+        (ordered only): sparse binary ``top`` may take row adds of W, the same numbers."""
         if ordered and base.dim() == 2:
-            product = sparse_binary_product(top, weight if weight.is_contiguous() else weight.contiguous,
-                                            out)
+            product = None if not sparse else sparse_binary_product(
+                top, weight if weight.is_contiguous() else weight.contiguous, out)
             if product is None:
                 product = torch.mm(top, weight, out=out) if out is not None else top @ weight
             return ordered_drive(product, alpha, base)
@@ -354,9 +309,9 @@ class ConvPool(Coupling):
 
     def drive_down(self, top: torch.Tensor, weight: torch.Tensor, cache: tuple,
                    base: torch.Tensor, out: torch.Tensor | None = None,
-                   alpha: float = 1.0, ordered: bool = False) -> torch.Tensor:
+                   alpha: float = 1.0, ordered: bool = False, sparse: bool = False) -> torch.Tensor:
         """base + ∂Φ_c/∂bottom = base + Wᵀ ∗ unpool(top) (gradient routed to the maxima);
-        ``ordered`` is ignored, as in :meth:`drive_up`."""
+        ``ordered`` and ``sparse`` are ignored, as in :meth:`drive_up`."""
         if alpha != 1.0:
             weight = weight * alpha
         down = F.conv_transpose2d(self._unpool(top, cache), weight, padding=self.padding)

@@ -1,41 +1,51 @@
 """Relaxation: minimise the energy layer by layer, with hand-written drives, no autograd.
 
-    s_l ← step_l(s_l, u_l),   u_l = ∂Φ/∂a_l (+ β nudge on the output layer)
+One step of the dynamics, :func:`relax_step` (pure; the readable definition):
 
-Schedules are data (a string passed to :func:`relax`):
+    u_l = ∂Φ/∂a_l = P(W_l ∗ a_{l−1}) + b_l + W_{l+1}ᵀ ∗ P⁻¹(a_{l+1})    (a_0 = x; no second term at l = L)
+    s_l ← step_l(s_l, u_l)                  for every l of a group, from the state before the group
+    a_l = activation_l(s_l)
 
-- ``"synchronous"``: every layer from the previous state at once (the prototypical
-  dynamics of Ernoult et al. 2019 and Laydevant et al. 2021);
+with the output's nudge placed by a :class:`NudgePlacement` object (:class:`DriveNudge`,
+:class:`StateNudge`, :class:`FreeDriveNudge`). Schedules are data (a string passed to
+:func:`relax`), and fix the groups:
+
+- ``"synchronous"``: one group, every layer from the previous state at once (the
+  prototypical dynamics of Ernoult et al. 2019 and Laydevant et al. 2021);
 - ``"even_odd"``: layers 1, 3, 5, … then 2, 4, 6, … (1 = first hidden layer), each set to
   its minimiser given its neighbours, which are fixed during the half-sweep (Scellier et
   al., NeurIPS 2023). For slope-1 hard-sigmoid networks with dense couplings every
   half-sweep lowers the energy; it typically needs about half the steps.
 
-One step is one update of every layer in both schedules. Work is not repeated: the
-clamped input's drive onto the first layer (and its pooling positions) is computed once by
-:func:`prepare` and shared by every phase of a batch; effective weights (α ⊙ sign) are
-built once per batch; each coupling's up-drive is computed once per change of its bottom
-layer (and serves both the top layer's drive and, for max pooling, the positions the
-bottom layer's drive is routed through). Under ``torch.no_grad`` the loop reuses scratch
-buffers in place; under autograd (BPTT) it is out of place and differentiable.
+:func:`relax` runs the same steps in one fused loop that does not repeat work, and is
+tested to equal repeated :func:`relax_step` bit for bit (both schedules, dense and
+convolutional couplings, float and binary neurons, every nudge placement, with and without
+autograd). The clamped input's drive onto the first layer (and its pooling positions) is
+computed once by :func:`prepare` and shared by every phase of a batch; effective weights
+(α ⊙ sign) are built once per batch; each coupling's up-drive is computed once per change of
+its bottom layer (and serves both the top layer's drive and, for max pooling, the positions
+the bottom layer's drive is routed through). Under ``torch.no_grad`` the loop reuses
+scratch buffers in place; under autograd (BPTT) it is out of place and differentiable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 
-from binlearn.energy import couplings as couplings_module
+from binlearn.energy.costs import Cost
 from binlearn.energy.couplings import Dense
 from binlearn.energy.network import EnergyNet
 from binlearn.energy.state import EnergyState
 
 __all__ = [
     "SYNCHRONOUS", "EVEN_ODD", "SCHEDULES", "NUDGE_PLACEMENTS",
+    "NudgePlacement", "DriveNudge", "StateNudge", "FreeDriveNudge", "DRIVE_NUDGE", "nudge_placement",
     "Nudge", "RelaxationContext", "DivergenceError",
-    "StepRecord", "prepare", "relax", "check_schedule", "steps_to_fixed_point", "ordered_couplings",
+    "StepRecord", "prepare", "relax", "relax_step", "schedule_groups", "check_schedule",
+    "steps_to_fixed_point", "ordered_couplings",
 ]
 
 SYNCHRONOUS = "synchronous"
@@ -47,29 +57,123 @@ class DivergenceError(ValueError):
     """A relaxation produced a non-finite (NaN/inf) state; the message names layer and step."""
 
 
-NUDGE_PLACEMENTS = ("drive", "state", "free_drive")
+class NudgePlacement:
+    """Where the output's nudge −β ∂C/∂s_out enters one step (the subclasses below).
+
+    A placement object has three hooks, each the identity unless the placement uses it:
+
+    - :meth:`phase_push` — once per nudged phase, from the phase's starting output;
+    - :meth:`drive` — on the output's drive, before the neuron's step;
+    - :meth:`state` — on the output's new state, after the neuron's step.
+
+    ``inplace`` (no autograd): the hook may overwrite ``drive`` / ``new``, tensors owned by
+    the caller. ``name`` is the placement's name in configuration files
+    (``rule.nudge_placement``; :func:`nudge_placement` maps names to objects).
+    """
+
+    name: ClassVar[str]
+
+    def phase_push(self, nudge: Nudge, output: torch.Tensor) -> torch.Tensor | None:
+        """A force fixed for the whole phase (None: none), from the output at its start."""
+        return None
+
+    def drive(self, cost: Cost, drive: torch.Tensor, output: torch.Tensor, activation: torch.Tensor,
+              nudge: Nudge, push: torch.Tensor | None, inplace: bool) -> torch.Tensor:
+        """The output's drive u_out as the neuron's step receives it."""
+        return drive
+
+    def state(self, cost: Cost, new: torch.Tensor, output: torch.Tensor, activation: torch.Tensor,
+              nudge: Nudge, inplace: bool) -> torch.Tensor:
+        """The output's new state s_out after the neuron's step (``output``: the state before)."""
+        return new
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+class DriveNudge(NudgePlacement):
+    """s_out ← step(s_out, u_out − β ∂C/∂s_out); for squared error u_out + β(t − s_out).
+
+    The nudge is part of the drive, inside the neuron's step: the gradient of the total
+    energy E + βC (Laborieux et al. 2021), the form the GDU property is stated for.
+    """
+
+    name = "drive"
+
+    def drive(self, cost, drive, output, activation, nudge, push, inplace):
+        return cost.add_nudge(drive, output, activation, nudge.target, nudge.beta, inplace=inplace)
+
+
+class StateNudge(NudgePlacement):
+    """s_out ← clamp(step(s_out, u_out) + β(t − s_out), 0, 1).
+
+    Added after the step and clamped to the neuron's range (Laydevant et al.'s code for
+    float neurons): a saturated output still moves towards its target, so outputs cannot die
+    at the clamp.
+    """
+
+    name = "state"
+
+    def state(self, cost, new, output, activation, nudge, inplace):
+        new = cost.add_nudge(new, output, activation, nudge.target, nudge.beta, inplace=inplace)
+        return new.clamp_(0.0, 1.0) if inplace else new.clamp(0.0, 1.0)
+
+
+class FreeDriveNudge(NudgePlacement):
+    """s_out ← step(s_out, u_out + β(t − s⁰_out)),  s⁰_out the output when the phase starts.
+
+    ``free_drive``: a constant force from the output at the start of the nudged phase (the
+    free equilibrium s⁰) added to the drive, so it does not follow the output during the
+    phase (Laydevant et al.'s code for binary-activation networks, whose accumulators
+    average it in). Needs an output in the dynamics (squared-error cost, ``readout = "mse"``).
+    """
+
+    name = "free_drive"
+
+    def phase_push(self, nudge, output):
+        return nudge.beta * (nudge.target - output)
+
+    def drive(self, cost, drive, output, activation, nudge, push, inplace):
+        return drive.add_(push) if inplace else drive + push
+
+
+DRIVE_NUDGE = DriveNudge()
+"""The default placement, one shared instance (placements hold no state)."""
+_PLACEMENTS = {placement.name: placement for placement in (DRIVE_NUDGE, StateNudge(), FreeDriveNudge())}
+NUDGE_PLACEMENTS = tuple(_PLACEMENTS)
+"""The placements' names in configuration files (``rule.nudge_placement``)."""
+
+
+def nudge_placement(name: str) -> NudgePlacement:
+    """The placement object for a configuration name: ``"drive"`` → :class:`DriveNudge`,
+    ``"state"`` → :class:`StateNudge`, ``"free_drive"`` → :class:`FreeDriveNudge` (the one
+    place names map to placements)."""
+    if name not in _PLACEMENTS:
+        raise ValueError(f"unknown nudge placement {name!r}; valid: {', '.join(NUDGE_PLACEMENTS)}")
+    return _PLACEMENTS[name]
 
 
 class Nudge(NamedTuple):
-    """The nudging force on the output: −β ∂C/∂s_out.
+    """The nudging force on the output: −β ∂C/∂s_out, placed by ``placement``.
 
     Args:
         target: the cost's target, e.g. ``(batch, num_outputs)`` for squared error.
         beta: β, signed; 0 means no nudge.
-        placement: ``"drive"`` — added to the drive, inside the neuron's step,
-            s ← ρ(u + β(t − s)) (the gradient of the total energy E + βC; Laborieux et al.
-            2021; what the GDU property is stated for); ``"state"`` — added after the
-            step and clamped to the neuron's range, s ← clamp(ρ(u) + β(t − s), 0, 1)
-            (Laydevant et al.'s code for float neurons): a saturated output still moves
-            towards its target, so outputs cannot die at the clamp; ``"free_drive"`` — a
-            constant force β(t − s⁰_out) from the output at the start of the phase (the free
-            equilibrium) added to the drive, s ← step(s, u + β(t − s⁰_out)) (Laydevant et
-            al.'s code for binary-activation networks, whose accumulators average it in).
+        placement: a :class:`NudgePlacement` — :class:`DriveNudge` (default, inside the
+            neuron's step), :class:`StateNudge` (after the step, clamped) or
+            :class:`FreeDriveNudge` (a constant push from the phase's starting output);
+            :func:`nudge_placement` maps a configuration name to one.
     """
 
     target: torch.Tensor
     beta: float
-    placement: str = "drive"
+    placement: NudgePlacement = DRIVE_NUDGE
 
 
 class RelaxationContext(NamedTuple):
@@ -85,9 +189,11 @@ class RelaxationContext(NamedTuple):
         ordered: per coupling, whether its drives are computed as (integer product)·α + base
             in separate float32 operations (:func:`ordered_couplings`).
         rows_up: per coupling, its ±1 matrix transposed and row-major for the up-drives of
-            the relaxation loop (ordered dense couplings above the input; None elsewhere):
-            sparse binary activations then cost one row add each
-            (:func:`~binlearn.energy.couplings.sparse_binary_product`).
+            the relaxation loop (ordered dense couplings above the input when
+            ``sparse_products``; None elsewhere): sparse binary activations then cost one row
+            add each (:func:`~binlearn.binary.kernels.sparse.sparse_binary_product`).
+        sparse_products: let ordered products of sparse binary activations be row adds
+            (the same numbers as the GEMM; False: always the GEMM).
     """
 
     weights: tuple[torch.Tensor, ...]
@@ -97,12 +203,22 @@ class RelaxationContext(NamedTuple):
     alphas: tuple[float, ...]
     ordered: tuple[bool, ...]
     rows_up: tuple[torch.Tensor | None, ...] = ()
+    sparse_products: bool = False
 
 
 def check_schedule(schedule: str) -> str:
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown relaxation schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
     return schedule
+
+
+def schedule_groups(schedule: str, count: int) -> list[list[int]]:
+    """The layers (0-based) updated together, in order, in one step of ``count`` layers:
+    synchronous ``[[0, 1, …]]``; even/odd ``[[0, 2, …], [1, 3, …]]`` (layers 1, 3, … first)."""
+    check_schedule(schedule)
+    if schedule == SYNCHRONOUS:
+        return [list(range(count))]
+    return [list(range(0, count, 2)), list(range(1, count, 2))]
 
 
 def ordered_couplings(net: EnergyNet) -> tuple[bool, ...]:
@@ -122,7 +238,8 @@ def ordered_couplings(net: EnergyNet) -> tuple[bool, ...]:
     return tuple(flags)
 
 
-def prepare(net: EnergyNet, x: torch.Tensor, weights=None, biases=None) -> RelaxationContext:
+def prepare(net: EnergyNet, x: torch.Tensor, weights=None, biases=None,
+            sparse_products: bool = True) -> RelaxationContext:
     """Build the per-batch context: effective weights and the input's drive, computed once.
 
     Args:
@@ -130,6 +247,8 @@ def prepare(net: EnergyNet, x: torch.Tensor, weights=None, biases=None) -> Relax
         x: clamped input, ``(batch, *net.input_shape)``.
         weights, biases: override the couplings' (effective) weights and biases (BPTT
             passes leaves that require gradients); default: the network's own.
+        sparse_products: products of sparse binary activations with ±1 weights as row adds
+            on the CPU (bit-identical to the GEMM, faster below 25 % activity); False: the GEMM.
     """
     if tuple(x.shape[1:]) != net.input_shape:
         raise ValueError(f"input of shape {tuple(x.shape[1:])} does not match the network's "
@@ -149,10 +268,10 @@ def prepare(net: EnergyNet, x: torch.Tensor, weights=None, biases=None) -> Relax
     input_drive = input_drive.contiguous()
     rows_up = tuple(weight.detach().t().contiguous()
                     if index > 0 and ordered[index] and isinstance(coupling, Dense)
-                    and weight.device.type == "cpu" and couplings_module.SPARSE_PRODUCTS else None
+                    and weight.device.type == "cpu" and sparse_products else None
                     for index, (coupling, weight) in enumerate(zip(net.couplings, weights, strict=True)))
     return RelaxationContext(tuple(weights), tuple(biases), input_drive, input_cache,
-                             tuple(alphas), ordered, rows_up)
+                             tuple(alphas), ordered, rows_up, bool(sparse_products))
 
 
 def _first_bad_layer(layers) -> int | None:
@@ -168,25 +287,105 @@ def _first_bad_layer(layers) -> int | None:
 StepRecord = Callable[[int, tuple[torch.Tensor, ...]], None]
 
 
+def _owned_drive(net: EnergyNet, context: RelaxationContext, activations, index: int) -> torch.Tensor:
+    """u_l = P(W_l ∗ a_{l−1}) + b_l + W_{l+1}ᵀ ∗ P⁻¹(a_{l+1}) for layer ``index`` (0-based),
+    a new tensor (the clamped input's drive, a_{−1} = x, comes from ``context``)."""
+    couplings, last = net.couplings, net.num_layers - 1
+    weights, biases, alphas, ordered = context.weights, context.biases, context.alphas, context.ordered
+    if index == 0:
+        up = context.input_drive
+    else:
+        rows = context.rows_up[index] if context.rows_up else None
+        up, _ = couplings[index].drive_up(activations[index - 1], weights[index], biases[index],
+                                          alpha=alphas[index], ordered=ordered[index], rows=rows)
+    if index == last:
+        return up if index > 0 else up.clone()
+    above = couplings[index + 1]
+    cache = None
+    if above.routes_down:  # max pooling routes the down-drive through the maxima of W ∗ a_l
+        cache = above.drive_up(activations[index], weights[index + 1], biases[index + 1],
+                               alpha=alphas[index + 1], ordered=ordered[index + 1])[1]
+    return above.drive_down(activations[index + 1], weights[index + 1], cache, up,
+                            alpha=alphas[index + 1], ordered=ordered[index + 1],
+                            sparse=context.sparse_products)
+
+
+def relax_step(net: EnergyNet, x: torch.Tensor, state: EnergyState, nudge: Nudge | None = None,
+               schedule: str = SYNCHRONOUS, *, context: RelaxationContext | None = None,
+               start: EnergyState | None = None) -> EnergyState:
+    """One step of the dynamics; returns a new state (pure: ``state`` is kept).
+
+        for each group G of the schedule, in order, from the state s before G:
+            u_l = P(W_l ∗ a_{l−1}) + b_l + W_{l+1}ᵀ ∗ P⁻¹(a_{l+1})     (a_0 = x; a = activation(s))
+            u_L ← nudge.placement.drive(u_L)                          (output, when nudged)
+            s_l ← step_l(s_l, u_l)                                      for every l in G
+            s_L ← nudge.placement.state(s_L)                          (output, when nudged)
+
+    This is the definition :func:`relax` is tested against: ``relax(…, steps=n)`` equals n
+    calls of this function bit for bit. Under ``torch.no_grad`` it uses the neurons'
+    and costs' in-place arithmetic on tensors it owns (as :func:`relax` does), under
+    autograd their out-of-place twins.
+
+    Args:
+        net: the network.
+        x: clamped input, ``(batch, *net.input_shape)``.
+        state: the state before the step.
+        nudge: output nudge (None or β = 0: a free step).
+        schedule: ``"synchronous"`` or ``"even_odd"`` (:func:`schedule_groups`).
+        context: per-batch context from :func:`prepare` (built here when None).
+        start: the state the nudged phase started from (:class:`FreeDriveNudge` reads its
+            output; default: ``state``).
+    """
+    groups = schedule_groups(schedule, net.num_layers)
+    context = context if context is not None else prepare(net, x)
+    inplace = not torch.is_grad_enabled()
+    layers = list(state.layers)
+    last = len(layers) - 1
+    active = nudge if nudge is not None and nudge.beta != 0 else None
+    push = None
+    if active is not None:
+        push = active.placement.phase_push(active, (start if start is not None else state).layers[last])
+    for group in groups:
+        activations = net.activations(EnergyState(tuple(layers)))
+        updated = {}
+        for index in group:
+            neuron, at_output = net.neurons[index], active is not None and index == last
+            drive = _owned_drive(net, context, activations, index)
+            if active is not None and at_output:
+                drive = active.placement.drive(net.output_cost, drive, layers[index], activations[index],
+                                               active, push, inplace)
+            new = neuron.step_(layers[index], drive) if inplace else neuron.step(layers[index], drive)
+            if active is not None and at_output:
+                new = active.placement.state(net.output_cost, new, layers[index], activations[index],
+                                             active, inplace)
+            updated[index] = new
+        for index, new in updated.items():
+            layers[index] = new
+    return EnergyState(tuple(layers))
+
+
 def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
          nudge: Nudge | None, schedule: str, check_each_step: bool, step_offset: int,
          record: StepRecord | None = None) -> list:
-    """The relaxation loop on ``layers`` (working copies owned by this call)."""
+    """The fused relaxation loop on ``layers`` (working copies owned by this call): the
+    steps of :func:`relax_step`, with each up-drive computed once per change of its bottom
+    layer and scratch buffers reused in place under ``torch.no_grad``."""
     inplace = not torch.is_grad_enabled()
     count = len(layers)
     couplings, neurons = net.couplings, net.neurons
     weights, biases, alphas, ordered = context.weights, context.biases, context.alphas, context.ordered
+    sparse = context.sparse_products
     rows_up = context.rows_up or (None,) * count
     cost = net.output_cost
     last = count - 1
-    groups = ([list(range(count))] if schedule == SYNCHRONOUS
-              else [list(range(0, count, 2)), list(range(1, count, 2))])
+    groups = schedule_groups(schedule, count)
     ups: list = [context.input_drive] + [None] * (count - 1)
     caches: list = [context.input_cache] + [None] * (count - 1)
     activations = [n.activation(s) for n, s in zip(neurons, layers, strict=True)]
-    free_push = None
-    if nudge is not None and nudge.beta != 0 and nudge.placement == "free_drive":
-        free_push = nudge.beta * (nudge.target - layers[last])  # fixed for the whole phase
+    active = nudge if nudge is not None and nudge.beta != 0 else None
+    push = None
+    if active is not None:
+        push = active.placement.phase_push(active, layers[last])  # fixed for the whole phase
     scratch = [torch.empty_like(s) for s in layers] if inplace else None
     for step in range(steps):
         for group in groups:
@@ -205,31 +404,28 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
                 if index < last:
                     drive = couplings[index + 1].drive_down(
                         activations[index + 1], weights[index + 1], caches[index + 1],
-                        ups[index], out=scratch[index] if inplace else None,
-                        alpha=alphas[index + 1], ordered=ordered[index + 1])
+                        ups[index], out=scratch[index] if scratch is not None else None,
+                        alpha=alphas[index + 1], ordered=ordered[index + 1], sparse=sparse)
                 elif index > 0:
                     drive = ups[index]  # computed for this update, ours to overwrite
                 else:
                     drive = ups[index].clone()  # the shared input drive is never overwritten
-                nudged = index == last and nudge is not None and nudge.beta != 0
-                if nudged and nudge.placement == "drive":
-                    drive = cost.add_nudge(drive, layers[index], activations[index],
-                                           nudge.target, nudge.beta, inplace=inplace)
-                elif nudged and nudge.placement == "free_drive":
-                    drive = drive.add_(free_push) if inplace else drive + free_push
+                at_output = active is not None and index == last
+                if active is not None and at_output:
+                    drive = active.placement.drive(cost, drive, layers[index], activations[index],
+                                                   active, push, inplace)
                 if inplace:
                     new = neurons[index].step_(layers[index], drive)
                 else:
                     new = neurons[index].step(layers[index], drive)
-                if nudged and nudge.placement == "state":
-                    new = cost.add_nudge(new, layers[index], activations[index],
-                                         nudge.target, nudge.beta, inplace=inplace)
-                    new = new.clamp_(0.0, 1.0) if inplace else new.clamp(0.0, 1.0)
+                if active is not None and at_output:
+                    new = active.placement.state(cost, new, layers[index], activations[index], active,
+                                                 inplace)
                 new_layers[index] = new
             for index in group:
                 old, new = layers[index], new_layers[index]
                 layers[index] = new
-                if inplace and new is scratch[index]:
+                if scratch is not None and new is scratch[index]:
                     scratch[index] = old
                 activations[index] = neurons[index].activation(new)
                 if index < last:  # the coupling above reads this layer: its up-drive is stale
@@ -259,9 +455,11 @@ def relax(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
         x: clamped input, ``(batch, *net.input_shape)``.
         state: starting state, as from ``net.initial_state(batch)`` or a previous phase.
         steps: number of steps (T for the free phase, K for a nudged phase), >= 0.
-        nudge: output nudge (None or β = 0: free phase).
+        nudge: output nudge (None or β = 0: free phase), its placement an object
+            (:class:`DriveNudge`, :class:`StateNudge`, :class:`FreeDriveNudge`).
         schedule: ``"synchronous"`` or ``"even_odd"``.
-        context: per-batch context from :func:`prepare` (built here when None).
+        context: per-batch context from :func:`prepare` (built here when None; pass
+            ``prepare(net, x, sparse_products=False)`` to keep every product a GEMM).
         step_offset: added to step numbers in divergence messages and records (phases after
             the first).
         record: optional per-step hook, ``record(step, layers)`` after every step (see
@@ -274,9 +472,10 @@ def relax(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
     check_schedule(schedule)
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
-    if nudge is not None and nudge.placement not in NUDGE_PLACEMENTS:
-        raise ValueError(f"unknown nudge placement {nudge.placement!r}; valid: "
-                         f"{', '.join(NUDGE_PLACEMENTS)}")
+    if nudge is not None and not isinstance(nudge.placement, NudgePlacement):
+        raise TypeError(f"nudge placement must be a NudgePlacement (DriveNudge(), StateNudge(), "
+                        f"FreeDriveNudge(); nudge_placement(name) maps the names "
+                        f"{', '.join(NUDGE_PLACEMENTS)}), got {nudge.placement!r}")
     if len(state.layers) != net.num_layers:
         raise ValueError(f"state has {len(state.layers)} layers, network has {net.num_layers}")
     if context is None:

@@ -23,7 +23,8 @@ from typing import NamedTuple
 import torch
 
 from binlearn.energy.network import EnergyNet
-from binlearn.energy.relax import NUDGE_PLACEMENTS, Nudge, check_schedule, prepare, relax
+from binlearn.energy.relax import DRIVE_NUDGE, Nudge, NudgePlacement, check_schedule, prepare, relax
+from binlearn.energy.relax import nudge_placement as placement_named
 from binlearn.energy.state import EnergyState
 
 __all__ = ["EP", "EPResult", "parameter_derivative_difference"]
@@ -86,14 +87,21 @@ class EP:
         random_sign: draw the sign of β per mini-batch (torch's global generator).
         symmetric: two nudged phases at +β and −β ("centered" EP, much lower bias).
         schedule: relaxation schedule, ``"synchronous"`` or ``"even_odd"``.
-        nudge_placement: ``"drive"`` (inside the neuron's step, the energy-gradient form)
-            or ``"state"`` (added after the step, Laydevant et al.'s code); see
-            :class:`~binlearn.energy.Nudge`.
+        nudge_placement: where the nudge enters, a placement object
+            (:class:`~binlearn.energy.DriveNudge`: inside the neuron's step, the
+            energy-gradient form; :class:`~binlearn.energy.StateNudge`: after the step,
+            Laydevant et al.'s code; :class:`~binlearn.energy.FreeDriveNudge`: a constant push
+            from the free equilibrium) or its configuration name (``"drive"``, ``"state"``,
+            ``"free_drive"``).
+        sparse_products: products of sparse binary activations as row adds (bit-identical
+            to the GEMM; False: always the GEMM).
     """
 
     def __init__(self, free_steps: int, nudged_steps: int, beta: float,
                  random_sign: bool = False, symmetric: bool = False,
-                 schedule: str = "synchronous", nudge_placement: str = "drive") -> None:
+                 schedule: str = "synchronous",
+                 nudge_placement: NudgePlacement | str = DRIVE_NUDGE,
+                 sparse_products: bool = True) -> None:
         if free_steps < 1:
             raise ValueError(f"free_steps (T) must be >= 1, got {free_steps}")
         if nudged_steps < 1:
@@ -104,10 +112,12 @@ class EP:
         self.beta = float(beta)
         self.random_sign, self.symmetric = bool(random_sign), bool(symmetric)
         self.schedule = check_schedule(schedule)
-        if nudge_placement not in NUDGE_PLACEMENTS:
-            raise ValueError(f"unknown nudge placement {nudge_placement!r}; valid: "
-                             f"{', '.join(NUDGE_PLACEMENTS)}")
-        self.nudge_placement = nudge_placement
+        if isinstance(nudge_placement, str):
+            nudge_placement = placement_named(nudge_placement)
+        if not isinstance(nudge_placement, NudgePlacement):
+            raise TypeError(f"nudge_placement must be a NudgePlacement or a name, got {nudge_placement!r}")
+        self.nudge_placement: NudgePlacement = nudge_placement
+        self.sparse_products = bool(sparse_products)
 
     def __repr__(self) -> str:
         return (f"EP(free_steps={self.free_steps}, nudged_steps={self.nudged_steps}, "
@@ -119,7 +129,7 @@ class EP:
     def free_phase(self, net: EnergyNet, x: torch.Tensor, steps: int | None = None,
                    context=None) -> EnergyState:
         """s⁰: ``steps`` (default T) free steps from the network's initial state."""
-        context = context if context is not None else prepare(net, x)
+        context = context if context is not None else prepare(net, x, sparse_products=self.sparse_products)
         initial = net.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
         return relax(net, x, initial, self.free_steps if steps is None else steps,
                      schedule=self.schedule, context=context)
@@ -133,7 +143,7 @@ class EP:
             x: ``(batch, *net.input_shape)`` float32 inputs.
             y: ``(batch,)`` int64 class labels.
         """
-        context = prepare(net, x)
+        context = prepare(net, x, sparse_products=self.sparse_products)
         free = self.free_phase(net, x, context=context)
         target = net.output_cost.target(y)
         beta = self.beta

@@ -18,7 +18,8 @@ Every layer learns from its own input, activations and classifier; the next laye
 s as input; the last layer's scores are the prediction. Everything in the update is
 integer or bit arithmetic: pre-activations from the packed kernel, selection by integer
 comparison, int32 increments, and Bernoulli(p_r) drawn as 64-lane bit masks from the
-binary expansion of p_r = numerator / 2^bits (no float tensor is formed).
+binary expansion of p_r = numerator / 2^bits (no float tensor is formed;
+:mod:`binlearn.binary.kernels.bernoulli`).
 
 Ties. The forward pass reads a = 0 as +1 (sign(0) = +1, DESIGN.md rule 8), but the error
 test is strict, d_j · a_j < 0, as in the reference code, whose sign(0) = 0 gives a tied unit
@@ -53,13 +54,14 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from binlearn.binary.kernels.bernoulli import bernoulli_mask_words, mix_seed, probability_digits, row_masks
 from binlearn.binary.kernels.numba_cpu import (
     pack_sign_matrix,
     popcount64,
     trailing_zeros64,
     xnor_popcount_dense,
 )
-from binlearn.binary.packing import to_numpy_words, words_for
+from binlearn.binary.packing import to_numpy_words
 
 __all__ = [
     "LocalBinaryParameters",
@@ -295,74 +297,6 @@ def _sign_bytes(pre):
     return out
 
 
-_GOLDEN = 0x9E3779B97F4A7C15  # splitmix64's increment
-
-
-@njit(cache=True, inline="always")
-def _splitmix_mix(z):
-    """splitmix64's output function of a counter value."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-@njit(cache=True, inline="always")
-def _splitmix_next(state):
-    state = state + np.uint64(_GOLDEN)
-    return state, _splitmix_mix(state)
-
-
-@njit(cache=True, inline="always")
-def _row_masks(state, digits, features, masks):
-    """masks[w] = 64 independent Bernoulli(p) bits for features 64·w … 64·w + 63 (padding
-    bits 0), p = Σ_i digits[i]·2^(i − bits) (``digits`` has bits + 1 entries, least
-    significant first; digits[bits] = 1 is p = 1, every bit set).
-
-    Per word, from the least significant binary digit of p up: X ← digit ? (r | X) : (r & X)
-    with r a fresh random word, so P(bit) = p exactly. The random words are the splitmix64
-    stream from ``state``: word w, digit i uses the (w·bits + i + 1)-th output, a function of
-    a counter only, so a digit's words for the whole row are computed in one vectorisable
-    loop (twice as fast as drawing them one by one; same numbers). ``digits`` is uint8 so
-    that no uint64/int64 mix makes numba go through float."""
-    bits = digits.shape[0] - 1
-    words = masks.shape[0]
-    if digits[bits]:
-        masks[:] = ~np.uint64(0)
-    else:
-        masks[:] = 0
-        for i in range(bits):
-            if digits[i]:
-                for w in range(words):
-                    masks[w] |= _splitmix_mix(state + np.uint64(w * bits + i + 1) * np.uint64(_GOLDEN))
-            else:
-                for w in range(words):
-                    masks[w] &= _splitmix_mix(state + np.uint64(w * bits + i + 1) * np.uint64(_GOLDEN))
-    valid = features - (words - 1) * 64
-    if valid < 64:
-        masks[words - 1] &= (np.uint64(1) << np.uint64(valid)) - np.uint64(1)
-
-
-def _digits(numerator: int, bits: int) -> np.ndarray:
-    """The bits + 1 binary digits of numerator ∈ [0, 2^bits], least significant first."""
-    if not 0 <= numerator <= 1 << bits:
-        raise ValueError(f"reinforcement numerator {numerator} is not in [0, 2^{bits}]")
-    return np.array([(numerator >> i) & 1 for i in range(bits + 1)], np.uint8)
-
-
-@njit(cache=True)
-def mix_seed(seed, stream):
-    """A well-mixed 64-bit seed for ``stream`` (layer, row) from a step seed."""
-    state = np.uint64(seed) ^ (np.uint64(stream) * np.uint64(0xD1B54A32D192ED03))
-    state, z = _splitmix_next(state)
-    return z
-
-
-@njit(cache=True)
-def _reinforcement_masks(seed, rows, features, digits, out):
-    for j in range(rows):
-        _row_masks(mix_seed(seed, j), digits, features, out[j])
-
-
 @njit(cache=True)
 def _reinforce(hidden, seed, digits, low, high):
     """With probability numerator/2^bits per weight: H += 2·sign(H), saturated. Returns the
@@ -371,7 +305,7 @@ def _reinforce(hidden, seed, digits, low, high):
     masks = np.empty((features + 63) // 64, np.uint64)
     total = np.uint64(0)
     for j in range(hidden.shape[0]):
-        _row_masks(mix_seed(seed, j), digits, features, masks)
+        row_masks(mix_seed(seed, j), digits, features, masks)
         for word in range(masks.shape[0]):
             mask = masks[word]
             total += popcount64(mask)
@@ -399,10 +333,8 @@ def reinforcement_mask_words(seed: int, layer_index: int, rows: int, features: i
                              numerator: int, bits: int) -> np.ndarray:
     """The (rows, words(features)) uint64 masks of weights a step reinforces (bit = 1),
     little bit order, padding 0 — what :func:`local_binary_step` draws for ``layer_index``."""
-    out = np.empty((rows, words_for(features)), np.uint64)
-    _reinforcement_masks(np.uint64(mix_seed(np.uint64(seed), np.uint64(layer_index))), rows, features,
-                         _digits(numerator, bits), out)
-    return out
+    return bernoulli_mask_words(mix_seed(np.uint64(seed), np.uint64(layer_index)), rows, features,
+                                numerator, bits)
 
 
 def _limits(layer: BinaryLayer, clip: int | None) -> tuple[int, int]:
@@ -447,7 +379,7 @@ def reinforce(layer: BinaryLayer, seed: int, stream: int, bits: int, clip: int |
         return 0
     low, high = _limits(layer, clip)
     return int(_reinforce(layer.hidden.numpy(), np.uint64(mix_seed(np.uint64(seed), np.uint64(stream))),
-                          _digits(layer.reinforcement_numerator, bits), low, high))
+                          probability_digits(layer.reinforcement_numerator, bits), low, high))
 
 
 def local_binary_step(layers: list[BinaryLayer], x_signs: torch.Tensor, labels: torch.Tensor,

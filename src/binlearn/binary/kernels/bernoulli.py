@@ -1,0 +1,112 @@
+"""Bernoulli(p) bit masks from a counter-based splitmix64 stream, compiled by numba.
+
+    P(bit = 1) = p = numerator / 2^bits,   bit order and padding of :mod:`binlearn.binary.packing`
+
+Per 64-bit word, from the least significant binary digit d_i of p up,
+
+    X ← d_i ? (r_i | X) : (r_i & X),   r_i a fresh uniformly random word,
+
+so every bit of X is 1 with probability exactly p (Σ_i d_i 2^(i − bits)), with no float
+formed. The random words are splitmix64 outputs of a counter: word w, digit i of a row
+uses output number w·bits + i + 1 from the row's seed, a function of the counter only, so
+one digit's words for a whole row are one vectorisable loop.
+
+Used by the binary-native local rule (:mod:`binlearn.rules.local_binary`) to draw its
+reinforcement masks; the kernels are primitives and know nothing of the rule.
+
+Reference: G. Steele, D. Lea, C. Flood, "Fast splittable pseudorandom number generators",
+OOPSLA 2014 (splitmix64).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["GOLDEN_GAMMA", "splitmix64_mix", "splitmix64_next", "mix_seed", "row_masks",
+           "probability_digits", "bernoulli_mask_words"]
+
+GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+"""splitmix64's increment (the odd integer closest to 2^64 / φ)."""
+
+
+@njit(cache=True, inline="always")
+def splitmix64_mix(z):
+    """splitmix64's output function of a counter value z (uint64)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, inline="always")
+def splitmix64_next(state):
+    """(state + γ, mix(state + γ)): one step of the splitmix64 stream."""
+    state = state + np.uint64(GOLDEN_GAMMA)
+    return state, splitmix64_mix(state)
+
+
+@njit(cache=True)
+def mix_seed(seed, stream):
+    """A well-mixed 64-bit seed for ``stream`` (e.g. layer, row) from a step seed (uint64s)."""
+    state = np.uint64(seed) ^ (np.uint64(stream) * np.uint64(0xD1B54A32D192ED03))
+    state, z = splitmix64_next(state)
+    return z
+
+
+@njit(cache=True, inline="always")
+def row_masks(state, digits, features, masks):
+    """masks[w] = 64 independent Bernoulli(p) bits for features 64·w … 64·w + 63 (padding
+    bits 0), p = Σ_i digits[i]·2^(i − bits).
+
+    Args:
+        state: the row's seed (uint64, e.g. from :func:`mix_seed`).
+        digits: (bits + 1,) uint8, the binary digits of p·2^bits, least significant first
+            (:func:`probability_digits`); digits[bits] = 1 is p = 1, every bit set. uint8 so
+            that no uint64/int64 mix makes numba go through float.
+        features: valid bits in the row.
+        masks: (ceil(features / 64),) uint64, written.
+    """
+    bits = digits.shape[0] - 1
+    words = masks.shape[0]
+    if digits[bits]:
+        masks[:] = ~np.uint64(0)
+    else:
+        masks[:] = 0
+        for i in range(bits):
+            if digits[i]:
+                for w in range(words):
+                    masks[w] |= splitmix64_mix(state + np.uint64(w * bits + i + 1) * np.uint64(GOLDEN_GAMMA))
+            else:
+                for w in range(words):
+                    masks[w] &= splitmix64_mix(state + np.uint64(w * bits + i + 1) * np.uint64(GOLDEN_GAMMA))
+    valid = features - (words - 1) * 64
+    if valid < 64:
+        masks[words - 1] &= (np.uint64(1) << np.uint64(valid)) - np.uint64(1)
+
+
+def probability_digits(numerator: int, bits: int) -> np.ndarray:
+    """The bits + 1 binary digits of numerator ∈ [0, 2^bits], least significant first, uint8."""
+    if not 0 <= numerator <= 1 << bits:
+        raise ValueError(f"reinforcement numerator {numerator} is not in [0, 2^{bits}]")
+    return np.array([(numerator >> i) & 1 for i in range(bits + 1)], np.uint8)
+
+
+@njit(cache=True)
+def _mask_rows(seed, rows, features, digits, out):
+    for j in range(rows):
+        row_masks(mix_seed(seed, j), digits, features, out[j])
+
+
+def bernoulli_mask_words(seed: int, rows: int, features: int, numerator: int, bits: int) -> np.ndarray:
+    """(rows, ceil(features / 64)) uint64: row j's bits are Bernoulli(numerator / 2^bits),
+    drawn by :func:`row_masks` from the row seed ``mix_seed(seed, j)``; little bit order,
+    padding 0.
+
+    Args:
+        seed: the stream's seed, an integer in [0, 2^64).
+        rows, features: the mask's shape in bits.
+        numerator, bits: p = numerator / 2^bits, numerator ∈ [0, 2^bits].
+    """
+    out = np.empty((rows, (features + 63) // 64), np.uint64)
+    _mask_rows(np.uint64(seed), rows, features, probability_digits(numerator, bits), out)
+    return out
