@@ -31,8 +31,8 @@ from pathlib import Path
 import torch
 
 from binlearn.experiment import load_config
+from binlearn.experiment.learner import LocalReducer
 from binlearn.experiment.registry import build_learner
-from binlearn.rules import LocalReducer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "laydevant2021"
 CASES = {

@@ -41,8 +41,8 @@ import torch
 
 from binlearn.binary.packing import from_numpy_words, unpack_bits
 from binlearn.experiment import load_config
+from binlearn.experiment.learner import LocalReducer
 from binlearn.experiment.registry import build_learner
-from binlearn.rules import LocalReducer
 from binlearn.rules.local_binary import (
     input_signs,
     local_binary_step,

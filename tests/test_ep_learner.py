@@ -16,8 +16,8 @@ from binlearn.data import load_dataset, write_cifar_archive
 from binlearn.data.encodings import random_crop_flip
 from binlearn.energy import DivergenceError
 from binlearn.experiment import ConfigError, load_config
+from binlearn.experiment.learner import LocalReducer
 from binlearn.experiment.registry import build_learner
-from binlearn.rules import LocalReducer
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs" / "laydevant2021").glob("*.toml"))
 # shrink every architecture so one step runs in milliseconds (hyper-parameters untouched)
@@ -251,8 +251,7 @@ def test_eval_overrides_change_how_a_run_is_evaluated_not_the_model(tmp_path):
     """``evaluate_run`` with ``rule.eval_steps`` relaxes for that many steps: the trained T
     gives the run's own test accuracy; one step stops the free phase far from its fixed point
     and predicts differently. Keys that would change the model are refused."""
-    from binlearn.experiment import train
-    from binlearn.experiment.runner import evaluate_run
+    from binlearn.experiment import evaluate_run, train
 
     config = load_config(CONFIGS[0].parent / "fc-float.toml",
                          ["data.dataset=\"digits\"", "model.hidden=[32]", "rule.free_steps=12",

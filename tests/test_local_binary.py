@@ -20,8 +20,8 @@ from binlearn.binary.packing import from_numpy_words, unpack_bits, unpack_signs
 from binlearn.data import load_dataset
 from binlearn.experiment import ConfigError, load_config, train
 from binlearn.experiment.checkpoint import load_checkpoint
+from binlearn.experiment.learner import LocalReducer
 from binlearn.experiment.registry import build_learner
-from binlearn.rules import LocalReducer
 
 CONFIGS = Path(__file__).parents[1] / "configs" / "colombo2024"
 RULE = CONFIGS / "mnist-1035-1035.toml"
@@ -116,7 +116,7 @@ def test_training_uses_integer_state_and_integer_kernel_inputs_only(monkeypatch,
             return kernel(*args, **kwargs)
         return wrapper
 
-    for name in ("_scores_verdicts", "_select_accumulate", "_apply_delta", "_reinforce",
+    for name in ("scores_verdicts", "_select_accumulate", "_apply_delta", "_reinforce",
                  "xnor_popcount_dense", "pack_sign_matrix", "_sign_bytes"):
         monkeypatch.setattr(lb, name, checked(getattr(lb, name)))
     x, y = mnist_batch

@@ -28,11 +28,12 @@ from binlearn.binary.packed_format import (
 )
 from binlearn.binary.packing import from_numpy_words, pack_bits, pack_signs, to_numpy_words, unpack_bits
 from binlearn.cli import main
-from binlearn.data import load_dataset
+from binlearn.data import raw_split
 from binlearn.energy import relax
+from binlearn.energy.packed import energy_to_packed
 from binlearn.energy.relax import ordered_couplings
-from binlearn.experiment import load_config, load_run, train
-from binlearn.experiment.export import export_run, split_images
+from binlearn.experiment import load_config, load_trained, train
+from binlearn.experiment.export import export_run
 from binlearn.experiment.registry import build_learner
 
 DIGITS = ["data.encoding=\"binarize\"", "train.epochs=2", "train.threads=1", "data.batch_size=64"]
@@ -76,16 +77,13 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 
 def _learner_and_data(run_dir: Path):
-    config, checkpoint = load_run(run_dir)
-    data = load_dataset(config.data, quiet=True)
-    learner = build_learner(config, data.input_shape, data.num_classes, torch.device("cpu"))
-    learner.load_state_dict(checkpoint["learner"])
-    return config, learner, data
+    trained = load_trained(run_dir, device="cpu", quiet=True)
+    return trained.config, trained.learner, trained.data
 
 
 def _raw(config, split: str) -> np.ndarray:
-    return split_images(config.data.dataset, split, config.data.train_size, config.data.validation_size,
-                        config.data.data_dir, quiet=True)[0]
+    return raw_split(config.data.dataset, split, config.data.train_size, config.data.validation_size,
+                     config.data.data_dir, quiet=True)[0]
 
 
 def _check_identical(run_dir: Path, tmp_path: Path) -> None:
@@ -512,7 +510,7 @@ def test_unexportable_ep_networks_are_refused(overrides, fragment):
     config = load_config(EP_CONFIG, ["data.dataset=\"digits\"", "model.hidden=[8]", *overrides])
     learner = build_learner(config, (1, 8, 8), 10, torch.device("cpu"))
     with pytest.raises(PackedFormatError) as info:
-        learner.to_packed(False)
+        energy_to_packed(learner.net, learner.eval_steps, learner.cfg.schedule, False)
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 

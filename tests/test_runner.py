@@ -297,7 +297,8 @@ def test_corrupt_dataset_and_checkpoint_are_one_line(tmp_path, mnist_dir):
 
 def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     """Files written through a temporary file are not left owner-only (tempfile's 0600)."""
-    from binlearn.experiment.checkpoint import atomic_write_text, save_checkpoint
+    from binlearn.atomic import atomic_write_text
+    from binlearn.experiment.checkpoint import save_checkpoint
 
     old = os.umask(0o022)
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from binlearn.binary import BinarySign, heaviside, heaviside_ste, sign, sign_ste
+from binlearn.experiment.learner import LocalReducer
 from binlearn.experiment.learners.ste import MLPConfig, STEConfig, STEOptimizerConfig, build_ste_learner
 from binlearn.nn import BinaryLinear, summary
-from binlearn.rules import LocalReducer
 
 
 def test_convention_at_zero():

@@ -1,6 +1,131 @@
 """binlearn: binary neural networks trained with local learning rules and run as spiking
-networks."""
+networks.
 
-__version__ = "0.1.0"
+The public API, re-exported here from the packages that define it (``from binlearn import
+EP, Bop, fully_connected`` is the same as ``from binlearn.rules import EP, Bop`` and
+``from binlearn.energy import fully_connected``)::
 
-__all__ = ["__version__"]
+    data        load_dataset, Dataset, DataError, SOURCES
+    binary      sign, heaviside, Sign, Heaviside, BinarySign, pack_signs, unpack_signs,
+                binary_dense, PackedModel, PackedFormatError
+    nn          BinaryLinear, mlp, summary, mlp_to_packed
+    energy      EnergyNet, fully_connected, convolutional, FloatWeights, BinaryWeights,
+                HardSigmoid, BinaryAccumulator, SquaredError, CrossEntropyReadout,
+                EnergyState, Nudge, relax, prepare, energy_to_packed
+    rules       EP, BPTT, STE, Bop, LocalBinary, LocalBinaryParameters, CPR,
+                CommitteeParameters, GradientRule, LocalRule
+    experiment  ExperimentConfig, load_config, train, evaluate_run, load_trained, TrainedRun,
+                export_run, Learner, ConfigError, RunError, CheckpointError
+
+Names are imported on first use, so ``import binlearn`` (and ``binlearn --version``) stays
+light; each package's ``__all__`` lists the rest of its public names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from binlearn.version import __version__
+
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(["load_dataset", "Dataset", "DataError", "SOURCES"], "binlearn.data"),
+    **dict.fromkeys(["sign", "heaviside", "Sign", "Heaviside", "BinarySign", "pack_signs", "unpack_signs",
+                     "binary_dense"], "binlearn.binary"),
+    **dict.fromkeys(["PackedModel", "PackedFormatError"], "binlearn.binary.packed_format"),
+    **dict.fromkeys(["BinaryLinear", "mlp", "summary"], "binlearn.nn"),
+    "mlp_to_packed": "binlearn.nn.packed",
+    **dict.fromkeys(["EnergyNet", "fully_connected", "convolutional", "FloatWeights", "BinaryWeights",
+                     "HardSigmoid", "BinaryAccumulator", "SquaredError", "CrossEntropyReadout",
+                     "EnergyState", "Nudge", "relax", "prepare"], "binlearn.energy"),
+    "energy_to_packed": "binlearn.energy.packed",
+    **dict.fromkeys(["EP", "BPTT", "STE", "Bop", "LocalBinary", "LocalBinaryParameters", "CPR",
+                     "CommitteeParameters", "GradientRule", "LocalRule"], "binlearn.rules"),
+    **dict.fromkeys(["ExperimentConfig", "load_config", "train", "evaluate_run", "load_trained",
+                     "TrainedRun", "export_run", "Learner", "ConfigError", "RunError", "CheckpointError"],
+                    "binlearn.experiment"),
+}
+"""Public name -> the package that defines (and itself exports) it."""
+
+__all__ = [
+    "__version__", "load_dataset", "Dataset", "DataError", "SOURCES", "sign", "heaviside", "Sign",
+    "Heaviside", "BinarySign", "pack_signs", "unpack_signs", "binary_dense", "PackedModel",
+    "PackedFormatError", "BinaryLinear", "mlp", "summary", "mlp_to_packed", "EnergyNet", "fully_connected",
+    "convolutional", "FloatWeights", "BinaryWeights", "HardSigmoid", "BinaryAccumulator", "SquaredError",
+    "CrossEntropyReadout", "EnergyState", "Nudge", "relax", "prepare", "energy_to_packed", "EP", "BPTT",
+    "STE", "Bop", "LocalBinary", "LocalBinaryParameters", "CPR", "CommitteeParameters", "GradientRule",
+    "LocalRule", "ExperimentConfig", "load_config", "train", "evaluate_run", "load_trained", "TrainedRun",
+    "export_run", "Learner", "ConfigError", "RunError", "CheckpointError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its package on first use (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'binlearn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from binlearn.binary import (
+        BinarySign,
+        Heaviside,
+        Sign,
+        binary_dense,
+        heaviside,
+        pack_signs,
+        sign,
+        unpack_signs,
+    )
+    from binlearn.binary.packed_format import PackedFormatError, PackedModel
+    from binlearn.data import SOURCES, DataError, Dataset, load_dataset
+    from binlearn.energy import (
+        BinaryAccumulator,
+        BinaryWeights,
+        CrossEntropyReadout,
+        EnergyNet,
+        EnergyState,
+        FloatWeights,
+        HardSigmoid,
+        Nudge,
+        SquaredError,
+        convolutional,
+        fully_connected,
+        prepare,
+        relax,
+    )
+    from binlearn.energy.packed import energy_to_packed
+    from binlearn.experiment import (
+        CheckpointError,
+        ConfigError,
+        ExperimentConfig,
+        Learner,
+        RunError,
+        TrainedRun,
+        evaluate_run,
+        export_run,
+        load_config,
+        load_trained,
+        train,
+    )
+    from binlearn.nn import BinaryLinear, mlp, summary
+    from binlearn.nn.packed import mlp_to_packed
+    from binlearn.rules import (
+        BPTT,
+        CPR,
+        EP,
+        STE,
+        Bop,
+        CommitteeParameters,
+        GradientRule,
+        LocalBinary,
+        LocalBinaryParameters,
+        LocalRule,
+    )

@@ -17,18 +17,11 @@ __all__ = ["main"]
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from binlearn.binary.packed_format import PackedFormatError
     from binlearn.data import DataError
     from binlearn.experiment import CheckpointError, ConfigError, RunError, TrainingDiverged
 
-    errors: list[type[BaseException]] = [DataError, ConfigError, CheckpointError, RunError,
-                                         TrainingDiverged]
-    try:
-        from binlearn.binary.packed_format import PackedFormatError
-
-        errors.append(PackedFormatError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    return (DataError, ConfigError, CheckpointError, RunError, TrainingDiverged, PackedFormatError)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -138,7 +131,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from binlearn import __version__
+    from binlearn.version import __version__
 
     parser = argparse.ArgumentParser(prog="binlearn", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"binlearn {__version__}")
@@ -184,8 +177,9 @@ def _parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="export a run's latest checkpoint as a packed 1-bit model")
     export.add_argument("run_dir")
-    export.add_argument("--format", choices=["packed"], default="packed",
-                        help="packed: uint64 words, integer thresholds, manifest (docs/packed-format.md)")
+    export.add_argument("--format", default="packed",
+                        help="packed (default): uint64 words, integer thresholds, manifest "
+                             "(docs/packed-format.md); every format: experiment.export.EXPORT_FORMATS")
     export.add_argument("--output", metavar="FILE",
                         help="where to write it (default: RUN_DIR/model.packed.npz)")
     export.add_argument("--no-verify", action="store_true",

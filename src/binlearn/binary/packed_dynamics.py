@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from binlearn.binary.kernels import binary_dense, popcount_int64
-from binlearn.binary.packed_format import _choice, _dict, _fail, _int, pack_nonnegative
+from binlearn.binary.packed_manifest import check_choice, check_dict, check_int, fail, pack_nonnegative
 from binlearn.binary.packing import from_numpy_words, pack_bits, unpack_bits, words_for
 
 __all__ = ["DYNAMICS_KINDS", "SCHEDULES", "PackedCoupling", "PackedDynamics", "BinaryRelaxation",
@@ -118,7 +118,7 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 def _number(value: Any, where: str, source: str) -> float:
     if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
             or abs(value) > _FLOAT32_MAX):
-        raise _fail(source, f"manifest {where} must be a finite float32 number, got {value!r}")
+        raise fail(source, f"manifest {where} must be a finite float32 number, got {value!r}")
     return float(value)
 
 
@@ -136,50 +136,50 @@ def validate_dynamics(spec: Any, features: int, input_values: str, num_classes: 
     Raises:
         PackedFormatError: one line naming the first problem.
     """
-    spec = _dict(spec, "dynamics", source)
-    _choice(spec.get("kind"), DYNAMICS_KINDS, "dynamics.kind", source)
-    _int(spec.get("steps"), "dynamics.steps", source, 1)
-    _choice(spec.get("schedule"), SCHEDULES, "dynamics.schedule", source)
-    neuron = _dict(spec.get("neuron"), "dynamics.neuron", source)
-    _choice(neuron.get("kind"), NEURON_KINDS, "dynamics.neuron.kind", source)
+    spec = check_dict(spec, "dynamics", source)
+    check_choice(spec.get("kind"), DYNAMICS_KINDS, "dynamics.kind", source)
+    check_int(spec.get("steps"), "dynamics.steps", source, 1)
+    check_choice(spec.get("schedule"), SCHEDULES, "dynamics.schedule", source)
+    neuron = check_dict(spec.get("neuron"), "dynamics.neuron", source)
+    check_choice(neuron.get("kind"), NEURON_KINDS, "dynamics.neuron.kind", source)
     gamma = _number(neuron.get("gamma"), "dynamics.neuron.gamma", source)
     if not 0 < gamma <= 1:
-        raise _fail(source, f"manifest dynamics.neuron.gamma must be in (0, 1], got {gamma!r}")
+        raise fail(source, f"manifest dynamics.neuron.gamma must be in (0, 1], got {gamma!r}")
     for key in ("threshold", "initial_state"):
         _number(neuron.get(key), f"dynamics.neuron.{key}", source)
-    readout = _dict(spec.get("readout"), "dynamics.readout", source)
-    _choice(readout.get("kind"), READOUT_KINDS, "dynamics.readout.kind", source)
-    group_size = _int(readout.get("group_size"), "dynamics.readout.group_size", source, 1)
+    readout = check_dict(spec.get("readout"), "dynamics.readout", source)
+    check_choice(readout.get("kind"), READOUT_KINDS, "dynamics.readout.kind", source)
+    group_size = check_int(readout.get("group_size"), "dynamics.readout.group_size", source, 1)
     _number(readout.get("tie_break"), "dynamics.readout.tie_break", source)
     couplings = spec.get("couplings")
     if not isinstance(couplings, list) or not couplings:
-        raise _fail(source, "manifest dynamics.couplings must be a non-empty list")
+        raise fail(source, "manifest dynamics.couplings must be a non-empty list")
     width, reads = features, input_values
     for index, coupling in enumerate(couplings):
         where = f"dynamics.couplings[{index}]"
-        coupling = _dict(coupling, where, source)
+        coupling = check_dict(coupling, where, source)
         if not isinstance(coupling.get("name"), str) or not coupling["name"]:
-            raise _fail(source, f"manifest {where}.name must be a non-empty string")
-        in_features = _int(coupling.get("in_features"), f"{where}.in_features", source, 1)
-        out_features = _int(coupling.get("out_features"), f"{where}.out_features", source, 1)
+            raise fail(source, f"manifest {where}.name must be a non-empty string")
+        in_features = check_int(coupling.get("in_features"), f"{where}.in_features", source, 1)
+        out_features = check_int(coupling.get("out_features"), f"{where}.out_features", source, 1)
         if in_features != width:
-            raise _fail(source, f"manifest {where}.in_features = {in_features}, but its bottom layer has "
+            raise fail(source, f"manifest {where}.in_features = {in_features}, but its bottom layer has "
                                 f"{width} features")
         if coupling.get("input_values") != reads:
-            raise _fail(source, f"manifest {where}.input_values = {coupling.get('input_values')!r}, but its "
+            raise fail(source, f"manifest {where}.input_values = {coupling.get('input_values')!r}, but its "
                                 f"bottom layer's bits are {reads!r}")
         found = check_arrays(coupling.get("arrays"),
                              {"weights": ("uint64", (out_features, words_for(in_features))),
                               "scale": ("float32", (1,)), "bias": ("float32", (out_features,))}, where)
         pad = padding(in_features)
         if pad and (found["weights"][:, -1] & pad).any():
-            raise _fail(source, f"{where} weights have padding bits set (bits past in_features must be 0)")
+            raise fail(source, f"{where} weights have padding bits set (bits past in_features must be 0)")
         for role in ("scale", "bias"):
             if not np.isfinite(found[role]).all():
-                raise _fail(source, f"{where} {role} values must be finite")
+                raise fail(source, f"{where} {role} values must be finite")
         width, reads = out_features, "binary"
     if width != num_classes * group_size:
-        raise _fail(source, f"manifest dynamics: the output layer has {width} neurons, but num_classes × "
+        raise fail(source, f"manifest dynamics: the output layer has {width} neurons, but num_classes × "
                             f"group_size = {num_classes} × {group_size}")
 
 

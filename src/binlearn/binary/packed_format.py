@@ -39,12 +39,27 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
+from binlearn.atomic import atomic_write
 from binlearn.binary.kernels import binary_dense, popcount_int64
+from binlearn.binary.packed_dynamics import (
+    BinaryRelaxation,
+    PackedDynamics,
+    dynamics_manifest,
+    validate_dynamics,
+)
+from binlearn.binary.packed_manifest import (
+    PackedFormatError,
+    check_choice,
+    check_dict,
+    check_int,
+    fail,
+    pack_nonnegative,
+)
 from binlearn.binary.packing import (
     BIT_ORDERS,
     WORD_BITS,
@@ -53,9 +68,7 @@ from binlearn.binary.packing import (
     to_numpy_words,
     words_for,
 )
-
-if TYPE_CHECKING:
-    from binlearn.binary.packed_dynamics import BinaryRelaxation, PackedDynamics
+from binlearn.version import __version__
 
 __all__ = [
     "FORMAT_NAME",
@@ -82,24 +95,6 @@ VALUE_KINDS = ("signed", "binary")
 LAYER_KINDS = ("dense_threshold", "dense_argmax")
 CONNECTIVITY = ("dense", "masked")
 SCORES = ("popcount", "rank_table")
-
-
-try:  # the numba packer (little bit order); torch's pack_bits otherwise
-    from binlearn.binary.kernels.numba_cpu import pack_sign_matrix as _pack_sign_matrix
-except ImportError:  # pragma: no cover - numba is a core dependency
-    _pack_sign_matrix = None
-
-
-def pack_nonnegative(values: np.ndarray, bit_order: str) -> np.ndarray:
-    """Packed (values >= 0) along the last axis of a 2-D array: (rows, words) uint64 (the
-    numba packer for little bit order, torch's otherwise)."""
-    if bit_order == "little" and _pack_sign_matrix is not None:
-        return _pack_sign_matrix(np.ascontiguousarray(values))
-    return to_numpy_words(pack_bits(torch.from_numpy(values >= 0), bit_order))
-
-
-class PackedFormatError(ValueError):
-    """A packed model that cannot be written, read or trusted, in one line."""
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -208,28 +203,6 @@ def rank_table(scores: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- manifest checks
-def _fail(source: str, message: str) -> PackedFormatError:
-    return PackedFormatError(f"{source}: {message}" if source else message)
-
-
-def _int(value: Any, where: str, source: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail(source, f"manifest {where} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _choice(value: Any, valid: tuple[str, ...], where: str, source: str) -> str:
-    if value not in valid:
-        raise _fail(source, f"manifest {where} = {value!r}; valid: {', '.join(valid)}")
-    return value
-
-
-def _dict(value: Any, where: str, source: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _fail(source, f"manifest {where} must be a JSON object, got {type(value).__name__}")
-    return value
-
-
 def _expected_arrays(layer: dict[str, Any], in_features: int, out_features: int
                      ) -> dict[str, tuple[str, tuple[int, ...]]]:
     """role -> (dtype, shape) that a layer of this kind and size must hold."""
@@ -245,14 +218,14 @@ def _expected_arrays(layer: dict[str, Any], in_features: int, out_features: int
 
 
 def _declared(entry: Any, role: str, where: str, source: str) -> tuple[str, str, tuple[int, ...]]:
-    entry = _dict(entry, f"{where}.arrays.{role}", source)
+    entry = check_dict(entry, f"{where}.arrays.{role}", source)
     name, dtype, shape = entry.get("name"), entry.get("dtype"), entry.get("shape")
     if not isinstance(name, str) or not name:
-        raise _fail(source, f"manifest {where}.arrays.{role}.name must be a non-empty string")
+        raise fail(source, f"manifest {where}.arrays.{role}.name must be a non-empty string")
     if not isinstance(dtype, str):
-        raise _fail(source, f"manifest {where}.arrays.{role}.dtype must be a string, got {dtype!r}")
+        raise fail(source, f"manifest {where}.arrays.{role}.dtype must be a string, got {dtype!r}")
     if not isinstance(shape, list) or any(isinstance(s, bool) or not isinstance(s, int) for s in shape):
-        raise _fail(source, f"manifest {where}.arrays.{role}.shape must be a list of integers, got {shape!r}")
+        raise fail(source, f"manifest {where}.arrays.{role}.shape must be a list of integers, got {shape!r}")
     return name, dtype, tuple(shape)
 
 
@@ -287,8 +260,6 @@ class PackedModel:
         self.relaxation: BinaryRelaxation | None = None
         """The engine of a ``dynamics`` model (None for feed-forward layers)."""
         if "dynamics" in manifest:
-            from binlearn.binary.packed_dynamics import BinaryRelaxation
-
             self.relaxation = BinaryRelaxation(manifest["dynamics"], self.arrays, self.bit_order)
 
     def _prepare(self, layer: dict[str, Any]) -> dict[str, Any]:
@@ -317,9 +288,6 @@ class PackedModel:
         ``layers``: feed-forward layers (written as format version 1) or the dynamics of a
         binary EP network (format version 2).
         """
-        from binlearn import __version__
-        from binlearn.binary.packed_dynamics import PackedDynamics, dynamics_manifest
-
         arrays: dict[str, np.ndarray] = {
             "input.pixel_index": np.asarray(packed_input.pixel_index, np.int64),
             "input.pixel_threshold": np.asarray(packed_input.pixel_threshold, np.int16),
@@ -373,8 +341,6 @@ class PackedModel:
     # -- files --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``path`` atomically (a temporary file in the same folder, then ``os.replace``)."""
-        from binlearn.experiment.checkpoint import atomic_write
-
         def write(handle) -> None:
             with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
                 archive.writestr(MANIFEST_NAME, json.dumps(self.manifest, indent=1, sort_keys=False))
@@ -391,31 +357,31 @@ class PackedModel:
         path = Path(path)
         source = str(path)
         if not path.is_file():
-            raise _fail(source, "no such packed model file" if not path.exists() else "not a file")
+            raise fail(source, "no such packed model file" if not path.exists() else "not a file")
         try:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
                 if MANIFEST_NAME not in names:
-                    raise _fail(source, f"no {MANIFEST_NAME} in the archive: not a binlearn packed model")
+                    raise fail(source, f"no {MANIFEST_NAME} in the archive: not a binlearn packed model")
                 manifest_bytes = archive.read(MANIFEST_NAME)
                 members = {name[:-4]: archive.read(name) for name in names if name.endswith(".npy")}
                 others = sorted(set(names) - {MANIFEST_NAME} - {f"{n}.npy" for n in members})
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as error:
-            raise _fail(source, f"truncated or corrupt packed model file (not a readable .npz archive: "
+            raise fail(source, f"truncated or corrupt packed model file (not a readable .npz archive: "
                                 f"{error})") from None
         if others:
-            raise _fail(source, f"unexpected member {others[0]!r} in the archive")
+            raise fail(source, f"unexpected member {others[0]!r} in the archive")
         try:
             manifest = json.loads(manifest_bytes.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise _fail(source, f"{MANIFEST_NAME} is not valid JSON ({error})") from None
+            raise fail(source, f"{MANIFEST_NAME} is not valid JSON ({error})") from None
         _check_format(manifest, source)
         arrays = {}
         for name, data in members.items():
             try:
                 arrays[name] = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
             except (ValueError, OSError, EOFError) as error:
-                raise _fail(source, f"array {name!r} is unreadable ({str(error).splitlines()[0]})") from None
+                raise fail(source, f"array {name!r} is unreadable ({str(error).splitlines()[0]})") from None
         return cls(manifest, arrays, source)
 
     # -- inference ----------------------------------------------------------------------
@@ -512,15 +478,13 @@ def _masked_dense(x_words: torch.Tensor, w_words: torch.Tensor, masks: torch.Ten
 
 
 def _check_format(manifest: Any, source: str) -> None:
-    manifest = _dict(manifest, "root", source)
+    manifest = check_dict(manifest, "root", source)
     if manifest.get("format") != FORMAT_NAME:
-        raise _fail(source, f"not a binlearn packed model (manifest format {manifest.get('format')!r}, "
+        raise fail(source, f"not a binlearn packed model (manifest format {manifest.get('format')!r}, "
                             f"expected {FORMAT_NAME!r})")
     version = manifest.get("format_version")
     if isinstance(version, bool) or version not in READ_VERSIONS:
-        from binlearn import __version__
-
-        raise _fail(source, f"packed format version {version!r} (written by binlearn "
+        raise fail(source, f"packed format version {version!r} (written by binlearn "
                             f"{manifest.get('binlearn_version', 'unknown')}); binlearn {__version__} reads "
                             f"versions {', '.join(map(str, READ_VERSIONS))}: re-export the run with this "
                             "version")
@@ -529,20 +493,20 @@ def _check_format(manifest: Any, source: str) -> None:
 def _check_arrays(entries: Any, expected: dict[str, tuple[str, tuple[int, ...]]], where: str,
                   arrays: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     """Manifest declarations == what the layer needs == what the file holds; returns role -> array."""
-    entries = _dict(entries, f"{where}.arrays", source)
+    entries = check_dict(entries, f"{where}.arrays", source)
     if set(entries) != set(expected):
-        raise _fail(source, f"manifest {where}.arrays has {sorted(entries)}, expected {sorted(expected)}")
+        raise fail(source, f"manifest {where}.arrays has {sorted(entries)}, expected {sorted(expected)}")
     found = {}
     for role, (dtype, shape) in expected.items():
         name, declared_dtype, declared_shape = _declared(entries[role], role, where, source)
         if declared_dtype != dtype or declared_shape != shape:
-            raise _fail(source, f"manifest declares {name} as {declared_dtype} {list(declared_shape)}, but "
+            raise fail(source, f"manifest declares {name} as {declared_dtype} {list(declared_shape)}, but "
                                 f"{where} needs {dtype} {list(shape)}")
         if name not in arrays:
-            raise _fail(source, f"array {name!r} ({where} {role}) is missing from the file")
+            raise fail(source, f"array {name!r} ({where} {role}) is missing from the file")
         array = arrays[name]
         if array.dtype.name != dtype or array.shape != shape:
-            raise _fail(source, f"array {name!r} is {array.dtype.name} {list(array.shape)}, the manifest "
+            raise fail(source, f"array {name!r} is {array.dtype.name} {list(array.shape)}, the manifest "
                                 f"declares {dtype} {list(shape)}")
         found[role] = array
     return found
@@ -551,10 +515,10 @@ def _check_arrays(entries: Any, expected: dict[str, tuple[str, tuple[int, ...]]]
 def _validate(manifest: dict[str, Any], arrays: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     _check_format(manifest, source)
     if manifest.get("word_bits") != WORD_BITS:
-        raise _fail(source, f"manifest word_bits = {manifest.get('word_bits')!r}; only {WORD_BITS} is "
+        raise fail(source, f"manifest word_bits = {manifest.get('word_bits')!r}; only {WORD_BITS} is "
                             "supported")
-    bit_order = _choice(manifest.get("bit_order"), BIT_ORDERS, "bit_order", source)
-    classes = _int(manifest.get("num_classes"), "num_classes", source, 1)
+    bit_order = check_choice(manifest.get("bit_order"), BIT_ORDERS, "bit_order", source)
+    classes = check_int(manifest.get("num_classes"), "num_classes", source, 1)
     used: set[str] = set()
     native: dict[str, np.ndarray] = {}
 
@@ -566,31 +530,29 @@ def _validate(manifest: dict[str, Any], arrays: dict[str, np.ndarray], source: s
         return {role: native[entries[role]["name"]] for role in found}
 
     # input stage
-    spec = _dict(manifest.get("input"), "input", source)
+    spec = check_dict(manifest.get("input"), "input", source)
     shape = spec.get("shape")
     if not isinstance(shape, list) or not shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1
                                                        for s in shape):
-        raise _fail(source, f"manifest input.shape must be a list of positive integers, got {shape!r}")
-    features = _int(spec.get("features"), "input.features", source, 1)
-    values = _choice(spec.get("values"), VALUE_KINDS, "input.values", source)
+        raise fail(source, f"manifest input.shape must be a list of positive integers, got {shape!r}")
+    features = check_int(spec.get("features"), "input.features", source, 1)
+    values = check_choice(spec.get("values"), VALUE_KINDS, "input.values", source)
     found = take(_check_arrays(spec.get("arrays"), {"pixel_index": ("int64", (features,)),
                                                     "pixel_threshold": ("int16", (features,))},
                                "input", arrays, source), spec["arrays"])
     pixels = int(np.prod(shape))
     index = found["pixel_index"]
     if index.size and not (0 <= index.min() and index.max() < pixels):
-        raise _fail(source, f"input pixel_index values must be in [0, {pixels})")
+        raise fail(source, f"input pixel_index values must be in [0, {pixels})")
     if found["pixel_threshold"].size and not (-1 <= found["pixel_threshold"].min()
                                               and found["pixel_threshold"].max() <= 255):
-        raise _fail(source, "input pixel_threshold values must be in [-1, 255]")
+        raise fail(source, "input pixel_threshold values must be in [-1, 255]")
 
     if "dynamics" in manifest:
-        from binlearn.binary.packed_dynamics import validate_dynamics
-
         if "layers" in manifest:
-            raise _fail(source, "manifest has both layers and dynamics; a model is one or the other")
+            raise fail(source, "manifest has both layers and dynamics; a model is one or the other")
         if manifest["format_version"] < 2:
-            raise _fail(source, "manifest dynamics needs format_version 2, the file says "
+            raise fail(source, "manifest dynamics needs format_version 2, the file says "
                                 f"{manifest['format_version']}")
         validate_dynamics(manifest["dynamics"], features, values, classes,
                           lambda width: _padding_mask(width, bit_order),
@@ -602,42 +564,42 @@ def _validate(manifest: dict[str, Any], arrays: dict[str, np.ndarray], source: s
     # layers
     layers = manifest.get("layers")
     if not isinstance(layers, list) or not layers:
-        raise _fail(source, "manifest layers must be a non-empty list")
+        raise fail(source, "manifest layers must be a non-empty list")
     width, reads = features, values
     for index, layer in enumerate(layers):
         where = f"layers[{index}]"
-        layer = _dict(layer, where, source)
-        kind = _choice(layer.get("kind"), LAYER_KINDS, f"{where}.kind", source)
+        layer = check_dict(layer, where, source)
+        kind = check_choice(layer.get("kind"), LAYER_KINDS, f"{where}.kind", source)
         last = index == len(layers) - 1
         if last != (kind == "dense_argmax"):
-            raise _fail(source, f"manifest {where} is {kind!r}: a model is dense_threshold layers ending "
+            raise fail(source, f"manifest {where} is {kind!r}: a model is dense_threshold layers ending "
                                 "in one dense_argmax layer")
-        in_features = _int(layer.get("in_features"), f"{where}.in_features", source, 1)
-        out_features = _int(layer.get("out_features"), f"{where}.out_features", source, 1)
+        in_features = check_int(layer.get("in_features"), f"{where}.in_features", source, 1)
+        out_features = check_int(layer.get("out_features"), f"{where}.out_features", source, 1)
         if in_features != width:
-            raise _fail(source, f"manifest {where}.in_features = {in_features}, but its input has {width} "
+            raise fail(source, f"manifest {where}.in_features = {in_features}, but its input has {width} "
                                 "features")
         if layer.get("input_values") != reads:
-            raise _fail(source, f"manifest {where}.input_values = {layer.get('input_values')!r}, but its "
+            raise fail(source, f"manifest {where}.input_values = {layer.get('input_values')!r}, but its "
                                 f"input bits are {reads!r}")
         if kind == "dense_threshold":
-            reads = _choice(layer.get("output_values"), VALUE_KINDS, f"{where}.output_values", source)
+            reads = check_choice(layer.get("output_values"), VALUE_KINDS, f"{where}.output_values", source)
         else:
-            _choice(layer.get("score"), SCORES, f"{where}.score", source)
+            check_choice(layer.get("score"), SCORES, f"{where}.score", source)
             if out_features != classes:
-                raise _fail(source, f"manifest {where}.out_features = {out_features}, but num_classes = "
+                raise fail(source, f"manifest {where}.out_features = {out_features}, but num_classes = "
                                     f"{classes}")
-        _choice(layer.get("connectivity"), CONNECTIVITY, f"{where}.connectivity", source)
+        check_choice(layer.get("connectivity"), CONNECTIVITY, f"{where}.connectivity", source)
         found = take(_check_arrays(layer.get("arrays"), _expected_arrays(layer, in_features, out_features),
                                    where, arrays, source), layer["arrays"])
         pad = _padding_mask(in_features, bit_order)
         for role in ("weights", "mask"):
             if role in found and pad and (found[role][:, -1] & pad).any():
-                raise _fail(source, f"{where} {role} have padding bits set (bits past in_features must be 0)")
+                raise fail(source, f"{where} {role} have padding bits set (bits past in_features must be 0)")
         if "flip" in found and (found["flip"] > 1).any():
-            raise _fail(source, f"{where} flip values must be 0 or 1")
+            raise fail(source, f"{where} flip values must be 0 or 1")
         if "rank_table" in found and found["rank_table"].size and found["rank_table"].min() < 0:
-            raise _fail(source, f"{where} rank_table values must be >= 0")
+            raise fail(source, f"{where} rank_table values must be >= 0")
         width = out_features
     return _unused(arrays, used, native, source)
 
@@ -647,5 +609,5 @@ def _unused(arrays: dict[str, np.ndarray], used: set[str], native: dict[str, np.
     """``native`` when every array in the file was declared; refuses an undeclared one."""
     extra = sorted(set(arrays) - used)
     if extra:
-        raise _fail(source, f"array {extra[0]!r} is not declared in the manifest")
+        raise fail(source, f"array {extra[0]!r} is not declared in the manifest")
     return native

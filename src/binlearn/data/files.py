@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 from tqdm.auto import tqdm
 
+from binlearn.atomic import atomic_write
 from binlearn.data.sources import SOURCES, DataError, RemoteFile, Source, resolve_data_dir
 
 __all__ = ["md5sum", "verify_file", "download_file", "ensure_files", "dataset_status"]
@@ -45,33 +46,30 @@ def verify_file(path: Path, remote: RemoteFile, dataset: str) -> None:
 
 
 def download_file(remote: RemoteFile, target: Path, *, quiet: bool = False, timeout: float = 20.0) -> None:
-    """Download ``remote`` to ``target`` atomically: stream into a temporary file in the same
-    folder, check its MD5, then rename; a failed or interrupted download leaves nothing."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Download ``remote`` to ``target`` atomically (:func:`binlearn.atomic.atomic_write`):
+    stream into a temporary file in the same folder, check its MD5, then rename; a failed or
+    interrupted download leaves nothing."""
     errors = []
     for url in remote.urls:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+
+        def write(out: IO[bytes], url: str = url) -> None:
+            digest = hashlib.md5(usedforsecurity=False)
+            with urllib.request.urlopen(url, timeout=timeout) as response:
                 total = int(response.headers.get("Content-Length") or 0) or remote.size
                 with tqdm(total=total, unit="B", unit_scale=True, desc=remote.name,
                           disable=quiet, leave=False) as bar:
                     for chunk in iter(lambda: response.read(_CHUNK), b""):
                         out.write(chunk)
+                        digest.update(chunk)
                         bar.update(len(chunk))
-            actual = md5sum(tmp)
-            if actual != remote.md5:
-                raise DataError(f"downloaded {url} has MD5 {actual}, expected {remote.md5}")
-            from binlearn.experiment.checkpoint import default_file_mode
+            if digest.hexdigest() != remote.md5:  # raised inside: the temporary file is removed
+                raise DataError(f"downloaded {url} has MD5 {digest.hexdigest()}, expected {remote.md5}")
 
-            default_file_mode(tmp)
-            os.replace(tmp, target)
+        try:
+            atomic_write(target, write)
             return
         except (urllib.error.URLError, OSError, DataError, TimeoutError) as error:
             errors.append(f"{url}: {getattr(error, 'reason', error)}")
-        finally:
-            tmp.unlink(missing_ok=True)
     raise DataError("; ".join(errors))
 
 

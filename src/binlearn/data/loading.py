@@ -15,11 +15,14 @@ from binlearn.data.files import ensure_files
 from binlearn.data.formats import read_cifar, read_idx_images, read_idx_labels
 from binlearn.data.sources import SOURCES, DataError, resolve_data_dir
 
-__all__ = ["load_dataset", "load_raw", "DIGITS_TEST_SIZE", "DIGITS_SPLIT_SEED"]
+__all__ = ["load_dataset", "load_raw", "raw_split", "split_bounds", "SPLITS", "DIGITS_TEST_SIZE",
+           "DIGITS_SPLIT_SEED"]
 
 DIGITS_TEST_SIZE = 360
 DIGITS_SPLIT_SEED = 20240607
 """The digits split is fixed (not the run seed) so every run is evaluated on the same 360 images."""
+
+SPLITS = ("test", "train", "validation")
 
 _LOAD_KEYS = ("data_dir", "train_size", "validation_size", "encoding", "threshold",
               "thermometer_bits", "thermometer_levels", "signed", "download", "verify", "features")
@@ -87,6 +90,47 @@ def _check_labels(name: str, num_classes: int, *labelled: tuple[np.ndarray, str]
             raise DataError(f"{name}: {where} holds label {bad}; {name} labels are 0 … {num_classes - 1}")
 
 
+def split_bounds(name: str, total: int, train_size: int | None, validation_size: int | None
+                 ) -> tuple[int, int]:
+    """The one split rule: of the ``total`` official training images, validation = the last
+    ``validation_size`` (images [pool, total)), train = the first ``train_size`` of the rest
+    (images [0, n_train)); test = the official test files.
+
+    Args:
+        name: the dataset, for messages.
+        total: images in the official training files.
+        train_size: None (all of the pool) or in [1, pool].
+        validation_size: None or 0 (no validation split) or in [1, total).
+    Returns:
+        (n_train, pool).
+    Raises:
+        DataError: a size out of range, in one line.
+    """
+    validation_size = int(validation_size or 0)
+    if not 0 <= validation_size < total:
+        raise DataError(f"validation_size={validation_size} must be in [0, {total})")
+    pool = total - validation_size
+    if train_size is not None and not 0 < train_size <= pool:
+        raise DataError(f"train_size={train_size} must be in [1, {pool}] for {name}")
+    return (pool if train_size is None else train_size), pool
+
+
+def raw_split(name: str, split: str, train_size: int | None = None, validation_size: int | None = 0,
+              data_dir: str | os.PathLike | None = None, *, download: bool = True, verify: bool = True,
+              quiet: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The uint8 images ``(n, c, h, w)`` and int64 labels of one split (``split`` in
+    :data:`SPLITS`), cut by :func:`split_bounds` exactly as :func:`load_dataset` cuts it."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    train_x, train_y, test_x, test_y = load_raw(name, data_dir, download=download, verify=verify, quiet=quiet)
+    if split == "test":
+        return test_x, test_y
+    n_train, pool = split_bounds(name, len(train_x), train_size, validation_size)
+    if split == "validation":
+        return train_x[pool:], train_y[pool:]
+    return train_x[:n_train], train_y[:n_train]
+
+
 def _options(config: Any, overrides: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if isinstance(config, str):
         name, options = config, {}
@@ -127,14 +171,8 @@ def load_dataset(config: Any, *, quiet: bool = False, **overrides: Any) -> Datas
             name, options.get("data_dir"), download=options.get("download", True),
             verify=options.get("verify", True), quiet=quiet,
         )
-    validation_size = int(options.get("validation_size") or 0)
-    if not 0 <= validation_size < len(train_x):
-        raise DataError(f"validation_size={validation_size} must be in [0, {len(train_x)})")
-    pool = len(train_x) - validation_size
-    train_size = options.get("train_size")
-    if train_size is not None and not 0 < train_size <= pool:
-        raise DataError(f"train_size={train_size} must be in [1, {pool}] for {name}")
-    n_train = pool if train_size is None else train_size
+    n_train, pool = split_bounds(name, len(train_x), options.get("train_size"),
+                                 options.get("validation_size"))
 
     def tensor(images: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.array(images, dtype=np.float32)).div_(255.0)

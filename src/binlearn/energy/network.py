@@ -130,9 +130,6 @@ class EnergyNet(nn.Module):
             names += ["cost.weight", "cost.bias"]
         return names
 
-    def parameter(self, name: str) -> torch.Tensor:
-        return self.get_parameter(name)
-
 
 def _neurons_for(neuron: Neuron | Sequence[Neuron] | None, count: int) -> list[Neuron]:
     if neuron is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from binlearn.experiment.plots import pyplot, save_png
-from binlearn.experiment.runner import RunError, _read_metrics
+from binlearn.experiment.runner import RunError, read_metrics
 
 __all__ = ["compare_runs", "METRICS"]
 
@@ -24,7 +24,7 @@ METRICS = ("test_accuracy", "validation_accuracy", "train_accuracy", "train_loss
 def _run_figures(run_dir: Path, metric: str) -> dict[str, Any]:
     if not run_dir.is_dir():
         raise RunError(f"run directory not found: {run_dir}")
-    records = _read_metrics(run_dir / "metrics.jsonl", math.inf)
+    records = read_metrics(run_dir / "metrics.jsonl", math.inf)
     points = [(r["epoch"], r[metric]) for r in records if r.get(metric) is not None]
     if not points:
         raise RunError(f"{run_dir} has no {metric} in metrics.jsonl (no finished epoch, or that split "

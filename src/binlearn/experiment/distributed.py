@@ -29,7 +29,7 @@ class Context:
 
 
 class AllReduce:
-    """:class:`~binlearn.rules.base.Reducer` over the default process group."""
+    """:class:`~binlearn.experiment.learner.Reducer` over the default process group."""
 
     def __init__(self, world_size: int) -> None:
         self.world_size = world_size

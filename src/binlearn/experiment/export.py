@@ -1,33 +1,44 @@
-"""Packed export and inference of runs: wires a run (config + checkpoint + data encoding)
-to :mod:`binlearn.binary.packed_format`.
+"""Export and inference of runs: wires a trained run (config + checkpoint + data encoding)
+to an artefact format.
 
-``export_run(run_dir)`` rebuilds the run's learner on the CPU, asks it for its packed
-layers (``learner.to_packed``), derives the input stage from the run's data encoding,
-checks (``verify``) that the packed model predicts exactly what the learner predicts on the
-whole test split, and writes ``RUN_DIR/model.packed.npz``. ``infer_export(path, dataset)``
-runs a packed model on raw uint8 images with the packed kernels only.
+``export_run(run_dir, fmt=...)`` reads the run back (:func:`~binlearn.experiment.load_trained`,
+on the CPU) and hands it to the format's exporter in :data:`EXPORT_FORMATS`. The ``packed``
+exporter (:mod:`binlearn.binary.packed_format`) converts the model with the conversion that
+lives beside it (:data:`PACKED_CONVERSIONS`: :func:`binlearn.nn.packed.mlp_to_packed`,
+:func:`binlearn.energy.packed.energy_to_packed`, :mod:`binlearn.rules.packed`), derives the
+input stage from the run's data encoding, checks (``verify``) that the packed model predicts
+exactly what the learner predicts on the whole test split, and writes
+``RUN_DIR/model.packed.npz``. ``infer_export(path, dataset)`` runs a packed model on raw
+uint8 images with the packed kernels only.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from binlearn.binary.packed_format import PackedFormatError, PackedInput, PackedModel
-from binlearn.data import SOURCES, DataError, load_dataset, load_raw
+from binlearn.binary.packed_dynamics import PackedDynamics
+from binlearn.binary.packed_format import PackedFormatError, PackedInput, PackedLayer, PackedModel
+from binlearn.data import SOURCES, DataError, load_dataset, raw_split
 from binlearn.data.encodings import encode
+from binlearn.energy.packed import energy_to_packed
 from binlearn.experiment.config import ExperimentConfig, config_to_dict
-from binlearn.experiment.registry import build_learner
-from binlearn.experiment.runner import load_learner_state, load_run
+from binlearn.experiment.learners.energy import EnergyLearner
+from binlearn.experiment.learners.local_binary import CommitteeLearner, LocalBinaryLearner
+from binlearn.experiment.learners.ste import STELearner
+from binlearn.experiment.trained import TrainedRun, load_trained
+from binlearn.nn.packed import mlp_to_packed
+from binlearn.rules.packed import committee_to_packed, local_binary_to_packed
 
-__all__ = ["DEFAULT_EXPORT_NAME", "FORMATS", "export_run", "infer_export", "input_stage", "split_images"]
+__all__ = ["DEFAULT_EXPORT_NAME", "EXPORT_FORMATS", "FORMATS", "PACKED_CONVERSIONS", "export_run",
+           "export_packed", "infer_export", "input_stage"]
 
 DEFAULT_EXPORT_NAME = "model.packed.npz"
-FORMATS = ("packed",)
 _BINARY_ENCODINGS = ("binarize", "thermometer")
 
 
@@ -86,59 +97,48 @@ def input_stage(config: ExperimentConfig, train_reference: torch.Tensor,
     return packed, tuple(encoded.shape[1:])
 
 
-def split_images(name: str, split: str, train_size: int | None, validation_size: int,
-                 data_dir: str | None = None, *, download: bool = True, verify: bool = True,
-                 quiet: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Raw uint8 images and labels of one split, cut as :func:`~binlearn.data.load_dataset` cuts it."""
-    train_x, train_y, test_x, test_y = load_raw(name, data_dir, download=download, verify=verify, quiet=quiet)
-    if split == "test":
-        return test_x, test_y
-    pool = len(train_x) - int(validation_size or 0)
-    if split == "validation":
-        return train_x[pool:], train_y[pool:]
-    if split != "train":
-        raise DataError(f"unknown split {split!r}; valid: test, train, validation")
-    stop = pool if train_size is None else min(int(train_size), pool)
-    return train_x[:stop], train_y[:stop]
+PackedConversion = Callable[[Any, bool], "list[PackedLayer] | PackedDynamics"]
+"""(learner, signed inputs) -> the packed layers of a feed-forward model, or the dynamics
+of a binary EP network; each calls the conversion that lives beside its model."""
+
+PACKED_CONVERSIONS: dict[type, PackedConversion] = {
+    STELearner: lambda learner, signed: mlp_to_packed(learner.model, signed),
+    EnergyLearner: lambda learner, signed: energy_to_packed(learner.net, learner.eval_steps,
+                                                           learner.cfg.relaxation, signed),
+    LocalBinaryLearner: lambda learner, signed: local_binary_to_packed(learner.layers),  # reads ±1
+    CommitteeLearner: lambda learner, signed: committee_to_packed(learner.machine),  # reads ±1
+}
+"""Learner type -> its conversion to the packed format."""
 
 
-def export_run(run_dir: Path, output: Path | None = None, *, fmt: str = "packed", verify: bool = True,
-               quiet: bool = False) -> dict[str, Any]:
-    """Export a run's latest checkpoint as a packed model; return a summary dict.
-
-    ``verify``: compare the packed predictions with the learner's on the whole test split
-    and refuse to write the file unless every one is identical.
-    """
-    if fmt not in FORMATS:
-        raise PackedFormatError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
-    run_dir = Path(run_dir)
-    config, checkpoint = load_run(run_dir)
+def export_packed(trained: TrainedRun, output: Path | None, *, verify: bool = True,
+                  quiet: bool = False) -> dict[str, Any]:
+    """The ``packed`` format: ``output`` (default ``RUN_DIR/model.packed.npz``), the model as
+    packed bits plus its input stage (:func:`input_stage`); with ``verify`` the packed
+    predictions must equal the learner's on the whole test split, or nothing is written."""
+    config, learner, run_dir = trained.config, trained.learner, trained.run_dir
     if config.data.dataset not in SOURCES:
         raise PackedFormatError(f"runs on dataset {config.data.dataset!r} cannot be packed: the packed input "
                                 f"stage reads the uint8 images of a named dataset ({', '.join(SOURCES)})")
+    convert = PACKED_CONVERSIONS.get(type(learner))
+    if convert is None:
+        raise PackedFormatError(f"model.kind = {trained.model_kind!r} with rule {trained.rule_name!r} cannot "
+                                "be exported to the packed format yet (not supported)")
+    layers = convert(learner, config.data.signed)  # feed-forward layers, or EP dynamics
     unit = load_dataset(config.data, quiet=quiet, encoding="unit")
-    sample = _encode_as_run(unit.x_train[:1], config, unit.x_train)
-    learner = build_learner(config, tuple(sample.shape[1:]), unit.num_classes, torch.device("cpu"))
-    load_learner_state(learner, checkpoint, run_dir)
-    settings = config_to_dict(config)
-    kind, rule = settings["model"].get("kind"), settings["rule"].get("name")
-    if not hasattr(learner, "to_packed"):
-        raise PackedFormatError(f"model.kind = {kind!r} with rule {rule!r} cannot be exported to the packed "
-                                "format yet (not supported)")
-    layers = learner.to_packed(config.data.signed)  # feed-forward layers, or EP dynamics
     packed_input, _ = input_stage(config, unit.x_train, unit.input_shape)
     # the learner decides how it reads the bits
     packed_input.values = layers[0].input_values if isinstance(layers, list) else layers.input_values
-    metadata = {"model": {"config": settings["model"], "rule": rule},
-                "source": {"run_dir": str(run_dir), "epoch": checkpoint.get("epoch"),
+    settings = config_to_dict(config)
+    metadata = {"model": {"config": settings["model"], "rule": trained.rule_name},
+                "source": {"run_dir": str(run_dir), "epoch": trained.epoch,
                            "exported": time.strftime("%Y-%m-%dT%H:%M:%S")}}
     model = PackedModel.build(packed_input, layers, unit.num_classes, metadata)
-    summary: dict[str, Any] = {"run_dir": str(run_dir), "format": fmt, "layers": model.summary()}
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "format": "packed", "layers": model.summary()}
     if verify:
-        encoded = load_dataset(config.data, quiet=True)
-        expected = _learner_predictions(learner, encoded.x_test, config.data.eval_batch_size)
-        images, _ = split_images(config.data.dataset, "test", None, 0, config.data.data_dir,
-                                 download=config.data.download, verify=config.data.verify, quiet=True)
+        expected = _learner_predictions(learner, trained.data.x_test, config.data.eval_batch_size)
+        images, _ = raw_split(config.data.dataset, "test", data_dir=config.data.data_dir,
+                              download=config.data.download, verify=config.data.verify, quiet=True)
         got = model.predict(images)
         differ = int((got != expected).sum())
         if differ:
@@ -148,6 +148,35 @@ def export_run(run_dir: Path, output: Path | None = None, *, fmt: str = "packed"
     path = model.save(output or run_dir / DEFAULT_EXPORT_NAME)
     summary.update(output=str(path), bytes=path.stat().st_size)
     return summary
+
+
+Exporter = Callable[..., dict[str, Any]]
+"""``exporter(trained, output, *, verify, quiet) -> summary``: writes ``output`` (None: the
+format's default file in the run directory) from a :class:`TrainedRun` and returns a
+JSON-able summary including ``"output"``."""
+
+EXPORT_FORMATS: dict[str, Exporter] = {
+    "packed": export_packed,
+}
+"""``binlearn export --format NAME`` -> its exporter. A new format is one entry here: a
+function with the :data:`Exporter` signature (e.g. ``"nir": export_nir``); the CLI lists
+these names as the valid ``--format`` values."""
+
+FORMATS = tuple(EXPORT_FORMATS)
+
+
+def export_run(run_dir: Path, output: Path | None = None, *, fmt: str = "packed", verify: bool = True,
+               quiet: bool = False) -> dict[str, Any]:
+    """Export a run's latest checkpoint (:func:`~binlearn.experiment.load_trained`, on the
+    CPU) in the format ``fmt`` (a key of :data:`EXPORT_FORMATS`); return its summary dict.
+
+    ``verify``: the format checks its artefact against the learner (``packed``: identical
+    predictions on the whole test split) and refuses to write it otherwise.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise PackedFormatError(f"unknown export format {fmt!r}; valid: {', '.join(EXPORT_FORMATS)}")
+    trained = load_trained(run_dir, device="cpu", quiet=quiet)
+    return EXPORT_FORMATS[fmt](trained, output, verify=verify, quiet=quiet)
 
 
 @torch.no_grad()
@@ -166,9 +195,9 @@ def infer_export(path: Path, dataset: str | None = None, *, split: str = "test",
     if not name:
         raise DataError("the packed model does not name its dataset; pass --data DATASET")
     same = name == encoding.get("dataset")
-    images, labels = split_images(name, split, encoding.get("train_size") if same else None,
-                                  encoding.get("validation_size", 0) if same else 0, data_dir,
-                                  download=download, quiet=quiet)
+    images, labels = raw_split(name, split, encoding.get("train_size") if same else None,
+                               encoding.get("validation_size", 0) if same else 0, data_dir,
+                               download=download, quiet=quiet)
     if tuple(images.shape[1:]) != model.input_shape:
         raise DataError(f"{name} images are {list(images.shape[1:])} but the packed model reads "
                         f"{list(model.input_shape)}")

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from binlearn.experiment.checkpoint import atomic_write_bytes
+from binlearn.atomic import atomic_write_bytes
 
 __all__ = ["plot_curves", "pyplot", "save_png"]
 

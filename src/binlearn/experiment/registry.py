@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from binlearn.experiment.config import MODEL_CONFIGS, RULE_CONFIGS, ConfigError, ExperimentConfig
-from binlearn.rules.base import Learner
+from binlearn.experiment.learner import Learner
 
 __all__ = ["register_learner", "build_learner", "check_memory", "available_memory", "LEARNERS"]
 

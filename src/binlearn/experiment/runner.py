@@ -30,16 +30,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-import binlearn
+from binlearn.atomic import atomic_write_text, write_json
 from binlearn.data import Dataset, batch_indices, load_dataset, random_crop_flip
+from binlearn.energy import DivergenceError
 from binlearn.experiment import learners  # noqa: F401  (registers every learner)
-from binlearn.experiment.checkpoint import (
-    CheckpointError,
-    atomic_write_text,
-    load_checkpoint,
-    save_checkpoint,
-    write_json,
-)
+from binlearn.experiment.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from binlearn.experiment.config import (
     ConfigError,
     ExperimentConfig,
@@ -47,15 +42,15 @@ from binlearn.experiment.config import (
     apply_overrides,
     config_from_dict,
     config_to_dict,
-    eval_keys,
     read_config_file,
     section_keys,
     to_toml,
 )
 from binlearn.experiment.distributed import AllReduce, Context, setup, teardown
+from binlearn.experiment.learner import Learner, LocalReducer, Reducer
 from binlearn.experiment.plots import plot_curves
 from binlearn.experiment.registry import build_learner, check_memory
-from binlearn.rules.base import Learner, LocalReducer, Reducer
+from binlearn.version import __version__
 
 __all__ = ["train", "evaluate", "load_run", "resolve_device", "TrainingDiverged", "RunError"]
 
@@ -88,14 +83,7 @@ def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
 
 
 def _divergence_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [TrainingDiverged]
-    try:
-        from binlearn.energy import DivergenceError
-
-        errors.append(DivergenceError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    return (TrainingDiverged, DivergenceError)
 
 
 def _git_revision() -> str:
@@ -109,7 +97,7 @@ def _git_revision() -> str:
 
 def _meta(config: ExperimentConfig, device: torch.device, context: Context) -> dict[str, Any]:
     return {
-        "seed": config.seed, "binlearn_version": binlearn.__version__,
+        "seed": config.seed, "binlearn_version": __version__,
         "torch_version": torch.__version__, "python": platform.python_version(),
         "git_revision": _git_revision(), "device": str(device), "world_size": context.world_size,
         "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
@@ -223,7 +211,7 @@ def resume_config(run_dir: Path, overrides: list[str]) -> ExperimentConfig:
     return new
 
 
-def _read_metrics(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
+def read_metrics(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     records = []
@@ -246,14 +234,13 @@ class _EpochStats:
 
 
 def _train_epoch(learner: Learner, data: Dataset, config: ExperimentConfig, epoch: int,
-                 context: Context, reducer: Reducer, quiet: bool) -> tuple[_EpochStats, list[dict]]:
+                 context: Context, reducer: Reducer, quiet: bool) -> _EpochStats:
     torch.manual_seed(_epoch_seed(config.seed, epoch, 0))
     generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch, 1))
     batches = list(batch_indices(len(data.x_train), config.data.batch_size, generator=generator,
                                  shuffle=config.train.shuffle, rank=context.rank,
                                  world_size=context.world_size))
     totals = torch.zeros(3, dtype=torch.float64)  # loss, correct, samples
-    step_records: list[dict] = []
     start = time.perf_counter()
     bar = tqdm(batches, desc=f"epoch {epoch}/{config.train.epochs}", unit="batch", leave=False,
                disable=True if quiet or not context.is_main else None)
@@ -270,7 +257,7 @@ def _train_epoch(learner: Learner, data: Dataset, config: ExperimentConfig, epoc
             bar.set_postfix(acc=f"{totals[1] / totals[2]:.3f}")
     seconds = time.perf_counter() - start
     totals = reducer.sum(totals)
-    return _EpochStats(float(totals[0]), float(totals[1]), float(totals[2]), seconds), step_records
+    return _EpochStats(float(totals[0]), float(totals[1]), float(totals[2]), seconds)
 
 
 def _check_augment(config: ExperimentConfig, sample_shape: tuple[int, ...]) -> None:
@@ -364,7 +351,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
         start_epoch = checkpoint["epoch"] + 1
         train_seconds, samples_seen = checkpoint["train_seconds"], checkpoint["samples_seen"]
     if resume:
-        records = _read_metrics(run_dir / "metrics.jsonl", checkpoint["epoch"])
+        records = read_metrics(run_dir / "metrics.jsonl", checkpoint["epoch"])
         if context.is_main:  # the directory describes the run as continued (epochs, schedule)
             atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))
             _note_resume(run_dir / "meta.json", int(checkpoint["epoch"]))
@@ -372,7 +359,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
         meta = _meta(config, device, context)
         if parent is not None:  # a branch: the parent's first K records, and who the parent is
             assert branch_from is not None and checkpoint is not None
-            records = _read_metrics(Path(branch_from) / "metrics.jsonl", checkpoint["epoch"])
+            records = read_metrics(Path(branch_from) / "metrics.jsonl", checkpoint["epoch"])
             meta["branched_from"] = {"run_dir": str(Path(branch_from).resolve()),
                                      "after_epoch": int(checkpoint["epoch"]),
                                      "config": config_to_dict(parent)}
@@ -390,7 +377,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     for epoch in epoch_bar:
         last = epoch == epochs
         try:
-            stats, _ = _train_epoch(learner, data, config, epoch, context, reducer, quiet)
+            stats = _train_epoch(learner, data, config, epoch, context, reducer, quiet)
             train_accuracy = stats.correct / max(stats.samples, 1)
             extra = learner.end_epoch(epoch, train_accuracy, reducer) or {}
             record: dict[str, Any] = {
@@ -442,37 +429,3 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     if context.is_main:
         write_json(run_dir / "summary.json", summary)
     return summary
-
-
-def evaluate_run(run_dir: Path, *, split: str = "test", quiet: bool = False,
-                 overrides: list[str] | None = None) -> dict[str, Any]:
-    """Rebuild a run's learner from its checkpoint and measure its accuracy on ``split``.
-
-    ``overrides`` (``KEY=VALUE``, keys of :func:`~binlearn.experiment.config.eval_keys`: the
-    fields declared ``evaluation=True``) change how it is evaluated, e.g. ``rule.eval_steps=50``
-    relaxes the free phase for 50 steps instead of the trained T.
-    """
-    config, checkpoint = load_run(Path(run_dir))
-    overrides = list(overrides or [])
-    allowed = eval_keys(config)
-    for item in overrides:
-        key = item.split("=", 1)[0].strip()
-        if key not in allowed:
-            raise ConfigError(f"eval accepts --set {', '.join(allowed)}; not {key!r}")
-    if overrides:
-        config = config_from_dict(apply_overrides(config_to_dict(config), overrides))
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    device = resolve_device(config.train.device)
-    data = load_dataset(config.data, quiet=quiet).to(device)
-    check_memory(config, data.input_shape, data.num_classes, device)
-    learner = build_learner(config, data.input_shape, data.num_classes, device)
-    load_learner_state(learner, checkpoint, run_dir)
-    x, y = {"test": (data.x_test, data.y_test), "train": (data.x_train, data.y_train),
-            "validation": (data.x_val, data.y_val)}[split]
-    accuracy = evaluate(learner, x, y, config.data.eval_batch_size)
-    result = {"run_dir": str(run_dir), "split": split, "epoch": checkpoint["epoch"],
-              "accuracy": accuracy, "samples": len(x)}
-    if overrides:
-        result["overrides"] = overrides
-    return result

@@ -1,11 +1,14 @@
-"""Learning rules acting on models through small protocols (see :mod:`binlearn.rules.base`)."""
+"""Learning rules acting on models through small protocols (:mod:`binlearn.rules.base`):
+gradient rules (EP, BPTT, STE) return ``{parameter name: gradient}`` for any optimizer
+(SGD, Bop); local rules (the binary-native rule, CP+R) update their integer weights in place."""
 
-from binlearn.rules.base import GradientRule, Learner, LocalReducer, Reducer
+from binlearn.rules.base import GradientRule, LocalRule, LocalStepResult
+from binlearn.rules.bop import Bop
+from binlearn.rules.bptt import BPTT, BPTTResult
+from binlearn.rules.cpr import CPR, CommitteeParameters
+from binlearn.rules.ep import EP, EPResult
+from binlearn.rules.local_binary import LocalBinary, LocalBinaryParameters
 from binlearn.rules.ste import STE
 
-__all__ = ["GradientRule", "Learner", "LocalReducer", "Reducer", "STE"]
-from binlearn.rules.bop import Bop  # noqa: E402
-from binlearn.rules.bptt import BPTT, BPTTResult  # noqa: E402
-from binlearn.rules.ep import EP, EPResult  # noqa: E402
-
-__all__ += ["EP", "EPResult", "BPTT", "BPTTResult", "Bop"]
+__all__ = ["GradientRule", "LocalRule", "LocalStepResult", "EP", "EPResult", "BPTT", "BPTTResult", "STE",
+           "Bop", "LocalBinary", "LocalBinaryParameters", "CPR", "CommitteeParameters"]

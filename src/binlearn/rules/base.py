@@ -1,54 +1,23 @@
-"""Protocols shared by every learning rule.
+"""The two kinds of learning rule, as protocols a rule implements and a caller relies on.
 
-A *rule* acts on a *model*; the experiment runner only ever talks to a :class:`Learner`,
-the small adapter that owns a model, the rule that trains it and the rule's optimizer
-state. Keeping this surface tiny is what lets EP, BPTT, the STE baseline and the local
-binary rule share one runner, one checkpoint format and one distributed code path.
+    GradientRule.gradients(model, x, y) -> {parameter name: ∂L/∂θ estimate}
+    LocalRule.step(model, x, y, *, seed, reduce) -> result with mistakes, correct, updates
+
+A gradient rule (EP, BPTT, STE) only estimates; any optimizer (SGD,
+:class:`~binlearn.rules.bop.Bop`) applies the estimate. A local rule (the binary-native
+rule, CP+R) updates its model's integer weights itself, in place, from information local to
+each layer. How a model, a rule and its optimizers are driven through training is the
+runner's contract, :class:`binlearn.experiment.learner.Learner`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["Reducer", "LocalReducer", "Learner", "GradientRule", "StepStats"]
-
-StepStats = dict[str, float]
-"""What one training step reports: at least ``loss`` (summed over the batch, as a float)
-and ``correct`` (number of correctly classified samples in the batch)."""
-
-
-@runtime_checkable
-class Reducer(Protocol):
-    """How per-process updates are combined (identity for a single process).
-
-    Data-parallel training is correct when every rule reduces its *update* (gradient
-    estimate, integer weight increment, flip statistics) before applying it, so every rank
-    applies the same update and weights stay identical across ranks.
-    """
-
-    world_size: int
-
-    def mean(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Element-wise mean over ranks (returns a tensor; may be the input, modified)."""
-        ...
-
-    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Element-wise sum over ranks."""
-        ...
-
-
-class LocalReducer:
-    """The single-process reducer: every reduction is the identity."""
-
-    world_size = 1
-
-    def mean(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor
-
-    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor
+__all__ = ["GradientRule", "LocalRule", "LocalStepResult"]
 
 
 @runtime_checkable
@@ -64,34 +33,31 @@ class GradientRule(Protocol):
         ...
 
 
-@runtime_checkable
-class Learner(Protocol):
-    """A model plus the rule (and optimizer state) that trains it: what the runner drives.
+class LocalStepResult(Protocol):
+    """What a local step reports: ``mistakes`` (samples wrong or below the margin),
+    ``correct`` (samples whose argmax is the label) and ``updates`` (per layer)."""
 
-    The runner calls, per epoch: ``train_step`` for each mini-batch (on this rank's shard),
-    then ``end_epoch``; ``predict`` for evaluation; ``state_dict``/``load_state_dict`` for
-    checkpoints. Randomness inside a learner must come from ``torch``'s global generator
-    (the runner re-seeds it at every epoch start, which makes resumed runs bit-identical)
-    or from state saved in ``state_dict``.
+    @property
+    def mistakes(self) -> int: ...
+
+    @property
+    def correct(self) -> int: ...
+
+    @property
+    def updates(self) -> tuple[int, ...]: ...
+
+
+@runtime_checkable
+class LocalRule(Protocol):
+    """A rule that updates its model in place from layer-local signals, one mini-batch at a time.
+
+    ``step(model, x, y, seed=, reduce=)``: ``model`` the rule's network (its integer weights
+    are the rule state), ``x`` (batch, n_in) int8 ±1 inputs, ``y`` (batch,) int64 labels;
+    ``seed`` a 64-bit seed of the step's randomness (the caller draws it, so a resumed run
+    draws the same); ``reduce`` None, or a function summing an integer increment tensor
+    over data-parallel ranks before it is applied (so every rank applies the same update).
     """
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> StepStats:
-        """One update from a mini-batch. ``x``: (batch, ...) on the learner's device,
-        ``y``: (batch,) int64 class labels. Returns ``{"loss": float, "correct": float, ...}``
-        with sums over this rank's batch (the runner aggregates)."""
-        ...
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Class predictions, (batch,) int64, for evaluation (no learning)."""
-        ...
-
-    def end_epoch(self, epoch: int, train_accuracy: float, reducer: Reducer) -> dict[str, Any]:
-        """Called after each epoch; returns extra metrics for metrics.jsonl (e.g. flips per
-        layer). May adapt rule state (e.g. the reinforcement probability)."""
-        ...
-
-    def state_dict(self) -> dict[str, Any]:
-        ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def step(self, model: Any, x: torch.Tensor, y: torch.Tensor, *, seed: int,
+             reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> LocalStepResult:
         ...

@@ -20,32 +20,28 @@ Laydevant et al., CVPRW 2021 (the EP variant with per-layer γ and threshold).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 
 __all__ = ["Bop", "bop_update", "bop_update_reference"]
 
-try:  # numba is a core dependency; the torch path below stays as the reference
-    import numba
-
-    @numba.njit(cache=True)
-    def _bop_kernel(weight, momentum, gradient, alpha, gamma, threshold,
-                    flip_on_equal):  # pragma: no cover
-        # one fused pass over a contiguous block sharing one α (serial: on a shared 2-core
-        # machine a second thread only waits); float32 throughout, the same arithmetic as
-        # the torch reference for γ < 0.5. A flat loop (no row indexing) vectorises.
-        flips = 0
-        for i in range(weight.size):
-            m = momentum[i] + gamma * (gradient[i] - momentum[i])
-            momentum[i] = m
-            product = (m * weight[i]) * alpha
-            if product > threshold or (flip_on_equal and product == threshold):
-                weight[i] = -weight[i]
-                flips += 1
-        return flips
-
-except ImportError:  # pragma: no cover
-    _bop_kernel = None
+# the fused numba pass; bop_update_reference (plain torch) is its oracle
+@numba.njit(cache=True)
+def _bop_kernel(weight, momentum, gradient, alpha, gamma, threshold,
+                flip_on_equal):  # pragma: no cover
+    # one fused pass over a contiguous block sharing one α (serial: on a shared 2-core
+    # machine a second thread only waits); float32 throughout, the same arithmetic as
+    # the torch reference for γ < 0.5. A flat loop (no row indexing) vectorises.
+    flips = 0
+    for i in range(weight.size):
+        m = momentum[i] + gamma * (gradient[i] - momentum[i])
+        momentum[i] = m
+        product = (m * weight[i]) * alpha
+        if product > threshold or (flip_on_equal and product == threshold):
+            weight[i] = -weight[i]
+            flips += 1
+    return flips
 
 
 def _scale_view(weight: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
@@ -79,7 +75,7 @@ def bop_update(weight: torch.Tensor, momentum: torch.Tensor, gradient: torch.Ten
                scale: torch.Tensor | None = None):
     """Same as :func:`bop_update_reference`; a fused numba pass for contiguous float32 CPU
     tensors (about 6× fewer memory passes), the torch reference otherwise."""
-    fast = (_bop_kernel is not None and weight.device.type == "cpu"
+    fast = (weight.device.type == "cpu"
             and weight.dtype == torch.float32 and momentum.dtype == torch.float32
             and weight.is_contiguous() and momentum.is_contiguous()
             and not weight.requires_grad and gamma < 0.5)

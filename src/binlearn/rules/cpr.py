@@ -47,6 +47,7 @@ L. Colombo, F. Pittorino, M. Roveri, arXiv:2412.00119 (the single-layer baseline
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,13 +60,13 @@ from binlearn.rules.local_binary import (
     HIDDEN_DTYPES,
     BinaryLayer,
     StepResult,
-    _scores_verdicts,
     apply_increment,
     reinforce,
+    scores_verdicts,
 )
 
 __all__ = ["VARIANTS", "CommitteeParameters", "CommitteeMachine", "init_committee", "committee_scores",
-           "committee_predict", "cpr_step"]
+           "committee_predict", "cpr_step", "CPR"]
 
 VARIANTS = ("reference", "class_committees")
 
@@ -302,7 +303,7 @@ def cpr_step(machine: CommitteeMachine, x_signs: torch.Tensor, labels: torch.Ten
     x_np = np.ascontiguousarray(x_signs.numpy())
     mistaken = np.zeros(len(labels_np), np.bool_)
     rivals = np.zeros(len(labels_np), np.int64)
-    correct = _scores_verdicts(scores, labels_np, margin, mistaken, rivals)
+    correct = scores_verdicts(scores, labels_np, margin, mistaken, rivals)
     mistakes = int(mistaken.sum())
     if votes is None:
         updates = _committee_updates(pre, labels_np, mistaken, rivals, machine.committee_size,
@@ -316,3 +317,15 @@ def cpr_step(machine: CommitteeMachine, x_signs: torch.Tensor, labels: torch.Ten
     apply_increment(layer, delta, touched, params.clip)
     reinforce(layer, seed, 0, params.probability_bits, params.clip)
     return StepResult(int(mistakes), int(correct), (int(updates),))
+
+
+@dataclass(frozen=True)
+class CPR:
+    """CP+R as a :class:`~binlearn.rules.base.LocalRule`: ``step(machine, x_signs, labels,
+    seed=, reduce=)`` is :func:`cpr_step` with these ``params``."""
+
+    params: CommitteeParameters
+
+    def step(self, model: CommitteeMachine, x: torch.Tensor, y: torch.Tensor, *, seed: int,
+             reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> StepResult:
+        return cpr_step(model, x, y, self.params, seed, reduce)

@@ -48,6 +48,7 @@ Baldassi et al., PNAS 104 (2007).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,6 +72,7 @@ __all__ = [
     "input_signs",
     "forward",
     "predict",
+    "LocalBinary",
     "local_binary_step",
     "local_binary_step_dense",
     "reinforcement_probability",
@@ -206,7 +208,7 @@ def _binary_signs(values, signs):
 
 # --------------------------------------------------------------------------- numba kernels
 @njit(cache=True)
-def _scores_verdicts(scores, labels, margin, mistakes, rivals):
+def scores_verdicts(scores, labels, margin, mistakes, rivals):
     """mistakes[b] = argmax ≠ y or score_y − max_{c≠y} < margin; rivals[b] = the first
     c ≠ y with the highest score; returns #correct."""
     correct = 0
@@ -407,7 +409,7 @@ def local_binary_step(layers: list[BinaryLayer], x_signs: torch.Tensor, labels: 
     for index, (layer, (pre, _, scores)) in enumerate(zip(layers, outputs, strict=True)):
         margin = int(params.robustness * layer.out_features)
         rivals = np.zeros(len(labels_np), np.int64)
-        correct = _scores_verdicts(scores, labels_np, margin, mistakes, rivals)
+        correct = scores_verdicts(scores, labels_np, margin, mistakes, rivals)
         delta = layer.increment_buffer()
         touched = np.zeros(layer.out_features, np.bool_)
         groups = (layer.out_features + params.group_size - 1) // params.group_size
@@ -426,6 +428,18 @@ def local_binary_step(layers: list[BinaryLayer], x_signs: torch.Tensor, labels: 
         if index + 1 < len(layers):
             inputs = _sign_bytes(pre)
     return StepResult(int(mistakes.sum()), int(correct), tuple(updates))
+
+
+@dataclass(frozen=True)
+class LocalBinary:
+    """The rule as a :class:`~binlearn.rules.base.LocalRule`: ``step(layers, x_signs, labels,
+    seed=, reduce=)`` is :func:`local_binary_step` with these ``params``."""
+
+    params: LocalBinaryParameters
+
+    def step(self, model: list[BinaryLayer], x: torch.Tensor, y: torch.Tensor, *, seed: int,
+             reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> StepResult:
+        return local_binary_step(model, x, y, self.params, seed, reduce)
 
 
 def _float_signs(values: torch.Tensor) -> torch.Tensor:

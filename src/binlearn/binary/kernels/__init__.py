@@ -3,7 +3,7 @@
 ``binary_dense(x_words, w_words, K)`` computes out = K − 2·popcount(x XOR w) = x·wᵀ for ±1
 rows packed by :mod:`binlearn.binary.packing`. Backends: ``"numba"`` (CPU, the fast one),
 ``"torch"`` (no numba needed, any device), ``"reference"`` (unpack + int64 matmul; the
-oracle). ``"auto"`` picks numba for CPU tensors when numba imports, torch otherwise.
+oracle). ``"auto"`` picks numba for CPU tensors, torch otherwise.
 """
 
 from __future__ import annotations
@@ -14,18 +14,10 @@ from binlearn.binary.kernels.reference import dense_sign_matmul, packed_dense_re
 from binlearn.binary.kernels.torch_fallback import popcount_int64, xnor_popcount_dense_torch
 from binlearn.binary.packing import to_numpy_words, words_for
 
-__all__ = ["binary_dense", "BACKENDS", "numba_available", "dense_sign_matmul",
+__all__ = ["binary_dense", "BACKENDS", "dense_sign_matmul",
            "packed_dense_reference", "popcount_int64", "xnor_popcount_dense_torch"]
 
 BACKENDS = ("auto", "numba", "torch", "reference")
-
-
-def numba_available() -> bool:
-    try:
-        import binlearn.binary.kernels.numba_cpu  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def binary_dense(x_words: torch.Tensor, w_words: torch.Tensor, in_features: int,
@@ -51,7 +43,7 @@ def binary_dense(x_words: torch.Tensor, w_words: torch.Tensor, in_features: int,
         raise ValueError(f"{in_features} features need {words_for(in_features)} words, "
                          f"got {x_words.shape[1]}")
     if backend == "auto":
-        backend = "numba" if x_words.device.type == "cpu" and numba_available() else "torch"
+        backend = "numba" if x_words.device.type == "cpu" else "torch"
     if backend == "reference":
         return packed_dense_reference(x_words, w_words, in_features)
     if backend == "torch":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -22,7 +22,6 @@ from binlearn.energy import (
     SCHEDULES,
     BinaryAccumulator,
     BinaryWeights,
-    Dense,
     EnergyNet,
     FloatWeights,
     HardSigmoid,
@@ -37,12 +36,10 @@ from binlearn.experiment.config import (
     register_rule_config,
     setting,
 )
+from binlearn.experiment.learner import Reducer
 from binlearn.experiment.registry import register_learner
 from binlearn.experiment.schedule import Schedule
-from binlearn.rules import BPTT, EP, Bop, Reducer
-
-if TYPE_CHECKING:
-    from binlearn.binary.packed_dynamics import PackedDynamics
+from binlearn.rules import BPTT, EP, Bop
 
 __all__ = ["EnergyModelConfig", "EPConfig", "BPTTConfig", "EnergyOptimizerConfig", "EnergyLearner",
            "build_energy_net", "build_energy_learner"]
@@ -119,7 +116,10 @@ class EPConfig(_EnergyRuleConfig):
     symmetric: bool = False
     nudge_placement: str = setting("drive", choices=NUDGE_PLACEMENTS)
     """drive (s ← ρ(u + β(t − s)), the energy gradient) | state (s ← ρ(u) + β(t − s),
-    Laydevant et al.'s code)."""
+    Laydevant et al.'s code for float neurons) | free_drive (s ← step(s, u + β(t − s⁰_out)):
+    a constant push from the free equilibrium's output, Laydevant et al.'s code for binary
+    neurons; needs model.readout = "mse"): the objects DriveNudge, StateNudge, FreeDriveNudge
+    of :mod:`binlearn.energy.relax`."""
 
 
 @dataclass
@@ -204,7 +204,7 @@ def _per_layer(values: list[float], count: int, key: str) -> list[float]:
 
 
 class EnergyLearner:
-    """EnergyNet + EP/BPTT rule + optimizers (the runner's :class:`~binlearn.rules.base.Learner`)."""
+    """EnergyNet + EP/BPTT rule + optimizers (the runner's :class:`~binlearn.experiment.learner.Learner`)."""
 
     def __init__(self, net: EnergyNet, rule: EP | BPTT, cfg: _EnergyRuleConfig,
                  optimizer: EnergyOptimizerConfig | None = None,
@@ -337,57 +337,6 @@ class EnergyLearner:
             optimizer.load_state_dict(state["optimizers"][name])
         self.epochs_done = int(state["epochs_done"])
         self.schedule.apply(self.epochs_done)
-
-    def to_packed(self, signed_inputs: bool) -> PackedDynamics:
-        """The free phase as a packed ``ep_binary_relaxation`` (:mod:`binlearn.binary.packed_dynamics`):
-        packed signs, α and bias of every coupling, the eval steps, schedule, neuron and
-        output groups. Refuses (one line) what the packed relaxation cannot reproduce bit
-        for bit."""
-        from binlearn.binary.packed_dynamics import PackedCoupling, PackedDynamics
-        from binlearn.binary.packed_format import PackedFormatError
-        from binlearn.binary.packing import pack_signs, to_numpy_words
-
-        problem = _unpackable(self.net)
-        if problem:
-            raise PackedFormatError(problem)
-        couplings = []
-        for index, coupling in enumerate(self.net.couplings):
-            reads = ("signed" if signed_inputs else "binary") if index == 0 else "binary"
-            weight = coupling.weight.detach().cpu()
-            couplings.append(PackedCoupling(
-                f"coupling{index}", to_numpy_words(pack_signs(weight)), coupling.in_features, reads,
-                float(coupling.scale.detach().cpu()[0]), coupling.bias.detach().cpu().numpy()))
-        neuron, cost = self.net.neurons[0], self.net.output_cost
-        return PackedDynamics(couplings, self.eval_steps, self.cfg.relaxation, neuron.gamma,
-                              neuron.threshold, neuron.initial_value, cost.group_size, cost.tie_break)
-
-
-def _unpackable(net: EnergyNet) -> str | None:
-    """Why ``net``'s relaxation cannot be packed bit-exactly (one line), or None."""
-    if not all(isinstance(c, Dense) for c in net.couplings):
-        return ("convolutional energy networks cannot be packed: only fully connected ones "
-                "(model.architecture = \"fc\") with binary weights and binary neurons")
-    if not all(c.binary_weights for c in net.couplings):
-        return ("model.weights = \"float\": float couplings cannot be packed; only binary weights "
-                "(model.weights = \"binary\", α·sign) can")
-    if not all(isinstance(n, BinaryAccumulator) for n in net.neurons):
-        return ("model.neuron = \"hard_sigmoid\" relaxes float activations, which XNOR-popcount "
-                "products cannot carry; only binary neurons (model.neuron = \"binary\") can be packed")
-    if net.output_cost.readout:
-        return ("model.readout = \"cross_entropy\" has a float readout layer; only output groups "
-                "(model.readout = \"mse\") can be packed")
-    neuron = net.neurons[0]
-    if any((n.gamma, n.threshold, n.initial_value) != (neuron.gamma, neuron.threshold, neuron.initial_value)
-           for n in net.neurons):
-        return "the layers' binary neurons differ (γ, θ or s0); a packed relaxation has one neuron kind"
-    keep = 1.0 - neuron.gamma
-    if keep != 0 and math.frexp(keep)[0] != 0.5:
-        return (f"model.neuron_gamma = {neuron.gamma}: the accumulator update s·(1 − γ) is reproduced "
-                "bit-exactly only when 1 − γ is 0 or a power of two (γ = 0.5, 0.75, 1, …)")
-    for index, coupling in enumerate(net.couplings):
-        if not bool((coupling.weight.abs() == 1).all()):
-            return f"coupling {index}'s binary weights are not all ±1; nothing to pack"
-    return None
 
 
 def build_energy_learner(model_cfg: EnergyModelConfig, rule_cfg: _EnergyRuleConfig,

@@ -28,23 +28,23 @@ from binlearn.experiment.config import (
     register_rule_config,
     setting,
 )
+from binlearn.experiment.learner import Reducer
 from binlearn.experiment.registry import register_learner
-from binlearn.rules.base import Reducer
 from binlearn.rules.cpr import (
+    CPR,
     VARIANTS,
     CommitteeMachine,
     CommitteeParameters,
     committee_predict,
-    cpr_step,
     init_committee,
 )
 from binlearn.rules.local_binary import (
     HIDDEN_DTYPES,
     BinaryLayer,
+    LocalBinary,
     LocalBinaryParameters,
     init_layers,
     input_signs,
-    local_binary_step,
     pack_sign_tensor,
     predict,
     probability_numerator,
@@ -152,6 +152,7 @@ class LocalBinaryLearner:
     def __init__(self, layers: list[BinaryLayer], params: LocalBinaryParameters,
                  device: torch.device) -> None:
         self.layers, self.params, self.device = layers, params, device
+        self.rule = LocalBinary(params)
         self._set_probabilities(0.0)
         self._epoch_start = [layer.weight_words.clone() for layer in layers]
         self._updates = [0] * len(layers)
@@ -162,8 +163,8 @@ class LocalBinaryLearner:
             layer.reinforcement_numerator = probability_numerator(p, self.params.probability_bits)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> dict[str, float]:
-        result = local_binary_step(self.layers, input_signs(x), y.cpu(), self.params, _step_seed(),
-                                   _reduce(reducer))
+        result = self.rule.step(self.layers, input_signs(x), y.cpu(), seed=_step_seed(),
+                                reduce=_reduce(reducer))
         self._updates = [a + b for a, b in zip(self._updates, result.updates, strict=True)]
         return {"loss": float(result.mistakes), "correct": float(result.correct)}
 
@@ -200,22 +201,6 @@ class LocalBinaryLearner:
             layer.reinforcement_numerator = int(numerator)
         self._epoch_start = [w.clone() for w in state["epoch_start_words"]]
 
-    def to_packed(self, signed_inputs: bool) -> list:
-        """Hidden layers: the packed sign(H) with bit = (m >= 0) (sign(0) = +1); output: the
-        last layer's frozen classifier, scores = popcount dot, first argmax (as :func:`predict`).
-        Inputs are read as ±1 whatever ``signed_inputs`` says (see :func:`input_signs`)."""
-        from binlearn.binary.packed_format import PackedLayer
-
-        packed = []
-        for index, layer in enumerate(self.layers):
-            zeros = np.zeros(layer.out_features, np.int32)
-            packed.append(PackedLayer.hidden(f"hidden{index + 1}", to_numpy_words(layer.weight_words),
-                                             layer.in_features, zeros, zeros, "signed", "signed"))
-        last = self.layers[-1]
-        packed.append(PackedLayer.output("classifier", to_numpy_words(last.classifier_words),
-                                         last.out_features, "signed"))
-        return packed
-
 
 class CommitteeLearner:
     """The single-layer CP+R committee machine baseline; state: hidden weights, p_r
@@ -223,6 +208,7 @@ class CommitteeLearner:
 
     def __init__(self, machine: CommitteeMachine, params: CommitteeParameters, device: torch.device) -> None:
         self.machine, self.params, self.device = machine, params, device
+        self.rule = CPR(params)
         self._set_probability(0.0)
         self._epoch_start = [machine.layer.weight_words.clone()]
         self._updates = 0
@@ -233,7 +219,8 @@ class CommitteeLearner:
         layer.reinforcement_numerator = probability_numerator(p, self.params.probability_bits)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> dict[str, float]:
-        result = cpr_step(self.machine, input_signs(x), y.cpu(), self.params, _step_seed(), _reduce(reducer))
+        result = self.rule.step(self.machine, input_signs(x), y.cpu(), seed=_step_seed(),
+                                reduce=_reduce(reducer))
         self._updates += result.updates[0]
         return {"loss": float(result.mistakes), "correct": float(result.correct)}
 
@@ -271,37 +258,6 @@ class CommitteeLearner:
         layer.weight_words = pack_sign_tensor(layer.hidden)
         layer.reinforcement_numerator = int(state["reinforcement_numerator"])
         self._epoch_start = [state["epoch_start_words"].clone()]
-
-    def to_packed(self, signed_inputs: bool) -> list:
-        """Hidden: the packed sign(H), bit = (m >= 0); votes: a masked layer of +1 weights over
-        each committee, bit = (Σ s >= 0) (odd committees never tie); output, "reference": the
-        frozen readout as a dense ±1 layer, score = Σ_m R[c, m]·v_m (the popcount dot);
-        "class_committees": a masked layer of +1 weights over each class's committees, score =
-        Σ votes; first argmax either way (as :func:`committee_predict`)."""
-        from binlearn.binary.packed_format import PackedLayer
-        from binlearn.binary.packing import pack_bits, pack_signs
-
-        machine, layer = self.machine, self.machine.layer
-        committees = machine.committees
-
-        def groups(count: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-            """(+1 weights, mask of consecutive groups): row g covers inputs [g·size, (g+1)·size)."""
-            member = torch.arange(count * size) // size == torch.arange(count)[:, None]
-            return to_numpy_words(pack_bits(torch.ones_like(member))), to_numpy_words(pack_bits(member))
-
-        zeros = np.zeros(layer.out_features, np.int32)
-        vote_weights, vote_mask = groups(committees, machine.committee_size)
-        if machine.readout is not None:
-            readout = to_numpy_words(pack_signs(machine.readout))
-            output = PackedLayer.output("readout", readout, committees, "signed")
-        else:
-            class_weights, class_mask = groups(machine.num_classes, machine.committees_per_class)
-            output = PackedLayer.output("classes", class_weights, committees, "signed", mask=class_mask)
-        return [PackedLayer.hidden("hidden1", to_numpy_words(layer.weight_words), layer.in_features, zeros,
-                                   zeros, "signed", "signed"),
-                PackedLayer.hidden("votes", vote_weights, layer.out_features, zeros[:committees],
-                                   zeros[:committees], "signed", "signed", mask=vote_mask),
-                output]
 
 
 def _in_features(input_shape: tuple[int, ...]) -> int:

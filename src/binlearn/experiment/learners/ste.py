@@ -17,12 +17,13 @@ from binlearn.experiment.config import (
     register_rule_config,
     setting,
 )
+from binlearn.experiment.learner import Reducer
 from binlearn.experiment.registry import register_learner
 from binlearn.experiment.schedule import Schedule
 from binlearn.nn import BinaryLinear, mlp
-from binlearn.rules import STE, Reducer
+from binlearn.rules import STE
 
-__all__ = ["MLPConfig", "STEConfig", "STEOptimizerConfig", "STELearner", "build_mlp", "mlp_to_packed"]
+__all__ = ["MLPConfig", "STEConfig", "STEOptimizerConfig", "STELearner", "build_mlp"]
 
 _WEIGHTS = ("float", "binary")
 _ACTIVATIONS = ("relu", "hardtanh", "sign", "heaviside")
@@ -137,85 +138,6 @@ class STELearner:
         self.epochs_done = int(state["epochs_done"] if "epochs_done" in state
                                else state["scheduler"]["last_epoch"])
         self.schedule.apply(self.epochs_done)
-
-    def to_packed(self, signed_inputs: bool) -> list:
-        """The model as packed layers (:func:`mlp_to_packed`)."""
-        return mlp_to_packed(self.model, signed_inputs)
-
-
-_PACKED_ACTIVATIONS = {Sign: "signed", Heaviside: "binary"}
-
-
-@torch.no_grad()
-def mlp_to_packed(model: nn.Sequential, signed_inputs: bool) -> list:
-    """An :func:`~binlearn.nn.mlp` with binary weights and sign/Heaviside activations as
-    :class:`~binlearn.binary.packed_format.PackedLayer` s, folded to integers.
-
-    Each layer's float tail (α, bias, eval-mode batch norm, activation) is evaluated by the
-    model's own modules on every integer pre-activation m = x · sign(w) in [−K, K], as
-    h = α·m (+ bias) in float32: hidden layers become the integer step
-    bit = (m >= threshold) XOR flip; the output layer becomes a rank table whose first
-    argmax is the first argmax of the model's scores.
-
-    Args:
-        model: the Sequential built by :func:`build_mlp` (any device).
-        signed_inputs: inputs are ±1 (data.signed) rather than {0, 1}.
-    Raises:
-        PackedFormatError: float weights, float activations or modules the format lacks.
-    """
-    from binlearn.binary.packed_format import PackedFormatError, PackedLayer, rank_table, step_thresholds
-    from binlearn.binary.packing import pack_signs, to_numpy_words
-
-    model.eval()
-    blocks: list[tuple[BinaryLinear, list[nn.Module]]] = []
-    for module in model:
-        if isinstance(module, BinaryLinear):
-            blocks.append((module, []))
-        elif blocks:
-            if not isinstance(module, nn.Dropout):  # identity at inference
-                blocks[-1][1].append(module)
-        elif not isinstance(module, nn.Flatten):
-            raise PackedFormatError(f"cannot pack a {type(module).__name__} before the first layer")
-    reads, layers = "signed" if signed_inputs else "binary", []
-    for index, (linear, tail) in enumerate(blocks):
-        last = index == len(blocks) - 1
-        where = f"layer {index + 1} ({linear.in_features} -> {linear.out_features})"
-        if not isinstance(linear.weight_quantizer, BinarySign):
-            raise PackedFormatError(f"{where} has float weights (model.weights = \"float\", or "
-                                    "binary_first_layer / binary_last_layer = false); only binary-weight "
-                                    "models can be packed")
-        activation = tail[-1] if tail and type(tail[-1]) in _PACKED_ACTIVATIONS else None
-        if not last and activation is None:
-            found = type(tail[-1]).__name__ if tail else "no"
-            raise PackedFormatError(f"{where} has {found} activation: float activations cannot be packed; "
-                                    "use model.activations = \"sign\" or \"heaviside\"")
-        unsupported = [m for m in tail if not isinstance(m, nn.BatchNorm1d) and m is not activation]
-        if unsupported:
-            raise PackedFormatError(f"{where}: {type(unsupported[0]).__name__} cannot be packed")
-        weight = linear.weight.detach()
-        alpha = linear.weight_quantizer.alpha(weight)
-        features = linear.in_features
-        candidates = torch.arange(-features, features + 1, dtype=weight.dtype, device=weight.device)
-        values = []
-        for chunk in candidates.split(max(1, (1 << 22) // linear.out_features)):
-            h = (chunk[:, None] * alpha).expand(-1, linear.out_features)
-            if linear.bias is not None:
-                h = h + linear.bias.detach()
-            for module in tail:
-                h = module(h)
-            values.append(h.cpu() if last else (h > 0).cpu())  # hidden: only the bit is kept
-        table = torch.cat(values)  # (2K + 1, out): the tail at m = −K … K
-        weights = to_numpy_words(pack_signs(weight.cpu()))  # bit = w >= 0: sign(0) = +1
-        name = "output" if last else f"hidden{index + 1}"
-        if last:
-            layers.append(PackedLayer.output(name, weights, features, reads, rank_table(table.T.numpy())))
-            break
-        threshold, flip = step_thresholds(table.numpy(), -features)
-        written = _PACKED_ACTIVATIONS[type(activation)]
-        layers.append(PackedLayer.hidden(name, weights, features, threshold, flip, reads, written))
-        reads = written
-    return layers
-
 
 def build_ste_learner(model_cfg: MLPConfig, rule_cfg: STEConfig, input_shape: tuple[int, ...],
                       num_classes: int, device: torch.device, optimizer: STEOptimizerConfig | None = None,

@@ -1,0 +1,71 @@
+"""Atomic file writes, the ground floor every layer may use (data downloads, packed models,
+checkpoints, configs, metrics, plots).
+
+    write(temporary beside path) → flush → fsync → chmod (0666 & ~umask) → os.replace(temporary, path)
+
+Readers see the old file or the whole new one, never a part: an interrupted run leaves no
+half-written artefact, only (at worst, after a hard kill) a hidden temporary
+``.{name}.*.tmp`` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "write_json", "default_file_mode"]
+
+
+def default_file_mode(path: str | os.PathLike) -> None:
+    """Give a temporary file the mode a plain ``open(path, "w")`` would (0666 minus the
+    umask): ``tempfile`` creates files readable by their owner only."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
+    """``write(handle)`` into a temporary file beside ``path`` (binary, seekable), fsync it,
+    give it the usual file mode and ``os.replace`` it onto ``path``: readers see the old file
+    or the whole new one, never a part; on any error (raised by ``write`` too) the temporary
+    file is removed and ``path`` is left as it was.
+
+    Args:
+        path: the file to (re)place; missing parent folders are created.
+        write: called once with the open temporary file.
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        default_file_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """``data`` written atomically to ``path``."""
+    return atomic_write(path, lambda handle: handle.write(data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """``text`` (UTF-8) written atomically to ``path``."""
+    return atomic_write_bytes(path, text.encode())
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """``obj`` as indented, key-sorted JSON plus a newline, written atomically to ``path``."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
