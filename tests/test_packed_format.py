@@ -510,7 +510,7 @@ def test_unexportable_ep_networks_are_refused(overrides, fragment):
     config = load_config(EP_CONFIG, ["data.dataset=\"digits\"", "model.hidden=[8]", *overrides])
     learner = build_learner(config, (1, 8, 8), 10, torch.device("cpu"))
     with pytest.raises(PackedFormatError) as info:
-        energy_to_packed(learner.net, learner.eval_steps, learner.cfg.schedule, False)
+        energy_to_packed(learner.net, learner.eval_steps, learner.cfg.relaxation, False)
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
