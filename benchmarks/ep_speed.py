@@ -3,14 +3,20 @@
 Measures training samples per second (full EP training steps: free phase, nudged
 phase, gradient estimate, Bop flips and bias updates) for the published configurations
 
-    fc_binary_weights      FC 784-4096-10, binary weights, T = 50, K = 10, batch 64
-    fc_binary_activations  FC 784-8192-100, binary weights + activations, T = 20, K = 10
-    conv_mnist             conv 1-32-64 + fc 10, binary weights, T = 150, K = 10
+    fc_binary_weights              FC 784-4096-10, binary weights, T = 50, K = 10, batch 64
+    fc_binary_activations          FC 784-8192-100, binary weights + activations, T = 20, K = 10
+    conv_mnist                     conv 1-32-64 + fc 10, binary weights, T = 150, K = 10
+    conv_mnist_binary_activations  conv 1-256-512 + fc 700, binary weights + activations,
+                                   T = 100, K = 50
+    conv_cifar10                   conv 3-64-128-256-256 + fc 10, binary weights, T = 150, K = 10
 
 and prints one JSON object. Seconds per epoch are extrapolated to 60,000 samples from a
-timed number of batches (after warm-up batches). Inputs are real MNIST training images
-when ``BINLEARN_DATA`` (or ``--data-dir``) holds them, otherwise random MNIST-like
-images (≈19 % non-zero pixels in a centred blob, values in (0, 1]); the JSON says which.
+timed number of batches (after warm-up batches; the large convnets time one batch with no
+warm-up, see ``CASES``; ``--batch-size`` overrides the configs' batch size, and the JSON
+gives the size used). MNIST inputs are real MNIST training images when ``BINLEARN_DATA`` (or
+``--data-dir``) holds them, otherwise random MNIST-like images (≈19 % non-zero pixels in a
+centred blob, values in (0, 1]); CIFAR-10 inputs are random normalised images (standard
+normal, the statistics of the normalised data); the JSON says which.
 
     python benchmarks/ep_speed.py [--threads 1] [--batches 30] [--cases fc_binary_weights]
                                   [--gemm-only]
@@ -35,10 +41,12 @@ from binlearn.experiment.learner import LocalReducer
 from binlearn.experiment.registry import build_learner
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "laydevant2021"
-CASES = {
-    "fc_binary_weights": ("fc-binary-weights.toml", 100),
-    "fc_binary_activations": ("fc-binary-weights-activations.toml", 10),
-    "conv_mnist": ("conv-mnist-binary-weights.toml", 2),
+CASES = {  # name: (config, timed batches, warm-up batches at most)
+    "fc_binary_weights": ("fc-binary-weights.toml", 100, None),
+    "fc_binary_activations": ("fc-binary-weights-activations.toml", 10, None),
+    "conv_mnist": ("conv-mnist-binary-weights.toml", 2, None),
+    "conv_mnist_binary_activations": ("conv-mnist-binary-weights-activations.toml", 1, 0),
+    "conv_cifar10": ("cifar10-binary-weights.toml", 1, 0),
 }
 EPOCH_SAMPLES = 60_000
 
@@ -66,11 +74,20 @@ def load_inputs(count: int, data_dir: str | None, seed: int) -> tuple[torch.Tens
     return mnist_like(count, generator), labels, "random MNIST-like images"
 
 
+def cifar_like(count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random (3, 32, 32) images with the statistics of normalised CIFAR-10, random labels."""
+    images = torch.randn(count, 3, 32, 32, generator=generator)
+    return images, torch.randint(0, 10, (count,), generator=generator)
+
+
 def time_case(config_file: str, batches: int, warmup: int, x: torch.Tensor, y: torch.Tensor,
-              seed: int, device: torch.device, sparse_products: bool = True) -> dict:
+              seed: int, device: torch.device, sparse_products: bool = True,
+              batch_size: int | None = None) -> dict:
     config = load_config(CONFIGS / config_file)
+    if batch_size is not None:
+        config.data.batch_size = batch_size
     torch.manual_seed(seed)
-    learner = build_learner(config, (1, 28, 28), 10, device)
+    learner = build_learner(config, tuple(x.shape[1:]), 10, device)
     learner.rule.sparse_products = sparse_products
     batch = config.data.batch_size
     reducer = LocalReducer()
@@ -93,14 +110,14 @@ def time_case(config_file: str, batches: int, warmup: int, x: torch.Tensor, y: t
     samples_per_second = batches * batch / seconds
     rule = config.rule
     return {
-        "config": f"configs/laydevant2021/{config_file}",
+        "config": f"configs/laydevant2021/{config_file}", "input_shape": list(x.shape[1:]),
         "architecture": (f"{config.model.architecture} hidden={config.model.hidden}"
                          if config.model.architecture == "fc"
                          else f"conv channels={config.model.channels}"),
         "free_steps": rule.free_steps, "nudged_steps": rule.nudged_steps,
         "batch_size": batch, "timed_batches": batches, "warmup_batches": warmup,
         "timed_seconds": round(seconds, 4),
-        "samples_per_second": round(samples_per_second, 1),
+        "samples_per_second": round(samples_per_second, 1 if samples_per_second >= 10 else 3),
         "seconds_per_epoch": round(EPOCH_SAMPLES / samples_per_second, 1),
         "seconds_per_epoch_note": f"extrapolated to {EPOCH_SAMPLES} samples from the timed batches",
     }
@@ -113,6 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batches", type=float, default=1.0,
                         help="multiply every case's number of timed batches")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="override every case's batch size (default: the config's)")
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-dir", default=None)
@@ -125,18 +144,23 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     x, y, source = load_inputs(2048, args.data_dir, args.seed)
+    cifar_x, cifar_y = cifar_like(256, torch.Generator().manual_seed(args.seed))
     result: dict = {
         "benchmark": "ep_speed",
         "machine": {"platform": platform.platform(), "processor": platform.processor() or
                     platform.machine(), "cpu_count": os.cpu_count(),
                     "load_average_1min": round(os.getloadavg()[0], 2)},
         "torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(),
-        "seed": args.seed, "inputs": source, "sparse_products": not args.gemm_only,
+        "seed": args.seed, "inputs": source, "cifar10_inputs": "random normalised images (standard normal)",
+        "sparse_products": not args.gemm_only,
     }
     for name in args.cases:
-        config_file, batches = CASES[name]
-        result[name] = time_case(config_file, max(1, round(batches * args.batches)), args.warmup,
-                                 x, y, args.seed, device, sparse_products=not args.gemm_only)
+        config_file, batches, most_warmup = CASES[name]
+        warmup = args.warmup if most_warmup is None else min(args.warmup, most_warmup)
+        inputs = (cifar_x, cifar_y) if name == "conv_cifar10" else (x, y)
+        result[name] = time_case(config_file, max(1, round(batches * args.batches)), warmup,
+                                 *inputs, args.seed, device, sparse_products=not args.gemm_only,
+                                 batch_size=args.batch_size)
     print(json.dumps(result, indent=2))
     return result
 

@@ -42,6 +42,30 @@ def test_numba_serial_and_parallel_paths(parallel, batch, features, outputs):
     assert np.array_equal(out, dense_sign_matmul(x, w).numpy())
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("batch,features,outputs", [
+    (4, 1, 8),        # the outer-product path with a 1-word row (no padding needed)
+    (3, 5, 9),        # the dot path on rows of < 8 words (padded) and one scalar edge column
+    (5, 63, 31),      # a batch remainder row, 3 column vectors of 8 and 7 edge columns
+    (6, 449, 40),     # 8 words: one full step; 32 + 8 columns
+    (7, 520, 33),     # 9 words: a masked tail step for the dot path, none for the outer one
+    (9, 784, 600),    # 13 words, three weight tiles (288 rows each), the last one partial
+    (2, 4096, 72),    # the dot path, several 1 x 8 blocks
+    (11, 4160, 130),  # 65 words: tiles of 32 rows, remainders everywhere
+])
+def test_every_blocking_path_of_the_numba_kernel_is_exact(parallel, batch, features, outputs):
+    generator = torch.Generator().manual_seed(features + outputs)
+    x, w = _signs((batch, features), generator), _signs((outputs, features), generator)
+    x_words, w_words = to_numpy_words(pack_signs(x)), to_numpy_words(pack_signs(w))
+    expected = dense_sign_matmul(x, w).numpy()
+    assert np.array_equal(xnor_popcount_dense(x_words, w_words, features, parallel=parallel), expected)
+    out = np.full((batch, outputs), 12345, np.int32)
+    assert xnor_popcount_dense(x_words, w_words, features, out=out, parallel=parallel) is out
+    assert np.array_equal(out, expected)
+    with pytest.raises(ValueError, match="C-contiguous int32"):
+        xnor_popcount_dense(x_words, w_words, features, out=np.empty((batch, outputs), np.int64))
+
+
 def test_all_zero_inputs_are_plus_one():
     # sign(0) = +1: a zero input against an all-(+1) weight gives +K, against −1 gives −K.
     x = torch.zeros(2, 70)

@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 __all__ = ["main"]
@@ -33,7 +34,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.config or args.branch_from:
             raise ConfigError("give either CONFIG or --resume RUN_DIR, not both "
                               "(to continue a run under another config, use CONFIG --branch-from RUN_DIR)")
-        config = resume_config(Path(args.resume), args.set)
+        if args.run_dir:
+            raise ConfigError("--resume RUN_DIR continues RUN_DIR in place: drop --run-dir (a new directory "
+                              "that starts from RUN_DIR is CONFIG --branch-from RUN_DIR --run-dir NEW)")
+        overrides = [*args.set, *([f"data.data_dir={json.dumps(args.data_dir)}"] if args.data_dir else [])]
+        config = resume_config(Path(args.resume), overrides)
         run_dir = Path(args.resume)
     else:
         config = load_config(args.config, args.set)
@@ -79,6 +84,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(f"{row['label']:{width}s}  {row['epochs']:6d}  {row['last_' + args.metric]:<21.4f} "
               f"{row['best_' + args.metric]:.4f} ({row['best_epoch']:3d})  "
               f"{row['train_seconds']:8.0f}  {branch}")
+    for row in rows:
+        if row["skipped_lines"]:
+            lines = ", ".join(map(str, row["skipped_lines"]))
+            print(f"{row['label']}: skipped unreadable metrics.jsonl line(s) {lines}")
     if args.output:
         print(f"plot: {args.output}")
     return 0
@@ -115,7 +124,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
         for name in names:
             print(f"  {name:14s} {dataset_status(name, args.data_dir):10.60s}  {SOURCES[name].description}")
         return 0
-    failed = 0
+    failures = []  # every dataset is tried; their failures make one error line
     for name in names:
         if not SOURCES[name].files:
             print(f"{name}: embedded (nothing to {args.action})")
@@ -125,9 +134,10 @@ def _cmd_data(args: argparse.Namespace) -> int:
                          quiet=args.quiet)
             print(f"{name}: ok ({root / name})")
         except DataError as error:
-            print(f"{name}: {error}", file=sys.stderr)
-            failed += 1
-    return 1 if failed else 0
+            failures.append(str(error) if str(error).startswith(f"{name}: ") else f"{name}: {error}")
+    if failures:
+        raise DataError("; ".join(failures))
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -234,9 +244,44 @@ def _raise_terminated(signum, frame):  # noqa: ARG001 - the signal handler signa
     raise _Terminated()
 
 
+def _stopped(stop: KeyboardInterrupt, command: str) -> str:
+    """One line: how the process stopped and, for a train, what its run directory keeps."""
+    how = "terminated" if isinstance(stop, _Terminated) else "interrupted"
+    run_dir, epoch = getattr(stop, "run_dir", None), getattr(stop, "saved_epoch", None)
+    if command != "train":
+        return f"binlearn: {how}"
+    if run_dir is None:
+        return f"binlearn: {how} before training started; no run directory was written"
+    if epoch is None:
+        return (f"binlearn: {how} before the first checkpoint: {run_dir} holds no checkpoint "
+                "(nothing to resume; start the run again)")
+    return (f"binlearn: {how}; the checkpoint of epoch {epoch} is kept in {run_dir}: continue with "
+            f"`binlearn train --resume {run_dir}`")
+
+
+def _one_line_warnings(shown):
+    """binlearn's own warnings (a skipped metrics line) as one ``binlearn: warning:`` line;
+    the others as ``shown`` shows them."""
+    from binlearn.experiment.rundir import MetricsWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, MetricsWarning):
+            print(f"binlearn: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():  # restores the warning display on return
+        warnings.showwarning = _one_line_warnings(warnings.showwarning)
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
@@ -256,9 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt as stop:
-        how = "terminated" if isinstance(stop, _Terminated) else "interrupted"
-        print(f"binlearn: {how}; the last finished epoch's checkpoint is kept: continue with "
-              "`binlearn train --resume RUN_DIR`", file=sys.stderr)
+        print(_stopped(stop, args.command), file=sys.stderr)
         return 143 if isinstance(stop, _Terminated) else 130
     finally:
         if main_thread:

@@ -58,6 +58,8 @@ def _check_pair(x: np.ndarray, y: np.ndarray, split: str, folder: Path) -> None:
         raise DataError(f"{folder}/x_{split}.npy holds {x.dtype} values; expected numbers")
     if len(x) == 0:
         raise DataError(f"{folder}/x_{split}.npy is empty")
+    if 0 in x.shape[1:]:
+        raise DataError(f"{folder}/x_{split}.npy has shape {list(x.shape)}: its samples hold no features")
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"{folder}/y_{split}.npy has shape {list(y.shape)}; expected ({len(x)},), "
                         f"one label per row of x_{split}.npy")
@@ -70,6 +72,11 @@ def _check_pair(x: np.ndarray, y: np.ndarray, split: str, folder: Path) -> None:
                         f"K ≤ {MAX_CLASSES}")
     if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
         raise DataError(f"{folder}/x_{split}.npy holds NaN or infinite values")
+    # training computes in float32: a float64 value beyond its range would become inf there
+    largest = float(np.finfo(np.float32).max)
+    if np.issubdtype(x.dtype, np.floating) and float(np.abs(x).max()) > largest:
+        raise DataError(f"{folder}/x_{split}.npy holds values beyond float32's range (|x| up to "
+                        f"{float(np.abs(x).max()):.3g} > {largest:.3g}); training computes in float32")
 
 
 def features_to_unit(train: np.ndarray, *others: np.ndarray) -> list[torch.Tensor]:

@@ -49,6 +49,13 @@ def download_file(remote: RemoteFile, target: Path, *, quiet: bool = False, time
     """Download ``remote`` to ``target`` atomically (:func:`binlearn.atomic.atomic_write`):
     stream into a temporary file in the same folder, check its MD5, then rename; a failed or
     interrupted download leaves nothing."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file where the folder should be, or no permission
+        raise DataError(f"cannot create the data folder {target.parent}: "
+                        f"{error.strerror or type(error).__name__}") from None
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise DataError(f"cannot write into the data folder {target.parent} (permission denied)")
     errors = []
     for url in remote.urls:
 
@@ -73,6 +80,16 @@ def download_file(remote: RemoteFile, target: Path, *, quiet: bool = False, time
     raise DataError("; ".join(errors))
 
 
+def _refuse_file_in_the_way(folder: Path) -> None:
+    """A one-line DataError when ``folder`` or a folder above it is a file."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise DataError(f"the data folder {folder} cannot exist: {existing} is a file, not a folder "
+                        "(point --data-dir / BINLEARN_DATA at a folder)")
+
+
 def ensure_files(
     source: Source,
     data_dir: str | os.PathLike | None = None,
@@ -84,6 +101,7 @@ def ensure_files(
     ``download`` is set. Raises :class:`DataError` (one line) when a file is missing and
     cannot be fetched, or fails its checksum."""
     folder = resolve_data_dir(data_dir) / source.name
+    _refuse_file_in_the_way(folder)
     paths = {}
     for remote in source.files:
         path = folder / remote.name

@@ -1,20 +1,20 @@
 """``binlearn compare``: several runs side by side, as a table of figures and one plot.
 
-Reads each run directory's metrics.jsonl (a torn last line from an interrupted write is
-skipped) and meta.json; writes nothing into the runs. A branch (``--branch-from``) carries
-its parent's first records, so the curves of a parent and its branches overlap until the
-branch point and part there.
+Reads each run directory's metrics.jsonl (a line that is not a JSON record, torn or
+edited, is skipped with a warning and listed in the row's ``skipped_lines``) and
+meta.json; writes nothing into the runs. A branch (``--branch-from``) carries its parent's
+first records, so the curves of a parent and its branches overlap until the branch point
+and part there.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from binlearn.experiment.plots import pyplot, save_png
-from binlearn.experiment.runner import RunError, read_metrics
+from binlearn.experiment.rundir import RunError, read_metrics
 
 __all__ = ["compare_runs", "METRICS"]
 
@@ -24,7 +24,8 @@ METRICS = ("test_accuracy", "validation_accuracy", "train_accuracy", "train_loss
 def _run_figures(run_dir: Path, metric: str) -> dict[str, Any]:
     if not run_dir.is_dir():
         raise RunError(f"run directory not found: {run_dir}")
-    records = read_metrics(run_dir / "metrics.jsonl", math.inf)
+    log = read_metrics(run_dir / "metrics.jsonl")
+    records = log.records
     points = [(r["epoch"], r[metric]) for r in records if r.get(metric) is not None]
     if not points:
         raise RunError(f"{run_dir} has no {metric} in metrics.jsonl (no finished epoch, or that split "
@@ -40,7 +41,7 @@ def _run_figures(run_dir: Path, metric: str) -> dict[str, Any]:
             "train_seconds": sum(r.get("epoch_seconds", 0.0) for r in records),
             "branched_from": None if parent is None else
             {"run_dir": parent.get("run_dir"), "after_epoch": parent.get("after_epoch")},
-            "points": points}
+            "skipped_lines": log.skipped, "points": points}
 
 
 def compare_runs(run_dirs: list[Path], output: Path | None = None, metric: str = "test_accuracy",

@@ -599,6 +599,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a config file (give a .toml file, e.g. configs/...)")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from binlearn.energy import DivergenceError
 from binlearn.experiment import learners  # noqa: F401  (registers every learner)
 from binlearn.experiment.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from binlearn.experiment.config import (
+    OPTIMIZER_CONFIGS,
     ConfigError,
     ExperimentConfig,
     ScheduleConfig,
@@ -43,20 +45,26 @@ from binlearn.experiment.config import (
     config_from_dict,
     config_to_dict,
     read_config_file,
-    section_keys,
     to_toml,
+    upgrade_old_layout,
 )
 from binlearn.experiment.distributed import AllReduce, Context, setup, teardown
 from binlearn.experiment.learner import Learner, LocalReducer, Reducer
 from binlearn.experiment.plots import plot_curves
 from binlearn.experiment.registry import build_learner, check_memory
+from binlearn.experiment.rundir import (
+    RunError,
+    check_run_dir,
+    locked,
+    make_run_dir,
+    metrics_text,
+    read_metrics,
+    refuse_if_busy,
+    remove_stale_temporaries,
+)
 from binlearn.version import __version__
 
 __all__ = ["train", "evaluate", "load_run", "resolve_device", "TrainingDiverged", "RunError"]
-
-
-class RunError(ValueError):
-    """A run directory problem, in one line."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -100,13 +108,15 @@ def _meta(config: ExperimentConfig, device: torch.device, context: Context) -> d
         "seed": config.seed, "binlearn_version": __version__,
         "torch_version": torch.__version__, "python": platform.python_version(),
         "git_revision": _git_revision(), "device": str(device), "world_size": context.world_size,
+        "threads": torch.get_num_threads(),
         "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
         "command": sys.argv, "started": datetime.now().isoformat(timespec="seconds"),
     }
 
 
-def _note_resume(path: Path, epoch: int) -> None:
-    """Append this resumption (epoch, command, time, revision) to meta.json's ``resumed``."""
+def _note_resume(path: Path, epoch: int, changes: dict[str, list[Any]]) -> None:
+    """Append this resumption (epoch, config changes, threads, command, time, revision) to
+    meta.json's ``resumed``."""
     try:
         meta = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -114,7 +124,8 @@ def _note_resume(path: Path, epoch: int) -> None:
     if not isinstance(meta, dict):
         meta = {}
     meta.setdefault("resumed", []).append({
-        "after_epoch": epoch, "command": sys.argv, "git_revision": _git_revision(),
+        "after_epoch": epoch, "changes": changes, "threads": torch.get_num_threads(),
+        "command": sys.argv, "git_revision": _git_revision(),
         "started": datetime.now().isoformat(timespec="seconds")})
     write_json(path, meta)
 
@@ -135,7 +146,14 @@ def evaluate(learner: Learner, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 
 def _default_run_dir(config: ExperimentConfig, root: Path) -> Path:
-    stem = config.name or f"{config.data.dataset}-{config_to_dict(config)['rule']['name']}"
+    """``root/NAME-TIME``; a ``name`` that is not one plain directory name is refused (a name
+    with ``../`` would write outside ``root``)."""
+    name = config.name
+    if name is not None and (name in ("", ".", "..") or any(sep and sep in name for sep in
+                                                             (os.sep, os.altsep, "/"))):
+        raise ConfigError(f"name = {name!r} names the run directory and must be a plain name, without "
+                          "path separators; to write elsewhere give --run-dir or --runs-root")
+    stem = name or f"{config.data.dataset}-{config_to_dict(config)['rule']['name']}"
     return root / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -155,8 +173,13 @@ def load_learner_state(learner: Learner, checkpoint: dict[str, Any], run_dir: Pa
         raise CheckpointError(f"{run_dir}/checkpoint.pt {mismatch} ({_first_lines(error)})") from None
 
 
-def _write_metrics(path: Path, records: list[dict[str, Any]]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+def _write_metrics(path: Path, kept: list[str], records: list[dict[str, Any]]) -> None:
+    atomic_write_text(path, metrics_text(kept, records))
+
+
+RUN_CHECKPOINT_KEYS = ("epoch", "learner", "train_seconds", "samples_seen")
+"""What the runner's checkpoint.pt holds besides its format (and ``config``, the config the
+checkpointed epochs ran under)."""
 
 
 def load_run(run_dir: Path) -> tuple[ExperimentConfig, dict[str, Any]]:
@@ -169,60 +192,112 @@ def load_run(run_dir: Path) -> tuple[ExperimentConfig, dict[str, Any]]:
     config = config_from_dict(read_config_file(run_dir / "config.toml"))
     if not (run_dir / "checkpoint.pt").is_file():
         raise RunError(f"{run_dir} has no checkpoint.pt yet (it stopped before its first epoch ended)")
-    return config, load_checkpoint(run_dir / "checkpoint.pt")
+    checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+    missing = [key for key in RUN_CHECKPOINT_KEYS if key not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{run_dir}/checkpoint.pt is a torch file but not a binlearn run's checkpoint "
+                              f"(it has no {', '.join(missing)})")
+    return config, checkpoint
 
 
 SCHEDULE_KEYS = tuple(f.name for f in fields(ScheduleConfig))
-"""The [schedule] keys a resumed run may change (every one: the learning-rate and Bop flip
-schedule), provided the new schedule starts at or after the epochs already trained, so the run
-stays the run of the new config from its first epoch."""
+"""The [schedule] keys a resumed run may change (runs with an optimizer: EP, BPTT, STE), provided
+the new schedule starts at or after the epochs already trained, so the run stays the run of the
+new config from its first epoch."""
 
 
-def _schedule_is_constant_until(schedule: ScheduleConfig, epoch: int) -> bool:
+def optimizer_keys() -> tuple[str, ...]:
+    """The [optimizer] keys of every registered optimizer config but ``name`` (which optimizer
+    it is): a resumed run or a branch trains on with new values (the learner loads the saved
+    optimizer state under its config's settings,
+    :func:`~binlearn.experiment.learners.optimizer_state.load_optimizer_state`); a resume records
+    the change in meta.json."""
+    return tuple(sorted({f.name for cls in OPTIMIZER_CONFIGS.values() for f in fields(cls)} - {"name"}))
+
+
+FREE_ON_RESUME = ("name", "train.device", "train.threads", "train.checkpoint_every", "train.eval_every",
+                  "data.data_dir", "data.download", "data.verify", "data.eval_batch_size")
+"""Keys that say where and how a run is computed or stored, not what it learns (and any
+``eval_steps``: how the epochs are evaluated): a resume may change them (recorded in meta.json)."""
+
+_MISSING = object()
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> dict[str, list[Any]]:
+    """Every value that differs between two config tables, section by section, as
+    ``{"section.key": [old, new]}`` (None for a key one side does not have)."""
+    changes: dict[str, list[Any]] = {}
+    for key in [*old, *(k for k in new if k not in old)]:
+        before, after = old.get(key, _MISSING), new.get(key, _MISSING)
+        if isinstance(before, dict) and isinstance(after, dict):
+            changes.update(config_changes(before, after, f"{prefix}{key}."))
+        elif before != after:
+            changes[f"{prefix}{key}"] = [None if v is _MISSING else v for v in (before, after)]
+    return changes
+
+
+def _resume_kind(key: str) -> str:
+    section, _, leaf = key.rpartition(".")
+    if key == "train.epochs":
+        return "epochs"
+    if key in FREE_ON_RESUME or leaf == "eval_steps":
+        return "free"
+    if section == "schedule" and leaf in SCHEDULE_KEYS:
+        return "schedule"
+    if section == "optimizer" and leaf in optimizer_keys():
+        return "optimizer"
+    return "refused"
+
+
+def _schedule_is_constant_until(table: dict[str, Any], epoch: int) -> bool:
+    schedule = ScheduleConfig(**table["schedule"])
     return schedule.constant() or schedule.decay_start >= epoch
 
 
-def resume_config(run_dir: Path, overrides: list[str]) -> ExperimentConfig:
-    """The config to continue ``run_dir`` with: its own, with ``overrides`` applied.
+def check_resume(saved: dict[str, Any], config: ExperimentConfig, done: int) -> dict[str, list[Any]]:
+    """The changes from ``saved`` (the checkpoint's config, epoch ``done``) to ``config`` that a
+    resume may make; a ConfigError (one line) for the first that would change the run.
 
-    Allowed: ``train.*`` (e.g. more epochs), and ``schedule.*`` (:data:`SCHEDULE_KEYS`) of runs
-    with an optimizer (EP, BPTT, STE) when the schedule stays constant over the epochs already
-    trained (the old one was, and the new ``schedule.decay_start`` is at least that many
-    epochs): e.g. anneal a plateaued run now.
-    Anything else would make the run directory describe a run that never happened.
+    Allowed: ``train.*`` but ``shuffle`` (``train.epochs`` >= ``done``), where the data lives and
+    how it is evaluated (:data:`FREE_ON_RESUME`), the optimizer settings (:func:`optimizer_keys`:
+    trained on from now), and for runs with an optimizer the schedule (:data:`SCHEDULE_KEYS`)
+    when it stays constant over the epochs already trained (the old one was, and the new
+    ``schedule.decay_start`` is at least ``done``): e.g. anneal a plateaued run now. Anything
+    else — the seed, the model, the data, the estimator, the optimizer's kind, the shuffling —
+    would make the run directory describe a run that never happened: train a branch instead.
+    ``saved`` may be in the old layout (a checkpoint written before [optimizer] / [schedule]).
     """
-    config, checkpoint = load_run(run_dir)
-    done = int(checkpoint["epoch"])
-    schedule = [item for item in overrides if not item.startswith("train.")]
-    allowed = section_keys(config, "schedule")
-    for item in schedule:
-        key = item.split("=", 1)[0].strip()
-        if key not in allowed:
-            accepted = f"the [schedule] keys {', '.join(allowed)}" if allowed else "no [schedule] keys"
-            raise ConfigError(f"--resume accepts --set train.* and {accepted} (this run's rule: "
-                              f"{config_to_dict(config)['rule']['name']}); not {key!r}")
-    new = config_from_dict(apply_overrides(config_to_dict(config), overrides))
-    if schedule and not (config.schedule is not None and new.schedule is not None
-                         and _schedule_is_constant_until(config.schedule, done)
-                         and new.schedule.decay_start >= done):
+    old = config_to_dict(config_from_dict(upgrade_old_layout(saved)[0]))  # both through today's loader
+    new = config_to_dict(config)
+    changes = config_changes(old, new)
+    for key, (before, after) in changes.items():
+        kind = _resume_kind(key)
+        if kind == "refused":
+            raise ConfigError(f"--resume cannot change {key!r} (the checkpoint's {before!r}, now {after!r}): "
+                              "it would change the run; train a branch instead (binlearn train CONFIG "
+                              "--branch-from RUN_DIR --run-dir NEW)")
+        if kind == "epochs" and not after >= done:
+            raise ConfigError(f"--resume asks for train.epochs = {after}, but {done} epochs are trained "
+                              f"already: give train.epochs >= {done}")
+    schedule = [key for key in changes if _resume_kind(key) == "schedule"]
+    if schedule and not (_schedule_is_constant_until(old, done) and new["schedule"]["decay_start"] >= done):
         raise ConfigError(f"a schedule set on --resume must leave the {done} epochs already trained "
                           f"unchanged: set schedule.decay_start >= {done} (the run's schedule must also "
                           f"have been constant until then)")
+    return changes
+
+
+def resume_config(run_dir: Path, overrides: list[str]) -> ExperimentConfig:
+    """The config to continue ``run_dir`` with: its config.toml (hand edits included), with
+    ``overrides`` applied, checked against the checkpoint's own config (:func:`check_resume`)."""
+    config, checkpoint = load_run(run_dir)
+    new = config_from_dict(apply_overrides(config_to_dict(config), overrides))
+    check_resume(checkpoint.get("config", config_to_dict(config)), new, int(checkpoint["epoch"]))
     return new
 
 
-def read_metrics(path: Path, upto_epoch: int) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            break  # a torn last line from an interrupted write
-        if record.get("epoch", math.inf) <= upto_epoch:
-            records.append(record)
-    return records
+def _describe(changes: dict[str, list[Any]]) -> str:
+    return ", ".join(f"{key} {before!r} → {after!r}" for key, (before, after) in changes.items())
 
 
 @dataclass
@@ -317,9 +392,14 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     reducer: Reducer = AllReduce(context.world_size) if context.world_size > 1 else LocalReducer()
 
     checkpoint = parent = None
+    if run_dir is not None and Path(run_dir).is_dir():
+        refuse_if_busy(Path(run_dir))
+    changes: dict[str, list[Any]] = {}
     if resume:
         assert run_dir is not None
         _, checkpoint = load_run(run_dir)
+        if "config" in checkpoint:
+            changes = check_resume(checkpoint["config"], config, int(checkpoint["epoch"]))
     elif branch_from is not None:
         parent, checkpoint = load_run(branch_from)
         if config.train.epochs <= checkpoint["epoch"]:
@@ -330,9 +410,10 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
             from binlearn.experiment.distributed import broadcast_object
 
             run_dir = Path(broadcast_object(str(_default_run_dir(config, Path(runs_root))), context))
-        elif (Path(run_dir) / "checkpoint.pt").exists():
-            raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
-                           "or choose another --run-dir")
+        _refuse_a_run(Path(run_dir))
+        check_run_dir(Path(run_dir))
+        if parent is not None:
+            changes = config_changes(config_to_dict(parent), config_to_dict(config))
     run_dir = Path(run_dir)
     if config.data.features and not resume:  # the run must not depend on today's directory
         config.data.features = str(Path(config.data.features).expanduser().resolve())
@@ -342,78 +423,117 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     check_memory(config, data.input_shape, data.num_classes, device)
     torch.manual_seed(config.seed)
     learner = build_learner(config, data.input_shape, data.num_classes, device)
-
-    start_epoch, train_seconds, samples_seen = 1, 0.0, 0.0
-    records: list[dict[str, Any]] = []
     if checkpoint is not None:
         load_learner_state(learner, checkpoint, branch_from if parent is not None else run_dir,
                            "does not fit this config's model")
+    if not context.is_main:  # only rank 0 writes, so only rank 0 holds the directory
+        return _run(config, run_dir, learner, data, checkpoint, parent, resume=resume, quiet=quiet,
+                    context=context, reducer=reducer, device=device, branch_from=branch_from,
+                    changes=changes)
+    make_run_dir(run_dir)
+    with locked(run_dir):
+        if not resume:  # another process may have finished a run here since the check above
+            _refuse_a_run(run_dir)
+        remove_stale_temporaries(run_dir)
+        return _run(config, run_dir, learner, data, checkpoint, parent, resume=resume, quiet=quiet,
+                    context=context, reducer=reducer, device=device, branch_from=branch_from,
+                    changes=changes)
+
+
+def _refuse_a_run(run_dir: Path) -> None:
+    if (run_dir / "checkpoint.pt").exists():
+        raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+                       "or choose another --run-dir")
+
+
+def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Dataset,
+         checkpoint: dict[str, Any] | None, parent: ExperimentConfig | None, *, resume: bool,
+         quiet: bool, context: Context, reducer: Reducer, device: torch.device,
+         branch_from: Path | None, changes: dict[str, list[Any]]) -> dict[str, Any]:
+    """Write the run directory and train its remaining epochs (rank 0 holds its lock)."""
+    start_epoch, train_seconds, samples_seen = 1, 0.0, 0.0
+    kept: list[str] = []  # metrics.jsonl lines of the epochs before this process, kept verbatim
+    records: list[dict[str, Any]] = []
+    saved_epoch = None  # the epoch of this directory's latest checkpoint
+    if checkpoint is not None:
         start_epoch = checkpoint["epoch"] + 1
         train_seconds, samples_seen = checkpoint["train_seconds"], checkpoint["samples_seen"]
     if resume:
-        records = read_metrics(run_dir / "metrics.jsonl", checkpoint["epoch"])
+        assert checkpoint is not None
+        saved_epoch = int(checkpoint["epoch"])
+        log = read_metrics(run_dir / "metrics.jsonl", checkpoint["epoch"])
+        kept, records = log.kept, log.records
         if context.is_main:  # the directory describes the run as continued (epochs, schedule)
             atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))
-            _note_resume(run_dir / "meta.json", int(checkpoint["epoch"]))
+            _note_resume(run_dir / "meta.json", int(checkpoint["epoch"]), changes)
+            if changes:
+                print(f"binlearn: resuming {run_dir} after epoch {checkpoint['epoch']} with "
+                      f"{_describe(changes)} (recorded in meta.json)", file=sys.stderr)
     else:
         meta = _meta(config, device, context)
         if parent is not None:  # a branch: the parent's first K records, and who the parent is
             assert branch_from is not None and checkpoint is not None
-            records = read_metrics(Path(branch_from) / "metrics.jsonl", checkpoint["epoch"])
+            log = read_metrics(Path(branch_from) / "metrics.jsonl", checkpoint["epoch"])
+            kept, records = log.kept, log.records
             meta["branched_from"] = {"run_dir": str(Path(branch_from).resolve()),
                                      "after_epoch": int(checkpoint["epoch"]),
-                                     "config": config_to_dict(parent)}
+                                     "config": config_to_dict(parent), "changes": changes}
         if context.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))
             write_json(run_dir / "meta.json", meta)
-            if records:
-                _write_metrics(run_dir / "metrics.jsonl", records)
+            if kept:
+                _write_metrics(run_dir / "metrics.jsonl", kept, [])
 
     title = f"{run_dir.name}: {config.data.dataset}"
     epochs = config.train.epochs
+    new: list[dict[str, Any]] = []  # this process's records
     epoch_bar = tqdm(range(start_epoch, epochs + 1), desc="training", unit="epoch",
                      disable=True if quiet or not context.is_main else None)
-    for epoch in epoch_bar:
-        last = epoch == epochs
-        try:
-            stats = _train_epoch(learner, data, config, epoch, context, reducer, quiet)
-            train_accuracy = stats.correct / max(stats.samples, 1)
-            extra = learner.end_epoch(epoch, train_accuracy, reducer) or {}
-            record: dict[str, Any] = {
-                "epoch": epoch, "train_loss": stats.loss / max(stats.samples, 1),
-                "train_accuracy": train_accuracy, "epoch_seconds": stats.seconds,
-            }
-            if last or epoch % config.train.eval_every == 0:
-                batch = config.data.eval_batch_size
-                record["validation_accuracy"] = evaluate(learner, data.x_val, data.y_val, batch,
-                                                         context, reducer)
-                record["test_accuracy"] = evaluate(learner, data.x_test, data.y_test, batch,
-                                                   context, reducer)
-            state = learner.state_dict()
-            _check_finite(state, epoch)
-        except _divergence_errors() as error:
-            message = f"training diverged: {error}"
-            if context.is_main and records and (run_dir / "checkpoint.pt").is_file():
-                kept = load_checkpoint(run_dir / "checkpoint.pt")["epoch"]
-                message += f"; the last good checkpoint (epoch {kept}) is kept in {run_dir}"
-            elif context.is_main:
-                message += "; no checkpoint was written"
-            raise TrainingDiverged(message) from None
-        train_seconds += stats.seconds
-        samples_seen += stats.samples
-        record.update(extra)
-        records.append(record)
-        epoch_bar.set_postfix(train=f"{train_accuracy:.3f}",
-                              test=f"{record.get('test_accuracy') or float('nan'):.3f}")
-        if context.is_main:
-            _write_metrics(run_dir / "metrics.jsonl", records)
-            if last or epoch % config.train.checkpoint_every == 0:
-                save_checkpoint(run_dir / "checkpoint.pt", {
-                    "epoch": epoch, "learner": state, "config": config_to_dict(config),
-                    "train_seconds": train_seconds, "samples_seen": samples_seen,
-                })
-            plot_curves(records, run_dir / "curves.png", title)
+    try:
+        for epoch in epoch_bar:
+            last = epoch == epochs
+            try:
+                stats = _train_epoch(learner, data, config, epoch, context, reducer, quiet)
+                train_accuracy = stats.correct / max(stats.samples, 1)
+                extra = learner.end_epoch(epoch, train_accuracy, reducer) or {}
+                record: dict[str, Any] = {
+                    "epoch": epoch, "train_loss": stats.loss / max(stats.samples, 1),
+                    "train_accuracy": train_accuracy, "epoch_seconds": stats.seconds,
+                }
+                if last or epoch % config.train.eval_every == 0:
+                    batch = config.data.eval_batch_size
+                    record["validation_accuracy"] = evaluate(learner, data.x_val, data.y_val, batch,
+                                                             context, reducer)
+                    record["test_accuracy"] = evaluate(learner, data.x_test, data.y_test, batch,
+                                                       context, reducer)
+                state = learner.state_dict()
+                _check_finite(state, epoch)
+            except _divergence_errors() as error:
+                message = f"training diverged: {error}"
+                if context.is_main and saved_epoch is not None:
+                    message += f"; the last good checkpoint (epoch {saved_epoch}) is kept in {run_dir}"
+                elif context.is_main:
+                    message += "; no checkpoint was written"
+                raise TrainingDiverged(message) from None
+            train_seconds += stats.seconds
+            samples_seen += stats.samples
+            record.update(extra)
+            records.append(record)
+            new.append(record)
+            epoch_bar.set_postfix(train=f"{train_accuracy:.3f}",
+                                  test=f"{record.get('test_accuracy') or float('nan'):.3f}")
+            if context.is_main:
+                _write_metrics(run_dir / "metrics.jsonl", kept, new)
+                if last or epoch % config.train.checkpoint_every == 0:
+                    save_checkpoint(run_dir / "checkpoint.pt", {
+                        "epoch": epoch, "learner": state, "config": config_to_dict(config),
+                        "train_seconds": train_seconds, "samples_seen": samples_seen,
+                    })
+                    saved_epoch = epoch
+                plot_curves(records, run_dir / "curves.png", title)
+    except KeyboardInterrupt as stop:  # the CLI says what is kept where
+        stop.run_dir, stop.saved_epoch = run_dir, saved_epoch  # type: ignore[attr-defined]
+        raise
     epoch_bar.close()
 
     final = records[-1] if records else {}

@@ -146,6 +146,20 @@ class Bop(torch.optim.Optimizer):
                                              gamma, threshold, group["flip_on_equal"], scale)
         return loss
 
+    def load_state_dict(self, state_dict) -> None:
+        """torch's loader casts every state tensor of a float parameter to the parameter's
+        dtype, which turns the int64 ``flips`` counters into float32: load, then give each
+        state tensor back the dtype it was saved with (a resumed run is the same run)."""
+        saved = [{key: value.dtype for key, value in state_dict["state"].get(index, {}).items()
+                  if isinstance(value, torch.Tensor)}
+                 for group in state_dict["param_groups"] for index in group["params"]]
+        super().load_state_dict(state_dict)
+        params = [param for group in self.param_groups for param in group["params"]]
+        for param, dtypes in zip(params, saved, strict=True):
+            state = self.state.get(param, {})
+            for key, dtype in dtypes.items():
+                state[key] = state[key].to(dtype)
+
     def flip_counts(self, reset: bool = True) -> list[int]:
         """Flips per parameter group since the last reset (one group per layer)."""
         counts = []

@@ -4,23 +4,32 @@ out[b, n] = K − 2·popcount(x[b] XOR w[n]) = Σ_k x[b, k]·w[n, k] for ±1 vec
 the convention of :mod:`binlearn.binary.packing` (padding bits 0 in both operands).
 
 Layout: inputs (batch, words) and weights (out_features, words), both C-contiguous uint64,
-so one output is a dot over two contiguous rows. The serial kernel takes four input rows
-at a time so that every weight word loaded is used four times; LLVM vectorises the word
-loop and lowers ``ctpop`` to the CPU's popcount (AVX-512 VPOPCNTQ where present). The
-parallel kernel splits the output features into tiles of 64 rows of weights (tile ×
-words × 8 bytes stays in L1/L2) across numba's threads. Small problems run serially:
-thread start-up costs more than they do, and on a loaded machine a parallel region waits
-for its slowest thread.
+so one output is a dot over two contiguous rows. The dense kernel walks the weights in
+tiles of about 32 KiB of rows (:func:`tile_rows`), transposes each tile once (word j of 32
+weight rows side by side) and computes it in register blocks of 4 input rows × 32 weight
+rows (:mod:`~binlearn.binary.kernels.popcount_blocks`: 512-bit vectors written out, so LLVM
+emits VPOPCNTQ zmm on CPUs with AVX512_VPOPCNTDQ): each step broadcasts an input word
+against eight weight rows, so every output has its own lane — no horizontal sums, no tail
+step for rows that are not a multiple of 8 words — and every loaded word serves 4 or 32
+popcounts. Batches below :data:`OUTER_MIN_BATCH` (batch 1: each weight word is used once)
+run 1 × 8 dot blocks on the untransposed rows instead; the last N mod 8 outputs are scalar
+popcounts. The parallel kernel splits the tiles across numba's threads; it is used only when numba has
+more than one thread and the problem is large: thread start-up costs more than small
+problems do, and on a loaded machine a parallel region waits for its slowest thread.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from binlearn.binary.kernels.popcount_blocks import LANES, xor_popcount_block, xor_popcount_outer_block
+
 __all__ = ["popcount64", "trailing_zeros64", "xnor_popcount_dense", "pack_sign_rows", "signed_rows_sum",
-           "pack_sign_matrix", "PARALLEL_MIN_WORD_OPS"]
+           "pack_sign_matrix", "PARALLEL_MIN_WORD_OPS", "OUTER_MIN_BATCH", "BLOCK_ROWS", "BLOCK_VECTORS",
+           "outer_block", "outer_tile", "dot_rows", "tile_rows"]
 
 PARALLEL_MIN_WORD_OPS = 1 << 24
 """batch · out_features · words from which :func:`xnor_popcount_dense` uses threads."""
@@ -48,46 +57,107 @@ def trailing_zeros64(typingctx, word):
     return signature, codegen
 
 
-@njit(fastmath=True, cache=True, inline="always")
-def _rows(x, w, in_features, out, b_start, b_stop, n_start, n_stop):
-    b = b_start
-    while b + 4 <= b_stop:
-        for n in range(n_start, n_stop):
-            s0 = 0
-            s1 = 0
-            s2 = 0
-            s3 = 0
+BLOCK_ROWS, BLOCK_VECTORS = 4, 4
+"""Outer-product block: 4 input rows × 4 vectors of 8 weight rows = 16 accumulators, 4
+weight vectors and a broadcast input word in the 32 vector registers of AVX-512."""
+_COLUMNS = BLOCK_VECTORS * LANES
+outer_block = xor_popcount_outer_block(BLOCK_ROWS, BLOCK_VECTORS)
+"""The main block, ``outer_block(x, tile, out, b, column, n, K)`` (numba intrinsic)."""
+_outer_rows_8 = xor_popcount_outer_block(BLOCK_ROWS, 1)
+_outer_row = xor_popcount_outer_block(1, BLOCK_VECTORS)
+_outer_row_8 = xor_popcount_outer_block(1, 1)
+_block_row = xor_popcount_block(1, LANES)
+OUTER_MIN_BATCH = 4
+"""Batches from this size run the outer-product blocks on transposed weight tiles (a tile
+is transposed once and used by every input row); smaller ones run dot blocks on the
+weight rows as they are (batch 1 uses each weight word once: a transposed copy would
+double the memory traffic)."""
+_TILE_WORDS = 4096
+"""Weight words per tile (32 KiB): a tile stays in L1 while every input row passes over it."""
+
+
+@njit(cache=True)
+def tile_rows(words):
+    """Weight rows per tile: a multiple of 32, about _TILE_WORDS words."""
+    return max(_COLUMNS, (_TILE_WORDS // max(words, 1)) // _COLUMNS * _COLUMNS)
+
+
+@njit(cache=True)
+def outer_tile(x, w, features, out, n_start, n_stop, tile):
+    """out[:, n_start:n_stop] (a multiple of 8 columns, at most tile.shape[1]) from the
+    transposed weight rows tile[j, i] = w[n_start + i, j], in 4 × 32 blocks, then the
+    edges in 4 × 8, 1 × 32 and 1 × 8 blocks."""
+    batch, words = x.shape
+    columns = n_stop - n_start
+    for i in range(columns):
+        for j in range(words):
+            tile[j, i] = w[n_start + i, j]
+    full_rows = batch - batch % BLOCK_ROWS
+    full_columns = columns - columns % _COLUMNS
+    for b in range(0, full_rows, BLOCK_ROWS):
+        for c in range(0, full_columns, _COLUMNS):
+            outer_block(x, tile, out, b, c, n_start + c, features)
+        for c in range(full_columns, columns, LANES):
+            _outer_rows_8(x, tile, out, b, c, n_start + c, features)
+    for b in range(full_rows, batch):
+        for c in range(0, full_columns, _COLUMNS):
+            _outer_row(x, tile, out, b, c, n_start + c, features)
+        for c in range(full_columns, columns, LANES):
+            _outer_row_8(x, tile, out, b, c, n_start + c, features)
+
+
+@njit(cache=True)
+def dot_rows(x, w, features, out, n_start, n_stop):
+    """out[:, n_start:n_stop] (a multiple of 8 columns) in 1 × 8 dot blocks (rows of >= 8 words)."""
+    for b in range(x.shape[0]):
+        for n in range(n_start, n_stop, LANES):
+            _block_row(x, w, out, b, n, features)
+
+
+@njit(cache=True)
+def _edge(x, w, features, out, n_start):
+    """The last N mod 8 outputs of every row, one scalar popcount at a time."""
+    for b in range(x.shape[0]):
+        for n in range(n_start, w.shape[0]):
+            total = 0
             for j in range(x.shape[1]):
-                wv = w[n, j]
-                s0 += popcount64(x[b, j] ^ wv)
-                s1 += popcount64(x[b + 1, j] ^ wv)
-                s2 += popcount64(x[b + 2, j] ^ wv)
-                s3 += popcount64(x[b + 3, j] ^ wv)
-            out[b, n] = in_features - 2 * np.int64(s0)
-            out[b + 1, n] = in_features - 2 * np.int64(s1)
-            out[b + 2, n] = in_features - 2 * np.int64(s2)
-            out[b + 3, n] = in_features - 2 * np.int64(s3)
-        b += 4
-    while b < b_stop:
-        for n in range(n_start, n_stop):
-            s = 0
-            for j in range(x.shape[1]):
-                s += popcount64(x[b, j] ^ w[n, j])
-            out[b, n] = in_features - 2 * np.int64(s)
-        b += 1
+                total += popcount64(x[b, j] ^ w[n, j])
+            out[b, n] = features - 2 * np.int64(total)
 
 
-@njit(fastmath=True, cache=True)
-def _dense_serial(x, w, in_features, out):
-    _rows(x, w, in_features, out, 0, x.shape[0], 0, w.shape[0])
+@njit(cache=True)
+def _dense_serial(x, w, features, out):
+    columns = w.shape[0] - w.shape[0] % LANES
+    if x.shape[0] >= OUTER_MIN_BATCH:
+        size = tile_rows(x.shape[1])
+        tile = np.empty((x.shape[1], size), np.uint64)
+        for start in range(0, columns, size):
+            outer_tile(x, w, features, out, start, min(columns, start + size), tile)
+    else:
+        dot_rows(x, w, features, out, 0, columns)
+    _edge(x, w, features, out, columns)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
-def _dense_parallel(x, w, in_features, out):
-    tile = 64
-    tiles = (w.shape[0] + tile - 1) // tile
+@njit(parallel=True, cache=True)
+def _dense_parallel(x, w, features, out):
+    columns = w.shape[0] - w.shape[0] % LANES
+    size = tile_rows(x.shape[1])
+    tiles = (columns + size - 1) // size
+    outer = x.shape[0] >= OUTER_MIN_BATCH
     for t in prange(tiles):
-        _rows(x, w, in_features, out, 0, x.shape[0], t * tile, min(w.shape[0], (t + 1) * tile))
+        stop = min(columns, (t + 1) * size)
+        if outer:
+            outer_tile(x, w, features, out, t * size, stop, np.empty((x.shape[1], size), np.uint64))
+        else:
+            dot_rows(x, w, features, out, t * size, stop)
+    _edge(x, w, features, out, columns)
+
+
+def _padded(words: np.ndarray) -> np.ndarray:
+    """Rows of fewer than 8 words, zero-padded to 8 (zero words add nothing to a popcount)."""
+    padded = np.zeros((words.shape[0], LANES), np.uint64)
+    padded[:, :words.shape[1]] = words
+    return padded
 
 
 def xnor_popcount_dense(x_words: np.ndarray, w_words: np.ndarray, in_features: int,
@@ -99,7 +169,8 @@ def xnor_popcount_dense(x_words: np.ndarray, w_words: np.ndarray, in_features: i
         w_words: (out_features, words) uint64, packed ±1 weights, padding bits 0.
         in_features: K, the number of valid bits per row (``words == ceil(K / 64)``).
         out: optional (batch, out_features) int32 buffer to write into.
-        parallel: force threads on/off (None: threads from PARALLEL_MIN_WORD_OPS on).
+        parallel: force threads on/off (None: numba's threads, when it has more than one,
+            from PARALLEL_MIN_WORD_OPS on).
     Returns:
         (batch, out_features) int32, values in [−K, K] with the parity of K.
     """
@@ -113,10 +184,19 @@ def xnor_popcount_dense(x_words: np.ndarray, w_words: np.ndarray, in_features: i
                          f"got {x_words.shape[1]}")
     x_words = np.ascontiguousarray(x_words)
     w_words = np.ascontiguousarray(w_words)
+    if x_words.shape[1] < LANES and x_words.shape[0] < OUTER_MIN_BATCH:
+        x_words, w_words = _padded(x_words), _padded(w_words)  # the dot blocks read 8 words a step
+    shape = (x_words.shape[0], w_words.shape[0])
     if out is None:
-        out = np.empty((x_words.shape[0], w_words.shape[0]), dtype=np.int32)
+        out = np.empty(shape, dtype=np.int32)
+    elif out.shape != shape or out.dtype != np.int32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous int32 array of shape {shape}, got "
+                         f"{out.dtype} {out.shape}")
+    if 0 in shape:
+        return out
     if parallel is None:
-        parallel = x_words.shape[0] * w_words.shape[0] * x_words.shape[1] >= PARALLEL_MIN_WORD_OPS
+        parallel = (numba.get_num_threads() > 1
+                    and x_words.shape[0] * w_words.shape[0] * x_words.shape[1] >= PARALLEL_MIN_WORD_OPS)
     (_dense_parallel if parallel else _dense_serial)(x_words, w_words, np.int64(in_features), out)
     return out
 

@@ -37,6 +37,7 @@ from binlearn.experiment.config import (
     setting,
 )
 from binlearn.experiment.learner import Reducer
+from binlearn.experiment.learners.optimizer_state import load_optimizer_state
 from binlearn.experiment.registry import register_learner
 from binlearn.experiment.schedule import Schedule
 from binlearn.rules import BPTT, EP, Bop
@@ -333,8 +334,8 @@ class EnergyLearner:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["model"])
-        for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
+        for name, optimizer in self.optimizers.items():  # the config's rates, the saved buffers
+            load_optimizer_state(optimizer, state["optimizers"][name])
         self.epochs_done = int(state["epochs_done"])
         self.schedule.apply(self.epochs_done)
 

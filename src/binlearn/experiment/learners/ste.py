@@ -18,6 +18,7 @@ from binlearn.experiment.config import (
     setting,
 )
 from binlearn.experiment.learner import Reducer
+from binlearn.experiment.learners.optimizer_state import load_optimizer_state
 from binlearn.experiment.registry import register_learner
 from binlearn.experiment.schedule import Schedule
 from binlearn.nn import BinaryLinear, mlp
@@ -132,12 +133,12 @@ class STELearner:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(self.optimizer, state["optimizer"])  # the config's lr, the saved moments
         # checkpoints written before the shared schedule kept torch's ExponentialLR state,
         # whose last_epoch counts the epochs done
         self.epochs_done = int(state["epochs_done"] if "epochs_done" in state
                                else state["scheduler"]["last_epoch"])
-        self.schedule.apply(self.epochs_done)
+        self.schedule.apply(self.epochs_done)  # this config's schedule over the epochs done
 
 def build_ste_learner(model_cfg: MLPConfig, rule_cfg: STEConfig, input_shape: tuple[int, ...],
                       num_classes: int, device: torch.device, optimizer: STEOptimizerConfig | None = None,
