@@ -241,9 +241,10 @@ def test_resume_refuses_what_changes_the_run(tmp_path, capsys):
     train(load_config(None, [*STE_QUICK, "train.epochs=3"]), run, quiet=True)
     before = {name: (run / name).read_bytes() for name in ("config.toml", "summary.json", "meta.json",
                                                            "checkpoint.pt", "metrics.jsonl")}
-    for epochs in ("1", "-1"):
+    for epochs, needle in (("1", "3 epochs are trained already: give train.epochs >= 3"),
+                           ("-1", "train.epochs must be >= 1, got -1")):
         code, _, err = _cli(capsys, "train", "--resume", str(run), "--set", f"train.epochs={epochs}")
-        _one_line_error(code, err, "3 epochs are trained already: give train.epochs >= 3")
+        _one_line_error(code, err, needle)
     text = before["config.toml"].decode()
     for old, new, key in (("seed = 0", "seed = 1", "'seed'"),
                           ("shuffle = true", "shuffle = false", "'train.shuffle'"),
