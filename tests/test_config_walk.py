@@ -41,10 +41,13 @@ def _options(tp) -> set:
 
 def _bad_values(section: str, item: dataclasses.Field, tp) -> list[str]:
     """TOML texts ``item`` must refuse: wrong types, then each declared bound crossed."""
-    options = _options(tp)
-    is_list = any(isinstance(o, tuple) for o in options)
-    scalars = {o[1] if isinstance(o, tuple) else o for o in options} - {type(None)}
-    wrap = (lambda v: f"[{v}]") if is_list else (lambda v: v)
+    options, depth = _options(tp), 0
+    while any(isinstance(o, tuple) for o in options):  # list[int], list[list[int]], ...
+        options, depth = {o[1] if isinstance(o, tuple) else o for o in options}, depth + 1
+    scalars = options - {type(None)}
+
+    def wrap(value: str) -> str:
+        return "[" * depth + value + "]" * depth
     values = ["{a = 1}"]  # a table is no field's type
     if scalars & {int, float} and str not in scalars:
         values.append(wrap('"x"'))

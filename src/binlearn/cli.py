@@ -21,8 +21,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from binlearn.binary.packed_format import PackedFormatError
     from binlearn.data import DataError
     from binlearn.experiment import CheckpointError, ConfigError, RunError, TrainingDiverged
+    from binlearn.spiking.convert import ConversionError
 
-    return (DataError, ConfigError, CheckpointError, RunError, TrainingDiverged, PackedFormatError)
+    return (DataError, ConfigError, CheckpointError, RunError, TrainingDiverged, PackedFormatError,
+            ConversionError)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -99,6 +101,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
     summary = export_run(Path(args.run_dir), Path(args.output) if args.output else None, fmt=args.format,
                          verify=not args.no_verify, quiet=args.quiet)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from binlearn.experiment.spiking import ConvertSettings, convert_run
+
+    settings = ConvertSettings(timesteps=args.timesteps, percentile=args.percentile, reset=args.reset,
+                               one_step=args.one_step, init_half=args.init_half, encoding=args.encoding,
+                               seed=args.seed, calibration_images=args.calibration_images,
+                               batch_size=args.batch_size, device=args.device)
+    record = convert_run(Path(args.run_dir), settings, Path(args.output) if args.output else None,
+                         quiet=args.quiet, compare=[Path(p) for p in args.compare])
+    keys = ("source_accuracy", "final_accuracy", "best_accuracy", "steps_to_within_1_point",
+            "spikes_per_inference", "synaptic_ops_per_inference", "firing_rate_per_layer", "settings")
+    print(json.dumps({k: record[k] for k in keys}, indent=2))
     return 0
 
 
@@ -196,6 +213,30 @@ def _parser() -> argparse.ArgumentParser:
                         help="skip checking that the packed model predicts as the run on its test set")
     export.add_argument("--quiet", action="store_true")
     export.set_defaults(func=_cmd_export)
+
+    convert = commands.add_parser("convert", help="convert an STE run to a spiking network and simulate it")
+    convert.add_argument("run_dir")
+    convert.add_argument("--timesteps", type=int, default=32, metavar="T", help="time steps (default 32)")
+    convert.add_argument("--percentile", type=float, default=99.7, metavar="P",
+                         help="threshold balancing: P-th percentile of each ReLU layer's activations on "
+                              "training images (100: the max; default 99.7)")
+    convert.add_argument("--reset", default="subtract", help="after a spike: subtract (default) | zero")
+    convert.add_argument("--one-step", action="store_true",
+                         help="no layer-to-layer delay: all layers update in the same time step")
+    convert.add_argument("--init-half", action="store_true", help="membranes start at θ/2 (default 0)")
+    convert.add_argument("--encoding", default="direct", help="direct (constant current) | poisson (seeded)")
+    convert.add_argument("--seed", type=int, default=0,
+                         help="seed of the calibration subset and of the Poisson input")
+    convert.add_argument("--calibration-images", type=int, default=10000, metavar="N",
+                         help="training images for threshold balancing (default 10000)")
+    convert.add_argument("--batch-size", type=int, default=500, help="test images per simulated batch")
+    convert.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    convert.add_argument("--output", metavar="DIR", help="where to write spiking.json and latency.png "
+                                                         "(default: RUN_DIR)")
+    convert.add_argument("--compare", nargs="*", default=[], metavar="SPIKING_JSON",
+                         help="other conversions' spiking.json to draw on the same latency.png")
+    convert.add_argument("--quiet", action="store_true")
+    convert.set_defaults(func=_cmd_convert)
 
     infer = commands.add_parser("infer", help="run a packed model (packed kernels only) on a dataset split")
     infer.add_argument("export", metavar="EXPORT", help="a packed model file from `binlearn export`")

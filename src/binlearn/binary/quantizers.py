@@ -83,11 +83,13 @@ class BinarySign(torch.nn.Module):
     """Weight quantizer: w_b = α · sign(w), straight-through gradient to the latent w.
 
     Args:
-        scale: ``"mean"``: α = mean |w| of the layer (XNOR-Net), held constant in the
-            backward pass; ``"none"``: α = 1.
+        scale: ``"mean"``: α = mean |w| of the layer, held constant in the backward pass;
+            ``"unit"``: one α per output unit (row / output channel), α_o = mean over
+            w[o, ...] of |w| (XNOR-Net's per-filter scale), shape (out, 1, ...);
+            ``"none"``: α = 1.
     """
 
-    SCALES = ("mean", "none")
+    SCALES = ("mean", "unit", "none")
 
     def __init__(self, scale: str = "mean") -> None:
         super().__init__()
@@ -98,6 +100,8 @@ class BinarySign(torch.nn.Module):
     def alpha(self, w: torch.Tensor) -> torch.Tensor:
         if self.scale == "none":
             return torch.ones((), dtype=w.dtype, device=w.device)
+        if self.scale == "unit":
+            return w.detach().abs().mean(dim=tuple(range(1, w.dim())), keepdim=True)
         return w.detach().abs().mean()
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:

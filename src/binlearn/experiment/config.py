@@ -113,7 +113,7 @@ class Bounds:
             if self.nonempty and not value:
                 return "must not be empty"
             for item in value:
-                problem = self._item_problem(item)
+                problem = self.problem(item) if isinstance(item, list | tuple) else self._item_problem(item)
                 if problem:
                     return f"{problem.split(', got')[0]} (every value), got {list(value)}"
             return None

@@ -64,7 +64,7 @@ def mlp_to_packed(model: nn.Sequential, signed_inputs: bool) -> list[PackedLayer
         if unsupported:
             raise PackedFormatError(f"{where}: {type(unsupported[0]).__name__} cannot be packed")
         weight = linear.weight.detach()
-        alpha = linear.weight_quantizer.alpha(weight)
+        alpha = linear.weight_quantizer.alpha(weight).reshape(-1)  # one per layer or per unit
         features = linear.in_features
         candidates = torch.arange(-features, features + 1, dtype=weight.dtype, device=weight.device)
         values = []

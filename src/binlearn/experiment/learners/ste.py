@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import torch
@@ -11,6 +13,7 @@ from torch import nn
 
 from binlearn.binary import BinarySign, Heaviside, Sign
 from binlearn.experiment.config import (
+    ConfigError,
     ScheduleConfig,
     Settings,
     register_model_config,
@@ -21,19 +24,22 @@ from binlearn.experiment.learner import Reducer
 from binlearn.experiment.learners.optimizer_state import load_optimizer_state
 from binlearn.experiment.registry import register_learner
 from binlearn.experiment.schedule import Schedule
-from binlearn.nn import BinaryLinear, mlp
+from binlearn.nn import QCFS, BinaryConv2d, BinaryLinear, convnet, mlp
 from binlearn.rules import STE
 
-__all__ = ["MLPConfig", "STEConfig", "STEOptimizerConfig", "STELearner", "build_mlp"]
+__all__ = ["MLPConfig", "ConvNetConfig", "STEConfig", "STEOptimizerConfig", "STELearner", "build_mlp",
+           "build_convnet"]
 
 _WEIGHTS = ("float", "binary")
-_ACTIVATIONS = ("relu", "hardtanh", "sign", "heaviside")
+_ACTIVATIONS = ("relu", "hardtanh", "sign", "heaviside", "qcfs")
 
 
 @dataclass
 class MLPConfig(Settings):
     """A feed-forward MLP. ``weights``: float | binary (α·sign(w), α = mean|w| per layer).
-    ``activations``: relu | hardtanh (float) or sign | heaviside (binary, STE gradient)."""
+    ``activations``: relu | hardtanh (float), sign | heaviside (binary, STE gradient) or qcfs
+    (the quantisation-clip-floor-shift activation of Bu et al. 2022 with ``qcfs_levels`` L and
+    a trained λ starting at ``qcfs_threshold``; a source for low-latency spiking conversion)."""
 
     SECTION: ClassVar[str] = "model"
 
@@ -44,6 +50,38 @@ class MLPConfig(Settings):
     dropout: float = setting(0.0, ge=0, lt=1)
     binary_first_layer: bool = True
     binary_last_layer: bool = True
+    weight_scale: str = setting("mean", choices=BinarySign.SCALES)
+    """α of binary weights: mean (one per layer) | unit (one per output unit) | none (α = 1)."""
+    qcfs_levels: int = setting(4, ge=1, le=65536)
+    qcfs_threshold: float = setting(2.0, gt=0)
+
+
+@dataclass
+class ConvNetConfig(Settings):
+    """A small VGG-style convnet (:func:`~binlearn.nn.convnet`): 3×3 convolutions without bias
+    in ``stages`` (a 2×2 pool closes each stage, placed before the activation), then two linear
+    layers (``hidden`` units, then the classes). ``pool``: avg (convertible to spikes) | max.
+    ``weights``, ``weight_scale``, ``activations``, ``qcfs_*`` as for the MLP; first and last
+    layers stay float unless ``binary_first_layer`` / ``binary_last_layer``."""
+
+    SECTION: ClassVar[str] = "model"
+
+    stages: list[list[int]] = setting(factory=lambda: [[32], [64]], ge=1, nonempty=True)
+    hidden: int = setting(256, ge=1)
+    weights: str = setting("binary", choices=_WEIGHTS)
+    weight_scale: str = setting("unit", choices=BinarySign.SCALES)
+    activations: str = setting("relu", choices=_ACTIVATIONS)
+    batch_norm: bool = True
+    pool: str = setting("avg", choices=("avg", "max"))
+    dropout: float = setting(0.0, ge=0, lt=1)
+    binary_first_layer: bool = False
+    binary_last_layer: bool = False
+    qcfs_levels: int = setting(4, ge=1, le=65536)
+    qcfs_threshold: float = setting(2.0, gt=0)
+
+    def check(self) -> None:
+        if any(not stage for stage in self.stages):
+            raise ConfigError(f"model.stages must be non-empty lists of positive widths, got {self.stages}")
 
 
 @dataclass
@@ -68,12 +106,33 @@ class STEOptimizerConfig(Settings):
     weight_decay: float = setting(0.0, ge=0)
 
 
+def _activation(cfg: MLPConfig | ConvNetConfig) -> Callable[[], nn.Module]:
+    if cfg.activations == "qcfs":
+        return partial(QCFS, cfg.qcfs_levels, cfg.qcfs_threshold)
+    return {"relu": nn.ReLU, "hardtanh": nn.Hardtanh, "sign": Sign, "heaviside": Heaviside}[cfg.activations]
+
+
 def build_mlp(cfg: MLPConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
-    activation = {"relu": nn.ReLU, "hardtanh": nn.Hardtanh, "sign": Sign, "heaviside": Heaviside}
     return mlp(
         math.prod(input_shape), list(cfg.hidden), num_classes,
-        weight_quantizer=BinarySign if cfg.weights == "binary" else None,
-        activation=activation[cfg.activations], batch_norm=cfg.batch_norm, dropout=cfg.dropout,
+        weight_quantizer=partial(BinarySign, cfg.weight_scale) if cfg.weights == "binary" else None,
+        activation=_activation(cfg), batch_norm=cfg.batch_norm, dropout=cfg.dropout,
+        quantize_first=cfg.binary_first_layer, quantize_last=cfg.binary_last_layer,
+    )
+
+
+def build_convnet(cfg: ConvNetConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    if len(input_shape) != 3:
+        raise ConfigError(f"model.kind = \"convnet\" needs image samples (channels, height, width), "
+                          f"got shape {input_shape}")
+    if min(input_shape[1:]) >> len(cfg.stages) < 1:
+        raise ConfigError(f"model.stages: {len(cfg.stages)} 2×2 pools are too many for "
+                          f"{input_shape[1]}×{input_shape[2]} images")
+    return convnet(
+        (input_shape[0], input_shape[1], input_shape[2]), [list(s) for s in cfg.stages], cfg.hidden,
+        num_classes,
+        weight_quantizer=partial(BinarySign, cfg.weight_scale) if cfg.weights == "binary" else None,
+        activation=_activation(cfg), batch_norm=cfg.batch_norm, pool=cfg.pool, dropout=cfg.dropout,
         quantize_first=cfg.binary_first_layer, quantize_last=cfg.binary_last_layer,
     )
 
@@ -107,7 +166,8 @@ class STELearner:
         if self.cfg.clip_latent:
             with torch.no_grad():
                 for module in self.model.modules():
-                    if isinstance(module, BinaryLinear) and module.weight_quantizer is not None:
+                    binary = isinstance(module, BinaryLinear | BinaryConv2d) and module.weight_quantizer
+                    if binary:
                         module.weight.clamp_(-1, 1)
         return {"loss": float(loss.detach()) * len(y), "correct": float((logits.argmax(1) == y).sum())}
 
@@ -140,6 +200,7 @@ class STELearner:
                                else state["scheduler"]["last_epoch"])
         self.schedule.apply(self.epochs_done)  # this config's schedule over the epochs done
 
+
 def build_ste_learner(model_cfg: MLPConfig, rule_cfg: STEConfig, input_shape: tuple[int, ...],
                       num_classes: int, device: torch.device, optimizer: STEOptimizerConfig | None = None,
                       schedule: ScheduleConfig | None = None) -> STELearner:
@@ -153,6 +214,15 @@ def mlp_memory(cfg: MLPConfig, input_shape: tuple[int, ...], num_classes: int) -
     return 16 * sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
 
 
+def build_convnet_learner(model_cfg: ConvNetConfig, rule_cfg: STEConfig, input_shape: tuple[int, ...],
+                          num_classes: int, device: torch.device, optimizer: STEOptimizerConfig | None = None,
+                          schedule: ScheduleConfig | None = None) -> STELearner:
+    model = build_convnet(model_cfg, input_shape, num_classes).to(device)
+    return STELearner(model, rule_cfg, optimizer, schedule)
+
+
 register_model_config("mlp", MLPConfig)
+register_model_config("convnet", ConvNetConfig)
 register_rule_config("ste", STEConfig, optimizer=STEOptimizerConfig)
 register_learner("mlp", "ste", build_ste_learner, memory=mlp_memory)
+register_learner("convnet", "ste", build_convnet_learner)
