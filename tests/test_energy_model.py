@@ -369,3 +369,28 @@ def test_record_hook_sees_every_step_and_equals_step_by_step_relaxation(schedule
     assert len(seen) == 5
     for a, b in zip(seen[-1][1], final.layers, strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("pool", [2, 3])
+def test_conv_pooling_on_channels_last_gives_the_same_maxima_and_indices_with_ties(pool):
+    """ConvPool pools channels-last on the CPU (faster): the drives and routing positions
+    equal NCHW pooling's bit for bit, ties (flat regions, a silent channel) included."""
+    import torch.nn.functional as F
+
+    from binlearn.energy import ConvPool
+
+    torch.manual_seed(8)
+    coupling = ConvPool(3, 5, kernel_size=3, padding=1, pool=pool, weight=BinaryWeights())
+    bottom = torch.rand(4, 3, 12, 12).round(decimals=1)
+    bottom[:, :, :6] = 0.0  # the top half convolves to the bias alone: four-way ties
+    weight = coupling.effective_weight()
+    pooled, (indices, size) = coupling.drive_up(bottom, weight, coupling.bias)
+    expected, expected_indices = F.max_pool2d(F.conv2d(bottom, weight, coupling.bias, padding=1), pool,
+                                              return_indices=True)
+    assert torch.equal(pooled, expected) and torch.equal(indices, expected_indices)
+    assert pooled.is_contiguous() and indices.is_contiguous()
+    top = torch.rand_like(pooled)
+    routed = coupling.drive_down(top, weight, (indices, size), torch.zeros_like(bottom))
+    expected_down = F.conv_transpose2d(F.max_unpool2d(top, expected_indices, pool, output_size=size), weight,
+                                       padding=1)
+    assert torch.equal(routed, expected_down)

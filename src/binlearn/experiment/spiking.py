@@ -19,6 +19,7 @@ from binlearn.atomic import write_json
 from binlearn.experiment.config import ConfigError, config_from_dict, read_toml
 from binlearn.experiment.plots import pyplot, save_png
 from binlearn.experiment.runner import RunError, evaluate
+from binlearn.experiment.spiking_ep import convert_ep_run, is_spiking_ep_config
 from binlearn.experiment.trained import load_trained
 from binlearn.spiking.convert import ConversionError, convert
 from binlearn.spiking.encode import ENCODINGS, encoding_from_name
@@ -112,6 +113,9 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
     the same latency plot. Raises ConversionError / RunError / ConfigError (one line each).
     """
     run_dir = Path(run_dir)
+    if (run_dir / "config.toml").is_file() and is_spiking_ep_config(read_toml(run_dir / "config.toml")):
+        # a binary EP network is already a spiking network: read it as one (binlearn.spiking.ep)
+        return convert_ep_run(run_dir, settings, output, quiet=quiet)
     check_convertible(run_dir)
     trained = load_trained(run_dir, device=settings.device, quiet=quiet)
     config, learner, epoch, data, device = (trained.config, trained.learner, trained.epoch, trained.data,

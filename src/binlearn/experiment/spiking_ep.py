@@ -26,11 +26,13 @@ from tqdm.auto import tqdm
 
 from binlearn.atomic import write_json
 from binlearn.experiment.config import ConfigError
+from binlearn.experiment.learners.energy import EnergyLearner
 from binlearn.experiment.rundir import read_metrics
 from binlearn.experiment.trained import load_trained
 from binlearn.spiking.ep import READOUTS, SpikingEPError, check_spiking, fan_outs, simulate_ep
 
-__all__ = ["spiking_ep_run", "plot_latency", "steps_within", "SPIKING_NAME", "LATENCY_NAME"]
+__all__ = ["spiking_ep_run", "convert_ep_run", "is_spiking_ep_config", "plot_latency", "steps_within",
+           "SPIKING_NAME", "LATENCY_NAME"]
 
 SPIKING_NAME = "spiking.json"
 LATENCY_NAME = "latency.png"
@@ -68,6 +70,8 @@ def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_s
         raise SpikingEPError(f"{run_dir} trains model.kind = {trained.model_kind!r}; the EP spiking view "
                              "reads energy (EP / BPTT) runs")
     config, data, learner = trained.config, trained.data, trained.learner
+    if not isinstance(learner, EnergyLearner):  # pragma: no cover - model.kind = "energy" builds one
+        raise SpikingEPError(f"{run_dir}: not an energy learner")
     net = learner.net
     check_spiking(net)
     eval_steps = int(learner.eval_steps)
@@ -194,3 +198,38 @@ def plot_latency(summary: dict[str, Any], path: Path) -> None:
     fig.suptitle(f"{Path(summary['run_dir']).name}: binary EP network as a spiking network")
     fig.tight_layout()
     save_png(fig, path)
+
+
+_CONVERSION_ONLY = {"percentile": "--percentile", "reset": "--reset", "one_step": "--one-step",
+                    "init_half": "--init-half", "encoding": "--encoding",
+                    "calibration_images": "--calibration-images"}
+"""``binlearn convert`` options that set how a feed-forward source is converted; a binary EP
+network is already spiking (its thresholds, resets and delays are its own dynamics)."""
+
+
+def is_spiking_ep_config(raw: dict[str, Any]) -> bool:
+    """True for a run config (the raw config.toml table) of a fully connected energy network
+    with binary weights and binary neurons: the runs :func:`spiking_ep_run` reads."""
+    model = raw.get("model", {})
+    return (model.get("kind") == "energy" and model.get("architecture", "fc") == "fc"
+            and model.get("neuron") == "binary" and model.get("weights") == "binary")
+
+
+def convert_ep_run(run_dir: str | Path, settings: Any, output: str | Path | None = None, *,
+                   quiet: bool = False) -> dict[str, Any]:
+    """``binlearn convert`` of a binary EP run: :func:`spiking_ep_run` with ``--timesteps`` and
+    ``--batch-size``; a conversion option set away from its default is refused in one line.
+
+    ``settings``: the command's settings (fields ``timesteps``, ``batch_size``, ``device`` and the
+    conversion options of :data:`_CONVERSION_ONLY`, whose defaults are the settings type's own).
+    """
+    defaults = type(settings)()
+    for field, flag in _CONVERSION_ONLY.items():
+        if getattr(settings, field, None) != getattr(defaults, field, None):
+            raise SpikingEPError(f"{flag} does not apply to {run_dir}: a binary EP network is already a "
+                                 "spiking network (its spikes are its Heaviside activations, one relaxation "
+                                 "step per time step); only --timesteps, --batch-size and --output apply")
+    if str(getattr(settings, "device", "auto")) not in ("auto", "cpu"):
+        raise SpikingEPError(f"--device {settings.device}: the EP spiking view runs on the CPU (row adds)")
+    return spiking_ep_run(run_dir, timesteps=settings.timesteps, batch_size=settings.batch_size,
+                          output=output, quiet=quiet)

@@ -1,0 +1,229 @@
+"""binlearn.spiking.nir: a converted network written as NIR reads back as the same graph, and an
+independent reader (nirtorch's graph interpreter with snnTorch's neurons) runs the exported
+reset-to-zero MLP and predicts what binlearn's simulator predicts, step by step, on 1,000 MNIST
+test images; what NIR cannot express is refused in one line."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from binlearn.cli import main
+from binlearn.data import load_dataset
+from binlearn.experiment import load_config, train
+from binlearn.experiment.nir_export import CALIBRATION_IMAGES, PERCENTILE, SEED
+from binlearn.experiment.trained import load_trained
+from binlearn.spiking import IF, Integrator, SpikingLayer, SpikingNetwork, simulate
+from binlearn.spiking.convert import convert
+from binlearn.spiking.nir import NIRExportError, graph_differences, read_nir, to_nir, write_nir
+
+nir = pytest.importorskip("nir")
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def mnist(mnist_dir):
+    return load_dataset("mnist", data_dir=str(mnist_dir.parent), train_size=4000, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def trained(mnist):
+    """A 784-64-10 ReLU MLP trained for 300 Adam steps on 4,000 MNIST images, and the largest
+    hidden activation of each unit on them (max threshold balancing, per unit)."""
+    torch.manual_seed(0)
+    first, second = nn.Linear(784, 64), nn.Linear(64, 10)
+    model = nn.Sequential(nn.Flatten(), first, nn.ReLU(), second)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    x, y = mnist.x_train, mnist.y_train
+    for step in range(300):
+        batch = torch.randint(0, len(x), (128,), generator=torch.Generator().manual_seed(step))
+        loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        peak = torch.relu(first(x.flatten(1))).amax(dim=0).clamp_min(1e-3)
+    return first, second, peak
+
+
+def _mlp(trained, reset: str = "zero") -> SpikingNetwork:
+    """The trained MLP converted: IF(θ = the unit's peak activation) and output weights × peak
+    (one spike stands for the unit's peak activation)."""
+    first, second, peak = trained
+    with torch.no_grad():
+        synapse = nn.Linear(784, 64, bias=False)
+        synapse.weight.copy_(first.weight)
+        output = nn.Linear(64, 10, bias=False)
+        output.weight.copy_(second.weight * peak)
+    layers = [SpikingLayer("fc1", nn.Sequential(nn.Flatten(), synapse), IF(peak, reset), bias=first.bias),
+              SpikingLayer("output", nn.Sequential(output), Integrator(), bias=second.bias)]
+    return SpikingNetwork(layers, (1, 28, 28))
+
+
+def _conv_net(seed: int = 0, reset: str = "zero") -> SpikingNetwork:
+    """conv 3x3 (pad 1) -> average pool 2 -> IF (one θ per channel) -> flatten -> linear -> integrator."""
+    torch.manual_seed(seed)
+    conv = nn.Conv2d(1, 4, 3, padding=1, bias=False)
+    linear = nn.Linear(4 * 14 * 14, 10, bias=False)
+    threshold = torch.tensor([0.3, 0.5, 0.7, 0.9]).reshape(4, 1, 1)
+    layers = [SpikingLayer("conv1", nn.Sequential(conv, nn.AvgPool2d(2)), IF(threshold, reset),
+                           bias=0.05 * torch.randn(4, 1, 1)),
+              SpikingLayer("output", nn.Sequential(nn.Flatten(), linear), Integrator(), bias=torch.zeros(10))]
+    return SpikingNetwork(layers, (1, 28, 28))
+
+
+def _same_graph(a, b) -> None:
+    assert graph_differences(a, b) == []
+    # the comparison can fail: one changed threshold is seen
+    changed = copy.deepcopy(b)
+    name = next(n for n in changed.nodes if n.endswith(".if"))
+    changed.nodes[name].v_threshold = changed.nodes[name].v_threshold + 1
+    assert graph_differences(a, changed) == [f"{name}.v_threshold differs"]
+
+
+def test_a_round_trip_through_nir_write_and_read_gives_the_same_graph(tmp_path, trained):
+    for network, pooling in ((_mlp(trained), "sum"), (_conv_net(), "sum"), (_conv_net(), "avg")):
+        graph = to_nir(network, pooling=pooling)
+        path = write_nir(graph, tmp_path / "net.nir")
+        back = read_nir(path)
+        _same_graph(graph, back)
+    types = [type(node).__name__ for node in to_nir(_conv_net()).nodes.values()]
+    assert types == ["Input", "Conv2d", "SumPool2d", "IF", "Flatten", "Affine", "I", "Output"]
+    conv_graph = to_nir(_conv_net())
+    # the sum pool is 4x the average pool: thresholds 4θ, per unit over the (4, 14, 14) map
+    assert conv_graph.nodes["conv1.if"].v_threshold.shape == (4, 14, 14)
+    assert np.allclose(conv_graph.nodes["conv1.if"].v_threshold[:, 0, 0], [1.2, 2.0, 2.8, 3.6])
+    assert np.allclose(to_nir(_conv_net(), pooling="avg").nodes["conv1.if"].v_threshold[:, 0, 0],
+                       [0.3, 0.5, 0.7, 0.9])
+    flatten = conv_graph.nodes["output.0.flatten"]
+    assert (flatten.start_dim, list(flatten.input_type["input"])) == (0, [4, 14, 14])  # no batch axis
+    mlp = to_nir(_mlp(trained)).nodes
+    assert mlp["fc1.if"].v_threshold.shape == (64,) and np.unique(mlp["fc1.if"].v_threshold).size > 1
+
+
+def _reader(graph):
+    """nirtorch's graph interpreter with snnTorch's neurons, mapped by NIR's definitions:
+    IF(r, θ, v_reset = 0) -> snn.Leaky(β = 1, threshold θ per unit, reset to zero, in the same
+    step); Affine -> torch Linear; Flatten(start_dim, end_dim) of one sample -> the same over a
+    batch (dims + 1)."""
+    nirtorch = pytest.importorskip("nirtorch")
+    snn = pytest.importorskip("snntorch")
+
+    def leaky(node):
+        assert np.all(node.r == 1) and np.all(node.v_reset == 0)
+        return snn.Leaky(beta=1.0, threshold=torch.from_numpy(np.asarray(node.v_threshold, dtype=np.float32)),
+                         reset_mechanism="zero", reset_delay=False, init_hidden=True)
+
+    def affine(node):
+        module = nn.Linear(node.weight.shape[1], node.weight.shape[0])
+        module.weight.data, module.bias.data = torch.from_numpy(node.weight), torch.from_numpy(node.bias)
+        return module
+
+    def flatten(node):
+        return nn.Flatten(node.start_dim + 1, node.end_dim if node.end_dim < 0 else node.end_dim + 1)
+
+    return nirtorch.nir_to_torch(graph, {nir.IF: leaky, nir.Affine: affine, nir.Flatten: flatten})
+
+
+@torch.no_grad()
+def _reader_predictions(graph, x: torch.Tensor, steps: int) -> torch.Tensor:
+    reader = _reader(graph)
+    total, predictions = None, []
+    for _ in range(steps):  # the image as the input at every step (direct encoding)
+        output, _ = reader(x)
+        total = output.clone() if total is None else total + output  # binlearn's output integrator
+        predictions.append(total.argmax(dim=1))
+    return torch.stack(predictions)
+
+
+def test_snntorch_and_nirtorch_run_the_exported_reset_to_zero_mlp_like_binlearn(tmp_path, mnist, trained):
+    network = _mlp(trained)
+    x = mnist.x_test[:1000]
+    steps = 16
+    path = write_nir(to_nir(network, output_integrator=False), tmp_path / "mlp.nir")
+    got = _reader_predictions(read_nir(path), x, steps)
+    expected = simulate(network, x, steps, delay=False).predictions()
+    assert torch.equal(got, expected)  # every image, every step
+    accuracy = float((expected[-1] == mnist.y_test[:1000]).float().mean())
+    assert accuracy > 0.8  # a real trained network, not a degenerate one
+    # the reader is sensitive to what was exported: the same graph with halved thresholds differs
+    graph = to_nir(network, output_integrator=False)
+    graph.nodes["fc1.if"].v_threshold = graph.nodes["fc1.if"].v_threshold / 2
+    assert not torch.equal(_reader_predictions(graph, x, steps), expected)
+
+
+def test_the_reader_reproduces_the_sum_pool_with_folded_thresholds(tmp_path, mnist):
+    network = _conv_net()
+    x = mnist.x_test[:200]
+    got = _reader_predictions(read_nir(write_nir(to_nir(network, output_integrator=False),
+                                                 tmp_path / "conv.nir")), x, 8)
+    expected = simulate(network, x, 8, delay=False).predictions()
+    assert (got == expected).float().mean() > 0.99  # float sums in another order may flip a rare tie
+
+
+def test_snntorch_import_from_nir_does_not_read_nir_if_as_nir_defines_it(trained):
+    """Why the test above maps IF itself: snnTorch 1.0's import_from_nir refuses per-unit
+    thresholds, and for a uniform one builds a leaky neuron (β = 0.9, reset by subtraction)
+    whose membrane NIR's IF neither leaks nor subtracts."""
+    snn = pytest.importorskip("snntorch")
+    pytest.importorskip("nirtorch")
+    from snntorch.import_nir import import_from_nir
+
+    graph = to_nir(_mlp(trained), output_integrator=False)
+    with pytest.raises(AssertionError, match="v_threshold must be same"):
+        import_from_nir(graph)
+    graph.nodes["fc1.if"].v_threshold = np.ones_like(graph.nodes["fc1.if"].v_threshold)
+    neurons = [m for m in import_from_nir(graph).modules() if isinstance(m, snn.Leaky)]
+    assert len(neurons) == 1
+    assert float(neurons[0].beta) == pytest.approx(0.9) and neurons[0].reset_mechanism == "subtract"
+
+
+def test_what_nir_cannot_express_is_refused_in_one_line(trained):
+    with pytest.raises(NIRExportError, match="resets by subtraction") as error:
+        to_nir(_mlp(trained, reset="subtract"))
+    assert "\n" not in str(error.value)
+    graph = to_nir(_mlp(trained, reset="subtract"), subtract_as_zero=True)
+    assert graph.nodes["fc1.if"].metadata["binlearn_reset"] == "subtract"
+    with pytest.raises(NIRExportError, match="pooling"):
+        to_nir(_conv_net(), pooling="max")
+
+
+def test_binlearn_export_format_nir_writes_the_converted_run(tmp_path, capsys):
+    """`binlearn export RUN --format nir` on a binary-weight STE run (digits): the file reads back
+    as the graph of the run converted with reset to zero, and the independent reader predicts
+    what binlearn's simulator predicts for that conversion on every test image and step."""
+    root = Path(__file__).parents[1]
+    config = load_config(root / "configs/lu2020/mnist-mlp-binary-weights.toml",
+                         ["data.dataset=digits", "train.epochs=2", "model.hidden=[64,64]",
+                          "data.batch_size=32"])
+    train(config, tmp_path / "run", quiet=True)
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "run"), "--format", "nir", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["format"] == "nir" and summary["verified"] and summary["output"].endswith("model.nir")
+    graph = read_nir(tmp_path / "run" / "model.nir")
+    kinds = [type(graph.nodes[n]).__name__ for n in ("fc1.if", "fc2.if", "output.integrator")]
+    assert kinds == ["IF", "IF", "I"]
+    trained = load_trained(tmp_path / "run", device="cpu", quiet=True)
+    images = trained.data.x_train
+    chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(SEED))[:CALIBRATION_IMAGES]
+    network = convert(trained.learner.model, images[chosen], percentile=PERCENTILE, reset="zero")
+    assert graph_differences(graph, to_nir(network)) == []
+    x = trained.data.x_test
+    expected = simulate(network, x, 12, delay=False).predictions()
+    got = _reader_predictions(to_nir(network, output_integrator=False), x, 12)
+    assert torch.equal(got, expected)
+    # what cannot be exported as NIR is refused in one line, exit status 2
+    ep = tmp_path / "ep"
+    ep.mkdir()
+    (ep / "config.toml").write_text((root / "configs/laydevant2021/fc-float.toml").read_text())
+    assert main(["export", str(ep), "--format", "nir", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("binlearn: error: ") and error.count("\n") == 1
