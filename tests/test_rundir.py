@@ -351,3 +351,25 @@ def test_sigterm_before_the_first_checkpoint_says_none_is_kept(tmp_path):
     assert err.splitlines() == [f"binlearn: terminated before the first checkpoint: {run} holds no "
                                 "checkpoint (nothing to resume; start the run again)"]
     assert not (run / "checkpoint.pt").exists()
+
+
+def test_a_resume_refuses_a_checkpoint_replaced_while_it_was_starting(tmp_path, monkeypatch):
+    """Between reading the checkpoint and taking the lock (while the data loads), another train
+    of the directory replaced checkpoint.pt: continuing from the old one would overwrite its
+    epochs, so the resume stops in one line."""
+    import binlearn.experiment.runner as runner
+    from binlearn.experiment import RunError
+    from binlearn.experiment.checkpoint import save_checkpoint
+
+    run = tmp_path / "run"
+    train(load_config(None, [*STE_QUICK, "train.epochs=1"]), run, quiet=True)
+    load = runner.load_dataset
+
+    def another_train_finishes_meanwhile(*args, **kwargs):
+        save_checkpoint(run / "checkpoint.pt", load_checkpoint(run / "checkpoint.pt"))
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "load_dataset", another_train_finishes_meanwhile)
+    with pytest.raises(RunError, match="changed while this process was starting"):
+        train(load_config(None, [*STE_QUICK, "train.epochs=2"]), run, resume=True, quiet=True)
+    assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 1

@@ -50,7 +50,7 @@ from binlearn.experiment.config import (
 )
 from binlearn.experiment.distributed import AllReduce, Context, setup, teardown
 from binlearn.experiment.learner import Learner, LocalReducer, Reducer
-from binlearn.experiment.plots import plot_curves
+from binlearn.experiment.plots import plot_curves, pyplot
 from binlearn.experiment.registry import build_learner, check_memory
 from binlearn.experiment.rundir import (
     RunError,
@@ -377,15 +377,30 @@ def train(config: ExperimentConfig, run_dir: Path | None = None, *, resume: bool
         raise ConfigError("give either --resume or --branch-from, not both")
     context = setup("cuda" if config.train.device.startswith("cuda") or
                     (config.train.device == "auto" and torch.cuda.is_available()) else "cpu")
+    progress = _Progress()
     try:
         return _train(config, run_dir, resume=resume, quiet=quiet, runs_root=runs_root,
-                      context=context, branch_from=branch_from)
+                      context=context, branch_from=branch_from, progress=progress)
+    except KeyboardInterrupt as stop:  # the CLI says what is kept where
+        stop.run_dir, stop.saved_epoch = progress.run_dir, progress.saved_epoch  # type: ignore[attr-defined]
+        raise
     finally:
         teardown(context)
 
 
+@dataclass
+class _Progress:
+    """What a stopped train leaves: its run directory (once it exists) and the epoch of the
+    directory's latest checkpoint (None: none yet)."""
+
+    run_dir: Path | None = None
+    saved_epoch: int | None = None
+
+
 def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quiet: bool,
-           runs_root: Path, context: Context, branch_from: Path | None = None) -> dict[str, Any]:
+           runs_root: Path, context: Context, branch_from: Path | None = None,
+           progress: _Progress | None = None) -> dict[str, Any]:
+    progress = progress or _Progress()
     device = resolve_device(config.train.device, context)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
@@ -395,9 +410,12 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     if run_dir is not None and Path(run_dir).is_dir():
         refuse_if_busy(Path(run_dir))
     changes: dict[str, list[Any]] = {}
+    loaded = None  # the checkpoint file a resume read
     if resume:
         assert run_dir is not None
         _, checkpoint = load_run(run_dir)
+        loaded = _stamp(Path(run_dir) / "checkpoint.pt")
+        progress.run_dir, progress.saved_epoch = Path(run_dir), int(checkpoint["epoch"])
         if "config" in checkpoint:
             changes = check_resume(checkpoint["config"], config, int(checkpoint["epoch"]))
     elif branch_from is not None:
@@ -429,15 +447,25 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     if not context.is_main:  # only rank 0 writes, so only rank 0 holds the directory
         return _run(config, run_dir, learner, data, checkpoint, parent, resume=resume, quiet=quiet,
                     context=context, reducer=reducer, device=device, branch_from=branch_from,
-                    changes=changes)
+                    changes=changes, progress=progress)
     make_run_dir(run_dir)
+    progress.run_dir = run_dir
     with locked(run_dir):
         if not resume:  # another process may have finished a run here since the check above
             _refuse_a_run(run_dir)
+        elif _stamp(run_dir / "checkpoint.pt") != loaded:  # another resume ran while this one started
+            raise RunError(f"{run_dir}/checkpoint.pt changed while this process was starting (another "
+                           "train of the directory ran meanwhile); run the command again")
         remove_stale_temporaries(run_dir)
         return _run(config, run_dir, learner, data, checkpoint, parent, resume=resume, quiet=quiet,
                     context=context, reducer=reducer, device=device, branch_from=branch_from,
-                    changes=changes)
+                    changes=changes, progress=progress)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """What tells one version of a file from the next (it is replaced by rename)."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns
 
 
 def _refuse_a_run(run_dir: Path) -> None:
@@ -449,18 +477,16 @@ def _refuse_a_run(run_dir: Path) -> None:
 def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Dataset,
          checkpoint: dict[str, Any] | None, parent: ExperimentConfig | None, *, resume: bool,
          quiet: bool, context: Context, reducer: Reducer, device: torch.device,
-         branch_from: Path | None, changes: dict[str, list[Any]]) -> dict[str, Any]:
+         branch_from: Path | None, changes: dict[str, list[Any]], progress: _Progress) -> dict[str, Any]:
     """Write the run directory and train its remaining epochs (rank 0 holds its lock)."""
     start_epoch, train_seconds, samples_seen = 1, 0.0, 0.0
     kept: list[str] = []  # metrics.jsonl lines of the epochs before this process, kept verbatim
     records: list[dict[str, Any]] = []
-    saved_epoch = None  # the epoch of this directory's latest checkpoint
     if checkpoint is not None:
         start_epoch = checkpoint["epoch"] + 1
         train_seconds, samples_seen = checkpoint["train_seconds"], checkpoint["samples_seen"]
     if resume:
         assert checkpoint is not None
-        saved_epoch = int(checkpoint["epoch"])
         log = read_metrics(run_dir / "metrics.jsonl", checkpoint["epoch"])
         kept, records = log.kept, log.records
         if context.is_main:  # the directory describes the run as continued (epochs, schedule)
@@ -486,54 +512,52 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
 
     title = f"{run_dir.name}: {config.data.dataset}"
     epochs = config.train.epochs
+    if context.is_main:  # load matplotlib now: a signal inside its C extension's first import
+        pyplot()        # (at the first epoch's plot) would end as an ImportError, not a clean stop
     new: list[dict[str, Any]] = []  # this process's records
     epoch_bar = tqdm(range(start_epoch, epochs + 1), desc="training", unit="epoch",
                      disable=True if quiet or not context.is_main else None)
-    try:
-        for epoch in epoch_bar:
-            last = epoch == epochs
-            try:
-                stats = _train_epoch(learner, data, config, epoch, context, reducer, quiet)
-                train_accuracy = stats.correct / max(stats.samples, 1)
-                extra = learner.end_epoch(epoch, train_accuracy, reducer) or {}
-                record: dict[str, Any] = {
-                    "epoch": epoch, "train_loss": stats.loss / max(stats.samples, 1),
-                    "train_accuracy": train_accuracy, "epoch_seconds": stats.seconds,
-                }
-                if last or epoch % config.train.eval_every == 0:
-                    batch = config.data.eval_batch_size
-                    record["validation_accuracy"] = evaluate(learner, data.x_val, data.y_val, batch,
-                                                             context, reducer)
-                    record["test_accuracy"] = evaluate(learner, data.x_test, data.y_test, batch,
-                                                       context, reducer)
-                state = learner.state_dict()
-                _check_finite(state, epoch)
-            except _divergence_errors() as error:
-                message = f"training diverged: {error}"
-                if context.is_main and saved_epoch is not None:
-                    message += f"; the last good checkpoint (epoch {saved_epoch}) is kept in {run_dir}"
-                elif context.is_main:
-                    message += "; no checkpoint was written"
-                raise TrainingDiverged(message) from None
-            train_seconds += stats.seconds
-            samples_seen += stats.samples
-            record.update(extra)
-            records.append(record)
-            new.append(record)
-            epoch_bar.set_postfix(train=f"{train_accuracy:.3f}",
-                                  test=f"{record.get('test_accuracy') or float('nan'):.3f}")
-            if context.is_main:
-                _write_metrics(run_dir / "metrics.jsonl", kept, new)
-                if last or epoch % config.train.checkpoint_every == 0:
-                    save_checkpoint(run_dir / "checkpoint.pt", {
-                        "epoch": epoch, "learner": state, "config": config_to_dict(config),
-                        "train_seconds": train_seconds, "samples_seen": samples_seen,
-                    })
-                    saved_epoch = epoch
-                plot_curves(records, run_dir / "curves.png", title)
-    except KeyboardInterrupt as stop:  # the CLI says what is kept where
-        stop.run_dir, stop.saved_epoch = run_dir, saved_epoch  # type: ignore[attr-defined]
-        raise
+    for epoch in epoch_bar:
+        last = epoch == epochs
+        try:
+            stats = _train_epoch(learner, data, config, epoch, context, reducer, quiet)
+            train_accuracy = stats.correct / max(stats.samples, 1)
+            extra = learner.end_epoch(epoch, train_accuracy, reducer) or {}
+            record: dict[str, Any] = {
+                "epoch": epoch, "train_loss": stats.loss / max(stats.samples, 1),
+                "train_accuracy": train_accuracy, "epoch_seconds": stats.seconds,
+            }
+            if last or epoch % config.train.eval_every == 0:
+                batch = config.data.eval_batch_size
+                record["validation_accuracy"] = evaluate(learner, data.x_val, data.y_val, batch,
+                                                         context, reducer)
+                record["test_accuracy"] = evaluate(learner, data.x_test, data.y_test, batch,
+                                                   context, reducer)
+            state = learner.state_dict()
+            _check_finite(state, epoch)
+        except _divergence_errors() as error:
+            message = f"training diverged: {error}"
+            if context.is_main and progress.saved_epoch is not None:
+                message += f"; the last good checkpoint (epoch {progress.saved_epoch}) is kept in {run_dir}"
+            elif context.is_main:
+                message += "; no checkpoint was written"
+            raise TrainingDiverged(message) from None
+        train_seconds += stats.seconds
+        samples_seen += stats.samples
+        record.update(extra)
+        records.append(record)
+        new.append(record)
+        epoch_bar.set_postfix(train=f"{train_accuracy:.3f}",
+                              test=f"{record.get('test_accuracy') or float('nan'):.3f}")
+        if context.is_main:
+            _write_metrics(run_dir / "metrics.jsonl", kept, new)
+            if last or epoch % config.train.checkpoint_every == 0:
+                save_checkpoint(run_dir / "checkpoint.pt", {
+                    "epoch": epoch, "learner": state, "config": config_to_dict(config),
+                    "train_seconds": train_seconds, "samples_seen": samples_seen,
+                })
+                progress.saved_epoch = epoch
+            plot_curves(records, run_dir / "curves.png", title)
     epoch_bar.close()
 
     final = records[-1] if records else {}
