@@ -11,7 +11,8 @@ EP, Bop, fully_connected`` is the same as ``from binlearn.rules import EP, Bop``
     nn          BinaryLinear, mlp, summary, mlp_to_packed
     energy      EnergyNet, fully_connected, convolutional, FloatWeights, BinaryWeights,
                 HardSigmoid, BinaryAccumulator, SquaredError, CrossEntropyReadout,
-                EnergyState, Nudge, relax, prepare, energy_to_packed
+                EnergyState, Nudge, DriveNudge, StateNudge, FreeDriveNudge, relax,
+                relax_step, prepare, energy_to_packed
     rules       EP, BPTT, STE, Bop, LocalBinary, LocalBinaryParameters, CPR,
                 CommitteeParameters, GradientRule, LocalRule
     experiment  ExperimentConfig, load_config, train, evaluate_run, load_trained, TrainedRun,
@@ -37,7 +38,8 @@ _EXPORTS: dict[str, str] = {
     "mlp_to_packed": "binlearn.nn.packed",
     **dict.fromkeys(["EnergyNet", "fully_connected", "convolutional", "FloatWeights", "BinaryWeights",
                      "HardSigmoid", "BinaryAccumulator", "SquaredError", "CrossEntropyReadout",
-                     "EnergyState", "Nudge", "relax", "prepare"], "binlearn.energy"),
+                     "EnergyState", "Nudge", "DriveNudge", "StateNudge", "FreeDriveNudge", "relax",
+                     "relax_step", "prepare"], "binlearn.energy"),
     "energy_to_packed": "binlearn.energy.packed",
     **dict.fromkeys(["EP", "BPTT", "STE", "Bop", "LocalBinary", "LocalBinaryParameters", "CPR",
                      "CommitteeParameters", "GradientRule", "LocalRule"], "binlearn.rules"),
@@ -52,7 +54,8 @@ __all__ = [
     "Heaviside", "BinarySign", "pack_signs", "unpack_signs", "binary_dense", "PackedModel",
     "PackedFormatError", "BinaryLinear", "mlp", "summary", "mlp_to_packed", "EnergyNet", "fully_connected",
     "convolutional", "FloatWeights", "BinaryWeights", "HardSigmoid", "BinaryAccumulator", "SquaredError",
-    "CrossEntropyReadout", "EnergyState", "Nudge", "relax", "prepare", "energy_to_packed", "EP", "BPTT",
+    "CrossEntropyReadout", "EnergyState", "Nudge", "DriveNudge", "StateNudge", "FreeDriveNudge", "relax",
+    "relax_step", "prepare", "energy_to_packed", "EP", "BPTT",
     "STE", "Bop", "LocalBinary", "LocalBinaryParameters", "CPR", "CommitteeParameters", "GradientRule",
     "LocalRule", "ExperimentConfig", "load_config", "train", "evaluate_run", "load_trained", "TrainedRun",
     "export_run", "Learner", "ConfigError", "RunError", "CheckpointError",
@@ -90,16 +93,20 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         BinaryAccumulator,
         BinaryWeights,
         CrossEntropyReadout,
+        DriveNudge,
         EnergyNet,
         EnergyState,
         FloatWeights,
+        FreeDriveNudge,
         HardSigmoid,
         Nudge,
         SquaredError,
+        StateNudge,
         convolutional,
         fully_connected,
         prepare,
         relax,
+        relax_step,
     )
     from binlearn.energy.packed import energy_to_packed
     from binlearn.experiment import (

@@ -43,7 +43,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                               "that starts from RUN_DIR is CONFIG --branch-from RUN_DIR --run-dir NEW)")
         overrides = [*args.set, *([f"data.data_dir={json.dumps(args.data_dir)}"] if args.data_dir else [])]
         config = resume_config(Path(args.resume), overrides)
-        run_dir = Path(args.resume)
+        run_dir: Path | None = Path(args.resume)
     else:
         config = load_config(args.config, args.set)
         if args.data_dir:

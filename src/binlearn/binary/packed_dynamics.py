@@ -93,7 +93,7 @@ def dynamics_manifest(dynamics: PackedDynamics,
     couplings = []
     for index, coupling in enumerate(dynamics.couplings):
         prefix = f"couplings.{index}"
-        roles = {"weights": np.ascontiguousarray(coupling.weights, dtype=np.uint64),
+        roles: dict[str, np.ndarray] = {"weights": np.ascontiguousarray(coupling.weights, dtype=np.uint64),
                  "scale": np.array([coupling.scale], dtype=np.float32),
                  "bias": np.ascontiguousarray(coupling.bias, dtype=np.float32)}
         couplings.append({

@@ -206,7 +206,8 @@ def rank_table(scores: np.ndarray) -> np.ndarray:
 def _expected_arrays(layer: dict[str, Any], in_features: int, out_features: int
                      ) -> dict[str, tuple[str, tuple[int, ...]]]:
     """role -> (dtype, shape) that a layer of this kind and size must hold."""
-    arrays = {"weights": ("uint64", (out_features, words_for(in_features)))}
+    arrays: dict[str, tuple[str, tuple[int, ...]]] = {
+        "weights": ("uint64", (out_features, words_for(in_features)))}
     if layer.get("connectivity") == "masked":
         arrays["mask"] = ("uint64", (out_features, words_for(in_features)))
     if layer["kind"] == "dense_threshold":
@@ -311,8 +312,8 @@ class PackedModel:
                                                       arrays["input.pixel_threshold"])},
             },
         }
-        if dynamics is not None:
-            manifest["dynamics"] = dynamics_manifest(dynamics, declare)
+        if isinstance(layers, PackedDynamics):
+            manifest["dynamics"] = dynamics_manifest(layers, declare)
             manifest.update(metadata or {})
             return cls(manifest, arrays)
         manifest["layers"] = []
@@ -322,7 +323,7 @@ class PackedModel:
                 "name": layer.name, "kind": layer.kind, "in_features": int(layer.in_features),
                 "out_features": int(layer.out_features), "input_values": layer.input_values,
             }
-            roles = {"weights": np.ascontiguousarray(layer.weights, dtype=np.uint64)}
+            roles: dict[str, Any] = {"weights": np.ascontiguousarray(layer.weights, dtype=np.uint64)}
             entry["connectivity"] = "dense" if layer.mask is None else "masked"
             if layer.mask is not None:
                 roles["mask"] = np.ascontiguousarray(layer.mask, dtype=np.uint64)
@@ -541,8 +542,8 @@ def _validate(manifest: dict[str, Any], arrays: dict[str, np.ndarray], source: s
                                                     "pixel_threshold": ("int16", (features,))},
                                "input", arrays, source), spec["arrays"])
     pixels = int(np.prod(shape))
-    index = found["pixel_index"]
-    if index.size and not (0 <= index.min() and index.max() < pixels):
+    pixel_index = found["pixel_index"]
+    if pixel_index.size and not (0 <= pixel_index.min() and pixel_index.max() < pixels):
         raise fail(source, f"input pixel_index values must be in [0, {pixels})")
     if found["pixel_threshold"].size and not (-1 <= found["pixel_threshold"].min()
                                               and found["pixel_threshold"].max() <= 255):
@@ -555,7 +556,7 @@ def _validate(manifest: dict[str, Any], arrays: dict[str, np.ndarray], source: s
             raise fail(source, "manifest dynamics needs format_version 2, the file says "
                                 f"{manifest['format_version']}")
         validate_dynamics(manifest["dynamics"], features, values, classes,
-                          lambda width: _padding_mask(width, bit_order),
+                          lambda in_features: _padding_mask(in_features, bit_order),
                           lambda entries, expected, where: take(
                               _check_arrays(entries, expected, where, arrays, source), entries),
                           source)

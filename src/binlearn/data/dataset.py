@@ -38,9 +38,6 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
     def to(self, device: torch.device | str) -> Dataset:
-        return Dataset(
-            self.name,
-            *(t.to(device) for t in (self.x_train, self.y_train, self.x_test, self.y_test,
-                                     self.x_val, self.y_val)),
-            num_classes=self.num_classes,
-        )
+        return Dataset(self.name, self.x_train.to(device), self.y_train.to(device), self.x_test.to(device),
+                       self.y_test.to(device), self.x_val.to(device), self.y_val.to(device),
+                       num_classes=self.num_classes)

@@ -42,9 +42,9 @@ def thermometer(x: torch.Tensor, bits: int, signed: bool = False,
         bits = len(levels)
     if bits < 1:
         raise ValueError(f"thermometer_bits must be >= 1, got {bits}")
-    levels = (torch.arange(1, bits + 1, dtype=x.dtype, device=x.device) / (bits + 1) if levels is None
-              else torch.tensor(levels, dtype=x.dtype, device=x.device))
-    code = (x.unsqueeze(2) > levels.view(1, 1, -1, 1, 1)).to(torch.float32)
+    cuts = (torch.arange(1, bits + 1, dtype=x.dtype, device=x.device) / (bits + 1) if levels is None
+            else torch.tensor(levels, dtype=x.dtype, device=x.device))
+    code = (x.unsqueeze(2) > cuts.view(1, 1, -1, 1, 1)).to(torch.float32)
     code = code.flatten(1, 2)
     return code * 2 - 1 if signed else code
 

@@ -20,7 +20,8 @@ from binlearn.data.sources import DataError
 
 __all__ = ["read_idx", "read_idx_images", "read_idx_labels", "read_cifar"]
 
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_TYPES: dict[int, type | str] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
+                                     0x0E: ">f8"}
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -139,8 +140,8 @@ def write_cifar_archive(
         return pickle.dumps(record, protocol=2)
 
     with tarfile.open(path, "w:gz") as tar:
-        pieces = [(n, idx) for n, idx in zip(train_names, np.array_split(np.arange(len(train[0])),
-                                                                         len(train_names)), strict=True)]
+        splits = np.array_split(np.arange(len(train[0])), len(train_names))
+        pieces: list[tuple[str, np.ndarray | None]] = list(zip(train_names, splits, strict=True))
         pieces += [(test_names[0], None)]
         for name, idx in pieces:
             data = blob(*test) if idx is None else blob(train[0][idx], train[1][idx])

@@ -23,9 +23,11 @@ same numbers whatever the precision (Bop compares them with its threshold).
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
+import torch.nn.grad
 from torch import nn
 
 from binlearn.binary.kernels.sparse import sparse_binary_product
@@ -97,6 +99,7 @@ class Coupling(nn.Module):
                      behaviour: WeightBehaviour, scale_shape: tuple[int, ...]) -> None:
         self.behaviour = behaviour
         if behaviour.binary:
+            behaviour = cast(BinaryWeights, behaviour)
             if behaviour.scale == "mean":
                 dims = tuple(range(1, weight.dim())) if len(scale_shape) > 1 else None
                 magnitude = (weight.abs().mean(dim=dims) if dims else weight.abs().mean())
@@ -203,7 +206,7 @@ class Dense(Coupling):
             return torch.addmm(bias, bottom.flatten(1), weight.t(), alpha=alpha, out=out), None
         return torch.addmm(bias.unsqueeze(1), weight, bottom.flatten(1).t(), alpha=alpha).t(), None
 
-    def drive_down(self, top: torch.Tensor, weight: torch.Tensor, cache: None,
+    def drive_down(self, top: torch.Tensor, weight: torch.Tensor, cache: Any,
                    base: torch.Tensor, out: torch.Tensor | None = None,
                    alpha: float = 1.0, ordered: bool = False, sparse: bool = False) -> torch.Tensor:
         """base + ∂Φ_c/∂bottom = base + α · top W.  top: (batch, out); base: bottom's shape.
@@ -232,7 +235,7 @@ class Dense(Coupling):
         return (top * (bottom.flatten(1) @ weight.t() + bias)).sum(dim=1)
 
     def derivatives(self, bottom: torch.Tensor, top: torch.Tensor,
-                    cache: None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                    cache: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(∂Φ_c/∂W, ∂Φ_c/∂b) summed over the batch: (topᵀ bottom, Σ top)."""
         return top.t() @ bottom.flatten(1), top.sum(dim=0)
 
@@ -311,9 +314,9 @@ class ConvPool(Coupling):
         indices, size = cache
         if indices is None:
             return top
-        return F.max_unpool2d(top, indices, self.pool, output_size=size)
+        return F.max_unpool2d(top, indices, (self.pool, self.pool), output_size=size)
 
-    def drive_down(self, top: torch.Tensor, weight: torch.Tensor, cache: tuple,
+    def drive_down(self, top: torch.Tensor, weight: torch.Tensor, cache: Any,
                    base: torch.Tensor, out: torch.Tensor | None = None,
                    alpha: float = 1.0, ordered: bool = False, sparse: bool = False) -> torch.Tensor:
         """base + ∂Φ_c/∂bottom = base + Wᵀ ∗ unpool(top) (gradient routed to the maxima);
@@ -330,7 +333,7 @@ class ConvPool(Coupling):
         return (top * pooled).flatten(1).sum(dim=1)
 
     def derivatives(self, bottom: torch.Tensor, top: torch.Tensor,
-                    cache: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+                    cache: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """(∂Φ_c/∂W, ∂Φ_c/∂b) summed over the batch, at the pooling positions in ``cache``."""
         routed = self._unpool(top, cache)
         weight_derivative = torch.nn.grad.conv2d_weight(

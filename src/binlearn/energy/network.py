@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,16 +39,20 @@ class EnergyNet(nn.Module):
         cost: :class:`SquaredError` (output = layer L) or :class:`CrossEntropyReadout`.
     """
 
+    couplings: Sequence[Dense | ConvPool]  # an nn.ModuleList (typed for what it holds)
+    neurons: tuple[Neuron, ...]
+    cost: SquaredError | CrossEntropyReadout
+
     def __init__(self, input_shape: Sequence[int], couplings: Sequence[Coupling],
                  neurons: Neuron | Sequence[Neuron], cost: SquaredError | CrossEntropyReadout):
         super().__init__()
         if len(couplings) < 1:
             raise ValueError("EnergyNet needs at least one coupling")
         self.input_shape = tuple(int(d) for d in input_shape)
-        self.couplings = nn.ModuleList(couplings)
+        self.couplings = nn.ModuleList(couplings)  # type: ignore[assignment]
         shapes = []
         bottom = self.input_shape
-        for index, coupling in enumerate(couplings):
+        for index, coupling in enumerate(self.couplings):
             try:
                 bottom = coupling.top_shape(bottom)
             except ValueError as error:
@@ -91,7 +96,7 @@ class EnergyNet(nn.Module):
     def phi(self, x: torch.Tensor, state: EnergyState) -> torch.Tensor:
         """Φ(x, s) = Σ_c a_{c+1} · (P(W_c ∗ a_c) + b_c), per sample, (batch,). Autograd oracle."""
         activations = (x, *self.activations(state))
-        total = 0
+        total: Any = 0
         for index, coupling in enumerate(self.couplings):
             total = total + coupling.phi(activations[index], activations[index + 1],
                                          coupling.effective_weight(), coupling.bias)
@@ -206,6 +211,7 @@ def convolutional(input_shape: Sequence[int], channels: Sequence[int], num_class
         couplings.append(conv)
         in_channels = out_channels
     features = math.prod(shape)
+    cost: SquaredError | CrossEntropyReadout
     if readout == "mse":
         couplings.append(Dense(features, num_classes * group_size, weight=weight, gain=gain))
         cost = SquaredError(num_classes, group_size)

@@ -11,10 +11,14 @@ reproduces bit for bit are converted (:func:`unpackable` says why not, in one li
 from __future__ import annotations
 
 import math
+from typing import cast
+
+import torch
 
 from binlearn.binary.packed_dynamics import PackedCoupling, PackedDynamics
 from binlearn.binary.packed_manifest import PackedFormatError
 from binlearn.binary.packing import pack_signs, to_numpy_words
+from binlearn.energy.costs import SquaredError
 from binlearn.energy.couplings import Dense
 from binlearn.energy.network import EnergyNet
 from binlearn.energy.neurons import BinaryAccumulator
@@ -38,13 +42,14 @@ def energy_to_packed(net: EnergyNet, steps: int, schedule: str, signed_inputs: b
     if problem:
         raise PackedFormatError(problem)
     couplings = []
-    for index, coupling in enumerate(net.couplings):
+    for index, coupling in enumerate(cast(list[Dense], net.couplings)):  # checked by unpackable
         reads = ("signed" if signed_inputs else "binary") if index == 0 else "binary"
         weight = coupling.weight.detach().cpu()
+        scale = cast(torch.Tensor, coupling.scale)  # binary weights have one
         couplings.append(PackedCoupling(
             f"coupling{index}", to_numpy_words(pack_signs(weight)), coupling.in_features, reads,
-            float(coupling.scale.detach().cpu()[0]), coupling.bias.detach().cpu().numpy()))
-    neuron, cost = net.neurons[0], net.output_cost
+            float(scale.detach().cpu()[0]), coupling.bias.detach().cpu().numpy()))
+    neuron, cost = cast(BinaryAccumulator, net.neurons[0]), cast(SquaredError, net.output_cost)
     return PackedDynamics(couplings, steps, schedule, neuron.gamma, neuron.threshold, neuron.initial_value,
                           cost.group_size, cost.tie_break)
 
@@ -63,9 +68,10 @@ def unpackable(net: EnergyNet) -> str | None:
     if net.output_cost.readout:
         return ("model.readout = \"cross_entropy\" has a float readout layer; only output groups "
                 "(model.readout = \"mse\") can be packed")
-    neuron = net.neurons[0]
+    neurons = cast(tuple[BinaryAccumulator, ...], net.neurons)
+    neuron = neurons[0]
     if any((n.gamma, n.threshold, n.initial_value) != (neuron.gamma, neuron.threshold, neuron.initial_value)
-           for n in net.neurons):
+           for n in neurons):
         return "the layers' binary neurons differ (γ, θ or s0); a packed relaxation has one neuron kind"
     keep = 1.0 - neuron.gamma
     if keep != 0 and math.frexp(keep)[0] != 0.5:

@@ -432,6 +432,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
         check_run_dir(Path(run_dir))
         if parent is not None:
             changes = config_changes(config_to_dict(parent), config_to_dict(config))
+    assert run_dir is not None  # given, resumed or just chosen
     run_dir = Path(run_dir)
     if config.data.features and not resume:  # the run must not depend on today's directory
         config.data.features = str(Path(config.data.features).expanduser().resolve())
@@ -442,7 +443,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     torch.manual_seed(config.seed)
     learner = build_learner(config, data.input_shape, data.num_classes, device)
     if checkpoint is not None:
-        load_learner_state(learner, checkpoint, branch_from if parent is not None else run_dir,
+        load_learner_state(learner, checkpoint, Path(branch_from) if branch_from is not None else run_dir,
                            "does not fit this config's model")
     if not context.is_main:  # only rank 0 writes, so only rank 0 holds the directory
         return _run(config, run_dir, learner, data, checkpoint, parent, resume=resume, quiet=quiet,

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from binlearn.atomic import write_json
 from binlearn.experiment.config import ConfigError, config_from_dict, read_toml
+from binlearn.experiment.learners.ste import STELearner
 from binlearn.experiment.plots import pyplot, save_png
 from binlearn.experiment.runner import RunError, evaluate
 from binlearn.experiment.spiking_ep import convert_ep_run, is_spiking_ep_config
@@ -120,9 +121,13 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
     trained = load_trained(run_dir, device=settings.device, quiet=quiet)
     config, learner, epoch, data, device = (trained.config, trained.learner, trained.epoch, trained.data,
                                             trained.device)
+    if not isinstance(learner, STELearner):  # check_convertible lets only STE runs through
+        raise RunError(f"{run_dir}: only runs trained by the STE rule convert to spiking networks")
     model = learner.model
     start = time.perf_counter()
     source_accuracy = evaluate(learner, data.x_test, data.y_test, settings.batch_size)
+    if source_accuracy is None:
+        raise RunError(f"{run_dir}: its dataset has no test images to convert on")
     generator = torch.Generator().manual_seed(settings.seed)
     count = min(settings.calibration_images, len(data.x_train))
     chosen = torch.randperm(len(data.x_train), generator=generator)[:count].to(data.x_train.device)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -97,7 +98,8 @@ def convnet(
         for position, out_channels in enumerate(stage):
             quantize = weight_quantizer is not None and (quantize_first or not first)
             layers.append(BinaryConv2d(channels, out_channels, 3, padding=1, bias=not batch_norm,
-                                       weight_quantizer=weight_quantizer() if quantize else None))
+                                       weight_quantizer=weight_quantizer() if quantize and weight_quantizer
+                                       else None))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(out_channels))
             if position == len(stage) - 1:
@@ -121,7 +123,8 @@ def convnet(
         layers.append(nn.Dropout(dropout))
     quantize = weight_quantizer is not None and quantize_last
     layers.append(BinaryLinear(hidden, out_features, bias=not batch_norm,
-                               weight_quantizer=weight_quantizer() if quantize else None))
+                               weight_quantizer=weight_quantizer() if quantize and weight_quantizer
+                               else None))
     if batch_norm:
         layers.append(nn.BatchNorm1d(out_features, affine=False))
     return nn.Sequential(*layers)
@@ -149,7 +152,8 @@ def mlp(
     for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         quantize = weight_quantizer is not None and (quantize_first or index > 0)
         layers.append(BinaryLinear(fan_in, fan_out, bias=not batch_norm,
-                                   weight_quantizer=weight_quantizer() if quantize else None))
+                                   weight_quantizer=weight_quantizer() if quantize and weight_quantizer
+                                   else None))
         if batch_norm:
             layers.append(nn.BatchNorm1d(fan_out))
         layers.append(activation())
@@ -157,7 +161,8 @@ def mlp(
             layers.append(nn.Dropout(dropout))
     quantize = weight_quantizer is not None and quantize_last
     layers.append(BinaryLinear(sizes[-1], out_features, bias=not batch_norm,
-                               weight_quantizer=weight_quantizer() if quantize else None))
+                               weight_quantizer=weight_quantizer() if quantize and weight_quantizer
+                               else None))
     if batch_norm:
         layers.append(nn.BatchNorm1d(out_features, affine=False))
     return nn.Sequential(*layers)
@@ -198,7 +203,7 @@ def _conv_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d):
             def record(m: nn.Module, _inputs: object, out: torch.Tensor, n: str = name) -> None:
-                found[n] = m.weight.numel() * out.shape[-1] * out.shape[-2]
+                found[n] = cast(torch.Tensor, m.weight).numel() * out.shape[-1] * out.shape[-2]
 
             hooks.append(module.register_forward_hook(record))
     training = model.training

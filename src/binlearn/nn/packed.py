@@ -82,6 +82,7 @@ def mlp_to_packed(model: nn.Sequential, signed_inputs: bool) -> list[PackedLayer
             layers.append(PackedLayer.output(name, weights, features, reads, rank_table(table.T.numpy())))
             break
         threshold, flip = step_thresholds(table.numpy(), -features)
+        assert activation is not None  # refused above for every hidden layer
         written = _PACKED_ACTIVATIONS[type(activation)]
         layers.append(PackedLayer.hidden(name, weights, features, threshold, flip, reads, written))
         reads = written

@@ -15,10 +15,11 @@ K steps when the free phase has converged).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 
+from binlearn.energy.costs import CrossEntropyReadout
 from binlearn.energy.network import EnergyNet
 from binlearn.energy.relax import check_schedule, prepare, relax
 from binlearn.energy.state import EnergyState
@@ -74,8 +75,9 @@ class BPTT:
             leaves += [weight, bias]
         readout = {}
         if cost.readout:
-            readout = {"weight": cost.weight.detach().clone().requires_grad_(True),
-                       "bias": cost.bias.detach().clone().requires_grad_(True)}
+            layer = cast(CrossEntropyReadout, cost)
+            readout = {"weight": layer.weight.detach().clone().requires_grad_(True),
+                       "bias": layer.bias.detach().clone().requires_grad_(True)}
             names += ["cost.weight", "cost.bias"]
             leaves += [readout["weight"], readout["bias"]]
         with torch.enable_grad():

@@ -221,7 +221,7 @@ def _readout_scores(votes, readout, scores):
         for c in range(readout.shape[0]):
             total = 0
             for m in range(readout.shape[1]):
-                total += np.int32(readout[c, m]) * np.int32(votes[b, m])
+                total += np.int32(readout[c, m]) * np.int32(votes[b, m])  # type: ignore[assignment]
             scores[b, c] = total
 
 
@@ -297,7 +297,7 @@ def cpr_step(machine: CommitteeMachine, x_signs: torch.Tensor, labels: torch.Ten
     votes, scores = _votes_scores(machine, pre)
     layer = machine.layer
     delta = np.zeros(tuple(layer.hidden.shape), np.int32)
-    touched = np.zeros(layer.out_features, np.bool_)
+    touched: np.ndarray = np.zeros(layer.out_features, np.bool_)
     margin = machine.margin(params.robustness)
     labels_np = labels.cpu().numpy().astype(np.int64)
     x_np = np.ascontiguousarray(x_signs.numpy())
@@ -309,11 +309,12 @@ def cpr_step(machine: CommitteeMachine, x_signs: torch.Tensor, labels: torch.Ten
         updates = _committee_updates(pre, labels_np, mistaken, rivals, machine.committee_size,
                                      machine.committees_per_class, x_np, delta, touched)
     else:
+        assert machine.readout is not None  # votes come from the readout variant
         updates = _reference_updates(pre, votes, labels_np, mistaken, machine.committee_size,
                                      machine.readout.numpy(), x_np, delta, touched)
     if reduce_increment is not None:
         delta = np.ascontiguousarray(reduce_increment(torch.from_numpy(delta)).numpy())
-        touched = delta.any(axis=1)
+        touched = np.asarray(delta.any(axis=1))
     apply_increment(layer, delta, touched, params.clip)
     reinforce(layer, seed, 0, params.probability_bits, params.clip)
     return StepResult(int(mistakes), int(correct), (int(updates),))

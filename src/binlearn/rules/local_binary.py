@@ -411,7 +411,7 @@ def local_binary_step(layers: list[BinaryLayer], x_signs: torch.Tensor, labels: 
         rivals = np.zeros(len(labels_np), np.int64)
         correct = scores_verdicts(scores, labels_np, margin, mistakes, rivals)
         delta = layer.increment_buffer()
-        touched = np.zeros(layer.out_features, np.bool_)
+        touched: np.ndarray = np.zeros(layer.out_features, np.bool_)
         groups = (layer.out_features + params.group_size - 1) // params.group_size
         chosen = np.zeros(groups, np.int64)
         _select_accumulate(pre, labels_np, mistakes, rivals, params.error_signal == "difference",
@@ -420,7 +420,7 @@ def local_binary_step(layers: list[BinaryLayer], x_signs: torch.Tensor, labels: 
         if reduce_increment is not None:
             summed = np.ascontiguousarray(reduce_increment(torch.from_numpy(delta.copy())).numpy())
             delta.fill(0)
-            delta, touched = summed, summed.any(axis=1)
+            delta, touched = summed, np.asarray(summed.any(axis=1))
         apply_increment(layer, delta, touched, params.clip)
         reinforce(layer, seed, index, params.probability_bits, params.clip)
         updates.append(int(chosen.sum()))

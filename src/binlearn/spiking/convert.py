@@ -41,6 +41,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,7 +77,7 @@ class SourceBlock:
     activation: nn.Module | None = None
 
     @property
-    def norm(self) -> nn.Module | None:
+    def norm(self) -> nn.BatchNorm1d | nn.BatchNorm2d | None:
         return next((m for m in self.tail if isinstance(m, _NORMS)), None)
 
     @property
@@ -152,7 +153,7 @@ def _unit_affine(block: SourceBlock) -> tuple[torch.Tensor, torch.Tensor, torch.
     weight = op.weight.detach().float()
     out = weight.shape[0]
     if block.binary:
-        alpha = op.weight_quantizer.alpha(weight)  # type: ignore[union-attr]
+        alpha = op.weight_quantizer.alpha(weight)  # type: ignore[union-attr,operator]
         scale = torch.as_tensor(alpha, dtype=torch.float32).reshape(-1).expand(out).clone()
         weight = sign(weight)
     else:
@@ -160,6 +161,9 @@ def _unit_affine(block: SourceBlock) -> tuple[torch.Tensor, torch.Tensor, torch.
     shift = torch.zeros(out) if op.bias is None else op.bias.detach().float().clone()
     norm = block.norm
     if norm is not None:
+        if norm.running_var is None or norm.running_mean is None:
+            raise ConversionError("a batch norm without running statistics (track_running_stats=False) "
+                                  "cannot be folded into weights and thresholds")
         gain = 1 / torch.sqrt(norm.running_var.float() + norm.eps)
         if norm.affine:
             gain = gain * norm.weight.detach().float()
@@ -181,8 +185,9 @@ def _rows(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def _synapse(block: SourceBlock, weight: torch.Tensor) -> nn.Sequential:
     op = block.op
     if isinstance(op, nn.Conv2d):
-        new: nn.Module = nn.Conv2d(op.in_channels, op.out_channels, op.kernel_size, stride=op.stride,
-                                   padding=op.padding, dilation=op.dilation, bias=False)
+        conv: Any = op  # torch types a built conv's sizes as tuple[int, ...]; its constructor wants pairs
+        new: nn.Module = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                                   padding=conv.padding, dilation=conv.dilation, bias=False)
     else:
         new = nn.Linear(op.in_features, op.out_features, bias=False)
     new.weight.data = weight.float().clone().contiguous()
@@ -328,7 +333,7 @@ def convert(model: nn.Module, calibration_images: torch.Tensor | None = None, *,
 
 
 def _alpha_vector(block: SourceBlock, out: int) -> torch.Tensor:
-    alpha = block.op.weight_quantizer.alpha(block.op.weight.detach().float())  # type: ignore[union-attr]
+    alpha = block.op.weight_quantizer.alpha(block.op.weight.detach().float())  # type: ignore[union-attr,operator]
     return torch.as_tensor(alpha, dtype=torch.float32).reshape(-1).expand(out)
 
 

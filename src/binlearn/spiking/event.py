@@ -31,7 +31,8 @@ from torch import nn
 from binlearn.binary.kernels.numba_cpu import popcount64, trailing_zeros64
 from binlearn.binary.packing import pack_bits, to_numpy_words
 from binlearn.spiking.functional import check_init
-from binlearn.spiking.network import SpikingNetwork, weighted_op
+from binlearn.spiking.network import SpikingLayer, SpikingNetwork, weighted_op
+from binlearn.spiking.neurons import IF
 from binlearn.spiking.simulate import SimulationResult
 
 __all__ = ["simulate_events", "supports_events"]
@@ -91,7 +92,7 @@ def _simulate(first_current, first_threshold, hidden_words, hidden_bias, hidden_
                 bias = hidden_bias[j]
                 threshold = hidden_threshold[j]
                 counts = hidden_counts[j]
-                active = 0
+                active = np.int64(0)
                 for k in range(source.shape[0]):
                     active += np.int64(popcount64(source[k]))
                 target = new_words[j]
@@ -99,7 +100,7 @@ def _simulate(first_current, first_threshold, hidden_words, hidden_bias, hidden_
                     target[k] = 0
                 v = membranes[j]
                 for n in range(weights.shape[0]):
-                    positive = 0
+                    positive = np.int64(0)
                     for k in range(source.shape[0]):
                         positive += np.int64(popcount64(source[k] & weights[n, k]))
                     current = np.float32(2 * positive - active) + bias[n]
@@ -128,9 +129,15 @@ def _simulate(first_current, first_threshold, hidden_words, hidden_bias, hidden_
 
 def supports_events(network: SpikingNetwork) -> bool:
     """True for [float first layer] → [binary hidden layers]+ → [output] of Flatten/Linear synapses."""
-    layers = list(network.layers)
+    layers = list(network)
     linear = all(isinstance(op, nn.Flatten | nn.Linear) for layer in layers for op in layer.synapse)
     return linear and len(layers) >= 3 and all(layer.binary for layer in layers[1:-1])
+
+
+def _threshold(layer: SpikingLayer) -> torch.Tensor:
+    if not isinstance(layer.neuron, IF):
+        raise ValueError(f"layer {layer.name} does not spike")
+    return layer.neuron.threshold
 
 
 def _vector(values: torch.Tensor | None, size: int) -> np.ndarray:
@@ -154,7 +161,7 @@ def simulate_events(network: SpikingNetwork, x: torch.Tensor, steps: int, *, del
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     check_init(init)
-    layers = list(network.layers)
+    layers = list(network)
     resets = {layer.neuron.reset for layer in layers[:-1]}
     if len(resets) != 1:
         raise ValueError("simulate_events needs one reset for all IF layers")
@@ -166,13 +173,13 @@ def simulate_events(network: SpikingNetwork, x: torch.Tensor, steps: int, *, del
         plus = pack_bits(weighted_op(layer.synapse).weight > 0)  # bit 1 where the synapse is +1
         hidden_words.append(np.ascontiguousarray(to_numpy_words(plus)))
         hidden_bias.append(_vector(layer.bias, size))
-        hidden_threshold.append(_vector(layer.neuron.threshold, size))
+        hidden_threshold.append(_vector(_threshold(layer), size))
         hidden_counts.append(np.zeros((batch, size), np.float32))
     output = layers[-1]
     out_rows = np.ascontiguousarray(weighted_op(output.synapse).weight.T.numpy(), np.float32)
     first_counts = np.zeros((batch, units[0]), np.float32)
     outputs = np.zeros((steps, batch, units[-1]), np.float32)
-    _simulate(first, _vector(layers[0].neuron.threshold, units[0]), hidden_words, hidden_bias,
+    _simulate(first, _vector(_threshold(layers[0]), units[0]), hidden_words, hidden_bias,
               hidden_threshold, out_rows, _vector(output.bias, units[-1]), steps, resets.pop() == "subtract",
               delay, init == "half", first_counts, hidden_counts, outputs)
     shapes = network.shapes()[1:-1]

@@ -34,6 +34,7 @@ network (layer delay, membrane init, encoding, T) are arguments of
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -65,6 +66,10 @@ class SpikingLayer(nn.Module):
         binary: the weighted op's weights are ±1 (checked).
         spike_value: the source activation one spike stands for (see the module docstring).
     """
+
+    synapse: nn.Sequential
+    neuron: IF | Integrator
+    bias: torch.Tensor | None  # a buffer
 
     def __init__(self, name: str, synapse: nn.Sequential, neuron: IF | Integrator, *,
                  bias: torch.Tensor | None = None, binary: bool = False, spike_value: float = 1.0) -> None:
@@ -112,6 +117,8 @@ class SpikingNetwork(nn.Module):
         input_shape: one sample's shape, e.g. (1, 28, 28) (no batch axis).
     """
 
+    layers: nn.ModuleList
+
     def __init__(self, layers: list[SpikingLayer], input_shape: tuple[int, ...]) -> None:
         super().__init__()
         if not layers:
@@ -121,8 +128,8 @@ class SpikingNetwork(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.input_shape = tuple(input_shape)
 
-    def __iter__(self):
-        return iter(self.layers)
+    def __iter__(self) -> Iterator[SpikingLayer]:
+        return iter(self.layers)  # type: ignore[arg-type]  # ModuleList holds SpikingLayers
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -130,7 +137,7 @@ class SpikingNetwork(nn.Module):
     def shapes(self) -> list[tuple[int, ...]]:
         """Each layer's unit shape (no batch axis), input first: [input, layer 1, ..., output]."""
         shapes = [self.input_shape]
-        for layer in self.layers:
+        for layer in self:
             shapes.append(layer.output_shape(shapes[-1]))
         return shapes
 
@@ -139,4 +146,4 @@ class SpikingNetwork(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return weighted_op(self.layers[0].synapse).weight.device
+        return weighted_op(next(iter(self)).synapse).weight.device

@@ -22,6 +22,7 @@ class IF(nn.Module):
     """
 
     spiking = True
+    threshold: torch.Tensor  # a buffer
 
     def __init__(self, threshold: torch.Tensor | float = 1.0, reset: str = "subtract") -> None:
         super().__init__()

@@ -62,7 +62,7 @@ class NIRExportError(ValueError):
 
 def _nir():
     try:
-        import nir  # type: ignore[import-untyped]
+        import nir
     except ImportError:  # an optional extra
         raise NIRExportError("NIR export needs the nir package: pip install 'binlearn[nir]'") from None
     return nir

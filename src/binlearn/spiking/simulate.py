@@ -24,6 +24,7 @@ import torch
 from binlearn.spiking.encode import Direct, Poisson
 from binlearn.spiking.functional import check_init, if_step
 from binlearn.spiking.network import SpikingNetwork
+from binlearn.spiking.neurons import IF
 
 __all__ = ["SimulationResult", "simulate"]
 
@@ -71,7 +72,7 @@ def simulate(network: SpikingNetwork, x: torch.Tensor, steps: int, *,
     device = network.device
     x = x.to(device=device, dtype=torch.float32)
     batch = x.shape[0]
-    layers = list(network.layers)
+    layers = list(network)
     shapes = network.shapes()
     membranes = [layer.neuron.initial_state((batch, *shape), init if layer.spiking else "zero")
                  .to(device) for layer, shape in zip(layers, shapes[1:], strict=True)]
@@ -84,13 +85,13 @@ def simulate(network: SpikingNetwork, x: torch.Tensor, steps: int, *,
     for step_input in encoding.steps(x, steps):
         if input_spikes is not None:
             input_spikes += step_input
-        emitted = []
+        emitted: list[torch.Tensor] = []
         for index, layer in enumerate(layers):
             if index == 0:
                 current = first_current if first_current is not None else layer.current(step_input)
             else:
                 current = layer.current(previous[index - 1] if delay else emitted[-1])
-            if layer.spiking:
+            if isinstance(layer.neuron, IF):  # layer.spiking
                 membranes[index], spikes = if_step(membranes[index], current, layer.neuron.if_parameters())
                 counts[index] += spikes
                 emitted.append(spikes)

@@ -87,7 +87,7 @@ def spiking_summary(network: SpikingNetwork, result: SimulationResult) -> list[d
     steps = result.outputs.shape[0]
     batch = result.outputs.shape[1]
     rows = []
-    for index, layer in enumerate(network.layers):
+    for index, layer in enumerate(network):
         macs = layer_macs(layer, shapes[index])
         if index == 0:
             arriving = result.input_spikes

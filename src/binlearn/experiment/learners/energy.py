@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 
@@ -28,6 +28,8 @@ from binlearn.energy import (
     convolutional,
     fully_connected,
 )
+from binlearn.energy.costs import CrossEntropyReadout
+from binlearn.energy.neurons import Neuron
 from binlearn.experiment.config import (
     ConfigError,
     ScheduleConfig,
@@ -175,6 +177,7 @@ class EnergyOptimizerConfig(Settings):
 def build_energy_net(cfg: EnergyModelConfig, input_shape: tuple[int, ...],
                      num_classes: int) -> EnergyNet:
     """The EnergyNet a model config describes (ConfigError on impossible shapes)."""
+    neuron: Neuron
     if cfg.neuron == "binary":
         initial = 1.0 if cfg.initial_state is None else cfg.initial_state
         neuron = BinaryAccumulator(cfg.neuron_gamma, cfg.neuron_threshold, initial)
@@ -195,7 +198,9 @@ def build_energy_net(cfg: EnergyModelConfig, input_shape: tuple[int, ...],
         raise ConfigError(f"model: {error}") from None
 
 
-def _per_layer(values: list[float], count: int, key: str) -> list[float]:
+def _per_layer(values: list[float] | None, count: int, key: str) -> list[float]:
+    if values is None:  # the config's checks require the list where it is read
+        raise ConfigError(f"rule.{key} is needed (one value, or one per layer)")
     if len(values) == 1:
         return list(values) * count
     if len(values) != count:
@@ -243,7 +248,8 @@ class EnergyLearner:
                          for c, lr in zip(net.couplings, bias_rates, strict=True)]
         if net.output_cost.readout:
             rate = optimizer.readout_learning_rate or weight_rates[-1]
-            float_groups.append({"params": [net.cost.weight, net.cost.bias], "lr": rate,
+            readout = cast(CrossEntropyReadout, net.cost)
+            float_groups.append({"params": [readout.weight, readout.bias], "lr": rate,
                                  "weight_decay": optimizer.weight_decay})
         self.optimizers["float"] = torch.optim.SGD(float_groups, lr=weight_rates[0],
                                                    momentum=optimizer.momentum)
@@ -262,10 +268,10 @@ class EnergyLearner:
 
     def _estimate(self, x: torch.Tensor, y: torch.Tensor):
         if isinstance(self.rule, EP):
-            result = self.rule.estimate(self.net, x, y)
-            return result.gradients, result.free_state
-        result = self.rule.estimate(self.net, x, y)
-        return result.gradients, result.final_state
+            ep = self.rule.estimate(self.net, x, y)
+            return ep.gradients, ep.free_state
+        bptt = self.rule.estimate(self.net, x, y)
+        return bptt.gradients, bptt.final_state
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> dict[str, float]:
         gradients, free = self._estimate(x, y)
@@ -314,9 +320,9 @@ class EnergyLearner:
     def end_epoch(self, epoch: int, train_accuracy: float, reducer: Reducer) -> dict[str, Any]:
         metrics: dict[str, Any] = {}
         if "weights" in self.optimizers:
-            metrics["flips"] = self.optimizers["weights"].flip_counts(reset=True)
+            metrics["flips"] = cast(Bop, self.optimizers["weights"]).flip_counts(reset=True)
         if self.learn_scale:
-            metrics["scale"] = [float(c.scale.mean()) for c in self.net.couplings]
+            metrics["scale"] = [float(cast(torch.Tensor, c.scale).mean()) for c in self.net.couplings]
         self.epochs_done += 1
         self.schedule.apply(self.epochs_done)
         metrics["lr"] = self.optimizers["float"].param_groups[0]["lr"]
@@ -340,7 +346,7 @@ class EnergyLearner:
         self.schedule.apply(self.epochs_done)
 
 
-def build_energy_learner(model_cfg: EnergyModelConfig, rule_cfg: _EnergyRuleConfig,
+def build_energy_learner(model_cfg: EnergyModelConfig, rule_cfg: EPConfig | BPTTConfig,
                          input_shape: tuple[int, ...], num_classes: int, device: torch.device,
                          optimizer: EnergyOptimizerConfig | None = None,
                          schedule: ScheduleConfig | None = None) -> EnergyLearner:

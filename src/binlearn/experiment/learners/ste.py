@@ -145,6 +145,7 @@ class STELearner:
         cfg, optimizer = cfg or STEConfig(), optimizer or STEOptimizerConfig()
         self.model, self.cfg, self.rule = model, cfg, STE()
         params = model.parameters()
+        self.optimizer: torch.optim.Optimizer
         if optimizer.name == "adam":
             self.optimizer = torch.optim.Adam(params, lr=optimizer.lr, weight_decay=optimizer.weight_decay)
         else:
@@ -166,8 +167,8 @@ class STELearner:
         if self.cfg.clip_latent:
             with torch.no_grad():
                 for module in self.model.modules():
-                    binary = isinstance(module, BinaryLinear | BinaryConv2d) and module.weight_quantizer
-                    if binary:
+                    if (isinstance(module, BinaryLinear | BinaryConv2d)
+                            and module.weight_quantizer is not None):
                         module.weight.clamp_(-1, 1)
         return {"loss": float(loss.detach()) * len(y), "correct": float((logits.argmax(1) == y).sum())}
 
