@@ -31,8 +31,9 @@ def test_unknown_key_lists_valid_keys():
     ({"model": {"kind": "mlp", "hidden": [10, "x"]}}, r"model.hidden\[1\]"),
     ({"model": {"kind": "nope"}}, "unknown model.kind 'nope'; valid kinds:"),
     ({"rule": {"name": "nope"}}, "unknown rule.name 'nope'; valid rules:"),
-    ({"model": {"kind": "mlp", "weights": "ternary"}}, "valid: float, binary"),
-    ({"rule": {"name": "ste", "lr": -1}}, "rule.lr must be > 0"),
+    ({"model": {"kind": "mlp", "weights": "ternary"}}, "must be one of 'float', 'binary'"),
+    ({"rule": {"name": "ste"}, "optimizer": {"lr": -1}}, "optimizer.lr must be > 0"),
+    ({"rule": {"name": "ste", "lr": 0.1}}, r"unknown key rule.lr \(it is now optimizer.lr\)"),
     ({"epochs": 3}, "valid top-level keys"),
     ({"data": {"train_size": True}}, "expected"),
 ])

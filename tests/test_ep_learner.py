@@ -66,7 +66,7 @@ def test_every_config_builds_and_trains_one_step(path):
     assert set(stats) >= {"loss", "correct"} and 0 <= stats["correct"] <= 4
     assert learner.predict(x).shape == (4,)
     metrics = learner.end_epoch(1, 0.5, LocalReducer())
-    if config.rule.optimizer == "bop":
+    if config.optimizer.name == "bop":
         assert len(metrics["flips"]) == learner.net.num_layers
 
 
@@ -81,21 +81,21 @@ def _learner(overrides: list[str]):
     (["rule.beta=0"], "rule.beta"),
     (["rule.free_steps=0"], "rule.free_steps"),
     (["rule.nudged_steps=0"], "rule.nudged_steps"),
-    (["rule.threshold=[1e-7,1e-7,1e-7]"], "rule.threshold has 3 values"),
-    (["rule.gamma=[0.0,1e-4]"], "rule.gamma"),
-    (["rule.schedule=\"random\""], "rule.schedule"),
+    (["optimizer.threshold=[1e-7,1e-7,1e-7]"], "optimizer.threshold has 3 values"),
+    (["optimizer.gamma=[0.0,1e-4]"], "optimizer.gamma"),
+    (["rule.relaxation=\"random\""], "rule.relaxation"),
     (["model.hidden=[0]"], "model.hidden"),
     (["model.neuron=\"spiking\""], "model.neuron"),
     (["model.architecture=\"conv\"", "model.channels=[2,2,2]", "model.pool=[2]"], "too small"),
     (["model.architecture=\"conv\"", "model.channels=[2,2]", "model.pool=[2,2,2]"],
      "one value per conv layer"),
-    (["rule.optimizer=\"sgd\""], "needs rule.optimizer"),
+    (["optimizer.name=\"sgd\""], "needs optimizer.name"),
     (["model.weights=\"float\""], "needs model.weights"),
     (["model.learn_scale=true"], "scale_learning_rate"),
     (["rule.nudge_placement=\"free_drive\"", "model.readout=\"cross_entropy\""], "free_drive"),
-    (["rule.anneal_flips=true"], "needs a schedule"),
-    (["rule.anneal_gamma=true"], "rule.anneal_gamma needs a schedule"),
-    (["rule.decay_start=-1"], "rule.decay_start"),
+    (["schedule.anneal_flips=true"], "needs a schedule"),
+    (["schedule.anneal_gamma=true"], "schedule.anneal_gamma needs a schedule"),
+    (["schedule.decay_start=-1"], "schedule.decay_start"),
 ])
 def test_bad_configurations_give_one_line_errors(overrides, message):
     with pytest.raises(ConfigError, match=message) as info:
@@ -105,13 +105,13 @@ def test_bad_configurations_give_one_line_errors(overrides, message):
 
 def test_state_dict_round_trip_is_bit_identical():
     torch.manual_seed(0)
-    learner = _learner(["model.learn_scale=true", "rule.scale_learning_rate=1e-3"])
+    learner = _learner(["model.learn_scale=true", "optimizer.scale_learning_rate=1e-3"])
     x, y = torch.rand(8, 1, 4, 4), torch.randint(0, 3, (8,))
     for _ in range(3):
         learner.train_step(x, y, LocalReducer())
     learner.end_epoch(1, 0.5, LocalReducer())
     saved = copy.deepcopy(learner.state_dict())
-    twin = _learner(["model.learn_scale=true", "rule.scale_learning_rate=1e-3"])
+    twin = _learner(["model.learn_scale=true", "optimizer.scale_learning_rate=1e-3"])
     twin.load_state_dict(saved)
     torch.manual_seed(1)
     learner.train_step(x, y, LocalReducer())
@@ -125,8 +125,8 @@ def test_state_dict_round_trip_is_bit_identical():
 
 
 def test_schedule_waits_decay_start_epochs_and_anneals_bop_thresholds_to_no_flips():
-    settings = ["rule.decay_start=2", "rule.cosine_epochs=2", "rule.anneal_flips=true",
-                "rule.threshold=[1e-6,2e-6]", "rule.bias_learning_rates=[0.1,0.2]"]
+    settings = ["schedule.decay_start=2", "schedule.cosine_epochs=2", "schedule.anneal_flips=true",
+                "optimizer.threshold=[1e-6,2e-6]", "optimizer.bias_learning_rates=[0.1,0.2]"]
     torch.manual_seed(0)
     learner = _learner(settings)
     bop, biases = learner.optimizers["weights"], learner.optimizers["float"]
@@ -150,7 +150,8 @@ def test_schedule_waits_decay_start_epochs_and_anneals_bop_thresholds_to_no_flip
     twin = _learner(settings)
     twin.load_state_dict(copy.deepcopy(learner.state_dict()))
     assert [g["threshold"] for g in twin.optimizers["weights"].param_groups] == [float("inf")] * 2
-    plain = _learner(["rule.decay_start=2", "rule.cosine_epochs=2", "rule.threshold=[1e-6,2e-6]"])
+    plain = _learner(["schedule.decay_start=2", "schedule.cosine_epochs=2",
+                      "optimizer.threshold=[1e-6,2e-6]"])
     for epoch in range(1, 5):
         assert "thresholds" not in plain.end_epoch(epoch, 0.5, LocalReducer())
     assert [g["threshold"] for g in plain.optimizers["weights"].param_groups] == [1e-6, 2e-6]
@@ -167,13 +168,13 @@ def test_diverging_training_raises_divergence_error():
 def test_learned_scale_at_or_below_zero_stops_training():
     """A learned α that reaches 0 or below would invert (or erase) its coupling's signs and
     leave the network at chance without any error: the step raises instead."""
-    learner = _learner(["model.learn_scale=true", "rule.scale_learning_rate=1e-9"])
+    learner = _learner(["model.learn_scale=true", "optimizer.scale_learning_rate=1e-9"])
     x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
     learner.train_step(x, y, LocalReducer())  # positive α: no complaint
     with torch.no_grad():
         learner.net.couplings[1].scale.fill_(-0.1)
     with pytest.raises(DivergenceError, match=r"α of coupling 2 of 2 fell to -0\.1 .*"
-                                              r"rule\.scale_learning_rate \(now 1e-09\)"):
+                                              r"optimizer\.scale_learning_rate \(now 1e-09\)"):
         learner.train_step(x, y, LocalReducer())
 
 
@@ -201,7 +202,7 @@ def test_ep_learns_real_mnist_digits(mnist_dir):
     """Float EP, 784-128-10, 2000 training images, 2 epochs: well above chance."""
     config = load_config(CONFIGS[0].parent / "fc-float.toml",
                          ["model.hidden=[128]", "rule.free_steps=20", "rule.nudged_steps=6",
-                          "rule.learning_rates=[0.1,0.05]", "data.train_size=2000"])
+                          "optimizer.learning_rates=[0.1,0.05]", "data.train_size=2000"])
     data = load_dataset(config.data, data_dir=mnist_dir.parent, quiet=True)
     torch.manual_seed(0)
     learner = build_learner(config, data.input_shape, 10, torch.device("cpu"))
@@ -269,10 +270,10 @@ def test_eval_overrides_change_how_a_run_is_evaluated_not_the_model(tmp_path):
 
 
 def test_anneal_gamma_decays_bop_gamma_with_the_schedule_until_weights_stop():
-    """``rule.anneal_gamma``: γ follows the learning-rate factor (1, 1, 0.5, 0): at γ = 0 the
+    """``schedule.anneal_gamma``: γ follows the learning-rate factor (1, 1, 0.5, 0): at γ = 0 the
     filtered update m no longer moves, so a batch that flips weights at full γ flips none."""
-    settings = ["rule.decay_start=2", "rule.cosine_epochs=2", "rule.anneal_gamma=true",
-                "rule.gamma=[0.2,0.3]", "rule.threshold=[1e-9,1e-9]"]
+    settings = ["schedule.decay_start=2", "schedule.cosine_epochs=2", "schedule.anneal_gamma=true",
+                "optimizer.gamma=[0.2,0.3]", "optimizer.threshold=[1e-9,1e-9]"]
     torch.manual_seed(0)
     learner = _learner(settings)
     bop = learner.optimizers["weights"]
@@ -290,7 +291,7 @@ def test_anneal_gamma_decays_bop_gamma_with_the_schedule_until_weights_stop():
     for before, c in zip(momenta, learner.net.couplings, strict=True):
         after = bop.state[c.weight]["momentum"]
         assert torch.equal(after, before if before is not None else torch.zeros_like(after))
-    fresh = _learner(["rule.gamma=[0.2,0.3]", "rule.threshold=[1e-9,1e-9]"])
+    fresh = _learner(["optimizer.gamma=[0.2,0.3]", "optimizer.threshold=[1e-9,1e-9]"])
     fresh.train_step(x, y, LocalReducer())
     assert sum(fresh.optimizers["weights"].flip_counts()) > 0  # the same batch flips at full γ
     twin = _learner(settings)

@@ -415,7 +415,7 @@ def test_bad_local_binary_configs_are_config_errors(overrides, needle):
     (["model.hidden=2079", CLASS_COMMITTEES], "multiple of committee_size × classes"),
     (["model.committee_size=4"], "committee_size"),
     (["rule.robustness=-1"], "robustness"),
-    (["rule.variant=\"baldassi\""], "variant.*reference, class_committees"),
+    (["rule.variant=\"baldassi\""], "variant.*'reference', 'class_committees'"),
 ])
 def test_bad_committee_configs_are_config_errors(overrides, needle):
     with pytest.raises(ConfigError, match=needle) as error:

@@ -403,15 +403,15 @@ def test_cli_errors_are_one_line(runs, packed_file, tmp_path, capsys):
 CONFIGS = Path(__file__).parents[1] / "configs" / "laydevant2021"
 EP_CONFIG = CONFIGS / "fc-binary-weights-activations-binary-input.toml"
 EP_DIGITS = ["data.dataset=\"digits\"", "train.epochs=1", "train.threads=1", "rule.free_steps=8",
-             "rule.nudged_steps=3", "model.group_size=4", "rule.gamma=[2e-6]"]
+             "rule.nudged_steps=3", "model.group_size=4", "optimizer.gamma=[2e-6]"]
 # α = 0.3 and a higher flip threshold: hidden and output bits stay far from all-0 / all-1 (one epoch
 # of the paper's rule on digits silences the outputs: then the accumulator tie-break decides)
-EP_ACTIVE = [*EP_DIGITS, "model.scale=0.3", "rule.threshold=[2e-5]"]
+EP_ACTIVE = [*EP_DIGITS, "model.scale=0.3", "optimizer.threshold=[2e-5]"]
 EP_RUNS = {
     # 10 outputs per class: a group mean long enough for summation order to show in the last bit
-    "ep-synchronous-gain-3": [*EP_DIGITS, "model.hidden=[48]", "model.gain=3.0", "rule.threshold=[2e-7]",
+    "ep-synchronous-gain-3": [*EP_DIGITS, "model.hidden=[48]", "model.gain=3.0", "optimizer.threshold=[2e-7]",
                               "model.group_size=10"],
-    "ep-even-odd-signed-two-hidden": [*EP_ACTIVE, "model.hidden=[40,24]", "rule.schedule=\"even_odd\"",
+    "ep-even-odd-signed-two-hidden": [*EP_ACTIVE, "model.hidden=[40,24]", "rule.relaxation=\"even_odd\"",
                                       "data.signed=true", "model.neuron_gamma=0.75", "rule.eval_steps=11"],
     "ep-thermometer-start-0": [*EP_ACTIVE, "model.hidden=[40]", "data.encoding=\"thermometer\"",
                                "data.thermometer_bits=3", "model.initial_state=0.0",
@@ -439,7 +439,7 @@ def test_ep_export_relaxes_bit_for_bit_as_the_model(ep_runs, name, tmp_path):
         raw = _raw(config, split)
         with torch.no_grad():
             state = relax(net, x, net.initial_state(len(x)), learner.eval_steps,
-                          schedule=config.rule.schedule)
+                          schedule=config.rule.relaxation)
         packed = model.relaxation.relax(model.encode(raw))
         for ours, theirs in zip(packed, state.layers, strict=True):  # every float32 accumulator, bitwise
             assert torch.equal(ours.view(torch.int32), theirs.view(torch.int32)), split
@@ -465,7 +465,7 @@ def test_ordered_drives_only_between_binary_neurons():
     assert ordered_couplings(net()) == (True, True)
     # float neurons keep the fused products (the speed of the float-neuron benchmarks)
     assert ordered_couplings(net("model.neuron=\"hard_sigmoid\"")) == (False, False)
-    assert ordered_couplings(net("model.weights=\"float\"", "rule.optimizer=\"sgd\"")) == (False, False)
+    assert ordered_couplings(net("model.weights=\"float\"", "optimizer.name=\"sgd\"")) == (False, False)
 
 
 def test_mnist_ep_export_identical_on_the_whole_test_set(mnist_dir, tmp_path, capsys):
@@ -500,9 +500,9 @@ def test_unexportable_ep_runs_are_refused(config_file, overrides, fragments, tmp
 
 
 @pytest.mark.parametrize("overrides, fragment", [
-    (["model.weights=\"float\"", "rule.optimizer=\"sgd\""], "model.weights = \"float\""),
+    (["model.weights=\"float\"", "optimizer.name=\"sgd\""], "model.weights = \"float\""),
     (["model.readout=\"cross_entropy\"", "model.group_size=1", "rule.nudge_placement=\"drive\"",
-      "rule.gamma=[2e-6]", "rule.threshold=[2e-7]"], "model.readout = \"cross_entropy\""),
+      "optimizer.gamma=[2e-6]", "optimizer.threshold=[2e-7]"], "model.readout = \"cross_entropy\""),
     (["model.architecture=\"conv\"", "model.channels=[4]"], "model.architecture = \"fc\""),
     (["model.neuron_gamma=0.3"], "model.neuron_gamma = 0.3"),
 ])
@@ -510,7 +510,7 @@ def test_unexportable_ep_networks_are_refused(overrides, fragment):
     config = load_config(EP_CONFIG, ["data.dataset=\"digits\"", "model.hidden=[8]", *overrides])
     learner = build_learner(config, (1, 8, 8), 10, torch.device("cpu"))
     with pytest.raises(PackedFormatError) as info:
-        energy_to_packed(learner.net, learner.eval_steps, learner.cfg.schedule, False)
+        energy_to_packed(learner.net, learner.eval_steps, learner.cfg.relaxation, False)
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 

@@ -191,10 +191,10 @@ def _model_state(run: Path) -> dict[str, torch.Tensor]:
 
 
 def test_a_branch_trains_with_its_own_learning_rate(tmp_path):
-    """--branch-from P --set rule.lr=0.05 (STE) and rule.bias_learning_rates (EP/Bop) take effect:
+    """--branch-from P --set optimizer.lr=0.05 (STE) and optimizer.bias_learning_rates (EP/Bop) take effect:
     the optimizer's groups hold the new rates and the weights differ from the parent-config branch."""
     train(load_config(None, [*STE_QUICK, "train.epochs=1"]), tmp_path / "parent", quiet=True)
-    for name, extra in (("same", []), ("faster", ["rule.lr=0.05"])):
+    for name, extra in (("same", []), ("faster", ["optimizer.lr=0.05"])):
         train(load_config(None, [*STE_QUICK, "train.epochs=2", *extra]), tmp_path / name, quiet=True,
               branch_from=tmp_path / "parent")
     groups = load_checkpoint(tmp_path / "faster" / "checkpoint.pt")["learner"]["optimizer"]["param_groups"]
@@ -202,10 +202,10 @@ def test_a_branch_trains_with_its_own_learning_rate(tmp_path):
     same, faster = _model_state(tmp_path / "same"), _model_state(tmp_path / "faster")
     assert any(not torch.equal(same[key], faster[key]) for key in same)
     meta = json.loads((tmp_path / "faster" / "meta.json").read_text())
-    assert meta["branched_from"]["changes"]["rule.lr"] == [0.001, 0.05]
+    assert meta["branched_from"]["changes"]["optimizer.lr"] == [0.001, 0.05]
 
     train(load_config(EP_CONFIG, [*EP_QUICK, "train.epochs=1"]), tmp_path / "ep", quiet=True)
-    for name, extra in (("ep-same", []), ("ep-bias", ["rule.bias_learning_rates=[0.5, 0.2]"])):
+    for name, extra in (("ep-same", []), ("ep-bias", ["optimizer.bias_learning_rates=[0.5, 0.2]"])):
         train(load_config(EP_CONFIG, [*EP_QUICK, "train.epochs=2", *extra]), tmp_path / name, quiet=True,
               branch_from=tmp_path / "ep")
     float_groups = load_checkpoint(tmp_path / "ep-bias" / "checkpoint.pt")["learner"]["optimizers"]["float"]
@@ -219,18 +219,18 @@ def test_a_resume_with_an_edited_learning_rate_trains_with_it_and_says_so(tmp_pa
     with that lr, bit for bit), printed in one line and recorded in meta.json."""
     run = tmp_path / "run"
     train(load_config(None, [*STE_QUICK, "train.epochs=1"]), run, quiet=True)
-    train(load_config(None, [*STE_QUICK, "train.epochs=2", "rule.lr=0.01"]), tmp_path / "branch", quiet=True,
-          branch_from=run)
+    train(load_config(None, [*STE_QUICK, "train.epochs=2", "optimizer.lr=0.01"]), tmp_path / "branch",
+          quiet=True, branch_from=run)
     text = (run / "config.toml").read_text()
     assert "lr = 0.001\n" in text
     (run / "config.toml").write_text(text.replace("lr = 0.001\n", "lr = 0.01\n"))
     code, _, err = _cli(capsys, "train", "--resume", str(run), "--set", "train.epochs=2", "--quiet")
     assert code == 0, err
-    assert err.splitlines() == [f"binlearn: resuming {run} after epoch 1 with rule.lr 0.001 → 0.01, "
+    assert err.splitlines() == [f"binlearn: resuming {run} after epoch 1 with optimizer.lr 0.001 → 0.01, "
                                 "train.epochs 1 → 2 (recorded in meta.json)"]
     _assert_same_checkpoint(tmp_path / "branch", run)
     meta = json.loads((run / "meta.json").read_text())
-    assert meta["resumed"][-1]["changes"] == {"rule.lr": [0.001, 0.01], "train.epochs": [1, 2]}
+    assert meta["resumed"][-1]["changes"] == {"optimizer.lr": [0.001, 0.01], "train.epochs": [1, 2]}
     assert meta["resumed"][-1]["threads"] == 1 and meta["threads"] == 1
 
 
@@ -241,9 +241,10 @@ def test_resume_refuses_what_changes_the_run(tmp_path, capsys):
     train(load_config(None, [*STE_QUICK, "train.epochs=3"]), run, quiet=True)
     before = {name: (run / name).read_bytes() for name in ("config.toml", "summary.json", "meta.json",
                                                            "checkpoint.pt", "metrics.jsonl")}
-    for epochs in ("1", "-1"):
+    for epochs, needle in (("1", "3 epochs are trained already: give train.epochs >= 3"),
+                           ("-1", "train.epochs must be >= 1, got -1")):
         code, _, err = _cli(capsys, "train", "--resume", str(run), "--set", f"train.epochs={epochs}")
-        _one_line_error(code, err, "3 epochs are trained already: give train.epochs >= 3")
+        _one_line_error(code, err, needle)
     text = before["config.toml"].decode()
     for old, new, key in (("seed = 0", "seed = 1", "'seed'"),
                           ("shuffle = true", "shuffle = false", "'train.shuffle'"),

@@ -77,16 +77,17 @@ def test_run_directory_and_bit_identical_resume(tmp_path):
 EP_CONFIG = Path(__file__).parents[1] / "configs" / "laydevant2021" / "fc-binary-weights.toml"
 EP_QUICK = ["data.dataset=\"digits\"", "model.hidden=[16]", "rule.free_steps=5", "rule.nudged_steps=3",
             "train.threads=1"]
-SCHEDULE = ["rule.decay_start=2", "rule.cosine_epochs=1", "rule.anneal_flips=true"]  # no flips in epoch 4
+# no flips in epoch 4
+SCHEDULE = ["schedule.decay_start=2", "schedule.cosine_epochs=1", "schedule.anneal_flips=true"]
 
 
 def test_resume_may_add_a_schedule_that_leaves_the_trained_epochs_unchanged(tmp_path):
     planned = train(load_config(EP_CONFIG, [*EP_QUICK, *SCHEDULE, "train.epochs=4"]), tmp_path / "planned",
                     quiet=True)
     train(load_config(EP_CONFIG, [*EP_QUICK, "train.epochs=2"]), tmp_path / "late", quiet=True)
-    with pytest.raises(ConfigError, match="rule.decay_start >= 2") as info:
-        resume_config(tmp_path / "late", ["rule.decay_start=1", "rule.cosine_epochs=2",
-                                          "rule.anneal_flips=true"])
+    with pytest.raises(ConfigError, match="schedule.decay_start >= 2") as info:
+        resume_config(tmp_path / "late", ["schedule.decay_start=1", "schedule.cosine_epochs=2",
+                                          "schedule.anneal_flips=true"])
     assert "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="cannot change 'rule.beta'"):
         resume_config(tmp_path / "late", ["rule.beta=0.5"])
@@ -102,12 +103,13 @@ def test_resume_may_add_a_schedule_that_leaves_the_trained_epochs_unchanged(tmp_
     assert last["epoch"] == 4 and last["thresholds"] == [None, None] and last["flips"] == [0, 0]
     # the directory now describes the continued run, and says when it was resumed
     saved, _ = load_run(tmp_path / "late")
-    assert saved.rule.anneal_flips and saved.rule.decay_start == 2 and saved.train.epochs == 4
+    assert saved.schedule.anneal_flips and saved.schedule.decay_start == 2 and saved.train.epochs == 4
     meta = json.loads((tmp_path / "late" / "meta.json").read_text())
     assert [entry["after_epoch"] for entry in meta["resumed"]] == [2]
     # a schedule already under way cannot be rewritten
     with pytest.raises(ConfigError, match="already trained unchanged"):
-        resume_config(tmp_path / "late", ["rule.decay_start=4", "rule.cosine_epochs=8", "train.epochs=6"])
+        resume_config(tmp_path / "late", ["schedule.decay_start=4", "schedule.cosine_epochs=8",
+                                          "train.epochs=6"])
 
 
 def test_branch_continues_a_run_under_another_config_and_leaves_the_parent_alone(tmp_path):
@@ -179,13 +181,21 @@ def test_branch_continues_a_run_under_another_config_and_leaves_the_parent_alone
         assert len(done.stderr.splitlines()) == 1
 
 
-def test_resume_refuses_schedule_keys_for_rules_without_a_delayed_schedule(tmp_path):
-    """The STE rule has an lr_decay but no decay_start: a decay set on --resume would rewrite
-    the epochs already trained, so it is refused in one line (it used to raise AttributeError)."""
+def test_resume_accepts_a_delayed_schedule_for_ste_runs_too(tmp_path):
+    """STE shares the [schedule] of the energy rules: a decay that starts now is accepted on
+    --resume, one that would rewrite the epochs already trained is refused in one line, and so
+    is a change of the estimator or of the optimizer's kind."""
     train(load_config(None, [*QUICK, "train.epochs=1"]), tmp_path / "ste", quiet=True)
-    with pytest.raises(ConfigError, match="cannot change 'rule.lr_decay': only EP/BPTT runs") as info:
-        resume_config(tmp_path / "ste", ["rule.lr_decay=0.9", "train.epochs=2"])
+    with pytest.raises(ConfigError, match="schedule.decay_start >= 1") as info:
+        resume_config(tmp_path / "ste", ["schedule.lr_decay=0.9", "train.epochs=2"])
     assert "\n" not in str(info.value)
+    for key in ("rule.clip_latent=false", 'optimizer.name="sgd"'):
+        with pytest.raises(ConfigError, match=f"cannot change '{key.split('=')[0]}'"):
+            resume_config(tmp_path / "ste", [key])
+    assert resume_config(tmp_path / "ste", ["optimizer.lr=0.1"]).optimizer.lr == 0.1
+    later = resume_config(tmp_path / "ste", ["schedule.lr_decay=0.9", "schedule.decay_start=1",
+                                             "train.epochs=2"])
+    assert later.schedule.lr_decay == 0.9 and later.schedule.decay_start == 1
 
 
 def test_sigterm_stops_training_with_a_message_and_a_resumable_checkpoint(tmp_path):

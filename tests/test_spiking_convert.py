@@ -22,6 +22,7 @@ from binlearn.experiment.learners.ste import (
     MLPConfig,
     STEConfig,
     STELearner,
+    STEOptimizerConfig,
     build_convnet,
     build_mlp,
 )
@@ -42,7 +43,7 @@ def mnist(mnist_dir):
 
 def _trained(model: nn.Module, data, epochs: int = 2) -> nn.Module:
     torch.manual_seed(0)
-    learner = STELearner(model, STEConfig(lr=3e-3))
+    learner = STELearner(model, STEConfig(), STEOptimizerConfig(lr=3e-3))
     for _ in range(epochs):
         for batch in torch.randperm(len(data.y_train)).split(100):
             learner.train_step(data.x_train[batch], data.y_train[batch], LocalReducer())

@@ -6,7 +6,7 @@ import torch
 
 from binlearn.binary import BinarySign, heaviside, heaviside_ste, sign, sign_ste
 from binlearn.experiment.learner import LocalReducer
-from binlearn.experiment.learners.ste import MLPConfig, STEConfig, build_ste_learner
+from binlearn.experiment.learners.ste import MLPConfig, STEConfig, STEOptimizerConfig, build_ste_learner
 from binlearn.nn import BinaryLinear, summary
 
 
@@ -40,8 +40,8 @@ def test_ste_learner_learns_real_digits():
 
     torch.manual_seed(0)
     data = load_dataset("digits")
-    learner = build_ste_learner(MLPConfig(hidden=[64], activations="sign"), STEConfig(lr=3e-3),
-                                data.input_shape, 10, torch.device("cpu"))
+    learner = build_ste_learner(MLPConfig(hidden=[64], activations="sign"), STEConfig(),
+                                data.input_shape, 10, torch.device("cpu"), STEOptimizerConfig(lr=3e-3))
     before = (learner.predict(data.x_test) == data.y_test).float().mean()
     for _ in range(5):
         for i in range(0, len(data.x_train), 64):

@@ -67,8 +67,8 @@ def test_unusable_run_directories_are_one_line(run_dir, tmp_path):
         load_trained(copy)
     _one_line(error, "checkpoint.pt")
     with pytest.raises(ConfigError) as error:
-        load_trained(run_dir, overrides=["rule.lr=1.0"])
-    _one_line(error, "rule.lr")
+        load_trained(run_dir, overrides=["optimizer.lr=1.0"])
+    _one_line(error, "optimizer.lr")
 
 
 def test_one_split_rule():

@@ -172,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="override a config value (TOML syntax), repeatable")
     train.add_argument("--resume", metavar="RUN_DIR",
                        help="continue a run (interrupted, or with --set train.epochs=N / a schedule "
-                            "starting now: rule.decay_start, cosine_epochs, lr_decay, anneal_flips, "
+                            "starting now: schedule.decay_start, cosine_epochs, lr_decay, anneal_flips, "
                             "anneal_gamma)")
     train.add_argument("--branch-from", metavar="RUN_DIR",
                        help="start a new run of CONFIG from RUN_DIR's latest checkpoint (epoch K) and "
@@ -265,6 +265,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _out_of_memory(error: BaseException) -> str | None:
+    """One line for an allocation the machine could not satisfy (None: another error). The
+    runner refuses models it can estimate as too big before building them; this catches the rest
+    (activations, data, other processes' memory)."""
+    import re
+
+    import torch
+
+    text = str(error)
+    if not (isinstance(error, MemoryError | torch.OutOfMemoryError) or "can't allocate memory" in text):
+        return None
+    asked = re.search(r"allocate (\d+) bytes", text) or re.search(r"allocate ([\d.]+ [KMGT]iB)", text)
+    size = ""
+    if asked:
+        value = asked.group(1)
+        size = f" {int(value) / 2**30:,.1f} GiB" if value.isdigit() else f" {value}"
+    return (f"out of memory: the run tried to allocate{size or ' more memory'} than is available "
+            "(a smaller model, data.batch_size or data.eval_batch_size needs less)")
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM (a job scheduler, ``kill``), handled as Ctrl-C is."""
 
@@ -317,6 +337,12 @@ def _main(args: argparse.Namespace) -> int:
         return args.func(args)
     except _user_errors() as error:
         print(f"binlearn: error: {error}", file=sys.stderr)
+        return 2
+    except (RuntimeError, MemoryError) as error:
+        message = _out_of_memory(error)
+        if message is None:
+            raise  # a real bug: keep its traceback
+        print(f"binlearn: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `binlearn ... | head`: the reader left; not an error of ours
         import os

@@ -29,6 +29,8 @@ from binlearn.data.sources import DataError
 __all__ = ["FEATURE_FILES", "NPY_DATASET", "features_to_unit", "read_features"]
 
 NPY_DATASET = "npy"
+MAX_CLASSES = 65536
+"""Labels of your own arrays must be below this (K classes become K output units)."""
 
 FEATURE_FILES = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
 
@@ -65,6 +67,9 @@ def _check_pair(x: np.ndarray, y: np.ndarray, split: str, folder: Path) -> None:
         raise DataError(f"{folder}/y_{split}.npy holds {y.dtype} values; expected integer class labels")
     if y.min() < 0:
         raise DataError(f"{folder}/y_{split}.npy has a negative label ({int(y.min())}); labels are 0 … K−1")
+    if int(y.max()) >= MAX_CLASSES:  # also a uint64 label that int64 would wrap to a negative one
+        raise DataError(f"{folder}/y_{split}.npy has label {int(y.max())}; labels are 0 … K−1 with "
+                        f"K ≤ {MAX_CLASSES}")
     if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
         raise DataError(f"{folder}/x_{split}.npy holds NaN or infinite values")
     # training computes in float32: a float64 value beyond its range would become inf there

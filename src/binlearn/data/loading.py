@@ -69,9 +69,25 @@ def load_raw(
         for images, labels, split in ((train_x, train_y, "train"), (test_x, test_y, "t10k")):
             if len(images) != len(labels):
                 raise DataError(f"{name}: {split} has {len(images)} images but {len(labels)} labels")
+        if train_x.shape[1:] != test_x.shape[1:]:
+            raise DataError(f"{name}: the training images are {'×'.join(map(str, train_x.shape[2:]))} but "
+                            f"the t10k images are {'×'.join(map(str, test_x.shape[2:]))}")
+        _check_labels(name, source.num_classes, (train_y, "train-labels-idx1-ubyte.gz"),
+                      (test_y, "t10k-labels-idx1-ubyte.gz"))
         return train_x, train_y.astype(np.int64), test_x, test_y.astype(np.int64)
     (archive,) = paths.values()
-    return read_cifar(archive, source.format)
+    train_x, train_y, test_x, test_y = read_cifar(archive, source.format)
+    _check_labels(name, source.num_classes, (train_y, archive.name), (test_y, archive.name))
+    return train_x, train_y, test_x, test_y
+
+
+def _check_labels(name: str, num_classes: int, *labelled: tuple[np.ndarray, str]) -> None:
+    """Labels of a source with K classes must be 0 … K−1 (files of your own in the official
+    format, read with data.verify = false, may hold others)."""
+    for labels, where in labelled:
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes:
+            bad = int(labels.max()) if int(labels.max()) >= num_classes else int(labels.min())
+            raise DataError(f"{name}: {where} holds label {bad}; {name} labels are 0 … {num_classes - 1}")
 
 
 def split_bounds(name: str, total: int, train_size: int | None, validation_size: int | None

@@ -105,7 +105,7 @@ of a binary EP network; each calls the conversion that lives beside its model.""
 PACKED_CONVERSIONS: dict[type, PackedConversion] = {
     STELearner: lambda learner, signed: mlp_to_packed(learner.model, signed),
     EnergyLearner: lambda learner, signed: energy_to_packed(learner.net, learner.eval_steps,
-                                                           learner.cfg.schedule, signed),
+                                                           learner.cfg.relaxation, signed),
     LocalBinaryLearner: lambda learner, signed: local_binary_to_packed(learner.layers),  # reads ±1
     CommitteeLearner: lambda learner, signed: committee_to_packed(learner.machine),  # reads ±1
 }

@@ -23,7 +23,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,18 +37,21 @@ from binlearn.energy import DivergenceError
 from binlearn.experiment import learners  # noqa: F401  (registers every learner)
 from binlearn.experiment.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from binlearn.experiment.config import (
+    OPTIMIZER_CONFIGS,
     ConfigError,
     ExperimentConfig,
+    ScheduleConfig,
     apply_overrides,
     config_from_dict,
     config_to_dict,
-    read_toml,
+    read_config_file,
     to_toml,
+    upgrade_old_layout,
 )
 from binlearn.experiment.distributed import AllReduce, Context, setup, teardown
 from binlearn.experiment.learner import Learner, LocalReducer, Reducer
 from binlearn.experiment.plots import plot_curves, pyplot
-from binlearn.experiment.registry import build_learner
+from binlearn.experiment.registry import build_learner, check_memory
 from binlearn.experiment.rundir import (
     RunError,
     check_run_dir,
@@ -186,7 +189,7 @@ def load_run(run_dir: Path) -> tuple[ExperimentConfig, dict[str, Any]]:
         raise RunError(f"run directory not found: {run_dir}")
     if not (run_dir / "config.toml").is_file():
         raise RunError(f"{run_dir} is not a binlearn run directory (no config.toml)")
-    config = config_from_dict(read_toml(run_dir / "config.toml"))
+    config = config_from_dict(read_config_file(run_dir / "config.toml"))
     if not (run_dir / "checkpoint.pt").is_file():
         raise RunError(f"{run_dir} has no checkpoint.pt yet (it stopped before its first epoch ended)")
     checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
@@ -197,18 +200,20 @@ def load_run(run_dir: Path) -> tuple[ExperimentConfig, dict[str, Any]]:
     return config, checkpoint
 
 
-SCHEDULE_KEYS = ("decay_start", "cosine_epochs", "lr_decay", "anneal_flips", "anneal_gamma")
-"""Schedule keys a resumed run may change: the learning-rate (and Bop flip) schedule, provided the
-new schedule starts at or after the epochs already trained, so the run stays the run of the
+SCHEDULE_KEYS = tuple(f.name for f in fields(ScheduleConfig))
+"""The [schedule] keys a resumed run may change (runs with an optimizer: EP, BPTT, STE), provided
+the new schedule starts at or after the epochs already trained, so the run stays the run of the
 new config from its first epoch."""
 
-OPTIMIZER_KEYS = ("lr", "learning_rates", "bias_learning_rates", "readout_learning_rate",
-                  "scale_learning_rate", "scale_decay", "momentum", "weight_decay", "gamma", "threshold",
-                  "flip_on_equal", "scaled_threshold")
-"""Optimizer settings (in whatever section holds them): a resumed run or a branch trains on
-with the new values (the learner loads the saved optimizer state under its config's settings,
-:func:`~binlearn.experiment.learners.optimizer_state.load_optimizer_state`); a resume records
-the change in meta.json."""
+
+def optimizer_keys() -> tuple[str, ...]:
+    """The [optimizer] keys of every registered optimizer config but ``name`` (which optimizer
+    it is): a resumed run or a branch trains on with new values (the learner loads the saved
+    optimizer state under its config's settings,
+    :func:`~binlearn.experiment.learners.optimizer_state.load_optimizer_state`); a resume records
+    the change in meta.json."""
+    return tuple(sorted({f.name for cls in OPTIMIZER_CONFIGS.values() for f in fields(cls)} - {"name"}))
+
 
 FREE_ON_RESUME = ("name", "train.device", "train.threads", "train.checkpoint_every", "train.eval_every",
                   "data.data_dir", "data.download", "data.verify", "data.eval_batch_size")
@@ -231,30 +236,22 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -
     return changes
 
 
-def _leaf_value(table: dict[str, Any], leaf: str) -> Any:
-    """The value of ``leaf`` in whichever section of a config table holds it (None: none does)."""
-    for section in table.values():
-        if isinstance(section, dict) and leaf in section:
-            return section[leaf]
-    return None
-
-
 def _resume_kind(key: str) -> str:
     section, _, leaf = key.rpartition(".")
     if key == "train.epochs":
         return "epochs"
     if key in FREE_ON_RESUME or leaf == "eval_steps":
         return "free"
-    if section != "train" and (leaf in SCHEDULE_KEYS or section == "schedule"):
+    if section == "schedule" and leaf in SCHEDULE_KEYS:
         return "schedule"
-    if section not in ("", "train", "data", "model") and (leaf in OPTIMIZER_KEYS or section == "optimizer"):
+    if section == "optimizer" and leaf in optimizer_keys():
         return "optimizer"
     return "refused"
 
 
 def _schedule_is_constant_until(table: dict[str, Any], epoch: int) -> bool:
-    constant = _leaf_value(table, "lr_decay") == 1.0 and _leaf_value(table, "cosine_epochs") == 0
-    return constant or _leaf_value(table, "decay_start") >= epoch
+    schedule = ScheduleConfig(**table["schedule"])
+    return schedule.constant() or schedule.decay_start >= epoch
 
 
 def check_resume(saved: dict[str, Any], config: ExperimentConfig, done: int) -> dict[str, list[Any]]:
@@ -262,14 +259,15 @@ def check_resume(saved: dict[str, Any], config: ExperimentConfig, done: int) -> 
     resume may make; a ConfigError (one line) for the first that would change the run.
 
     Allowed: ``train.*`` but ``shuffle`` (``train.epochs`` >= ``done``), where the data lives and
-    how it is evaluated (:data:`FREE_ON_RESUME`), the optimizer settings (:data:`OPTIMIZER_KEYS`:
-    trained on from now), and for EP/BPTT runs the schedule (:data:`SCHEDULE_KEYS`) when it stays
-    constant over the epochs already trained (the old one was, and the new ``decay_start`` is at
-    least ``done``): e.g. anneal a plateaued run now. Anything else — the seed, the model, the
-    data, the estimator, the shuffling — would make the run directory describe a run that never
-    happened: train a branch instead.
+    how it is evaluated (:data:`FREE_ON_RESUME`), the optimizer settings (:func:`optimizer_keys`:
+    trained on from now), and for runs with an optimizer the schedule (:data:`SCHEDULE_KEYS`)
+    when it stays constant over the epochs already trained (the old one was, and the new
+    ``schedule.decay_start`` is at least ``done``): e.g. anneal a plateaued run now. Anything
+    else — the seed, the model, the data, the estimator, the optimizer's kind, the shuffling —
+    would make the run directory describe a run that never happened: train a branch instead.
+    ``saved`` may be in the old layout (a checkpoint written before [optimizer] / [schedule]).
     """
-    old = config_to_dict(config_from_dict(saved))  # both sides through today's loader
+    old = config_to_dict(config_from_dict(upgrade_old_layout(saved)[0]))  # both through today's loader
     new = config_to_dict(config)
     changes = config_changes(old, new)
     for key, (before, after) in changes.items():
@@ -282,12 +280,9 @@ def check_resume(saved: dict[str, Any], config: ExperimentConfig, done: int) -> 
             raise ConfigError(f"--resume asks for train.epochs = {after}, but {done} epochs are trained "
                               f"already: give train.epochs >= {done}")
     schedule = [key for key in changes if _resume_kind(key) == "schedule"]
-    if schedule and not all(_leaf_value(old, key) is not None for key in SCHEDULE_KEYS):
-        raise ConfigError(f"--resume cannot change {schedule[0]!r}: only EP/BPTT runs take a schedule "
-                          f"set on resume (rule.{', rule.'.join(SCHEDULE_KEYS)})")
-    if schedule and not (_schedule_is_constant_until(old, done) and _leaf_value(new, "decay_start") >= done):
+    if schedule and not (_schedule_is_constant_until(old, done) and new["schedule"]["decay_start"] >= done):
         raise ConfigError(f"a schedule set on --resume must leave the {done} epochs already trained "
-                          f"unchanged: set rule.decay_start >= {done} (the run's schedule must also "
+                          f"unchanged: set schedule.decay_start >= {done} (the run's schedule must also "
                           f"have been constant until then)")
     return changes
 
@@ -444,6 +439,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
 
     data = load_dataset(config.data, quiet=quiet or not context.is_main).to(device)
     _check_augment(config, data.input_shape)
+    check_memory(config, data.input_shape, data.num_classes, device)
     torch.manual_seed(config.seed)
     learner = build_learner(config, data.input_shape, data.num_classes, device)
     if checkpoint is not None:

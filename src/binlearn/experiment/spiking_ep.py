@@ -90,7 +90,7 @@ def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_s
     x, y = splits[split]
     if len(x) == 0:
         raise ConfigError(f"the run's {split} split is empty")
-    schedule = config.rule.schedule
+    schedule = config.rule.relaxation
     count = net.num_layers
     correct = {name: torch.zeros(steps, dtype=torch.int64) for name in READOUTS}
     relaxation_correct = identical = mismatches = input_ops = 0

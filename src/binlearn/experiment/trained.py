@@ -25,15 +25,13 @@ from binlearn.experiment.config import (
     apply_overrides,
     config_from_dict,
     config_to_dict,
+    eval_keys,
 )
 from binlearn.experiment.learner import Learner
-from binlearn.experiment.registry import build_learner
+from binlearn.experiment.registry import build_learner, check_memory
 from binlearn.experiment.runner import evaluate, load_learner_state, load_run, resolve_device
 
-__all__ = ["TrainedRun", "load_trained", "evaluate_run", "EVAL_KEYS"]
-
-EVAL_KEYS = ("rule.eval_steps", "data.eval_batch_size", "train.device", "train.threads")
-"""Keys a trained run may be read back with changed: how it runs, not what was trained."""
+__all__ = ["TrainedRun", "load_trained", "evaluate_run"]
 
 
 @dataclass(frozen=True)
@@ -70,8 +68,9 @@ def load_trained(run_dir: str | Path, *, overrides: list[str] | None = None, dev
 
     Args:
         run_dir: a run directory written by ``binlearn train``.
-        overrides: ``KEY=VALUE`` items, keys in :data:`EVAL_KEYS` (e.g. ``rule.eval_steps=50``
-            relaxes the free phase for 50 steps instead of the trained T).
+        overrides: ``KEY=VALUE`` items, keys of :func:`~binlearn.experiment.config.eval_keys`: the
+            fields declared ``setting(evaluation=True)``, how the model runs, not what was trained
+            (e.g. ``rule.eval_steps=50`` relaxes the free phase for 50 steps instead of the trained T).
         device: where to build the learner and put the data; None: the run's ``train.device``.
         quiet: no progress bars while loading data.
     Raises:
@@ -83,7 +82,7 @@ def load_trained(run_dir: str | Path, *, overrides: list[str] | None = None, dev
     if isinstance(epoch, bool) or not isinstance(epoch, int):
         raise CheckpointError(f"{run_dir}/checkpoint.pt has no epoch count: not written by binlearn train")
     overrides = list(overrides or [])
-    allowed = [k for k in EVAL_KEYS if k != "rule.eval_steps" or hasattr(config.rule, "eval_steps")]
+    allowed = eval_keys(config)
     for item in overrides:
         key = item.split("=", 1)[0].strip()
         if key not in allowed:
@@ -94,6 +93,7 @@ def load_trained(run_dir: str | Path, *, overrides: list[str] | None = None, dev
         torch.set_num_threads(config.train.threads)
     where = resolve_device(config.train.device if device is None else device)
     data = load_dataset(config.data, quiet=quiet).to(where)
+    check_memory(config, data.input_shape, data.num_classes, where)
     learner = build_learner(config, data.input_shape, data.num_classes, where)
     load_learner_state(learner, checkpoint, run_dir)
     return TrainedRun(run_dir, config, epoch, learner, data, where)

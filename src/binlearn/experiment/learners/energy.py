@@ -12,8 +12,8 @@ scaling factors α and a cross-entropy readout. Every gradient is averaged over 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any, ClassVar, cast
 
 import torch
 
@@ -30,29 +30,33 @@ from binlearn.energy import (
 )
 from binlearn.energy.costs import CrossEntropyReadout
 from binlearn.energy.neurons import Neuron
-from binlearn.experiment.config import ConfigError, register_model_config, register_rule_config
+from binlearn.experiment.config import (
+    ConfigError,
+    ScheduleConfig,
+    Settings,
+    register_model_config,
+    register_rule_config,
+    setting,
+)
 from binlearn.experiment.learner import Reducer
 from binlearn.experiment.learners.optimizer_state import load_optimizer_state
 from binlearn.experiment.registry import register_learner
+from binlearn.experiment.schedule import Schedule
 from binlearn.rules import BPTT, EP, Bop
 
-__all__ = ["EnergyModelConfig", "EPConfig", "BPTTConfig", "EnergyLearner", "build_energy_net",
-           "build_energy_learner"]
+__all__ = ["EnergyModelConfig", "EPConfig", "BPTTConfig", "EnergyOptimizerConfig", "EnergyLearner",
+           "build_energy_net", "build_energy_learner"]
 
 _ARCHITECTURES = ("fc", "conv")
 _NEURONS = ("hard_sigmoid", "binary")
 _WEIGHTS = ("float", "binary")
 _READOUTS = ("mse", "cross_entropy")
 _OPTIMIZERS = ("sgd", "bop")
-
-
-def _choice(value: str, valid: tuple[str, ...], key: str) -> None:
-    if value not in valid:
-        raise ConfigError(f"{key}={value!r}; valid: {', '.join(valid)}")
+_MAX_STEPS = 1_000_000
 
 
 @dataclass
-class EnergyModelConfig:
+class EnergyModelConfig(Settings):
     """An energy-based network (see :mod:`binlearn.energy`).
 
     ``architecture``: fc (``hidden`` sizes) | conv (``channels``, ``kernel_size``,
@@ -64,145 +68,61 @@ class EnergyModelConfig:
     mse | cross_entropy. ``gain`` multiplies the default initialisation.
     """
 
-    architecture: str = "fc"
-    hidden: list[int] = field(default_factory=lambda: [500])
-    channels: list[int] = field(default_factory=lambda: [32, 64])
-    kernel_size: int = 5
-    padding: list[int] = field(default_factory=lambda: [2])
-    pool: list[int] = field(default_factory=lambda: [2])
-    neuron: str = "hard_sigmoid"
-    slope: float = 1.0
-    neuron_gamma: float = 0.5
-    neuron_threshold: float = 0.5
-    initial_state: float | None = None
-    weights: str = "float"
-    learn_scale: bool = False
-    scale: float | str = "mean"
-    group_size: int = 1
-    readout: str = "mse"
-    gain: float = 1.0
+    SECTION: ClassVar[str] = "model"
 
-    def __post_init__(self) -> None:
-        _choice(self.architecture, _ARCHITECTURES, "model.architecture")
-        _choice(self.neuron, _NEURONS, "model.neuron")
-        _choice(self.weights, _WEIGHTS, "model.weights")
-        _choice(self.readout, _READOUTS, "model.readout")
-        if self.architecture == "fc" and any(h < 1 for h in self.hidden):
-            raise ConfigError(f"model.hidden sizes must be >= 1, got {self.hidden}")
-        if self.architecture == "conv" and (not self.channels or any(c < 1 for c in self.channels)):
-            raise ConfigError(f"model.channels must be positive channel counts, got {self.channels}")
-        if self.group_size < 1:
-            raise ConfigError(f"model.group_size must be >= 1, got {self.group_size}")
+    architecture: str = setting("fc", choices=_ARCHITECTURES)
+    hidden: list[int] = setting(factory=lambda: [500], ge=1)
+    channels: list[int] = setting(factory=lambda: [32, 64], ge=1, nonempty=True)
+    kernel_size: int = setting(5, ge=1, le=1024)
+    padding: list[int] = setting(factory=lambda: [2], ge=0, le=1024, nonempty=True)
+    pool: list[int] = setting(factory=lambda: [2], ge=1, le=1024, nonempty=True)
+    neuron: str = setting("hard_sigmoid", choices=_NEURONS)
+    slope: float = setting(1.0, gt=0)
+    neuron_gamma: float = setting(0.5, gt=0, le=1)
+    neuron_threshold: float = setting(0.5, ge=-1e9, le=1e9)
+    initial_state: float | None = setting(None, ge=-1e9, le=1e9)
+    weights: str = setting("float", choices=_WEIGHTS)
+    learn_scale: bool = False
+    scale: float | str = setting("mean", gt=0, choices=("mean",))
+    group_size: int = setting(1, ge=1, le=1_000_000)
+    readout: str = setting("mse", choices=_READOUTS)
+    gain: float = setting(1.0, gt=0)
+
+    def check(self) -> None:
         if self.readout == "cross_entropy" and self.group_size != 1:
             raise ConfigError("model.group_size > 1 needs readout = \"mse\"")
-        if not self.slope > 0:
-            raise ConfigError(f"model.slope must be > 0, got {self.slope}")
-        if not 0 < self.neuron_gamma <= 1:
-            raise ConfigError(f"model.neuron_gamma must be in (0, 1], got {self.neuron_gamma}")
-        if isinstance(self.scale, str) and self.scale != "mean":
-            raise ConfigError(f"model.scale must be \"mean\" or a positive number, got {self.scale!r}")
-        if not isinstance(self.scale, str) and not self.scale > 0:
-            raise ConfigError(f"model.scale must be > 0, got {self.scale}")
 
 
 @dataclass
-class _EnergyRuleConfig:
-    free_steps: int = 50
-    """T, free-phase relaxation steps (training)."""
-    eval_steps: int | None = None
-    """Free steps at evaluation (default: free_steps)."""
-    schedule: str = "synchronous"
-    """synchronous | even_odd."""
-    optimizer: str = "sgd"
-    """sgd (float weights) | bop (binary weights)."""
-    learning_rates: list[float] = field(default_factory=lambda: [0.05])
-    """SGD weight learning rate per coupling, input to output (one value: all layers)."""
-    bias_learning_rates: list[float] | None = None
-    """Bias learning rate per layer (default: learning_rates; required with bop)."""
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    gamma: list[float] | None = None
-    """Bop γ per coupling, input to output (bop only)."""
-    threshold: list[float] | None = None
-    """Bop threshold τ per coupling, input to output (bop only)."""
-    flip_on_equal: bool = False
-    scaled_threshold: bool = False
-    """Bop flips when (m · w) · α > τ (the effective weight) instead of m · w > τ."""
-    scale_learning_rate: float = 0.0
-    """Learning rate of the scaling factors α (model.learn_scale)."""
-    scale_decay: float = 0.0
-    readout_learning_rate: float | None = None
-    """Cross-entropy readout learning rate (default: the last weight learning rate)."""
-    lr_decay: float = 1.0
-    """Multiply every learning rate by this after each epoch."""
-    cosine_epochs: int = 0
-    """> 0: cosine-anneal every learning rate to 0 over this many epochs."""
-    decay_start: int = 0
-    """Epochs at constant rates before ``lr_decay`` and the cosine schedule begin."""
-    anneal_flips: bool = False
-    """Bop: divide every threshold τ by the factor that scales the learning rates, so
-    flips become rarer as the schedule decays (none once the cosine factor reaches 0)."""
-    anneal_gamma: bool = False
-    """Bop: multiply every γ by the factor that scales the learning rates, as a learning-rate
-    decay of the filtered update m (Helwegen et al. 2019 decay γ): m moves in smaller steps,
-    so flips need a steadier push (none once the cosine factor reaches 0: m stops moving)."""
+class _EnergyRuleConfig(Settings):
+    """The estimator's relaxation: ``free_steps`` T (training), ``eval_steps`` (evaluation,
+    default T), ``relaxation`` order synchronous | even_odd."""
 
-    def _validate(self) -> None:
-        if self.free_steps < 1:
-            raise ConfigError(f"rule.free_steps (T) must be >= 1, got {self.free_steps}")
-        if self.eval_steps is not None and self.eval_steps < 1:
-            raise ConfigError(f"rule.eval_steps must be >= 1, got {self.eval_steps}")
-        _choice(self.schedule, SCHEDULES, "rule.schedule")
-        _choice(self.optimizer, _OPTIMIZERS, "rule.optimizer")
-        lists = {"learning_rates": self.learning_rates,
-                 "bias_learning_rates": self.bias_learning_rates,
-                 "gamma": self.gamma, "threshold": self.threshold}
-        for key, values in lists.items():
-            if values is not None and (not values or any(v < 0 for v in values)):
-                raise ConfigError(f"rule.{key} must be a non-empty list of values >= 0, got {values}")
-        if self.optimizer == "bop":
-            for key in ("gamma", "threshold", "bias_learning_rates"):
-                if lists[key] is None:
-                    raise ConfigError(f"rule.optimizer = \"bop\" needs rule.{key} (one per layer)")
-            if any(not 0 < g <= 1 for g in self.gamma or []):
-                raise ConfigError(f"rule.gamma (γ) values must be in (0, 1], got {self.gamma}")
-        if not 0 < self.lr_decay <= 1:
-            raise ConfigError(f"rule.lr_decay must be in (0, 1], got {self.lr_decay}")
-        if self.cosine_epochs < 0:
-            raise ConfigError(f"rule.cosine_epochs must be >= 0, got {self.cosine_epochs}")
-        if self.decay_start < 0:
-            raise ConfigError(f"rule.decay_start must be >= 0, got {self.decay_start}")
-        for key in ("anneal_flips", "anneal_gamma"):
-            if getattr(self, key) and self.optimizer != "bop":
-                raise ConfigError(f"rule.{key} needs rule.optimizer = \"bop\"")
-            if getattr(self, key) and self.lr_decay == 1.0 and self.cosine_epochs == 0:
-                raise ConfigError(f"rule.{key} needs a schedule: rule.cosine_epochs > 0 "
-                                  "or rule.lr_decay < 1")
+    SECTION: ClassVar[str] = "rule"
+
+    free_steps: int = setting(50, ge=1, le=_MAX_STEPS)
+    """T, free-phase relaxation steps (training)."""
+    eval_steps: int | None = setting(None, ge=1, le=_MAX_STEPS, evaluation=True)
+    """Free steps at evaluation (default: free_steps)."""
+    relaxation: str = setting("synchronous", choices=SCHEDULES)
+    """synchronous | even_odd (the order in which layers are updated)."""
 
 
 @dataclass
 class EPConfig(_EnergyRuleConfig):
     """Equilibrium Propagation: ``nudged_steps`` K, ``beta`` β > 0, ``random_sign`` of β per
-    batch, ``symmetric`` ±β nudging; optimizer settings as in every energy rule."""
+    batch, ``symmetric`` ±β nudging."""
 
-    nudged_steps: int = 10
-    beta: float = 0.3
+    nudged_steps: int = setting(10, ge=1, le=_MAX_STEPS)
+    beta: float = setting(0.3, gt=0)
     random_sign: bool = True
     symmetric: bool = False
-    nudge_placement: str = "drive"
+    nudge_placement: str = setting("drive", choices=NUDGE_PLACEMENTS)
     """drive (s ← ρ(u + β(t − s)), the energy gradient) | state (s ← ρ(u) + β(t − s),
     Laydevant et al.'s code for float neurons) | free_drive (s ← step(s, u + β(t − s⁰_out)):
     a constant push from the free equilibrium's output, Laydevant et al.'s code for binary
     neurons; needs model.readout = "mse"): the objects DriveNudge, StateNudge, FreeDriveNudge
     of :mod:`binlearn.energy.relax`."""
-
-    def __post_init__(self) -> None:
-        self._validate()
-        _choice(self.nudge_placement, NUDGE_PLACEMENTS, "rule.nudge_placement")
-        if self.nudged_steps < 1:
-            raise ConfigError(f"rule.nudged_steps (K) must be >= 1, got {self.nudged_steps}")
-        if not self.beta > 0:
-            raise ConfigError(f"rule.beta (β) must be > 0, got {self.beta}")
 
 
 @dataclass
@@ -210,13 +130,48 @@ class BPTTConfig(_EnergyRuleConfig):
     """BPTT through the same dynamics; gradients flow through the last ``truncation``
     steps (default: all ``free_steps``)."""
 
-    truncation: int | None = None
+    truncation: int | None = setting(None, ge=1, le=_MAX_STEPS)
 
-    def __post_init__(self) -> None:
-        self._validate()
-        if self.truncation is not None and not 1 <= self.truncation <= self.free_steps:
+    def check(self) -> None:
+        if self.truncation is not None and self.truncation > self.free_steps:
             raise ConfigError(f"rule.truncation must be in [1, free_steps={self.free_steps}], "
                               f"got {self.truncation}")
+
+
+@dataclass
+class EnergyOptimizerConfig(Settings):
+    """The optimizers of an energy learner: ``name`` sgd (float weights) | bop (binary weights:
+    per-coupling ``gamma`` γ and ``threshold`` τ); SGD for biases (and float weights), the
+    cross-entropy readout and the learned scaling factors α. Per-layer lists run input to
+    output (one value: every layer)."""
+
+    SECTION: ClassVar[str] = "optimizer"
+
+    name: str = setting("sgd", choices=_OPTIMIZERS)
+    learning_rates: list[float] = setting(factory=lambda: [0.05], ge=0, nonempty=True)
+    """SGD weight learning rate per coupling, input to output (one value: all layers)."""
+    bias_learning_rates: list[float] | None = setting(None, ge=0, nonempty=True)
+    """Bias learning rate per layer (default: learning_rates; required with bop)."""
+    momentum: float = setting(0.0, ge=0, lt=1)
+    weight_decay: float = setting(0.0, ge=0)
+    gamma: list[float] | None = setting(None, gt=0, le=1, nonempty=True)
+    """Bop γ per coupling, input to output (bop only)."""
+    threshold: list[float] | None = setting(None, ge=0, nonempty=True)
+    """Bop threshold τ per coupling, input to output (bop only)."""
+    flip_on_equal: bool = False
+    scaled_threshold: bool = False
+    """Bop flips when (m · w) · α > τ (the effective weight) instead of m · w > τ."""
+    scale_learning_rate: float = setting(0.0, ge=0)
+    """Learning rate of the scaling factors α (model.learn_scale)."""
+    scale_decay: float = setting(0.0, ge=0)
+    readout_learning_rate: float | None = setting(None, gt=0)
+    """Cross-entropy readout learning rate (default: the last weight learning rate)."""
+
+    def check(self) -> None:
+        if self.name == "bop":
+            for key in ("gamma", "threshold", "bias_learning_rates"):
+                if getattr(self, key) is None:
+                    raise ConfigError(f"optimizer.name = \"bop\" needs optimizer.{key} (one per layer)")
 
 
 def build_energy_net(cfg: EnergyModelConfig, input_shape: tuple[int, ...],
@@ -249,7 +204,7 @@ def _per_layer(values: list[float] | None, count: int, key: str) -> list[float]:
     if len(values) == 1:
         return list(values) * count
     if len(values) != count:
-        raise ConfigError(f"rule.{key} has {len(values)} values but the network has {count} "
+        raise ConfigError(f"optimizer.{key} has {len(values)} values but the network has {count} "
                           f"layers of weights (give 1 or {count})")
     return list(values)
 
@@ -257,51 +212,56 @@ def _per_layer(values: list[float] | None, count: int, key: str) -> list[float]:
 class EnergyLearner:
     """EnergyNet + EP/BPTT rule + optimizers (the runner's :class:`~binlearn.experiment.learner.Learner`)."""
 
-    def __init__(self, net: EnergyNet, rule: EP | BPTT, cfg: _EnergyRuleConfig) -> None:
-        self.net, self.rule, self.cfg = net, rule, cfg
+    def __init__(self, net: EnergyNet, rule: EP | BPTT, cfg: _EnergyRuleConfig,
+                 optimizer: EnergyOptimizerConfig | None = None,
+                 schedule: ScheduleConfig | None = None) -> None:
+        optimizer = optimizer or EnergyOptimizerConfig()
+        self.net, self.rule, self.cfg, self.optimizer_cfg = net, rule, cfg, optimizer
+        self.schedule = Schedule(schedule or ScheduleConfig())
         self.eval_steps = cfg.eval_steps or cfg.free_steps
         count = net.num_layers
         binary = [c.binary_weights for c in net.couplings]
-        if cfg.optimizer == "bop" and not all(binary):
-            raise ConfigError("rule.optimizer = \"bop\" needs model.weights = \"binary\"")
-        if cfg.optimizer == "sgd" and any(binary):
-            raise ConfigError("model.weights = \"binary\" needs rule.optimizer = \"bop\"")
-        weight_rates = _per_layer(cfg.learning_rates, count, "learning_rates")
-        bias_rates = _per_layer(cfg.bias_learning_rates or cfg.learning_rates, count,
+        if optimizer.name == "bop" and not all(binary):
+            raise ConfigError("optimizer.name = \"bop\" needs model.weights = \"binary\"")
+        if optimizer.name == "sgd" and any(binary):
+            raise ConfigError("model.weights = \"binary\" needs optimizer.name = \"bop\"")
+        weight_rates = _per_layer(optimizer.learning_rates, count, "learning_rates")
+        bias_rates = _per_layer(optimizer.bias_learning_rates or optimizer.learning_rates, count,
                                 "bias_learning_rates")
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        if cfg.optimizer == "bop":
-            gammas = _per_layer(cfg.gamma, count, "gamma")
-            thresholds = _per_layer(cfg.threshold, count, "threshold")
-            self._thresholds, self._gammas = thresholds, gammas
+        if optimizer.name == "bop":
+            # EnergyOptimizerConfig.check: bop has both
+            assert optimizer.gamma is not None and optimizer.threshold is not None
+            gammas = _per_layer(optimizer.gamma, count, "gamma")
+            thresholds = _per_layer(optimizer.threshold, count, "threshold")
             self.optimizers["weights"] = Bop(
                 [{"params": [c.weight], "gamma": g, "threshold": t}
                  for c, g, t in zip(net.couplings, gammas, thresholds, strict=True)],
-                flip_on_equal=cfg.flip_on_equal,
-                scales=[c.scale for c in net.couplings] if cfg.scaled_threshold else None)
+                flip_on_equal=optimizer.flip_on_equal,
+                scales=[c.scale for c in net.couplings] if optimizer.scaled_threshold else None)
+            self.schedule.drive_flips(self.optimizers["weights"])
             float_groups = []
         else:
-            float_groups = [{"params": [c.weight], "lr": lr, "weight_decay": cfg.weight_decay}
+            float_groups = [{"params": [c.weight], "lr": lr, "weight_decay": optimizer.weight_decay}
                             for c, lr in zip(net.couplings, weight_rates, strict=True)]
         float_groups += [{"params": [c.bias], "lr": lr, "weight_decay": 0.0}
                          for c, lr in zip(net.couplings, bias_rates, strict=True)]
         if net.output_cost.readout:
-            rate = cfg.readout_learning_rate or weight_rates[-1]
+            rate = optimizer.readout_learning_rate or weight_rates[-1]
             readout = cast(CrossEntropyReadout, net.cost)
             float_groups.append({"params": [readout.weight, readout.bias], "lr": rate,
-                                 "weight_decay": cfg.weight_decay})
+                                 "weight_decay": optimizer.weight_decay})
         self.optimizers["float"] = torch.optim.SGD(float_groups, lr=weight_rates[0],
-                                                   momentum=cfg.momentum)
+                                                   momentum=optimizer.momentum)
+        self.schedule.drive_rates(self.optimizers["float"])
         scales = [c.scale for c in net.couplings if c.scale is not None]
         self.learn_scale = bool(scales) and net.couplings[0].behaviour.learn_scale
         if self.learn_scale:
-            if not cfg.scale_learning_rate > 0:
-                raise ConfigError("model.learn_scale = true needs rule.scale_learning_rate > 0")
+            if not optimizer.scale_learning_rate > 0:
+                raise ConfigError("model.learn_scale = true needs optimizer.scale_learning_rate > 0")
             self.optimizers["scale"] = torch.optim.SGD(
-                scales, lr=cfg.scale_learning_rate, weight_decay=cfg.scale_decay)
-        for optimizer in self.optimizers.values():
-            for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group.get("lr", 0.0))
+                scales, lr=optimizer.scale_learning_rate, weight_decay=optimizer.scale_decay)
+            self.schedule.drive_rates(self.optimizers["scale"])
         self.epochs_done = 0
         self._trained = {name: self.net.get_parameter(name) for name in net.gradient_names()
                          if self.learn_scale or not name.endswith(".scale")}
@@ -345,7 +305,7 @@ class EnergyLearner:
                 rate = self.optimizers["scale"].param_groups[0]["lr"]
                 raise DivergenceError(
                     f"the learned scaling factor α of coupling {index} of {len(couplings)} "
-                    f"fell to {low:.3g} (it must stay > 0); lower rule.scale_learning_rate "
+                    f"fell to {low:.3g} (it must stay > 0); lower optimizer.scale_learning_rate "
                     f"(now {rate:g})")
 
     @torch.no_grad()
@@ -353,32 +313,9 @@ class EnergyLearner:
         from binlearn.energy import prepare, relax
 
         initial = self.net.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
-        state = relax(self.net, x, initial, self.eval_steps, schedule=self.cfg.schedule,
+        state = relax(self.net, x, initial, self.eval_steps, schedule=self.cfg.relaxation,
                       context=prepare(self.net, x))
         return self.net.predict(state)
-
-    def _schedule_factor(self) -> float:
-        """What scales the learning rates after ``epochs_done`` epochs (1: no decay yet)."""
-        decayed = max(self.epochs_done - self.cfg.decay_start, 0)
-        factor = self.cfg.lr_decay ** decayed
-        if self.cfg.cosine_epochs > 0:
-            progress = min(decayed, self.cfg.cosine_epochs) / self.cfg.cosine_epochs
-            factor *= 0.5 * (1.0 + math.cos(math.pi * progress))
-        return factor
-
-    def _set_learning_rates(self) -> None:
-        factor = self._schedule_factor()
-        for name, optimizer in self.optimizers.items():
-            if name == "weights":  # Bop has no learning rate: its thresholds may anneal
-                for group, threshold, gamma in zip(optimizer.param_groups, self._thresholds,
-                                                   self._gammas, strict=True):
-                    if self.cfg.anneal_flips:
-                        threshold = threshold / factor if factor > 0 else math.inf
-                    group["threshold"] = threshold
-                    group["gamma"] = gamma * factor if self.cfg.anneal_gamma else gamma
-                continue
-            for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"] * factor
 
     def end_epoch(self, epoch: int, train_accuracy: float, reducer: Reducer) -> dict[str, Any]:
         metrics: dict[str, Any] = {}
@@ -387,12 +324,12 @@ class EnergyLearner:
         if self.learn_scale:
             metrics["scale"] = [float(cast(torch.Tensor, c.scale).mean()) for c in self.net.couplings]
         self.epochs_done += 1
-        self._set_learning_rates()
+        self.schedule.apply(self.epochs_done)
         metrics["lr"] = self.optimizers["float"].param_groups[0]["lr"]
-        if self.cfg.anneal_flips:
+        if self.schedule.config.anneal_flips:
             metrics["thresholds"] = [g["threshold"] if math.isfinite(g["threshold"]) else None
                                      for g in self.optimizers["weights"].param_groups]
-        if self.cfg.anneal_gamma:
+        if self.schedule.config.anneal_gamma:
             metrics["gammas"] = [g["gamma"] for g in self.optimizers["weights"].param_groups]
         return metrics
 
@@ -406,12 +343,13 @@ class EnergyLearner:
         for name, optimizer in self.optimizers.items():  # the config's rates, the saved buffers
             load_optimizer_state(optimizer, state["optimizers"][name])
         self.epochs_done = int(state["epochs_done"])
-        self._set_learning_rates()
+        self.schedule.apply(self.epochs_done)
 
 
 def build_energy_learner(model_cfg: EnergyModelConfig, rule_cfg: EPConfig | BPTTConfig,
-                         input_shape: tuple[int, ...], num_classes: int,
-                         device: torch.device) -> EnergyLearner:
+                         input_shape: tuple[int, ...], num_classes: int, device: torch.device,
+                         optimizer: EnergyOptimizerConfig | None = None,
+                         schedule: ScheduleConfig | None = None) -> EnergyLearner:
     if (isinstance(rule_cfg, EPConfig) and rule_cfg.nudge_placement == "free_drive"
             and model_cfg.readout != "mse"):
         raise ConfigError("rule.nudge_placement = \"free_drive\" needs model.readout = \"mse\" "
@@ -420,17 +358,26 @@ def build_energy_learner(model_cfg: EnergyModelConfig, rule_cfg: EPConfig | BPTT
     try:
         if isinstance(rule_cfg, EPConfig):
             rule: EP | BPTT = EP(rule_cfg.free_steps, rule_cfg.nudged_steps, rule_cfg.beta,
-                                 rule_cfg.random_sign, rule_cfg.symmetric, rule_cfg.schedule,
+                                 rule_cfg.random_sign, rule_cfg.symmetric, rule_cfg.relaxation,
                                  rule_cfg.nudge_placement)
         else:
-            rule = BPTT(rule_cfg.free_steps, rule_cfg.truncation, rule_cfg.schedule)
+            rule = BPTT(rule_cfg.free_steps, rule_cfg.truncation, rule_cfg.relaxation)
     except ValueError as error:
         raise ConfigError(f"rule: {error}") from None
-    return EnergyLearner(net, rule, rule_cfg)
+    return EnergyLearner(net, rule, rule_cfg, optimizer, schedule)
+
+
+def energy_memory(cfg: EnergyModelConfig, input_shape: tuple[int, ...], num_classes: int) -> int:
+    """Bytes of a fully connected energy net's float32 weights, their gradient estimate and the
+    optimizer's state (Bop's m or SGD's momentum); 0 (not estimated) for convolutional nets."""
+    if cfg.architecture != "fc":
+        return 0
+    sizes = [math.prod(input_shape), *cfg.hidden, num_classes * cfg.group_size]
+    return 12 * sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
 
 
 register_model_config("energy", EnergyModelConfig)
-register_rule_config("ep", EPConfig)
-register_rule_config("bptt", BPTTConfig)
-register_learner("energy", "ep", build_energy_learner)
-register_learner("energy", "bptt", build_energy_learner)
+register_rule_config("ep", EPConfig, optimizer=EnergyOptimizerConfig)
+register_rule_config("bptt", BPTTConfig, optimizer=EnergyOptimizerConfig)
+register_learner("energy", "ep", build_energy_learner, memory=energy_memory)
+register_learner("energy", "bptt", build_energy_learner, memory=energy_memory)

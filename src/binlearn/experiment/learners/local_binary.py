@@ -13,14 +13,21 @@ at each epoch start), so a resumed run is bit-identical.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from binlearn.binary.packing import to_numpy_words
-from binlearn.experiment.config import ConfigError, register_model_config, register_rule_config
+from binlearn.experiment.config import (
+    ConfigError,
+    Settings,
+    register_model_config,
+    register_rule_config,
+    setting,
+)
 from binlearn.experiment.learner import Reducer
 from binlearn.experiment.registry import register_learner
 from binlearn.rules.cpr import (
@@ -50,58 +57,32 @@ __all__ = ["BinaryMLPConfig", "LocalBinaryConfig", "CommitteeConfig", "CPRConfig
 _ERROR_SIGNALS = ("target", "difference")
 
 
-def _check_common(prefix: str, init_std: float, hidden_dtype: str) -> None:
-    if not init_std > 0:
-        raise ConfigError(f"{prefix}.init_std must be > 0, got {init_std}")
-    if hidden_dtype not in HIDDEN_DTYPES:
-        raise ConfigError(f"{prefix}.hidden_dtype={hidden_dtype!r}; valid: {', '.join(HIDDEN_DTYPES)}")
-
-
-def _check_rule(robustness: float, reinforcement: float, clip: int | None, bits: int) -> None:
-    if robustness < 0:
-        raise ConfigError(f"rule.robustness must be >= 0, got {robustness}")
-    if not 0 <= reinforcement <= 1:
-        raise ConfigError(f"rule.reinforcement must be in [0, 1], got {reinforcement}")
-    if clip is not None and clip < 1:
-        raise ConfigError(f"rule.clip must be a positive integer (or absent), got {clip}")
-    if not 1 <= bits <= 40:
-        raise ConfigError(f"rule.probability_bits must be in [1, 40], got {bits}")
-
-
 @dataclass
-class BinaryMLPConfig:
+class BinaryMLPConfig(Settings):
     """Binary hidden layers with integer hidden weights (H ~ round(N(0, init_std²)))."""
 
-    hidden: list[int] = field(default_factory=lambda: [1035, 1035])
-    init_std: float = 64.0
-    hidden_dtype: str = "int16"
+    SECTION: ClassVar[str] = "model"
 
-    def __post_init__(self) -> None:
-        if not self.hidden or any(h < 1 for h in self.hidden):
-            raise ConfigError(f"model.hidden must be a non-empty list of positive sizes, got {self.hidden}")
-        _check_common("model", self.init_std, self.hidden_dtype)
+    hidden: list[int] = setting(factory=lambda: [1035, 1035], ge=1, nonempty=True)
+    init_std: float = setting(64.0, gt=0, le=1e9)
+    hidden_dtype: str = setting("int16", choices=HIDDEN_DTYPES)
 
 
 @dataclass
-class LocalBinaryConfig:
+class LocalBinaryConfig(Settings):
     """group_size: units per least-wrong-unit group [G]; robustness: margin / width [rob];
     reinforcement: p_0; clip: |H| bound (absent: none); probability_bits: resolution of
     p_r; error_signal: target (desired s_j = P[y, j]) | difference (only units where the
     label's and the rival's classifier weights differ)."""
 
-    group_size: int = 115
-    robustness: float = 0.25
-    reinforcement: float = 0.5
-    clip: int | None = None
-    probability_bits: int = 16
-    error_signal: str = "target"
+    SECTION: ClassVar[str] = "rule"
 
-    def __post_init__(self) -> None:
-        if self.group_size < 1:
-            raise ConfigError(f"rule.group_size must be >= 1, got {self.group_size}")
-        if self.error_signal not in _ERROR_SIGNALS:
-            raise ConfigError(f"rule.error_signal={self.error_signal!r}; valid: {', '.join(_ERROR_SIGNALS)}")
-        _check_rule(self.robustness, self.reinforcement, self.clip, self.probability_bits)
+    group_size: int = setting(115, ge=1)
+    robustness: float = setting(0.25, ge=0)
+    reinforcement: float = setting(0.5, ge=0, le=1)
+    clip: int | None = setting(None, ge=1)
+    probability_bits: int = setting(16, ge=1, le=40)
+    error_signal: str = setting("target", choices=_ERROR_SIGNALS)
 
     def parameters(self) -> LocalBinaryParameters:
         return LocalBinaryParameters(self.group_size, self.robustness, self.reinforcement, self.clip,
@@ -109,41 +90,38 @@ class LocalBinaryConfig:
 
 
 @dataclass
-class CommitteeConfig:
+class CommitteeConfig(Settings):
     """One binary hidden layer of ``hidden`` units in committees of ``committee_size`` (odd);
     hidden must be a multiple of committee_size (rule.variant "reference") or of
     committee_size × classes ("class_committees", which deals the committees to the classes)."""
 
-    hidden: int = 2070
-    committee_size: int = 9
-    init_std: float = 64.0
-    hidden_dtype: str = "int16"
+    SECTION: ClassVar[str] = "model"
 
-    def __post_init__(self) -> None:
-        if self.hidden < 1 or self.committee_size < 1 or self.committee_size % 2 == 0:
-            raise ConfigError(f"model.hidden must be >= 1 and model.committee_size odd, got "
-                              f"{self.hidden} and {self.committee_size}")
-        _check_common("model", self.init_std, self.hidden_dtype)
+    hidden: int = setting(2070, ge=1)
+    committee_size: int = setting(9, ge=1)
+    init_std: float = setting(64.0, gt=0, le=1e9)
+    hidden_dtype: str = setting("int16", choices=HIDDEN_DTYPES)
+
+    def check(self) -> None:
+        if self.committee_size % 2 == 0:
+            raise ConfigError(f"model.committee_size must be odd, got {self.committee_size}")
 
 
 @dataclass
-class CPRConfig:
+class CPRConfig(Settings):
     """variant: reference (the authors' baseline: frozen random ±1 readout of the committee
     votes, one unit updated per wrong committee) | class_committees (committees dealt to the
     classes, least-action flips in the label's and the rival's committees); robustness:
     margin as a fraction of the committees scoring a class (all of them for reference);
     reinforcement: p_0. See :mod:`binlearn.rules.cpr`."""
 
-    variant: str = "reference"
-    robustness: float = 0.25
-    reinforcement: float = 0.5
-    clip: int | None = None
-    probability_bits: int = 16
+    SECTION: ClassVar[str] = "rule"
 
-    def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ConfigError(f"rule.variant={self.variant!r}; valid: {', '.join(VARIANTS)}")
-        _check_rule(self.robustness, self.reinforcement, self.clip, self.probability_bits)
+    variant: str = setting("reference", choices=VARIANTS)
+    robustness: float = setting(0.25, ge=0)
+    reinforcement: float = setting(0.5, ge=0, le=1)
+    clip: int | None = setting(None, ge=1)
+    probability_bits: int = setting(16, ge=1, le=40)
 
     def parameters(self) -> CommitteeParameters:
         return CommitteeParameters(self.robustness, self.reinforcement, self.clip, self.probability_bits)
@@ -312,9 +290,23 @@ def build_cpr_learner(model_cfg: CommitteeConfig, rule_cfg: CPRConfig, input_sha
     return CommitteeLearner(machine, rule_cfg.parameters(), device)
 
 
+def _hidden_weight_bytes(dtype: str) -> int:
+    """An integer hidden weight, plus its packed sign bit (rounded up to a byte)."""
+    return torch.empty((), dtype=HIDDEN_DTYPES[dtype]).element_size() + 1
+
+
+def binary_mlp_memory(cfg: BinaryMLPConfig, input_shape: tuple[int, ...], num_classes: int) -> int:
+    sizes = [math.prod(input_shape), *cfg.hidden]
+    return _hidden_weight_bytes(cfg.hidden_dtype) * sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
+
+
+def committee_memory(cfg: CommitteeConfig, input_shape: tuple[int, ...], num_classes: int) -> int:
+    return _hidden_weight_bytes(cfg.hidden_dtype) * math.prod(input_shape) * cfg.hidden
+
+
 register_model_config("binary_mlp", BinaryMLPConfig)
 register_rule_config("local_binary", LocalBinaryConfig)
-register_learner("binary_mlp", "local_binary", build_local_binary_learner)
+register_learner("binary_mlp", "local_binary", build_local_binary_learner, memory=binary_mlp_memory)
 register_model_config("committee", CommitteeConfig)
 register_rule_config("cpr", CPRConfig)
-register_learner("committee", "cpr", build_cpr_learner)
+register_learner("committee", "cpr", build_cpr_learner, memory=committee_memory)

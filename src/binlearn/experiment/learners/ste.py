@@ -4,126 +4,106 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from binlearn.binary import BinarySign, Heaviside, Sign
-from binlearn.experiment.config import ConfigError, register_model_config, register_rule_config
+from binlearn.experiment.config import (
+    ConfigError,
+    ScheduleConfig,
+    Settings,
+    register_model_config,
+    register_rule_config,
+    setting,
+)
 from binlearn.experiment.learner import Reducer
 from binlearn.experiment.learners.optimizer_state import load_optimizer_state
 from binlearn.experiment.registry import register_learner
+from binlearn.experiment.schedule import Schedule
 from binlearn.nn import QCFS, BinaryConv2d, BinaryLinear, convnet, mlp
 from binlearn.rules import STE
 
-__all__ = ["MLPConfig", "ConvNetConfig", "STEConfig", "STELearner", "build_mlp", "build_convnet"]
+__all__ = ["MLPConfig", "ConvNetConfig", "STEConfig", "STEOptimizerConfig", "STELearner", "build_mlp",
+           "build_convnet"]
 
 _WEIGHTS = ("float", "binary")
 _ACTIVATIONS = ("relu", "hardtanh", "sign", "heaviside", "qcfs")
 
 
 @dataclass
-class MLPConfig:
+class MLPConfig(Settings):
     """A feed-forward MLP. ``weights``: float | binary (α·sign(w), α = mean|w| per layer).
     ``activations``: relu | hardtanh (float), sign | heaviside (binary, STE gradient) or qcfs
     (the quantisation-clip-floor-shift activation of Bu et al. 2022 with ``qcfs_levels`` L and
     a trained λ starting at ``qcfs_threshold``; a source for low-latency spiking conversion)."""
 
-    hidden: list[int] = field(default_factory=lambda: [256])
-    weights: str = "binary"
-    activations: str = "relu"
+    SECTION: ClassVar[str] = "model"
+
+    hidden: list[int] = setting(factory=lambda: [256], ge=1, nonempty=True)
+    weights: str = setting("binary", choices=_WEIGHTS)
+    activations: str = setting("relu", choices=_ACTIVATIONS)
     batch_norm: bool = True
-    dropout: float = 0.0
+    dropout: float = setting(0.0, ge=0, lt=1)
     binary_first_layer: bool = True
     binary_last_layer: bool = True
-    weight_scale: str = "mean"
+    weight_scale: str = setting("mean", choices=BinarySign.SCALES)
     """α of binary weights: mean (one per layer) | unit (one per output unit) | none (α = 1)."""
-    qcfs_levels: int = 4
-    qcfs_threshold: float = 2.0
-
-    def __post_init__(self) -> None:
-        _check_qcfs(self.qcfs_levels, self.qcfs_threshold)
-        if self.weight_scale not in BinarySign.SCALES:
-            raise ConfigError(f"model.weight_scale={self.weight_scale!r}; "
-                              f"valid: {', '.join(BinarySign.SCALES)}")
-        if self.weights not in _WEIGHTS:
-            raise ConfigError(f"model.weights={self.weights!r}; valid: {', '.join(_WEIGHTS)}")
-        if self.activations not in _ACTIVATIONS:
-            raise ConfigError(f"model.activations={self.activations!r}; valid: {', '.join(_ACTIVATIONS)}")
-        if not self.hidden or any(h < 1 for h in self.hidden):
-            raise ConfigError(f"model.hidden must be a non-empty list of positive sizes, got {self.hidden}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
-
-
-def _check_qcfs(levels: int, threshold: float) -> None:
-    if levels < 1:
-        raise ConfigError(f"model.qcfs_levels must be >= 1, got {levels}")
-    if not threshold > 0:
-        raise ConfigError(f"model.qcfs_threshold must be > 0, got {threshold}")
+    qcfs_levels: int = setting(4, ge=1, le=65536)
+    qcfs_threshold: float = setting(2.0, gt=0)
 
 
 @dataclass
-class ConvNetConfig:
+class ConvNetConfig(Settings):
     """A small VGG-style convnet (:func:`~binlearn.nn.convnet`): 3×3 convolutions without bias
     in ``stages`` (a 2×2 pool closes each stage, placed before the activation), then two linear
     layers (``hidden`` units, then the classes). ``pool``: avg (convertible to spikes) | max.
     ``weights``, ``weight_scale``, ``activations``, ``qcfs_*`` as for the MLP; first and last
     layers stay float unless ``binary_first_layer`` / ``binary_last_layer``."""
 
-    stages: list[list[int]] = field(default_factory=lambda: [[32], [64]])
-    hidden: int = 256
-    weights: str = "binary"
-    weight_scale: str = "unit"
-    activations: str = "relu"
+    SECTION: ClassVar[str] = "model"
+
+    stages: list[list[int]] = setting(factory=lambda: [[32], [64]], ge=1, nonempty=True)
+    hidden: int = setting(256, ge=1)
+    weights: str = setting("binary", choices=_WEIGHTS)
+    weight_scale: str = setting("unit", choices=BinarySign.SCALES)
+    activations: str = setting("relu", choices=_ACTIVATIONS)
     batch_norm: bool = True
-    pool: str = "avg"
-    dropout: float = 0.0
+    pool: str = setting("avg", choices=("avg", "max"))
+    dropout: float = setting(0.0, ge=0, lt=1)
     binary_first_layer: bool = False
     binary_last_layer: bool = False
-    qcfs_levels: int = 4
-    qcfs_threshold: float = 2.0
+    qcfs_levels: int = setting(4, ge=1, le=65536)
+    qcfs_threshold: float = setting(2.0, gt=0)
 
-    def __post_init__(self) -> None:
-        _check_qcfs(self.qcfs_levels, self.qcfs_threshold)
-        if self.weight_scale not in BinarySign.SCALES:
-            raise ConfigError(f"model.weight_scale={self.weight_scale!r}; "
-                              f"valid: {', '.join(BinarySign.SCALES)}")
-        if self.weights not in _WEIGHTS:
-            raise ConfigError(f"model.weights={self.weights!r}; valid: {', '.join(_WEIGHTS)}")
-        if self.activations not in _ACTIVATIONS:
-            raise ConfigError(f"model.activations={self.activations!r}; valid: {', '.join(_ACTIVATIONS)}")
-        if self.pool not in ("avg", "max"):
-            raise ConfigError(f"model.pool={self.pool!r}; valid: avg, max")
-        if not self.stages or any(not stage or any(c < 1 for c in stage) for stage in self.stages):
+    def check(self) -> None:
+        if any(not stage for stage in self.stages):
             raise ConfigError(f"model.stages must be non-empty lists of positive widths, got {self.stages}")
-        if self.hidden < 1:
-            raise ConfigError(f"model.hidden must be >= 1, got {self.hidden}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass
-class STEConfig:
-    """Optimizer for the latent weights: adam | sgd; ``lr_decay`` multiplies lr every epoch."""
+class STEConfig(Settings):
+    """The STE estimator: back-prop through the quantizers (straight-through gradients);
+    ``clip_latent`` keeps the latent weights of binary layers in [−1, 1] after each step."""
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    lr_decay: float = 1.0
+    SECTION: ClassVar[str] = "rule"
+
     clip_latent: bool = True
 
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("adam", "sgd"):
-            raise ConfigError(f"rule.optimizer={self.optimizer!r}; valid: adam, sgd")
-        if not self.lr > 0:
-            raise ConfigError(f"rule.lr must be > 0, got {self.lr}")
-        if not 0 < self.lr_decay <= 1:
-            raise ConfigError(f"rule.lr_decay must be in (0, 1], got {self.lr_decay}")
+
+@dataclass
+class STEOptimizerConfig(Settings):
+    """The optimizer of the latent weights: ``name`` adam | sgd (``momentum``: sgd only)."""
+
+    SECTION: ClassVar[str] = "optimizer"
+
+    name: str = setting("adam", choices=("adam", "sgd"))
+    lr: float = setting(1e-3, gt=0)
+    momentum: float = setting(0.9, ge=0, lt=1)
+    weight_decay: float = setting(0.0, ge=0)
 
 
 def _activation(cfg: MLPConfig | ConvNetConfig) -> Callable[[], nn.Module]:
@@ -158,18 +138,22 @@ def build_convnet(cfg: ConvNetConfig, input_shape: tuple[int, ...], num_classes:
 
 
 class STELearner:
-    """Model + STE rule + optimizer. Gradients are averaged over ranks before each step."""
+    """Model + STE rule + optimizer + schedule. Gradients are averaged over ranks before each step."""
 
-    def __init__(self, model: nn.Module, cfg: STEConfig) -> None:
+    def __init__(self, model: nn.Module, cfg: STEConfig | None = None,
+                 optimizer: STEOptimizerConfig | None = None, schedule: ScheduleConfig | None = None) -> None:
+        cfg, optimizer = cfg or STEConfig(), optimizer or STEOptimizerConfig()
         self.model, self.cfg, self.rule = model, cfg, STE()
         params = model.parameters()
         self.optimizer: torch.optim.Optimizer
-        if cfg.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if optimizer.name == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=optimizer.lr, weight_decay=optimizer.weight_decay)
         else:
-            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                                             weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, cfg.lr_decay)
+            self.optimizer = torch.optim.SGD(params, lr=optimizer.lr, momentum=optimizer.momentum,
+                                             weight_decay=optimizer.weight_decay)
+        self.schedule = Schedule(schedule or ScheduleConfig())
+        self.schedule.drive_rates(self.optimizer)
+        self.epochs_done = 0
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> dict[str, float]:
         self.model.train()
@@ -199,41 +183,47 @@ class STELearner:
         for name, buffer in self.model.named_buffers():
             if buffer.is_floating_point() and "running" in name:
                 buffer.copy_(reducer.mean(buffer.clone()))
-        lr = self.optimizer.param_groups[0]["lr"]
-        self.scheduler.step()
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
+        self.epochs_done += 1
+        self.schedule.apply(self.epochs_done)
         return {"lr": lr}
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict()}
+                "epochs_done": self.epochs_done}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         load_optimizer_state(self.optimizer, state["optimizer"])  # the config's lr, the saved moments
-        self.scheduler.load_state_dict(state["scheduler"])
-        # The schedule of this config over the epochs done: lr · γ^k, multiplied out step by
-        # step as ExponentialLR does (so an unchanged config resumes bit for bit).
-        self.scheduler.base_lrs = [self.cfg.lr] * len(self.optimizer.param_groups)
-        self.scheduler.gamma = self.cfg.lr_decay
-        for group in self.optimizer.param_groups:
-            lr = self.cfg.lr
-            for _ in range(self.scheduler.last_epoch):
-                lr *= self.cfg.lr_decay
-            group["lr"] = lr
-        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        # checkpoints written before the shared schedule kept torch's ExponentialLR state,
+        # whose last_epoch counts the epochs done
+        self.epochs_done = int(state["epochs_done"] if "epochs_done" in state
+                               else state["scheduler"]["last_epoch"])
+        self.schedule.apply(self.epochs_done)  # this config's schedule over the epochs done
+
 
 def build_ste_learner(model_cfg: MLPConfig, rule_cfg: STEConfig, input_shape: tuple[int, ...],
-                      num_classes: int, device: torch.device) -> STELearner:
-    return STELearner(build_mlp(model_cfg, input_shape, num_classes).to(device), rule_cfg)
+                      num_classes: int, device: torch.device, optimizer: STEOptimizerConfig | None = None,
+                      schedule: ScheduleConfig | None = None) -> STELearner:
+    model = build_mlp(model_cfg, input_shape, num_classes).to(device)
+    return STELearner(model, rule_cfg, optimizer, schedule)
+
+
+def mlp_memory(cfg: MLPConfig, input_shape: tuple[int, ...], num_classes: int) -> int:
+    """Bytes of an MLP's float32 weights, gradients and two optimizer moments (Adam)."""
+    sizes = [math.prod(input_shape), *cfg.hidden, num_classes]
+    return 16 * sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
 
 
 def build_convnet_learner(model_cfg: ConvNetConfig, rule_cfg: STEConfig, input_shape: tuple[int, ...],
-                          num_classes: int, device: torch.device) -> STELearner:
-    return STELearner(build_convnet(model_cfg, input_shape, num_classes).to(device), rule_cfg)
+                          num_classes: int, device: torch.device, optimizer: STEOptimizerConfig | None = None,
+                          schedule: ScheduleConfig | None = None) -> STELearner:
+    model = build_convnet(model_cfg, input_shape, num_classes).to(device)
+    return STELearner(model, rule_cfg, optimizer, schedule)
 
 
 register_model_config("mlp", MLPConfig)
 register_model_config("convnet", ConvNetConfig)
-register_rule_config("ste", STEConfig)
-register_learner("mlp", "ste", build_ste_learner)
+register_rule_config("ste", STEConfig, optimizer=STEOptimizerConfig)
+register_learner("mlp", "ste", build_ste_learner, memory=mlp_memory)
 register_learner("convnet", "ste", build_convnet_learner)

@@ -1,0 +1,82 @@
+"""Run directories written by the previous config layout (optimizer and schedule keys under
+[rule]) still evaluate, export and resume. The fixtures were written by binlearn before the
+[optimizer] / [schedule] split (git cef911e): a binary-weight EP run (Bop, cosine schedule with
+flip annealing, even/odd relaxation) and a binary STE run (Adam, lr_decay 0.9, torch's
+ExponentialLR state in its checkpoint), each trained for one epoch on the embedded digits."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from binlearn.cli import main
+from binlearn.experiment import load_config, train
+from binlearn.experiment.config import OLD_RULE_KEYS, upgrade_old_layout
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _copy(tmp_path: Path, name: str) -> Path:
+    run = tmp_path / name
+    shutil.copytree(FIXTURES / name, run)
+    return run
+
+
+def _notes(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "old config layout" in line]
+
+
+@pytest.mark.parametrize("name", ["old-layout-ep-run", "old-layout-ste-run"])
+def test_old_run_directory_evaluates_as_it_trained(tmp_path, capsys, name):
+    run = _copy(tmp_path, name)
+    assert main(["eval", str(run), "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["accuracy"] == json.loads((run / "summary.json").read_text())["test_accuracy"]
+    assert len(_notes(out.err)) == 1 and out.err.count("\n") == 1
+
+
+def test_old_ep_run_directory_exports_bit_exactly(tmp_path, capsys):
+    run = _copy(tmp_path, "old-layout-ep-run")
+    assert main(["export", str(run), "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["verified"]["identical"] == summary["verified"]["samples"] == 360
+
+
+@pytest.mark.parametrize("name", ["old-layout-ep-run", "old-layout-ste-run"])
+def test_old_run_directory_resumes_as_the_new_layout_would_have_trained(tmp_path, capsys, name):
+    """Resumed for a second epoch, the old run equals a fresh two-epoch run of the same
+    config read in the new layout, bit for bit (for STE: torch's ExponentialLR state becomes
+    the shared schedule's epoch count); afterwards its config.toml is in the new layout."""
+    run = _copy(tmp_path, name)
+    assert main(["train", "--resume", str(run), "--set", "train.epochs=2", "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert len(_notes(out.err)) == 1
+    fresh = train(load_config(FIXTURES / name / "config.toml", ["train.epochs=2"]), tmp_path / "fresh",
+                  quiet=True)
+    resumed = json.loads(out.out)
+    assert resumed["test_accuracy"] == fresh["test_accuracy"]
+    ours = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    theirs = [json.loads(line) for line in (tmp_path / "fresh" / "metrics.jsonl").read_text().splitlines()]
+    for record in (*ours, *theirs):
+        record.pop("epoch_seconds")
+    assert ours == theirs
+    table = tomllib.loads((run / "config.toml").read_text())
+    assert "optimizer" in table and "schedule" in table and not set(table["rule"]) & set(OLD_RULE_KEYS)
+    capsys.readouterr()
+    assert main(["eval", str(run), "--quiet"]) == 0
+    assert not _notes(capsys.readouterr().err)
+
+
+def test_old_layout_mapping_moves_every_old_key():
+    old = tomllib.loads((FIXTURES / "old-layout-ep-run" / "config.toml").read_text())
+    new, moved = upgrade_old_layout(old)
+    assert sorted(moved) == sorted(k for k in old["rule"] if k in OLD_RULE_KEYS)
+    assert new["optimizer"]["name"] == "bop" and new["rule"]["relaxation"] == "even_odd"
+    assert new["schedule"]["cosine_epochs"] == 3 and new["schedule"]["anneal_flips"] is True
+    assert upgrade_old_layout(new) == (new, [])
