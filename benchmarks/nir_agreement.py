@@ -23,47 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch import nn
 
 from binlearn.experiment.nir_export import NIR_CONVERSION, convert_for_nir
 from binlearn.experiment.trained import load_trained
 from binlearn.spiking import simulate
-from binlearn.spiking.nir import read_nir, to_nir, write_nir
-
-
-def reader(graph):
-    """nirtorch + snnTorch, every node mapped by NIR's definition of it."""
-    import nir
-    import nirtorch
-    import snntorch as snn
-
-    def leaky(node):
-        if not (np.all(node.r == 1) and np.all(node.v_reset == 0)):
-            raise ValueError("this mapping reads IF(r = 1, v_reset = 0) only")
-        return snn.Leaky(beta=1.0, threshold=torch.from_numpy(np.asarray(node.v_threshold, dtype=np.float32)),
-                         reset_mechanism="zero", reset_delay=False, init_hidden=True)
-
-    def affine(node):
-        module = nn.Linear(node.weight.shape[1], node.weight.shape[0])
-        module.weight.data, module.bias.data = torch.from_numpy(node.weight), torch.from_numpy(node.bias)
-        return module
-
-    def flatten(node):
-        return nn.Flatten(node.start_dim + 1, node.end_dim if node.end_dim < 0 else node.end_dim + 1)
-
-    return nirtorch.nir_to_torch(graph, {nir.IF: leaky, nir.Affine: affine, nir.Flatten: flatten})
-
-
-@torch.no_grad()
-def reader_predictions(graph, x: torch.Tensor, steps: int) -> torch.Tensor:
-    module, total, predictions = reader(graph), None, []
-    for _ in range(steps):
-        output, _ = module(x)
-        total = output.clone() if total is None else total + output
-        predictions.append(total.argmax(dim=1))
-    return torch.stack(predictions)
+from binlearn.spiking.nir import read_nir, reference_predictions, to_nir, write_nir
 
 
 def main() -> None:
@@ -88,7 +53,7 @@ def main() -> None:
     same_every_step = same_last = correct_reader = correct_binlearn = 0
     for first in range(0, len(x), args.batch_size):
         images, labels = x[first:first + args.batch_size], y[first:first + args.batch_size]
-        got = reader_predictions(graph, images, args.timesteps)
+        got = reference_predictions(graph, images, args.timesteps)
         expected = simulate(network, images, args.timesteps, delay=False).predictions()
         same_every_step += int((got == expected).all(dim=0).sum())
         same_last += int((got[-1] == expected[-1]).sum())

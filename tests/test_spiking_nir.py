@@ -21,7 +21,14 @@ from binlearn.experiment.nir_export import CALIBRATION_IMAGES, PERCENTILE, SEED
 from binlearn.experiment.trained import load_trained
 from binlearn.spiking import IF, Integrator, SpikingLayer, SpikingNetwork, simulate
 from binlearn.spiking.convert import convert
-from binlearn.spiking.nir import NIRExportError, graph_differences, read_nir, to_nir, write_nir
+from binlearn.spiking.nir import (
+    NIRExportError,
+    graph_differences,
+    read_nir,
+    reference_predictions,
+    to_nir,
+    write_nir,
+)
 
 nir = pytest.importorskip("nir")
 
@@ -108,39 +115,10 @@ def test_a_round_trip_through_nir_write_and_read_gives_the_same_graph(tmp_path, 
     assert mlp["fc1.if"].v_threshold.shape == (64,) and np.unique(mlp["fc1.if"].v_threshold).size > 1
 
 
-def _reader(graph):
-    """nirtorch's graph interpreter with snnTorch's neurons, mapped by NIR's definitions:
-    IF(r, θ, v_reset = 0) -> snn.Leaky(β = 1, threshold θ per unit, reset to zero, in the same
-    step); Affine -> torch Linear; Flatten(start_dim, end_dim) of one sample -> the same over a
-    batch (dims + 1)."""
-    nirtorch = pytest.importorskip("nirtorch")
-    snn = pytest.importorskip("snntorch")
-
-    def leaky(node):
-        assert np.all(node.r == 1) and np.all(node.v_reset == 0)
-        return snn.Leaky(beta=1.0, threshold=torch.from_numpy(np.asarray(node.v_threshold, dtype=np.float32)),
-                         reset_mechanism="zero", reset_delay=False, init_hidden=True)
-
-    def affine(node):
-        module = nn.Linear(node.weight.shape[1], node.weight.shape[0])
-        module.weight.data, module.bias.data = torch.from_numpy(node.weight), torch.from_numpy(node.bias)
-        return module
-
-    def flatten(node):
-        return nn.Flatten(node.start_dim + 1, node.end_dim if node.end_dim < 0 else node.end_dim + 1)
-
-    return nirtorch.nir_to_torch(graph, {nir.IF: leaky, nir.Affine: affine, nir.Flatten: flatten})
-
-
-@torch.no_grad()
 def _reader_predictions(graph, x: torch.Tensor, steps: int) -> torch.Tensor:
-    reader = _reader(graph)
-    total, predictions = None, []
-    for _ in range(steps):  # the image as the input at every step (direct encoding)
-        output, _ = reader(x)
-        total = output.clone() if total is None else total + output  # binlearn's output integrator
-        predictions.append(total.argmax(dim=1))
-    return torch.stack(predictions)
+    pytest.importorskip("nirtorch")
+    pytest.importorskip("snntorch")
+    return reference_predictions(graph, x, steps)
 
 
 def test_snntorch_and_nirtorch_run_the_exported_reset_to_zero_mlp_like_binlearn(tmp_path, mnist, trained):

@@ -51,7 +51,8 @@ from torch import nn
 from binlearn.spiking.network import SpikingLayer, SpikingNetwork, weighted_op
 from binlearn.spiking.neurons import IF
 
-__all__ = ["POOLINGS", "NIRExportError", "to_nir", "write_nir", "read_nir", "describe", "graph_differences"]
+__all__ = ["POOLINGS", "NIRExportError", "to_nir", "write_nir", "read_nir", "describe", "graph_differences",
+           "reference_reader", "reference_predictions"]
 
 POOLINGS = ("sum", "avg")
 
@@ -237,3 +238,55 @@ def graph_differences(a, b) -> list[str]:
             if isinstance(value, np.ndarray) and not np.array_equal(value, getattr(other, key, np.array([]))):
                 differences.append(f"{name}.{key} differs")
     return differences
+
+
+def reference_reader(graph) -> nn.Module:
+    """An independent reader of exported graphs: nirtorch's graph interpreter with snnTorch's
+    neurons, each node mapped by NIR's own definition of it (used by the tests and
+    ``benchmarks/nir_agreement.py`` to check that a reader runs an export as binlearn does)::
+
+        IF(r = 1, θ, v_reset = 0) -> snn.Leaky(β = 1, threshold θ per unit, reset to zero, same step)
+        Affine(W, b)               -> nn.Linear with W, b
+        Flatten(start, end)        -> nn.Flatten over a batch (dims + 1; NIR shapes have no batch axis)
+
+    snnTorch's own ``import_from_nir`` cannot read these graphs (it refuses per-unit
+    thresholds), hence the mapping. Needs ``nirtorch`` and ``snntorch`` (the test extra).
+    """
+    nir = _nir()
+    try:
+        import nirtorch
+        import snntorch as snn
+    except ImportError:
+        raise NIRExportError("the reference reader needs nirtorch and snntorch: "
+                             "pip install -e '.[test]'") from None
+
+    def leaky(node):
+        if not (np.all(node.r == 1) and np.all(node.v_reset == 0)):
+            raise NIRExportError("the reference reader reads IF(r = 1, v_reset = 0) only")
+        return snn.Leaky(beta=1.0, threshold=torch.from_numpy(np.asarray(node.v_threshold, dtype=np.float32)),
+                         reset_mechanism="zero", reset_delay=False, init_hidden=True)
+
+    def affine(node):
+        module = nn.Linear(node.weight.shape[1], node.weight.shape[0])
+        module.weight.data, module.bias.data = torch.from_numpy(node.weight), torch.from_numpy(node.bias)
+        return module
+
+    def flatten(node):
+        return nn.Flatten(node.start_dim + 1, node.end_dim if node.end_dim < 0 else node.end_dim + 1)
+
+    return nirtorch.nir_to_torch(graph, {nir.IF: leaky, nir.Affine: affine, nir.Flatten: flatten})
+
+
+@torch.no_grad()
+def reference_predictions(graph, x: torch.Tensor, steps: int) -> torch.Tensor:
+    """Class per image after each of ``steps`` steps, ``(steps, batch)``, as
+    :func:`reference_reader` runs ``graph`` with the image as the input of every step (direct
+    encoding) and the output accumulated (binlearn's output integrator)."""
+    reader = reference_reader(graph)
+    total: torch.Tensor | None = None
+    predictions = []
+    for _ in range(steps):
+        output, _ = reader(x)
+        total = output.clone() if total is None else total + output
+        predictions.append(total.argmax(dim=1))
+    return torch.stack(predictions)
