@@ -80,3 +80,11 @@ def test_old_layout_mapping_moves_every_old_key():
     assert new["optimizer"]["name"] == "bop" and new["rule"]["relaxation"] == "even_odd"
     assert new["schedule"]["cosine_epochs"] == 3 and new["schedule"]["anneal_flips"] is True
     assert upgrade_old_layout(new) == (new, [])
+
+
+def test_old_run_directory_is_read_in_the_new_layout_by_convert(tmp_path, capsys):
+    from binlearn.experiment.spiking import check_convertible
+
+    run = _copy(tmp_path, "old-layout-ste-run")
+    check_convertible(run)  # the old [rule] keys are moved, not refused as unknown keys
+    assert len(_notes(capsys.readouterr().err)) == 1

@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from binlearn.atomic import write_json
-from binlearn.experiment.config import ConfigError, config_from_dict, read_toml
+from binlearn.experiment.config import ConfigError, config_from_dict, read_config_file
 from binlearn.experiment.learners.ste import STELearner
 from binlearn.experiment.plots import pyplot, save_png
 from binlearn.experiment.runner import RunError, evaluate
@@ -75,7 +75,7 @@ def check_convertible(run_dir: Path) -> None:
         raise RunError(f"run directory not found: {run_dir}")
     if not (run_dir / "config.toml").is_file():
         raise RunError(f"{run_dir} is not a binlearn run directory (no config.toml)")
-    raw = read_toml(run_dir / "config.toml")
+    raw = read_config_file(run_dir / "config.toml")
     kind = raw.get("model", {}).get("kind", "mlp")
     rule = raw.get("rule", {}).get("name", "ste")
     if kind == "energy":
@@ -114,7 +114,8 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
     the same latency plot. Raises ConversionError / RunError / ConfigError (one line each).
     """
     run_dir = Path(run_dir)
-    if (run_dir / "config.toml").is_file() and is_spiking_ep_config(read_toml(run_dir / "config.toml")):
+    config_path = run_dir / "config.toml"
+    if config_path.is_file() and is_spiking_ep_config(read_config_file(config_path)):
         # a binary EP network is already a spiking network: read it as one (binlearn.spiking.ep)
         return convert_ep_run(run_dir, settings, output, quiet=quiet)
     check_convertible(run_dir)
