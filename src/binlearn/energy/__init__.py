@@ -31,6 +31,7 @@ from binlearn.energy.relax import (
     nudge_placement,
     prepare,
     relax,
+    relax_until,
     relax_step,
     steps_to_fixed_point,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "DivergenceError",
     "prepare",
     "relax",
+    "relax_until",
     "relax_step",
     "steps_to_fixed_point",
 ]

@@ -293,14 +293,33 @@ class ConvPool(Coupling):
         """∂Φ_c/∂top = maxpool(W ∗ bottom) + b; also returns the pooling cache.
 
         bottom: (batch, in_channels, H, W); returns (batch, out_channels, H', W').
-        ``ordered`` and ``rows`` are accepted for the common interface and ignored (one α per channel is
-        folded into the weights; convolutions are not exported).
+        ``ordered`` (binary weights): maxpool(fl(fl(α_c · n) + b_c)) from the exact integer
+        convolution n = s ∗ bottom of the coupling's own signs and scales (``weight`` is then
+        not read), as :meth:`ordered_conv` states; ``rows`` is accepted for the common
+        interface and ignored.
         """
+        if ordered:
+            return self.pool_drive(self.scale_integer_drive(self.ordered_conv(bottom), bias))
         if alpha != 1.0:
             weight = weight * alpha
-        convolved = F.conv2d(bottom, weight, bias, padding=self.padding)
+        return self.pool_drive(F.conv2d(bottom, weight, bias, padding=self.padding))
+
+    def ordered_conv(self, bottom: torch.Tensor) -> torch.Tensor:
+        """n = s ∗ bottom, the ±1 signs' convolution (no bias): exact integers in float32 for
+        {0, 1} or ±1 ``bottom`` (|n| ≤ in_channels·k² < 2^24), whatever the summation order."""
+        return F.conv2d(bottom, self.weight.to(bottom.dtype), None, padding=self.padding)
+
+    def scale_integer_drive(self, integers: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """fl(fl(α_c · n) + b_c) per output channel, as two float32 operations (a new tensor
+        with ``integers``' memory layout)."""
+        assert self.scale is not None, "ordered drives need binary weights"
+        shape = (1, -1, 1, 1)
+        return (integers * self.scale.view(shape)).add_(bias.view(shape))
+
+    def pool_drive(self, convolved: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """(maxpool(convolved), (indices, conv size)); contiguous NCHW results on any input layout."""
         if self.pool == 1:
-            return convolved, (None, convolved.shape[-2:])
+            return convolved.contiguous(), (None, convolved.shape[-2:])
         if convolved.device.type == "cpu":
             # the CPU's max pooling with indices is 10-14x faster on channels-last data (it
             # vectorises over channels); the same maxima and the same (first-maximum) indices
@@ -310,7 +329,29 @@ class ConvPool(Coupling):
         pooled, indices = F.max_pool2d(convolved, self.pool, return_indices=True)
         return pooled, (indices, convolved.shape[-2:])
 
-    def _unpool(self, top: torch.Tensor, cache: tuple) -> torch.Tensor:
+    def ordered_exact(self) -> bool:
+        """Whether the ordered down-drive Σ_c α_c s_c ∗ top (α_c ⊙ s in float64) is exact.
+
+        Every α_c (float32) is a multiple of u = ulp(min α); each output sums at most
+        out_channels·k² terms ±α_c, so every partial sum is an integer multiple of u below
+        out_channels·k²·max α, exact in float64 while that is ≤ 2^53 u. The float32 result
+        is then the correct rounding of the exact sum, the same for any summation order.
+        """
+        if self.scale is None:
+            return False
+        alpha = self.scale.detach().double()
+        low, high = float(alpha.min()), float(alpha.max())
+        if not low > 0:
+            return False
+        ulp = 2.0 ** (math.floor(math.log2(low)) - 23)
+        return self.out_channels * self.kernel_size ** 2 * high <= 2.0 ** 53 * ulp
+
+    def ordered_transposed_weight(self) -> torch.Tensor:
+        """α ⊙ s in float64 (exact), the weight of the ordered down-drive."""
+        assert self.scale is not None, "ordered drives need binary weights"
+        return self.weight.double() * self.scale.double().view(self._scale_view)
+
+    def unpool(self, top: torch.Tensor, cache: tuple) -> torch.Tensor:
         indices, size = cache
         if indices is None:
             return top
@@ -319,11 +360,22 @@ class ConvPool(Coupling):
     def drive_down(self, top: torch.Tensor, weight: torch.Tensor, cache: Any,
                    base: torch.Tensor, out: torch.Tensor | None = None,
                    alpha: float = 1.0, ordered: bool = False, sparse: bool = False) -> torch.Tensor:
-        """base + ∂Φ_c/∂bottom = base + Wᵀ ∗ unpool(top) (gradient routed to the maxima);
-        ``ordered`` and ``sparse`` are ignored, as in :meth:`drive_up`."""
-        if alpha != 1.0:
-            weight = weight * alpha
-        down = F.conv_transpose2d(self._unpool(top, cache), weight, padding=self.padding)
+        """base + ∂Φ_c/∂bottom = base + Wᵀ ∗ unpool(top) (gradient routed to the maxima).
+
+        ``ordered`` (binary weights, {0, 1} ``top``): fl(fl(Wᵀ ∗ unpool(top)) + base), the
+        transposed convolution computed exactly in float64 with W = α ⊙ s
+        (:meth:`ordered_exact` states when it is) and rounded once, so any exact method (the
+        event-driven one of :mod:`binlearn.energy.events`) gives the same float32 numbers;
+        ``sparse`` is ignored.
+        """
+        if ordered:
+            exact = F.conv_transpose2d(self.unpool(top, cache).double(), self.ordered_transposed_weight(),
+                                       padding=self.padding)
+            down = exact.to(base.dtype)
+        else:
+            if alpha != 1.0:
+                weight = weight * alpha
+            down = F.conv_transpose2d(self.unpool(top, cache), weight, padding=self.padding)
         return torch.add(base, down, out=out) if out is not None else base + down
 
     def phi(self, bottom: torch.Tensor, top: torch.Tensor, weight: torch.Tensor,
@@ -335,7 +387,7 @@ class ConvPool(Coupling):
     def derivatives(self, bottom: torch.Tensor, top: torch.Tensor,
                     cache: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """(∂Φ_c/∂W, ∂Φ_c/∂b) summed over the batch, at the pooling positions in ``cache``."""
-        routed = self._unpool(top, cache)
+        routed = self.unpool(top, cache)
         weight_derivative = torch.nn.grad.conv2d_weight(
             bottom, self.weight.shape, routed, padding=self.padding)
         return weight_derivative, top.sum(dim=(0, 2, 3))

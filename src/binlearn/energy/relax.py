@@ -36,7 +36,8 @@ from typing import ClassVar, NamedTuple
 import torch
 
 from binlearn.energy.costs import Cost
-from binlearn.energy.couplings import Dense
+from binlearn.energy.couplings import ConvPool, Dense
+from binlearn.energy.events import EventConvPool
 from binlearn.energy.network import EnergyNet
 from binlearn.energy.state import EnergyState
 
@@ -44,7 +45,7 @@ __all__ = [
     "SYNCHRONOUS", "EVEN_ODD", "SCHEDULES", "NUDGE_PLACEMENTS",
     "NudgePlacement", "DriveNudge", "StateNudge", "FreeDriveNudge", "DRIVE_NUDGE", "nudge_placement",
     "Nudge", "RelaxationContext", "DivergenceError",
-    "StepRecord", "prepare", "relax", "relax_step", "schedule_groups", "check_schedule",
+    "StepRecord", "prepare", "relax", "relax_until", "relax_step", "schedule_groups", "check_schedule",
     "steps_to_fixed_point", "ordered_couplings",
 ]
 
@@ -194,6 +195,10 @@ class RelaxationContext(NamedTuple):
             add each (:func:`~binlearn.binary.kernels.sparse.sparse_binary_product`).
         sparse_products: let ordered products of sparse binary activations be row adds
             (the same numbers as the GEMM; False: always the GEMM).
+        event_tables: per coupling, the scatter tables of its event-driven drives (ordered
+            convolutions on the CPU when ``sparse_products``; None elsewhere): the relaxation
+            loop then updates those drives from the units that changed
+            (:class:`~binlearn.energy.events.EventConvPool`, the same numbers).
     """
 
     weights: tuple[torch.Tensor, ...]
@@ -204,6 +209,7 @@ class RelaxationContext(NamedTuple):
     ordered: tuple[bool, ...]
     rows_up: tuple[torch.Tensor | None, ...] = ()
     sparse_products: bool = False
+    event_tables: tuple[tuple | None, ...] = ()
 
 
 def check_schedule(schedule: str) -> str:
@@ -223,17 +229,25 @@ def schedule_groups(schedule: str, count: int) -> list[list[int]]:
 
 def ordered_couplings(net: EnergyNet) -> tuple[bool, ...]:
     """Per coupling: True for a dense coupling with ±1 weights and one α between binary
-    neurons (the input side counts as binary: the input is data).
+    neurons (the input side counts as binary: the input is data), and for a convolution
+    with ±1 weights between two binary hidden layers whose float64 down-drive is exact
+    (:meth:`~binlearn.energy.couplings.ConvPool.ordered_exact`).
 
     Its products are then exact integers, and the relaxation computes each drive as
     fl(fl(α·n) + base) in separate float32 operations instead of one fused ``addmm``, so
-    that the packed format's integer relaxation reproduces the states bit for bit. Couplings
+    that the packed format's integer relaxation reproduces the states bit for bit; an ordered
+    convolution's up-drive is fl(fl(α_c·n) + b_c) from the integer convolution n and its
+    down-drive the float64-exact transposed convolution rounded once, so that its
+    event-driven twin (:mod:`binlearn.energy.events`) gives the same numbers. Couplings
     between float neurons keep the fused (faster) product.
     """
     flags = []
     for index, coupling in enumerate(net.couplings):
-        single_alpha = coupling.scale is not None and coupling.scale.numel() == 1
         binary_sides = net.neurons[index].binary and (index == 0 or net.neurons[index - 1].binary)
+        if isinstance(coupling, ConvPool):
+            flags.append(bool(index > 0 and binary_sides and coupling.ordered_exact()))
+            continue
+        single_alpha = coupling.scale is not None and coupling.scale.numel() == 1
         flags.append(bool(single_alpha and binary_sides))
     return tuple(flags)
 
@@ -270,8 +284,12 @@ def prepare(net: EnergyNet, x: torch.Tensor, weights=None, biases=None,
                     if index > 0 and ordered[index] and isinstance(coupling, Dense)
                     and weight.device.type == "cpu" and sparse_products else None
                     for index, (coupling, weight) in enumerate(zip(net.couplings, weights, strict=True)))
+    event_tables = tuple(EventConvPool.tables_for(coupling)
+                         if ordered[index] and isinstance(coupling, ConvPool)
+                         and x.device.type == "cpu" and sparse_products else None
+                         for index, coupling in enumerate(net.couplings))
     return RelaxationContext(tuple(weights), tuple(biases), input_drive, input_cache,
-                             tuple(alphas), ordered, rows_up, bool(sparse_products))
+                             tuple(alphas), ordered, rows_up, bool(sparse_products), event_tables)
 
 
 def _first_bad_layer(layers) -> int | None:
@@ -366,10 +384,12 @@ def relax_step(net: EnergyNet, x: torch.Tensor, state: EnergyState, nudge: Nudge
 
 def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
          nudge: Nudge | None, schedule: str, check_each_step: bool, step_offset: int,
-         record: StepRecord | None = None) -> list:
+         record: StepRecord | None = None, tolerance: float | None = None) -> tuple[list, int]:
     """The fused relaxation loop on ``layers`` (working copies owned by this call): the
     steps of :func:`relax_step`, with each up-drive computed once per change of its bottom
-    layer and scratch buffers reused in place under ``torch.no_grad``."""
+    layer and scratch buffers reused in place under ``torch.no_grad``. Returns the layers
+    and the number of steps run (fewer than ``steps`` only when ``tolerance`` is met: the
+    step after which max |s_{t+1} − s_t| < tolerance over every layer and sample)."""
     inplace = not torch.is_grad_enabled()
     count = len(layers)
     couplings, neurons = net.couplings, net.neurons
@@ -387,21 +407,36 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
     if active is not None:
         push = active.placement.phase_push(active, layers[last])  # fixed for the whole phase
     scratch = [torch.empty_like(s) for s in layers] if inplace else None
+    tables = context.event_tables or (None,) * count
+    events = [EventConvPool(couplings[i], tables[i]) if inplace and tables[i] is not None else None
+              for i in range(count)]
+
+    def drive_up(index: int) -> None:  # ups[index], caches[index] from the current state
+        tracker = events[index]
+        if tracker is not None:
+            ups[index], caches[index] = tracker.drive_up(activations[index - 1], biases[index])
+        else:
+            ups[index], caches[index] = couplings[index].drive_up(
+                activations[index - 1], weights[index], biases[index],
+                alpha=alphas[index], ordered=ordered[index], rows=rows_up[index])
+
+    change = [torch.empty_like(s) for s in layers] if tolerance is not None else None
     for step in range(steps):
+        largest = 0.0
         for group in groups:
             for index in group:  # up-drives this group needs, from the current state
                 if index > 0 and ups[index] is None:
-                    ups[index], caches[index] = couplings[index].drive_up(
-                        activations[index - 1], weights[index], biases[index],
-                        alpha=alphas[index], ordered=ordered[index], rows=rows_up[index])
+                    drive_up(index)
                 if index < last and ups[index + 1] is None and couplings[index + 1].routes_down:
                     # max pooling routes the down-drive through the positions of the maxima
-                    ups[index + 1], caches[index + 1] = couplings[index + 1].drive_up(
-                        activations[index], weights[index + 1], biases[index + 1],
-                        alpha=alphas[index + 1], ordered=ordered[index + 1])
+                    drive_up(index + 1)
             new_layers = {}
             for index in group:
-                if index < last:
+                tracker = events[index + 1] if index < last else None
+                if tracker is not None:
+                    drive = tracker.drive_down(activations[index + 1], caches[index + 1], ups[index],
+                                               out=scratch[index] if scratch is not None else None)
+                elif index < last:
                     drive = couplings[index + 1].drive_down(
                         activations[index + 1], weights[index + 1], caches[index + 1],
                         ups[index], out=scratch[index] if scratch is not None else None,
@@ -424,6 +459,8 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
                 new_layers[index] = new
             for index in group:
                 old, new = layers[index], new_layers[index]
+                if change is not None:
+                    largest = max(largest, float(torch.sub(new, old, out=change[index]).abs_().max()))
                 layers[index] = new
                 if scratch is not None and new is scratch[index]:
                     scratch[index] = old
@@ -441,7 +478,9 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
                         f"{step_offset + step + 1}; lower the learning rates or β")
         if record is not None:
             record(step_offset + step + 1, tuple(layers))
-    return layers
+        if tolerance is not None and largest < tolerance:
+            return layers, step + 1
+    return layers, steps
 
 
 def relax(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
@@ -449,6 +488,8 @@ def relax(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
           context: RelaxationContext | None = None, step_offset: int = 0,
           record: StepRecord | None = None) -> EnergyState:
     """Run ``steps`` relaxation steps from ``state``; returns a new state (``state`` is kept).
+
+    :func:`relax_until` is the same loop with an optional convergence test.
 
     Args:
         net: the network.
@@ -469,9 +510,27 @@ def relax(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
     Raises:
         DivergenceError: a layer became NaN/inf (message names the layer and the step).
     """
+    return relax_until(net, x, state, steps, None, nudge, schedule, context, step_offset, record)[0]
+
+
+def relax_until(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
+                tolerance: float | None = None, nudge: Nudge | None = None,
+                schedule: str = SYNCHRONOUS, context: RelaxationContext | None = None,
+                step_offset: int = 0, record: StepRecord | None = None
+                ) -> tuple[EnergyState, int]:
+    """:func:`relax` with a convergence test: stop after the first step t with
+
+        max over layers, samples and units of |s_{t} − s_{t−1}| < tolerance
+
+    and return ``(state, steps run)``; ``tolerance=None`` runs all ``steps`` (then it is
+    :func:`relax`, bit for bit, and so are the first t steps of any run). The test costs one
+    elementwise pass and one device-to-host read per step. Other arguments as in :func:`relax`.
+    """
     check_schedule(schedule)
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    if tolerance is not None and not tolerance > 0:
+        raise ValueError(f"tolerance must be > 0 (or None: run every step), got {tolerance}")
     if nudge is not None and not isinstance(nudge.placement, NudgePlacement):
         raise TypeError(f"nudge placement must be a NudgePlacement (DriveNudge(), StateNudge(), "
                         f"FreeDriveNudge(); nudge_placement(name) maps the names "
@@ -481,13 +540,14 @@ def relax(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
     if context is None:
         context = prepare(net, x)
     working = [s.clone() for s in state.layers]
-    layers = _run(net, context, working, steps, nudge, schedule, False, step_offset, record)
+    layers, run = _run(net, context, working, steps, nudge, schedule, False, step_offset, record,
+                       tolerance)
     if _first_bad_layer(layers) is not None:
         # rare path: replay with a check after every step to name the layer and step
-        _run(net, context, [s.clone() for s in state.layers], steps, nudge, schedule, True,
+        _run(net, context, [s.clone() for s in state.layers], run, nudge, schedule, True,
              step_offset)
-        raise DivergenceError(f"relaxation diverged within {steps} steps")
-    return EnergyState(tuple(layers))
+        raise DivergenceError(f"relaxation diverged within {run} steps")
+    return EnergyState(tuple(layers)), run
 
 
 def steps_to_fixed_point(net: EnergyNet, x: torch.Tensor, schedule: str = SYNCHRONOUS,

@@ -23,7 +23,15 @@ from typing import NamedTuple
 import torch
 
 from binlearn.energy.network import EnergyNet
-from binlearn.energy.relax import DRIVE_NUDGE, Nudge, NudgePlacement, check_schedule, prepare, relax
+from binlearn.energy.relax import (
+    DRIVE_NUDGE,
+    Nudge,
+    NudgePlacement,
+    check_schedule,
+    prepare,
+    relax,
+    relax_until,
+)
 from binlearn.energy.relax import nudge_placement as placement_named
 from binlearn.energy.state import EnergyState
 
@@ -32,11 +40,13 @@ __all__ = ["EP", "EPResult", "parameter_derivative_difference"]
 
 class EPResult(NamedTuple):
     """gradients: {name: tensor} (loss gradients, batch mean); free_state: s⁰; beta: the
-    β used for this batch (signed, after the random sign)."""
+    β used for this batch (signed, after the random sign); free_steps: the free steps run
+    (T, or fewer when ``free_tolerance`` stopped the phase)."""
 
     gradients: dict[str, torch.Tensor]
     free_state: EnergyState
     beta: float
+    free_steps: int = 0
 
 
 def parameter_derivative_difference(net: EnergyNet, x: torch.Tensor, first: EnergyState,
@@ -58,11 +68,13 @@ def parameter_derivative_difference(net: EnergyNet, x: torch.Tensor, first: Ener
                 x, (first_acts[1] - second_acts[1]).mul_(factor), context.input_cache)
         else:
             weight, bias = context.weights[index], context.biases[index]
-            alpha = context.alphas[index]
+            alpha, ordered = context.alphas[index], context.ordered[index]
             first_cache = second_cache = None
-            if coupling.routes_down:
-                first_cache = coupling.drive_up(first_acts[index], weight, bias, alpha=alpha)[1]
-                second_cache = coupling.drive_up(second_acts[index], weight, bias, alpha=alpha)[1]
+            if coupling.routes_down:  # the pooling positions the relaxation used
+                first_cache = coupling.drive_up(first_acts[index], weight, bias, alpha=alpha,
+                                                ordered=ordered)[1]
+                second_cache = coupling.drive_up(second_acts[index], weight, bias, alpha=alpha,
+                                                 ordered=ordered)[1]
             weight_diff, bias_diff = coupling.derivatives(
                 first_acts[index], first_acts[index + 1] * factor, first_cache)
             weight_second, bias_second = coupling.derivatives(
@@ -95,13 +107,17 @@ class EP:
             ``"free_drive"``).
         sparse_products: products of sparse binary activations as row adds (bit-identical
             to the GEMM; False: always the GEMM).
+        free_tolerance: None (default: every free phase runs T steps) or a convergence
+            test: the free phase stops after the first step with max |Δs| < free_tolerance
+            (at most T steps; :func:`~binlearn.energy.relax_until`); the steps run are in
+            :attr:`EPResult.free_steps`.
     """
 
     def __init__(self, free_steps: int, nudged_steps: int, beta: float,
                  random_sign: bool = False, symmetric: bool = False,
                  schedule: str = "synchronous",
                  nudge_placement: NudgePlacement | str = DRIVE_NUDGE,
-                 sparse_products: bool = True) -> None:
+                 sparse_products: bool = True, free_tolerance: float | None = None) -> None:
         if free_steps < 1:
             raise ValueError(f"free_steps (T) must be >= 1, got {free_steps}")
         if nudged_steps < 1:
@@ -118,21 +134,32 @@ class EP:
             raise TypeError(f"nudge_placement must be a NudgePlacement or a name, got {nudge_placement!r}")
         self.nudge_placement: NudgePlacement = nudge_placement
         self.sparse_products = bool(sparse_products)
+        if free_tolerance is not None and not free_tolerance > 0:
+            raise ValueError(f"free_tolerance must be > 0 (or None), got {free_tolerance}")
+        self.free_tolerance = None if free_tolerance is None else float(free_tolerance)
 
     def __repr__(self) -> str:
         return (f"EP(free_steps={self.free_steps}, nudged_steps={self.nudged_steps}, "
                 f"beta={self.beta}, random_sign={self.random_sign}, "
                 f"symmetric={self.symmetric}, schedule={self.schedule!r}, "
-                f"nudge_placement={self.nudge_placement!r})")
+                f"nudge_placement={self.nudge_placement!r}"
+                + (f", free_tolerance={self.free_tolerance}" if self.free_tolerance is not None else "")
+                + ")")
 
     @torch.no_grad()
     def free_phase(self, net: EnergyNet, x: torch.Tensor, steps: int | None = None,
                    context=None) -> EnergyState:
         """s⁰: ``steps`` (default T) free steps from the network's initial state."""
+        return self.free_phase_until(net, x, steps, context)[0]
+
+    @torch.no_grad()
+    def free_phase_until(self, net: EnergyNet, x: torch.Tensor, steps: int | None = None,
+                         context=None) -> tuple[EnergyState, int]:
+        """(s⁰, steps run): at most ``steps`` (default T), fewer when ``free_tolerance`` is met."""
         context = context if context is not None else prepare(net, x, sparse_products=self.sparse_products)
         initial = net.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
-        return relax(net, x, initial, self.free_steps if steps is None else steps,
-                     schedule=self.schedule, context=context)
+        return relax_until(net, x, initial, self.free_steps if steps is None else steps,
+                           self.free_tolerance, schedule=self.schedule, context=context)
 
     @torch.no_grad()
     def estimate(self, net: EnergyNet, x: torch.Tensor, y: torch.Tensor) -> EPResult:
@@ -144,7 +171,7 @@ class EP:
             y: ``(batch,)`` int64 class labels.
         """
         context = prepare(net, x, sparse_products=self.sparse_products)
-        free = self.free_phase(net, x, context=context)
+        free, free_steps = self.free_phase_until(net, x, context=context)
         target = net.output_cost.target(y)
         beta = self.beta
         if self.random_sign and not self.symmetric:
@@ -168,7 +195,7 @@ class EP:
                 other = cost.derivatives(net.neurons[-1].activation(second.layers[-1]), target)
                 readout = {k: (v + other[k]) / 2.0 for k, v in readout.items()}
             gradients.update({k: v / batch for k, v in readout.items()})
-        return EPResult(gradients, free, beta)
+        return EPResult(gradients, free, beta, free_steps)
 
     def gradients(self, model: EnergyNet, x: torch.Tensor, y: torch.Tensor
                   ) -> dict[str, torch.Tensor]:

@@ -123,6 +123,11 @@ class EPConfig(_EnergyRuleConfig):
     a constant push from the free equilibrium's output, Laydevant et al.'s code for binary
     neurons; needs model.readout = "mse"): the objects DriveNudge, StateNudge, FreeDriveNudge
     of :mod:`binlearn.energy.relax`."""
+    free_tolerance: float | None = setting(None, gt=0, le=1)
+    """Optional convergence test (default off: every free phase runs free_steps T): stop a
+    training free phase after the first step with max |Δs| < free_tolerance. Changes the
+    published setting, so it is never on by default; the mean free steps run per epoch are
+    in the metrics (``free_steps_mean``)."""
 
 
 @dataclass
@@ -263,12 +268,15 @@ class EnergyLearner:
                 scales, lr=optimizer.scale_learning_rate, weight_decay=optimizer.scale_decay)
             self.schedule.drive_rates(self.optimizers["scale"])
         self.epochs_done = 0
+        self._free_steps_run, self._free_phases = 0, 0
         self._trained = {name: self.net.get_parameter(name) for name in net.gradient_names()
                          if self.learn_scale or not name.endswith(".scale")}
 
     def _estimate(self, x: torch.Tensor, y: torch.Tensor):
         if isinstance(self.rule, EP):
             ep = self.rule.estimate(self.net, x, y)
+            self._free_steps_run += ep.free_steps
+            self._free_phases += 1
             return ep.gradients, ep.free_state
         bptt = self.rule.estimate(self.net, x, y)
         return bptt.gradients, bptt.final_state
@@ -323,6 +331,9 @@ class EnergyLearner:
             metrics["flips"] = cast(Bop, self.optimizers["weights"]).flip_counts(reset=True)
         if self.learn_scale:
             metrics["scale"] = [float(cast(torch.Tensor, c.scale).mean()) for c in self.net.couplings]
+        if isinstance(self.rule, EP) and self.rule.free_tolerance is not None and self._free_phases:
+            metrics["free_steps_mean"] = round(self._free_steps_run / self._free_phases, 2)
+        self._free_steps_run, self._free_phases = 0, 0
         self.epochs_done += 1
         self.schedule.apply(self.epochs_done)
         metrics["lr"] = self.optimizers["float"].param_groups[0]["lr"]
@@ -359,7 +370,7 @@ def build_energy_learner(model_cfg: EnergyModelConfig, rule_cfg: EPConfig | BPTT
         if isinstance(rule_cfg, EPConfig):
             rule: EP | BPTT = EP(rule_cfg.free_steps, rule_cfg.nudged_steps, rule_cfg.beta,
                                  rule_cfg.random_sign, rule_cfg.symmetric, rule_cfg.relaxation,
-                                 rule_cfg.nudge_placement)
+                                 rule_cfg.nudge_placement, free_tolerance=rule_cfg.free_tolerance)
         else:
             rule = BPTT(rule_cfg.free_steps, rule_cfg.truncation, rule_cfg.relaxation)
     except ValueError as error:
