@@ -19,10 +19,15 @@ centred blob, values in (0, 1]); CIFAR-10 inputs are random normalised images (s
 normal, the statistics of the normalised data); the JSON says which.
 
     python benchmarks/ep_speed.py [--threads 1] [--batches 30] [--cases fc_binary_weights]
-                                  [--gemm-only]
+                                  [--gemm-only] [--free-tolerance 1e-5]
+                                  [--free-steps T --nudged-steps K]
 
 Products of sparse binary activations (case b) are row adds of ±1 rows (the same integers
-as the GEMM); ``--gemm-only`` times the dense GEMM path instead.
+as the GEMM), and convolutions between binary layers are event-driven (only the units that
+changed; the same numbers); ``--gemm-only`` times the dense path instead.
+``--free-tolerance`` turns on the optional convergence test of the free phase (not the
+published setting; the JSON gives the mean free steps run); ``--free-steps`` and
+``--nudged-steps`` override T and K (for quick checks, e.g. ``benchmarks/gpu_check.sh``).
 """
 
 from __future__ import annotations
@@ -82,13 +87,28 @@ def cifar_like(count: int, generator: torch.Generator) -> tuple[torch.Tensor, to
 
 def time_case(config_file: str, batches: int, warmup: int, x: torch.Tensor, y: torch.Tensor,
               seed: int, device: torch.device, sparse_products: bool = True,
-              batch_size: int | None = None) -> dict:
-    config = load_config(CONFIGS / config_file)
+              batch_size: int | None = None, free_tolerance: float | None = None,
+              steps: tuple[int | None, int | None] = (None, None),
+              settings: list[str] | None = None) -> dict:
+    overrides = [f"rule.free_tolerance={free_tolerance}"] if free_tolerance is not None else []
+    overrides += settings or []
+    overrides += [f"rule.{key}={value}" for key, value in zip(("free_steps", "nudged_steps"), steps,
+                                                              strict=True) if value is not None]
+    config = load_config(CONFIGS / config_file, overrides)
     if batch_size is not None:
         config.data.batch_size = batch_size
     torch.manual_seed(seed)
     learner = build_learner(config, tuple(x.shape[1:]), 10, device)
     learner.rule.sparse_products = sparse_products
+    free_steps_run: list[int] = []
+    estimate = learner.rule.estimate
+
+    def counted_estimate(*args, **kwargs):
+        result = estimate(*args, **kwargs)
+        free_steps_run.append(result.free_steps)
+        return result
+
+    learner.rule.estimate = counted_estimate
     batch = config.data.batch_size
     reducer = LocalReducer()
     x, y = x.to(device), y.to(device)
@@ -109,12 +129,16 @@ def time_case(config_file: str, batches: int, warmup: int, x: torch.Tensor, y: t
     seconds = time.perf_counter() - start
     samples_per_second = batches * batch / seconds
     rule = config.rule
+    timed_free = free_steps_run[warmup:]
     return {
         "config": f"configs/laydevant2021/{config_file}", "input_shape": list(x.shape[1:]),
         "architecture": (f"{config.model.architecture} hidden={config.model.hidden}"
                          if config.model.architecture == "fc"
                          else f"conv channels={config.model.channels}"),
         "free_steps": rule.free_steps, "nudged_steps": rule.nudged_steps,
+        "free_tolerance": free_tolerance, "relaxation": rule.relaxation,
+        "overrides": settings or [],
+        "free_steps_run_mean": round(sum(timed_free) / max(len(timed_free), 1), 2),
         "batch_size": batch, "timed_batches": batches, "warmup_batches": warmup,
         "timed_seconds": round(seconds, 4),
         "samples_per_second": round(samples_per_second, 1 if samples_per_second >= 10 else 3),
@@ -136,6 +160,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--free-tolerance", type=float, default=None,
+                        help="stop each free phase once max |Δs| < this (off: the published T)")
+    parser.add_argument("--free-steps", type=int, default=None, help="override T")
+    parser.add_argument("--nudged-steps", type=int, default=None, help="override K")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for every case, e.g. rule.relaxation=even_odd")
     parser.add_argument("--gemm-only", action="store_true",
                         help="no row adds for sparse binary activations (the dense GEMM path, "
                              "bit-identical; for comparison)")
@@ -160,7 +190,8 @@ def main(argv: list[str] | None = None) -> dict:
         inputs = (cifar_x, cifar_y) if name == "conv_cifar10" else (x, y)
         result[name] = time_case(config_file, max(1, round(batches * args.batches)), warmup,
                                  *inputs, args.seed, device, sparse_products=not args.gemm_only,
-                                 batch_size=args.batch_size)
+                                 batch_size=args.batch_size, free_tolerance=args.free_tolerance,
+                                 steps=(args.free_steps, args.nudged_steps), settings=args.set)
     print(json.dumps(result, indent=2))
     return result
 

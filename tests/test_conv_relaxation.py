@@ -93,14 +93,15 @@ def test_event_driven_binary_convolutions_equal_the_dense_ordered_relaxation_bit
 
     net = _binary_convnet()
     assert prepare(net, torch.rand(1, *net.input_shape)).ordered == (False, True, True)
-    counted = []
-    original = events.scatter_events
+    counted: dict[str, list[int]] = {}
+    def counting(name, original):
+        def counted_kernel(*args):
+            counted.setdefault(name, []).append(original(*args))
+            return counted[name][-1]
+        return counted_kernel
 
-    def counting(*args):
-        counted.append(original(*args))
-        return counted[-1]
-
-    monkeypatch.setattr(events, "scatter_events", counting)
+    for name in ("scatter_changes", "scatter_pooled_changes", "scatter_row_changes"):
+        monkeypatch.setattr(events, name, counting(name, getattr(events, name)))
     torch.manual_seed(3)
     batch = 5
     x = torch.rand(batch, *net.input_shape)
@@ -110,7 +111,9 @@ def test_event_driven_binary_convolutions_equal_the_dense_ordered_relaxation_bit
         dense_context = prepare(net, x, sparse_products=False)
         assert context.event_tables[1] is not None and not any(dense_context.event_tables)
         free = relax(net, x, net.initial_state(batch), 15, schedule=schedule, context=context)
-        assert sum(counted) > 0  # the event path ran, and saw changes
+        # the event paths ran and saw changes: the convolution's up- and down-drives, the dense layer's
+        assert all(sum(counted.get(name, [])) > 0 for name in
+                   ("scatter_changes", "scatter_pooled_changes", "scatter_row_changes")), counted
         stepped = net.initial_state(batch)
         for _ in range(15):
             stepped = relax_step(net, x, stepped, schedule=schedule, context=dense_context)
@@ -139,3 +142,21 @@ def test_ordered_convolution_drives_are_exact_and_a_wide_spread_of_scales_is_ref
     conv.scale.data[0] = 2.0 ** -60  # sums of such α no longer fit 53 bits: not ordered
     assert not conv.ordered_exact()
     assert prepare(net, torch.rand(1, *net.input_shape)).ordered == (False, False, True)
+
+
+def test_event_driven_relaxation_from_a_random_state_and_a_fresh_context_is_bit_identical():
+    """Not the free phase's constant start: every sample's own first products (and the dense
+    recomputation when many units change at once)."""
+    from binlearn.energy import EnergyState, relax_step
+
+    net = _binary_convnet(seed=6)
+    torch.manual_seed(8)
+    x = torch.rand(4, *net.input_shape)
+    start = EnergyState(tuple(torch.rand(4, *shape) for shape in net.layer_shapes))
+    with torch.no_grad():
+        fused = relax(net, x, start, 7, context=prepare(net, x))
+        stepped = start
+        for _ in range(7):
+            stepped = relax_step(net, x, stepped, context=prepare(net, x, sparse_products=False))
+    for a, b in zip(fused.layers, stepped.layers, strict=True):
+        assert torch.equal(a, b)

@@ -31,8 +31,8 @@ from binlearn.energy.relax import (
     nudge_placement,
     prepare,
     relax,
-    relax_until,
     relax_step,
+    relax_until,
     steps_to_fixed_point,
 )
 from binlearn.energy.state import EnergyState

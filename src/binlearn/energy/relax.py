@@ -37,7 +37,8 @@ import torch
 
 from binlearn.energy.costs import Cost
 from binlearn.energy.couplings import ConvPool, Dense
-from binlearn.energy.events import EventConvPool
+from binlearn.energy.events import event_tables as build_event_tables
+from binlearn.energy.events import event_tracker
 from binlearn.energy.network import EnergyNet
 from binlearn.energy.state import EnergyState
 
@@ -46,7 +47,7 @@ __all__ = [
     "NudgePlacement", "DriveNudge", "StateNudge", "FreeDriveNudge", "DRIVE_NUDGE", "nudge_placement",
     "Nudge", "RelaxationContext", "DivergenceError",
     "StepRecord", "prepare", "relax", "relax_until", "relax_step", "schedule_groups", "check_schedule",
-    "steps_to_fixed_point", "ordered_couplings",
+    "steps_to_fixed_point", "ordered_couplings", "tracked_couplings",
 ]
 
 SYNCHRONOUS = "synchronous"
@@ -199,6 +200,11 @@ class RelaxationContext(NamedTuple):
             convolutions on the CPU when ``sparse_products``; None elsewhere): the relaxation
             loop then updates those drives from the units that changed
             (:class:`~binlearn.energy.events.EventConvPool`, the same numbers).
+        trackers: the event trackers themselves, per coupling (filled by the first
+            no-autograd phase that needs them): every phase of the batch reuses them, so a
+            nudged phase starts from the free phase's products and pays only for what
+            changed (a tracker compares its inputs with the last ones it saw, whatever
+            state a phase starts from).
     """
 
     weights: tuple[torch.Tensor, ...]
@@ -210,6 +216,7 @@ class RelaxationContext(NamedTuple):
     rows_up: tuple[torch.Tensor | None, ...] = ()
     sparse_products: bool = False
     event_tables: tuple[tuple | None, ...] = ()
+    trackers: list | None = None
 
 
 def check_schedule(schedule: str) -> str:
@@ -284,12 +291,26 @@ def prepare(net: EnergyNet, x: torch.Tensor, weights=None, biases=None,
                     if index > 0 and ordered[index] and isinstance(coupling, Dense)
                     and weight.device.type == "cpu" and sparse_products else None
                     for index, (coupling, weight) in enumerate(zip(net.couplings, weights, strict=True)))
-    event_tables = tuple(EventConvPool.tables_for(coupling)
-                         if ordered[index] and isinstance(coupling, ConvPool)
-                         and x.device.type == "cpu" and sparse_products else None
+    # event-driven drives between binary hidden layers (not from the clamped input)
+    event_tables = tuple(build_event_tables(coupling)
+                         if index > 0 and ordered[index] and x.device.type == "cpu"
+                         and x.dtype == torch.float32 and sparse_products else None
                          for index, coupling in enumerate(net.couplings))
     return RelaxationContext(tuple(weights), tuple(biases), input_drive, input_cache,
-                             tuple(alphas), ordered, rows_up, bool(sparse_products), event_tables)
+                             tuple(alphas), ordered, rows_up, bool(sparse_products), event_tables,
+                             [None] * len(event_tables))
+
+
+def tracked_couplings(net: EnergyNet, context: RelaxationContext) -> list:
+    """The context's event trackers, one per coupling (None: the coupling's dense drives),
+    created on first use (no autograd only: the trackers update their products in place)."""
+    count = net.num_layers
+    tables = context.event_tables or (None,) * count
+    trackers = context.trackers if context.trackers is not None else [None] * count
+    for index, table in enumerate(tables):
+        if table is not None and trackers[index] is None:
+            trackers[index] = event_tracker(net.couplings[index], table)
+    return list(trackers)
 
 
 def _first_bad_layer(layers) -> int | None:
@@ -407,9 +428,7 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
     if active is not None:
         push = active.placement.phase_push(active, layers[last])  # fixed for the whole phase
     scratch = [torch.empty_like(s) for s in layers] if inplace else None
-    tables = context.event_tables or (None,) * count
-    events = [EventConvPool(couplings[i], tables[i]) if inplace and tables[i] is not None else None
-              for i in range(count)]
+    events = tracked_couplings(net, context) if inplace else [None] * count
 
     def drive_up(index: int) -> None:  # ups[index], caches[index] from the current state
         tracker = events[index]

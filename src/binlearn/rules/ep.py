@@ -31,6 +31,7 @@ from binlearn.energy.relax import (
     prepare,
     relax,
     relax_until,
+    tracked_couplings,
 )
 from binlearn.energy.relax import nudge_placement as placement_named
 from binlearn.energy.state import EnergyState
@@ -60,6 +61,8 @@ def parameter_derivative_difference(net: EnergyNet, x: torch.Tensor, first: Ener
     """
     first_acts = (x, *net.activations(first))
     second_acts = (x, *net.activations(second))
+    # the relaxation's event trackers give the pooling positions for the few units that changed
+    trackers = tracked_couplings(net, context) if not torch.is_grad_enabled() else [None] * net.num_layers
     gradients: dict[str, torch.Tensor] = {}
     for index, coupling in enumerate(net.couplings):
         # the factor scales the (small) top layer, not the (large) derivative
@@ -70,7 +73,11 @@ def parameter_derivative_difference(net: EnergyNet, x: torch.Tensor, first: Ener
             weight, bias = context.weights[index], context.biases[index]
             alpha, ordered = context.alphas[index], context.ordered[index]
             first_cache = second_cache = None
-            if coupling.routes_down:  # the pooling positions the relaxation used
+            tracker = trackers[index]
+            if coupling.routes_down and tracker is not None:
+                first_cache = tracker.drive_up(first_acts[index], bias)[1]
+                second_cache = tracker.drive_up(second_acts[index], bias)[1]
+            elif coupling.routes_down:  # the pooling positions the relaxation used
                 first_cache = coupling.drive_up(first_acts[index], weight, bias, alpha=alpha,
                                                 ordered=ordered)[1]
                 second_cache = coupling.drive_up(second_acts[index], weight, bias, alpha=alpha,

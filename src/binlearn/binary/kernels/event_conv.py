@@ -1,16 +1,18 @@
-"""Event-driven (scatter) convolutions: the change of a convolution's output when a few
-input units change, one vectorised kernel-row add per changed unit.
+"""Event-driven (scatter) products: the change of a convolution's (or a matrix product's)
+output when a few input units change, one vectorised add per changed unit.
 
     out[b, p + j − q, :] += Δ[b, c, p] · table[c, j, :]     for every Δ[b, c, p] ≠ 0, j ∈ K×K
 
-``out`` is channels-last (batch, height, width, channels), so each add is a contiguous
-vector. With ``table[c, j] = W[:, c, K−1−j]`` and ``q = K−1−padding`` this is the change of
-``conv2d(x, W, padding)`` for a change Δ of x; with ``table[c, j] = W[c, :, j]`` and
-``q = padding`` the change of ``conv_transpose2d(x, W, padding)``. For Δ ∈ {−1, 0, +1} and
-±1 tables every partial sum is an integer (exact in float32 below 2^24); float64 tables of
-float32 values stay exact while the sums fit in 53 bits, so the result equals a dense
-convolution's whatever either's summation order (:mod:`binlearn.energy.events` states the
-conditions it checks).
+``out`` is channels-last (batch, height, width, channels), so the K kernel columns of one
+kernel row reach one contiguous run of ``out`` (K · channels numbers) and an event costs
+K vectorised adds. With ``table[c, j] = W[:, c, K−1−j]`` and ``q = K−1−padding`` this is
+the change of ``conv2d(x, W, padding)`` for a change Δ of x; with ``table[c, j] = W[c, :, j]``
+and ``q = padding`` the change of ``conv_transpose2d(x, W, padding)``. The kernels compare
+the new input with the one ``out`` was computed from (``old``, updated in place), so no
+change map is written. For Δ ∈ {−1, 0, +1} and ±1 tables every partial sum is an integer
+(exact in float32 below 2^24); float64 tables of float32 values stay exact while the sums fit
+in 53 bits, so the result equals a dense product's whatever either's summation order
+(:mod:`binlearn.energy.events` states the conditions it checks).
 """
 
 from __future__ import annotations
@@ -18,60 +20,159 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["scatter_events", "forward_table", "transposed_table"]
+__all__ = ["scatter_changes", "scatter_pooled_changes", "scatter_row_changes", "add_rounded",
+           "forward_table", "transposed_table"]
+
+
+@njit(cache=True, inline="always")
+def _scatter_one(lines, rows, b, c, y, x, value, shift):
+    """lines[b, y + jy − shift, (x − shift + jx)·depth + n] += value · rows[c, jy, jx·depth + n]."""
+    size = rows.shape[1]
+    depth = rows.shape[2] // size
+    out_height = lines.shape[1]
+    out_width = lines.shape[2] // depth
+    first = x - shift  # output column of kernel column 0
+    low = max(0, -first)
+    high = min(size, out_width - first)
+    if low >= high:
+        return
+    length = (high - low) * depth
+    source = low * depth
+    start = (first + low) * depth
+    for jy in range(size):
+        oy = y + jy - shift
+        if oy < 0 or oy >= out_height:
+            continue
+        row = rows[c, jy, source:source + length]
+        target = lines[b, oy, start:start + length]
+        if value == 1.0:
+            for n in range(length):
+                target[n] += row[n]
+        elif value == -1.0:
+            for n in range(length):
+                target[n] -= row[n]
+        else:
+            for n in range(length):
+                target[n] += value * row[n]
 
 
 @njit(cache=True)
-def scatter_events(delta, table, out, shift):
-    """out[b, y + jy − shift, x + jx − shift, :] += delta[b, c, y, x] · table[c, jy, jx, :]
-    for every non-zero ``delta`` (positions outside ``out`` are dropped); returns the number
-    of non-zero entries (events).
+def scatter_changes(new, old, table, out, shift):
+    """out += the change of its convolution for Δ = new − old (then old ← new); returns
+    the number of changed entries (events).
 
     Args:
-        delta: (batch, channels, height, width) float32, C-contiguous.
+        new, old: (batch, channels, height, width) float32, C-contiguous.
         table: (channels, K, K, out_channels) float32 or float64, C-contiguous.
         out: (batch, out_height, out_width, out_channels), the table's dtype, C-contiguous.
         shift: q above (``K − 1 − padding`` for a convolution, ``padding`` for its transpose).
     """
-    batch, channels, height, width = delta.shape
-    size = table.shape[1]
-    out_height, out_width, width_out = out.shape[1], out.shape[2], out.shape[3]
+    batch, channels, height, width = new.shape
+    size, depth = table.shape[1], table.shape[3]
+    rows = table.reshape(channels, size, size * depth)
+    lines = out.reshape(out.shape[0], out.shape[1], out.shape[2] * depth)
     events = 0
     for b in range(batch):
         for c in range(channels):
             for y in range(height):
                 for x in range(width):
-                    value = delta[b, c, y, x]
+                    value = new[b, c, y, x] - old[b, c, y, x]
                     if value == 0.0:
                         continue
                     events += 1
-                    for jy in range(size):
-                        oy = y + jy - shift
-                        if oy < 0 or oy >= out_height:
-                            continue
-                        for jx in range(size):
-                            ox = x + jx - shift
-                            if ox < 0 or ox >= out_width:
-                                continue
-                            row = table[c, jy, jx]
-                            target = out[b, oy, ox]
-                            if value == 1.0:
-                                for n in range(width_out):
-                                    target[n] += row[n]
-                            elif value == -1.0:
-                                for n in range(width_out):
-                                    target[n] -= row[n]
-                            else:
-                                for n in range(width_out):
-                                    target[n] += value * row[n]
+                    old[b, c, y, x] = new[b, c, y, x]
+                    _scatter_one(lines, rows, b, c, y, x, value, shift)
     return events
 
 
+@njit(cache=True)
+def scatter_pooled_changes(new, indices, old, old_indices, table, out, shift, conv_width, touched):
+    """The same for Δ = unpool(new, indices) − unpool(old, old_indices) without writing
+    either map: each pooled unit whose value or maximum's position changed removes its old
+    value at the old position and adds its new one at the new position (then old ← new).
+
+    Args:
+        new, old: (batch, channels, pooled_height, pooled_width) float32, C-contiguous.
+        indices, old_indices: int64, same shape: flat positions y · conv_width + x of the
+            maxima in the convolution's (height, conv_width) map (``max_pool2d``'s indices).
+        table, out, shift: as in :func:`scatter_changes`.
+        touched: (batch,) uint8, set to 1 for every sample with an event.
+    """
+    batch, channels, height, width = new.shape
+    size, depth = table.shape[1], table.shape[3]
+    rows = table.reshape(channels, size, size * depth)
+    lines = out.reshape(out.shape[0], out.shape[1], out.shape[2] * depth)
+    events = 0
+    for b in range(batch):
+        for c in range(channels):
+            for y in range(height):
+                for x in range(width):
+                    value, where = new[b, c, y, x], indices[b, c, y, x]
+                    before, was = old[b, c, y, x], old_indices[b, c, y, x]
+                    if value == before and (where == was or value == 0.0):
+                        continue
+                    events += 1
+                    touched[b] = 1
+                    if before != 0.0:
+                        _scatter_one(lines, rows, b, c, was // conv_width, was % conv_width, -before, shift)
+                    if value != 0.0:
+                        _scatter_one(lines, rows, b, c, where // conv_width, where % conv_width, value, shift)
+                    old[b, c, y, x] = value
+                    old_indices[b, c, y, x] = where
+    return events
+
+
+@njit(cache=True)
+def scatter_row_changes(new, old, rows, out):
+    """out[b] += Σ_i (new − old)[b, i] · rows[i] (then old ← new); returns the events.
+
+    new, old: (batch, K) float32; rows: (K, N) float32, C-contiguous; out: (batch, N) float32.
+    """
+    batch, features = new.shape
+    width = rows.shape[1]
+    events = 0
+    for b in range(batch):
+        target = out[b]
+        for i in range(features):
+            value = new[b, i] - old[b, i]
+            if value == 0.0:
+                continue
+            events += 1
+            old[b, i] = new[b, i]
+            row = rows[i]
+            if value == 1.0:
+                for n in range(width):
+                    target[n] += row[n]
+            elif value == -1.0:
+                for n in range(width):
+                    target[n] -= row[n]
+            else:
+                for n in range(width):
+                    target[n] += value * row[n]
+    return events
+
+
+@njit(cache=True)
+def add_rounded(base, total, out, samples):
+    """out[b, c, y, x] = base[b, c, y, x] + float32(total[b, y, x, c]) for the samples b with
+    ``samples[b] ≠ 0``: the channels-last float64 sum rounded once to float32, then added
+    (two roundings, as fl(fl(d) + base))."""
+    batch, channels, height, width = base.shape
+    for b in range(batch):
+        if samples[b] == 0:
+            continue
+        for y in range(height):
+            for x in range(width):
+                row = total[b, y, x]
+                for c in range(channels):
+                    out[b, c, y, x] = base[b, c, y, x] + np.float32(row[c])
+
+
 def forward_table(weight: np.ndarray) -> np.ndarray:
-    """Table of ``conv2d`` for :func:`scatter_events`: (in, K, K, out), kernel flipped."""
+    """Table of ``conv2d`` for the scatter kernels: (in, K, K, out), kernel flipped."""
     return np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 2, 3, 0))
 
 
 def transposed_table(weight: np.ndarray) -> np.ndarray:
-    """Table of ``conv_transpose2d`` for :func:`scatter_events`: (out, K, K, in)."""
+    """Table of ``conv_transpose2d`` for the scatter kernels: (out, K, K, in)."""
     return np.ascontiguousarray(weight.transpose(0, 2, 3, 1))
