@@ -237,7 +237,6 @@ def test_sparse_binary_product_equals_the_gemm_exactly_and_declines_what_it_cann
 def test_binary_relaxation_with_row_adds_is_bit_identical_to_the_gemm_path(monkeypatch, schedule):
     import binlearn.binary.kernels.sparse as sparse_kernels
     import binlearn.energy.couplings as couplings
-    import binlearn.energy.events as events
 
     torch.manual_seed(3)
     net = fully_connected((1, 8, 8), [96, 80], 4, neuron=BinaryAccumulator(), weight=BinaryWeights(),
@@ -254,13 +253,6 @@ def test_binary_relaxation_with_row_adds_is_bit_identical_to_the_gemm_path(monke
 
     monkeypatch.setattr(couplings, "sparse_binary_product", counted)
     monkeypatch.setattr(sparse_kernels, "SPARSE_DENSITY", 1.0)  # row adds whatever the activity
-    original_events = events.scatter_row_changes
-
-    def counted_events(*args):  # the event-driven row adds between hidden layers
-        used.append(True)
-        return original_events(*args)
-
-    monkeypatch.setattr(events, "scatter_row_changes", counted_events)
     states = {}
     for sparse in (False, True):
         used_before = len(used)

@@ -291,10 +291,14 @@ def prepare(net: EnergyNet, x: torch.Tensor, weights=None, biases=None,
                     if index > 0 and ordered[index] and isinstance(coupling, Dense)
                     and weight.device.type == "cpu" and sparse_products else None
                     for index, (coupling, weight) in enumerate(zip(net.couplings, weights, strict=True)))
-    # event-driven drives between binary hidden layers (not from the clamped input)
+    # event-driven drives between binary hidden layers (not from the clamped input); dense
+    # couplings only in convnets: in the fully connected rows (T = 20, many flips per step)
+    # the row adds of sparse_binary_product measure faster than events
+    convnet = any(isinstance(coupling, ConvPool) for coupling in net.couplings)
     event_tables = tuple(build_event_tables(coupling)
                          if index > 0 and ordered[index] and x.device.type == "cpu"
-                         and x.dtype == torch.float32 and sparse_products else None
+                         and x.dtype == torch.float32 and sparse_products
+                         and (convnet or isinstance(coupling, ConvPool)) else None
                          for index, coupling in enumerate(net.couplings))
     return RelaxationContext(tuple(weights), tuple(biases), input_drive, input_cache,
                              tuple(alphas), ordered, rows_up, bool(sparse_products), event_tables,
