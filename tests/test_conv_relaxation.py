@@ -160,3 +160,28 @@ def test_event_driven_relaxation_from_a_random_state_and_a_fresh_context_is_bit_
             stepped = relax_step(net, x, stepped, context=prepare(net, x, sparse_products=False))
     for a, b in zip(fused.layers, stepped.layers, strict=True):
         assert torch.equal(a, b)
+
+
+def test_rule_free_tolerance_is_a_bounded_setting_and_its_steps_are_in_the_epoch_metrics():
+    from pathlib import Path
+
+    from binlearn.experiment import ConfigError, load_config
+    from binlearn.experiment.learner import LocalReducer
+    from binlearn.experiment.registry import build_learner
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "laydevant2021" / "conv-mnist-float.toml"
+    small = ["model.channels=[3,4]", "rule.free_steps=60", "rule.nudged_steps=2"]
+    for bad in ("0", "2.0"):
+        with pytest.raises(ConfigError, match="free_tolerance"):
+            load_config(path, [*small, f"rule.free_tolerance={bad}"])
+    metrics = {}
+    for tolerance in (None, 1e-3):
+        config = load_config(path, small + ([f"rule.free_tolerance={tolerance}"] if tolerance else []))
+        torch.manual_seed(0)
+        learner = build_learner(config, (1, 28, 28), 10, torch.device("cpu"))
+        x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+        learner.train_step(x, y, LocalReducer())
+        learner.predict(x)
+        metrics[tolerance] = learner.end_epoch(1, 0.5, LocalReducer())
+    assert "free_steps_mean" not in metrics[None]
+    assert 1 <= metrics[1e-3]["free_steps_mean"] < 60

@@ -124,10 +124,11 @@ class EPConfig(_EnergyRuleConfig):
     neurons; needs model.readout = "mse"): the objects DriveNudge, StateNudge, FreeDriveNudge
     of :mod:`binlearn.energy.relax`."""
     free_tolerance: float | None = setting(None, gt=0, le=1)
-    """Optional convergence test (default off: every free phase runs free_steps T): stop a
-    training free phase after the first step with max |Δs| < free_tolerance. Changes the
-    published setting, so it is never on by default; the mean free steps run per epoch are
-    in the metrics (``free_steps_mean``)."""
+    """Optional convergence test (default off: every free phase runs free_steps T, and
+    evaluation eval_steps): stop a free phase, in training and in evaluation, after the first
+    step with max |Δs| < free_tolerance (over the batch). Changes the published setting, so
+    it is never on by default; the mean free steps run per training epoch are in the metrics
+    (``free_steps_mean``)."""
 
 
 @dataclass
@@ -318,11 +319,12 @@ class EnergyLearner:
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        from binlearn.energy import prepare, relax
+        from binlearn.energy import prepare, relax_until
 
         initial = self.net.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
-        state = relax(self.net, x, initial, self.eval_steps, schedule=self.cfg.relaxation,
-                      context=prepare(self.net, x))
+        tolerance = self.rule.free_tolerance if isinstance(self.rule, EP) else None
+        state, _ = relax_until(self.net, x, initial, self.eval_steps, tolerance,
+                               schedule=self.cfg.relaxation, context=prepare(self.net, x))
         return self.net.predict(state)
 
     def end_epoch(self, epoch: int, train_accuracy: float, reducer: Reducer) -> dict[str, Any]:
