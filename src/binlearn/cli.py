@@ -220,7 +220,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--quiet", action="store_true")
     export.set_defaults(func=_cmd_export)
 
-    convert = commands.add_parser("convert", help="convert an STE run to a spiking network and simulate it "
+    convert = commands.add_parser("convert", help="convert an STE or local-binary run to a spiking network "
+                                                  "and simulate it "
                                                   "(a binary EP run is read as the spiking network it is: "
                                                   "only --timesteps, --batch-size, --output apply)")
     convert.add_argument("run_dir")
