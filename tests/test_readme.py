@@ -54,7 +54,10 @@ def test_readme_quickstart_runs_as_printed(tmp_path):
     inferred = json.loads(outputs[2])
     assert inferred["accuracy"] == trained["test_accuracy"]  # XNOR-popcount only, the same figure
     converted = json.loads(outputs[3])
-    assert converted["settings"]["timesteps"] == 16
+    assert converted["settings"]["timesteps"] == 16 and len(converted["accuracy_per_step"]) == 16
+    assert converted["accuracy_per_step"][0] == round(trained["test_accuracy"], 4)
+    written = [str(Path(commands[3][2], name)) for name in ("spiking.json", "latency.png")]
+    assert converted["written"] == written
     record = json.loads((run / "spiking.json").read_text())
     assert record["agreement_with_source_per_step"][0] == 1.0  # exact at T = 1
     assert (run / "latency.png").stat().st_size > 1000

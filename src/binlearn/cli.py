@@ -117,7 +117,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                          quiet=args.quiet, compare=[Path(p) for p in args.compare])
     keys = ("source_accuracy", "final_accuracy", "best_accuracy", "steps_to_within_1_point",
             "spikes_per_inference", "synaptic_ops_per_inference", "firing_rate_per_layer", "settings")
-    print(json.dumps({k: record[k] for k in keys}, indent=2))
+    printed = {k: record[k] for k in keys}
+    if "accuracy_per_step" in record:
+        printed["accuracy_per_step"] = [round(a, 4) for a in record["accuracy_per_step"]]
+    out = Path(args.output) if args.output else Path(args.run_dir)
+    printed["written"] = [str(out / "spiking.json"), str(out / "latency.png")]
+    print(json.dumps(printed, indent=2))
     return 0
 
 
