@@ -47,3 +47,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def defaults_toml(tmp_path_factory) -> Path:
+    """A config file that names its run and sets nothing else: every field's default (an STE MLP
+    on the digits; `binlearn train` with no CONFIG trains the local-rule quickstart instead)."""
+    path = tmp_path_factory.mktemp("configs") / "defaults.toml"
+    path.write_text('name = "defaults"\n')
+    return path

@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import pytest
 
 from binlearn.experiment import ConfigError, load_config
-from binlearn.experiment.config import apply_overrides, config_from_dict, config_to_dict, to_toml
+from binlearn.experiment.config import (
+    QUICKSTART,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    default_config,
+    read_config_file,
+    to_toml,
+)
 from binlearn.experiment.learners.ste import MLPConfig
 
+ROOT = Path(__file__).resolve().parents[1]
 
-def test_defaults_are_the_quickstart():
+
+def test_no_config_is_the_local_binary_quickstart():
     config = load_config(None)
+    assert config.data.dataset == "digits" and config_to_dict(config)["rule"]["name"] == "local_binary"
+    # the configs/ file with its comments is the same experiment, key for key
+    assert read_config_file(ROOT / "configs/quickstart/digits-local-binary.toml") == QUICKSTART
+    assert load_config(ROOT / "configs/quickstart/digits-local-binary.toml") == config
+
+
+def test_defaults_are_an_ste_mlp_on_digits():
+    config = default_config()
     assert config.data.dataset == "digits" and isinstance(config.model, MLPConfig)
-    assert config.model.weights == "binary"
+    assert config.model.weights == "binary" and config_to_dict(config)["rule"]["name"] == "ste"
 
 
 def test_unknown_key_lists_valid_keys():
@@ -54,7 +73,7 @@ def test_overrides_parse_toml_values():
 
 
 def test_resolved_config_round_trips_through_toml():
-    config = load_config(None, ["train.epochs=4", "model.hidden=[8]"])
+    config = default_config(["train.epochs=4", "model.hidden=[8]"])
     text = to_toml(config_to_dict(config))
     assert config_from_dict(tomllib.loads(text)) == config
 

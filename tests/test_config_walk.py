@@ -123,11 +123,11 @@ def _expect_one_line_error(capsys, argv: list[str]) -> str:
     return err
 
 
-def test_every_field_refuses_out_of_range_and_wrong_type_values(capsys, tmp_path):
+def test_every_field_refuses_out_of_range_and_wrong_type_values(capsys, tmp_path, defaults_toml):
     cases = _cases()
     assert len({case for _, case in cases}) > 150  # the walk covers every section's fields
     for base, case in cases:
-        argv = ["train", "--quiet", "--run-dir", str(tmp_path / "never")]
+        argv = ["train", str(defaults_toml), "--quiet", "--run-dir", str(tmp_path / "never")]
         for item in (*base, case):
             argv += ["--set", item]
         err = _expect_one_line_error(capsys, argv)
@@ -136,8 +136,9 @@ def test_every_field_refuses_out_of_range_and_wrong_type_values(capsys, tmp_path
 
 
 @pytest.mark.parametrize("case", SHAPES)
-def test_sections_of_the_wrong_shape_are_one_line(capsys, tmp_path, case):
-    _expect_one_line_error(capsys, ["train", "--quiet", "--run-dir", str(tmp_path / "never"), "--set", case])
+def test_sections_of_the_wrong_shape_are_one_line(capsys, tmp_path, case, defaults_toml):
+    _expect_one_line_error(capsys, ["train", str(defaults_toml), "--quiet",
+                                    "--run-dir", str(tmp_path / "never"), "--set", case])
 
 
 def test_an_empty_config_file_says_what_it_trains(capsys, tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,9 @@ from binlearn.data.formats import read_idx
 FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
          "t10k": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 
+
+ROOT = Path(__file__).resolve().parents[1]
+STE_DIGITS = str(ROOT / "configs/baselines/digits-ste-binary-mlp.toml")  # the STE baseline
 
 def _write_idx(path, array: np.ndarray) -> None:
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
@@ -41,7 +45,7 @@ def _official_format(root, *, train_labels=None, test_size=28):
 
 
 def _train(capsys, root, *settings: str) -> str:
-    argv = ["train", "--quiet", "--data-dir", str(root), "--run-dir", str(root / "run"),
+    argv = ["train", STE_DIGITS, "--quiet", "--data-dir", str(root), "--run-dir", str(root / "run"),
             "--set", 'data.dataset="mnist"', "--set", "data.verify=false", "--set", "train.epochs=1",
             "--set", "model.hidden=[8]", "--set", "train.threads=1"]
     for item in settings:
@@ -55,7 +59,8 @@ def _train(capsys, root, *settings: str) -> str:
 
 def test_own_files_in_the_official_format_train(capsys, tmp_path):
     _official_format(tmp_path)
-    assert main(["train", "--quiet", "--data-dir", str(tmp_path), "--run-dir", str(tmp_path / "run"),
+    assert main(["train", STE_DIGITS, "--quiet", "--data-dir", str(tmp_path), "--run-dir",
+                 str(tmp_path / "run"),
                  "--set", 'data.dataset="mnist"', "--set", "data.verify=false", "--set", "train.epochs=1",
                  "--set", "model.hidden=[8]", "--set", "train.threads=1"]) == 0
 
@@ -89,7 +94,8 @@ def test_npy_labels_too_large_are_one_line(capsys, tmp_path, labels, needle):
     for split in ("train", "test"):
         np.save(tmp_path / f"x_{split}.npy", rng.random((4, 6)).astype(np.float32))
         np.save(tmp_path / f"y_{split}.npy", labels if split == "train" else np.array([0, 1, 0, 1]))
-    code = main(["train", "--quiet", "--run-dir", str(tmp_path / "run"), "--set", 'data.dataset="npy"',
+    code = main(["train", STE_DIGITS, "--quiet", "--run-dir", str(tmp_path / "run"),
+                 "--set", 'data.dataset="npy"',
                  "--set", f'data.features="{tmp_path}"', "--set", "train.epochs=1"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and needle in err and "y_train.npy" in err, err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +13,14 @@ import torch
 
 from binlearn.data import DataError, load_dataset, read_idx
 from binlearn.experiment import ConfigError, load_config, train
+from binlearn.experiment.config import default_config
+
+ROOT = Path(__file__).resolve().parents[1]
+STE_DIGITS = str(ROOT / "configs/baselines/digits-ste-binary-mlp.toml")  # the STE baseline
 
 
 @pytest.fixture(scope="module")
+
 def mnist_arrays(mnist_dir):
     """1,000 training and 500 test images of the real MNIST files."""
     x_train = read_idx(mnist_dir / "train-images-idx3-ubyte.gz")[:1000]
@@ -81,7 +87,7 @@ def test_augmenting_flat_features_is_refused(tmp_path):
     rng = np.random.default_rng(0)
     folder = _write(tmp_path / "f", rng.normal(size=(30, 5)), np.arange(30) % 2, rng.normal(size=(8, 5)),
                     np.arange(8) % 2)
-    config = load_config(None, ['data.dataset="npy"', f'data.features="{folder}"', "data.augment=true"])
+    config = default_config(['data.dataset="npy"', f'data.features="{folder}"', "data.augment=true"])
     with pytest.raises(ConfigError, match="flat features"):
         train(config, tmp_path / "run", quiet=True)
 
@@ -91,7 +97,7 @@ def test_a_relative_features_path_is_stored_absolute(tmp_path, monkeypatch):
     _write(tmp_path / "f", rng.normal(size=(30, 64)), np.arange(30) % 2, rng.normal(size=(8, 64)),
            np.arange(8) % 2)
     monkeypatch.chdir(tmp_path)
-    config = load_config(None, ['data.dataset="npy"', 'data.features="f"', "train.epochs=1"])
+    config = default_config(['data.dataset="npy"', 'data.features="f"', "train.epochs=1"])
     train(config, tmp_path / "run", quiet=True)
     assert f'features = "{tmp_path / "f"}"' in (tmp_path / "run" / "config.toml").read_text()
 
@@ -179,8 +185,9 @@ def test_broken_feature_folders_are_one_line_errors(tmp_path, breakage, message)
 
 
 def test_npy_without_a_folder_is_a_cli_error(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "binlearn", "train", "--set", "data.dataset=npy",
-                             "--run-dir", str(tmp_path / "r")], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "binlearn", "train", STE_DIGITS, "--set",
+                             "data.dataset=npy", "--run-dir", str(tmp_path / "r")],
+                            capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("binlearn: error:") and "data.features" in result.stderr
     assert "Traceback" not in result.stderr

@@ -65,7 +65,23 @@ def test_old_run_directory_resumes_as_the_new_layout_would_have_trained(tmp_path
     theirs = [json.loads(line) for line in (tmp_path / "fresh" / "metrics.jsonl").read_text().splitlines()]
     for record in (*ours, *theirs):
         record.pop("epoch_seconds")
-    assert ours == theirs
+    if ours[0] != theirs[0]:
+        # The fixture's epoch 1 was trained on the machine that made it; float BLAS kernels
+        # differ between CPUs (AVX2 / AVX-512) in the last bits, and the resumed epoch 2 starts
+        # from those weights. Across machines the runs agree to float32 rounding, not bit for bit.
+        assert name == "old-layout-ste-run", "the EP fixture is integer-exact on every machine"
+        assert ours == [pytest.approx(t, rel=1e-5) for t in theirs]
+    else:
+        assert ours == theirs
+    # bit for bit on any machine: a new-layout branch from the same old checkpoint trains the
+    # same second epoch as the resumed old run
+    source = _copy(tmp_path / "source", name)
+    assert main(["train", str(FIXTURES / name / "config.toml"), "--branch-from", str(source), "--run-dir",
+                 str(tmp_path / "branch"), "--set", "train.epochs=2", "--quiet"]) == 0
+    capsys.readouterr()
+    branch = [json.loads(line) for line in (tmp_path / "branch" / "metrics.jsonl").read_text().splitlines()]
+    branch[-1].pop("epoch_seconds")
+    assert branch[-1] == ours[-1]
     table = tomllib.loads((run / "config.toml").read_text())
     assert "optimizer" in table and "schedule" in table and not set(table["rule"]) & set(OLD_RULE_KEYS)
     capsys.readouterr()

@@ -33,6 +33,7 @@ from binlearn.energy import relax
 from binlearn.energy.packed import energy_to_packed
 from binlearn.energy.relax import ordered_couplings
 from binlearn.experiment import load_config, load_trained, train
+from binlearn.experiment.config import default_config
 from binlearn.experiment.export import export_run
 from binlearn.experiment.registry import build_learner
 
@@ -65,9 +66,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _train_runs(root: Path, runs: dict[str, list[str]], config: Path | None = None) -> dict[str, Path]:
-    """Train each named list of overrides of ``config`` (None: the quickstart) into root/name."""
+    """Train each named list of overrides of ``config`` (None: the defaults) into root/name."""
     for name, overrides in runs.items():
-        train(load_config(config, overrides), root / name, quiet=True)
+        train(default_config(overrides) if config is None else load_config(config, overrides), root / name,
+              quiet=True)
     return {name: root / name for name in runs}
 
 
@@ -118,7 +120,7 @@ def test_mnist_export_identical_on_the_whole_test_set(mnist_dir, tmp_path):
     overrides = ["data.dataset=\"mnist\"", "data.train_size=1000", "data.encoding=\"binarize\"",
                  "data.threshold=\"median\"", "model.hidden=[96,96]", "model.activations=\"sign\"",
                  "train.epochs=1", "train.threads=1", f"data.data_dir=\"{mnist_dir.parent}\""]
-    train(load_config(None, overrides), tmp_path / "run", quiet=True)
+    train(default_config(overrides), tmp_path / "run", quiet=True)
     summary = export_run(tmp_path / "run", quiet=True)  # verify: the whole 10,000-image test set
     assert summary["verified"] == {"split": "test", "samples": 10000, "identical": 10000}
     _check_identical(tmp_path / "run", tmp_path)
@@ -354,7 +356,7 @@ def test_mismatched_shapes_and_missing_arrays_are_refused(packed_file, tmp_path)
 ])
 def test_unexportable_models_are_refused(overrides, fragment, tmp_path, capsys):
     base = ["data.encoding=\"binarize\"", "train.epochs=1", "train.threads=1"]
-    train(load_config(None, [*base, *overrides]), tmp_path / "run", quiet=True)
+    train(default_config([*base, *overrides]), tmp_path / "run", quiet=True)
     assert main(["export", str(tmp_path / "run"), "--quiet"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("binlearn: error: ") and error.count("\n") == 1 and fragment in error, error

@@ -1,10 +1,15 @@
-"""The README's Python example runs as printed and learns (the README stays true)."""
+"""The README's quick start and Python example run as printed and learn (the README stays true)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
+import shlex
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,12 +19,52 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def _quickstart_commands() -> list[list[str]]:
+    """The quick start block's binlearn commands, in order (the install that precedes the first
+    one on its line is what this test environment already did)."""
+    block = _blocks("bash")[0]
+    commands = []
+    for line in block.strip().splitlines():
+        last = line.split("&&")[-1].strip()
+        assert last.startswith("binlearn "), f"the quick start runs binlearn commands: {line!r}"
+        commands.append(shlex.split(last))
+    return commands
+
+
+def test_readme_quickstart_runs_as_printed(tmp_path):
+    commands = _quickstart_commands()
+    assert [c[1] for c in commands] == ["train", "export", "infer", "convert"]
+    outputs = []
+    for command in commands:
+        done = subprocess.run([sys.executable, "-m", "binlearn", *command[1:], "--quiet"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, (command, done.stderr[-2000:])
+        outputs.append(done.stdout)
+    trained = json.loads(outputs[0])
+    assert trained["dataset"] == "digits" and trained["test_accuracy"] >= 0.90, trained
+    run = tmp_path / commands[0][commands[0].index("--run-dir") + 1]
+    assert tomllib.loads((run / "config.toml").read_text())["rule"]["name"] == "local_binary"
+    exported = json.loads(outputs[1])
+    assert exported["verified"]["identical"] == exported["verified"]["samples"] == 360
+    assert exported["float32_bytes"] > 20 * exported["bytes"]  # the README says 31×
+    inferred = json.loads(outputs[2])
+    assert inferred["accuracy"] == trained["test_accuracy"]  # XNOR-popcount only, the same figure
+    converted = json.loads(outputs[3])
+    assert converted["settings"]["timesteps"] == 16 and len(converted["accuracy_per_step"]) == 16
+    assert converted["accuracy_per_step"][0] == round(trained["test_accuracy"], 4)
+    written = [str(Path(commands[3][2], name)) for name in ("spiking.json", "latency.png")]
+    assert converted["written"] == written
+    record = json.loads((run / "spiking.json").read_text())
+    assert record["agreement_with_source_per_step"][0] == 1.0  # exact at T = 1
+    assert (run / "latency.png").stat().st_size > 1000
 
 
 def test_readme_python_example_trains_binary_ep_on_digits():
-    blocks = _python_blocks()
+    blocks = _blocks("python")
     assert len(blocks) == 1, "the README has one Python example; update this test with it"
     namespace: dict = {}
     printed = io.StringIO()

@@ -17,6 +17,10 @@ import torch
 
 from binlearn.experiment import load_config, train
 from binlearn.experiment.checkpoint import load_checkpoint
+from binlearn.experiment.config import default_config
+
+ROOT = Path(__file__).resolve().parents[1]
+STE_DIGITS = str(ROOT / "configs/baselines/digits-ste-binary-mlp.toml")  # the STE baseline
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -93,13 +97,14 @@ def test_a_second_train_on_a_busy_run_directory_is_refused_and_a_stale_lock_take
     and writes nothing; after the holder is killed (SIGKILL: its lock file stays behind), a
     resume takes the stale lock over."""
     run = tmp_path / "run"
-    first = subprocess.Popen([sys.executable, "-m", "binlearn", "train", *[f"--set={s}" for s in STE_QUICK],
+    first = subprocess.Popen([sys.executable, "-m", "binlearn", "train", STE_DIGITS,
+                              *[f"--set={s}" for s in STE_QUICK],
                               "--set=train.epochs=100000", "--run-dir", str(run), "--quiet"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(lambda: (run / "config.toml").is_file())
         assert (run / ".lock").read_text().split() == [str(first.pid)]
-        second = _run_cli("train", *[f"--set={s}" for s in STE_QUICK], "--set=model.hidden=[8]",
+        second = _run_cli("train", STE_DIGITS, *[f"--set={s}" for s in STE_QUICK], "--set=model.hidden=[8]",
                           "--set=train.epochs=2", "--run-dir", str(run), "--quiet")
         assert second.returncode == 2, second.stderr
         assert second.stderr.count("\n") == 1 and f"in use by another binlearn process (pid {first.pid})" \
@@ -126,7 +131,7 @@ def test_a_torn_metrics_line_is_skipped_with_a_warning_and_survives_resume(tmp_p
     from binlearn.experiment.rundir import MetricsWarning, read_metrics
 
     run = tmp_path / "run"
-    train(load_config(None, [*STE_QUICK, "train.epochs=3"]), run, quiet=True)
+    train(default_config([*STE_QUICK, "train.epochs=3"]), run, quiet=True)
     lines = (run / "metrics.jsonl").read_text().splitlines()
     torn = lines[1][: len(lines[1]) // 2]
     (run / "metrics.jsonl").write_text("\n".join([lines[0], torn, lines[2]]) + "\n")
@@ -135,7 +140,7 @@ def test_a_torn_metrics_line_is_skipped_with_a_warning_and_survives_resume(tmp_p
     assert [r["epoch"] for r in log.records] == [1, 3] and log.skipped == [2]
 
     with pytest.warns(MetricsWarning, match="line 2"):
-        train(load_config(None, [*STE_QUICK, "train.epochs=4"]), run, resume=True, quiet=True)
+        train(default_config([*STE_QUICK, "train.epochs=4"]), run, resume=True, quiet=True)
     after = (run / "metrics.jsonl").read_text().splitlines()
     assert after[:3] == [lines[0], torn, lines[2]]  # nothing it could not read is rewritten
     assert json.loads(after[3])["epoch"] == 4 and len(after) == 4
@@ -155,7 +160,7 @@ def test_no_stale_temporary_after_a_kill_during_a_checkpoint_write_and_resume(tm
     rename) leaves ``.checkpoint.pt.*.tmp``; the next train of the directory removes it and
     only it (another command's temporary in the directory is not the run's)."""
     run = tmp_path / "run"
-    train(load_config(None, [*STE_QUICK, "train.epochs=1"]), run, quiet=True)
+    train(default_config([*STE_QUICK, "train.epochs=1"]), run, quiet=True)
     killed = subprocess.run([sys.executable, "-c", (
         "import os, sys; from binlearn.atomic import atomic_write\n"
         "data = open(sys.argv[1], 'rb').read()\n"
@@ -166,7 +171,7 @@ def test_no_stale_temporary_after_a_kill_during_a_checkpoint_write_and_resume(tm
     assert len(stale) == 1 and stale[0].stat().st_size == (run / "checkpoint.pt").stat().st_size
     other = run / ".model.packed.npz.abcd1234.tmp"
     other.write_bytes(b"an export in progress")
-    train(load_config(None, [*STE_QUICK, "train.epochs=2"]), run, resume=True, quiet=True)
+    train(default_config([*STE_QUICK, "train.epochs=2"]), run, resume=True, quiet=True)
     assert not list(run.glob(".checkpoint.pt.*.tmp")) and other.is_file()
     assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 2
 
@@ -193,9 +198,9 @@ def _model_state(run: Path) -> dict[str, torch.Tensor]:
 def test_a_branch_trains_with_its_own_learning_rate(tmp_path):
     """--branch-from P --set optimizer.lr=0.05 (STE) and optimizer.bias_learning_rates (EP/Bop) take effect:
     the optimizer's groups hold the new rates and the weights differ from the parent-config branch."""
-    train(load_config(None, [*STE_QUICK, "train.epochs=1"]), tmp_path / "parent", quiet=True)
+    train(default_config([*STE_QUICK, "train.epochs=1"]), tmp_path / "parent", quiet=True)
     for name, extra in (("same", []), ("faster", ["optimizer.lr=0.05"])):
-        train(load_config(None, [*STE_QUICK, "train.epochs=2", *extra]), tmp_path / name, quiet=True,
+        train(default_config([*STE_QUICK, "train.epochs=2", *extra]), tmp_path / name, quiet=True,
               branch_from=tmp_path / "parent")
     groups = load_checkpoint(tmp_path / "faster" / "checkpoint.pt")["learner"]["optimizer"]["param_groups"]
     assert {group["lr"] for group in groups} == {0.05}
@@ -218,8 +223,8 @@ def test_a_resume_with_an_edited_learning_rate_trains_with_it_and_says_so(tmp_pa
     """An lr edited into config.toml before --resume is applied (the resumed run is the branch
     with that lr, bit for bit), printed in one line and recorded in meta.json."""
     run = tmp_path / "run"
-    train(load_config(None, [*STE_QUICK, "train.epochs=1"]), run, quiet=True)
-    train(load_config(None, [*STE_QUICK, "train.epochs=2", "optimizer.lr=0.01"]), tmp_path / "branch",
+    train(default_config([*STE_QUICK, "train.epochs=1"]), run, quiet=True)
+    train(default_config([*STE_QUICK, "train.epochs=2", "optimizer.lr=0.01"]), tmp_path / "branch",
           quiet=True, branch_from=run)
     text = (run / "config.toml").read_text()
     assert "lr = 0.001\n" in text
@@ -238,7 +243,7 @@ def test_resume_refuses_what_changes_the_run(tmp_path, capsys):
     """Fewer epochs than done, and hand edits of the seed, the shuffling, the model, the estimator
     are refused in one line, leaving the directory as it was; where the data lives may change."""
     run = tmp_path / "run"
-    train(load_config(None, [*STE_QUICK, "train.epochs=3"]), run, quiet=True)
+    train(default_config([*STE_QUICK, "train.epochs=3"]), run, quiet=True)
     before = {name: (run / name).read_bytes() for name in ("config.toml", "summary.json", "meta.json",
                                                            "checkpoint.pt", "metrics.jsonl")}
     for epochs, needle in (("1", "3 epochs are trained already: give train.epochs >= 3"),
@@ -285,7 +290,7 @@ def test_where_runs_are_written_bad_values_are_one_line(tmp_path, capsys):
         locked_dir.mkdir(mode=0o555)
         cases.append((["--run-dir", str(locked_dir / "run")], "not writable"))
     for extra, needle in cases:
-        code, _, err = _cli(capsys, "train", *quick, *extra, "--quiet")
+        code, _, err = _cli(capsys, "train", STE_DIGITS, *quick, *extra, "--quiet")
         _one_line_error(code, err, needle)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "m").exists()
     code, _, err = _cli(capsys, "data", "download", "mnist", "--data-dir", str(afile / "sub"), "--quiet")
@@ -294,7 +299,7 @@ def test_where_runs_are_written_bad_values_are_one_line(tmp_path, capsys):
     _one_line_error(code, err, "is a directory, not a config file")
 
     run = tmp_path / "run"
-    train(load_config(None, [*STE_QUICK, "train.epochs=1"]), run, quiet=True)
+    train(default_config([*STE_QUICK, "train.epochs=1"]), run, quiet=True)
     torch.save({"format": 1, "weights": torch.zeros(3)}, run / "checkpoint.pt")
     for command in (["train", "--resume", str(run)], ["eval", str(run)]):
         code, _, err = _cli(capsys, *command)
@@ -362,7 +367,7 @@ def test_a_resume_refuses_a_checkpoint_replaced_while_it_was_starting(tmp_path, 
     from binlearn.experiment.checkpoint import save_checkpoint
 
     run = tmp_path / "run"
-    train(load_config(None, [*STE_QUICK, "train.epochs=1"]), run, quiet=True)
+    train(default_config([*STE_QUICK, "train.epochs=1"]), run, quiet=True)
     load = runner.load_dataset
 
     def another_train_finishes_meanwhile(*args, **kwargs):
@@ -371,5 +376,5 @@ def test_a_resume_refuses_a_checkpoint_replaced_while_it_was_starting(tmp_path, 
 
     monkeypatch.setattr(runner, "load_dataset", another_train_finishes_meanwhile)
     with pytest.raises(RunError, match="changed while this process was starting"):
-        train(load_config(None, [*STE_QUICK, "train.epochs=2"]), run, resume=True, quiet=True)
+        train(default_config([*STE_QUICK, "train.epochs=2"]), run, resume=True, quiet=True)
     assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 1

@@ -16,9 +16,11 @@ import torch
 
 from binlearn.experiment import ConfigError, load_config, load_run, train
 from binlearn.experiment.checkpoint import load_checkpoint
+from binlearn.experiment.config import default_config
 from binlearn.experiment.rundir import MetricsWarning
 from binlearn.experiment.runner import resume_config
 
+STE_DIGITS = str(Path(__file__).resolve().parents[1] / "configs/baselines/digits-ste-binary-mlp.toml")
 QUICK = ["model.hidden=[32]", "data.batch_size=64", "train.epochs=3"]
 
 
@@ -47,7 +49,7 @@ def _assert_same_learner(first: Path, second: Path) -> None:
 
 
 def test_run_directory_and_bit_identical_resume(tmp_path):
-    config = load_config(None, QUICK)
+    config = default_config(QUICK)
     summary = train(config, tmp_path / "full", quiet=True)
     for name in ("config.toml", "meta.json", "metrics.jsonl", "summary.json", "checkpoint.pt", "curves.png"):
         assert (tmp_path / "full" / name).is_file(), name
@@ -60,13 +62,13 @@ def test_run_directory_and_bit_identical_resume(tmp_path):
     assert meta["seed"] == 0 and "git_revision" in meta and "binlearn_version" in meta
 
     # Interrupted after epoch 2 (as a crash would leave it), then resumed to epoch 3.
-    train(load_config(None, [*QUICK[:-1], "train.epochs=2"]), tmp_path / "cut", quiet=True)
+    train(default_config([*QUICK[:-1], "train.epochs=2"]), tmp_path / "cut", quiet=True)
     config_text = (tmp_path / "full" / "config.toml").read_text()
     (tmp_path / "cut" / "config.toml").write_text(config_text)
     with open(tmp_path / "cut" / "metrics.jsonl", "a") as handle:
         handle.write('{"epoch": 3, "torn')  # a half-written line (an edit, a partial copy)
     with pytest.warns(MetricsWarning, match="line 3 is not a JSON record"):
-        resumed = train(load_config(None, QUICK), tmp_path / "cut", resume=True, quiet=True)
+        resumed = train(default_config(QUICK), tmp_path / "cut", resume=True, quiet=True)
     _assert_same_learner(tmp_path / "full", tmp_path / "cut")
     assert resumed["test_accuracy"] == summary["test_accuracy"]
     lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
@@ -185,7 +187,7 @@ def test_resume_accepts_a_delayed_schedule_for_ste_runs_too(tmp_path):
     """STE shares the [schedule] of the energy rules: a decay that starts now is accepted on
     --resume, one that would rewrite the epochs already trained is refused in one line, and so
     is a change of the estimator or of the optimizer's kind."""
-    train(load_config(None, [*QUICK, "train.epochs=1"]), tmp_path / "ste", quiet=True)
+    train(default_config([*QUICK, "train.epochs=1"]), tmp_path / "ste", quiet=True)
     with pytest.raises(ConfigError, match="schedule.decay_start >= 1") as info:
         resume_config(tmp_path / "ste", ["schedule.lr_decay=0.9", "train.epochs=2"])
     assert "\n" not in str(info.value)
@@ -202,7 +204,8 @@ def test_sigterm_stops_training_with_a_message_and_a_resumable_checkpoint(tmp_pa
     import signal
 
     run = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "binlearn", "train", "--set", "model.hidden=[32]",
+    process = subprocess.Popen([sys.executable, "-m", "binlearn", "train", STE_DIGITS,
+                                "--set", "model.hidden=[32]",
                                 "--set", "train.epochs=100000", "--set", "train.threads=1",
                                 "--run-dir", str(run), "--quiet"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -255,11 +258,11 @@ def test_torchrun_two_processes_match_one(tmp_path):
     args = ["--set", "data.train_size=1408", "--set", "model.batch_norm=false",
             "--set", "train.epochs=2", "--set", "model.hidden=[32]", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = _run_all_of_it([sys.executable, "-m", "binlearn", "train", "--run-dir", str(tmp_path / "one"),
-                             *args], env, limit=900)
+    single = _run_all_of_it([sys.executable, "-m", "binlearn", "train", STE_DIGITS,
+                             "--run-dir", str(tmp_path / "one"), *args], env, limit=900)
     assert single.returncode == 0, single.stderr
     double = _run_all_of_it([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                             "--nproc_per_node=2", "-m", "binlearn", "train",
+                             "--nproc_per_node=2", "-m", "binlearn", "train", STE_DIGITS,
                              "--run-dir", str(tmp_path / "two"), *args], env, limit=900)
     assert double.returncode == 0, double.stderr[-3000:]
     one = dict(_tensors(load_checkpoint(tmp_path / "one" / "checkpoint.pt")["learner"]["model"]))
@@ -316,7 +319,7 @@ def test_corrupt_dataset_and_checkpoint_are_one_line(tmp_path, mnist_dir):
     assert "train-labels-idx1-ubyte.gz" in result.stderr
 
     run = tmp_path / "run"
-    assert _run_cli("train", "--set", "train.epochs=1", "--set", "model.hidden=[8]", "--run-dir",
+    assert _run_cli("train", STE_DIGITS, "--set", "train.epochs=1", "--set", "model.hidden=[8]", "--run-dir",
                     str(run), "--quiet").returncode == 0
     data = (run / "checkpoint.pt").read_bytes()
     (run / "checkpoint.pt").write_bytes(data[: len(data) // 2])

@@ -161,8 +161,8 @@ def test_convert_refuses_what_it_cannot_convert(tmp_path, capsys):
                                         "model.pool=max"),
         "float-weight EP network": _config_only_run(tmp_path, "ep",
                                                     ROOT / "configs/laydevant2021/fc-float.toml"),
-        "local-rule run": _config_only_run(tmp_path, "local",
-                                           ROOT / "configs/colombo2024/mnist-1035-1035.toml"),
+        "committee run": _config_only_run(tmp_path, "committee",
+                                          ROOT / "configs/colombo2024/mnist-committee-2070.toml"),
         "no checkpoint.pt": _config_only_run(tmp_path, "fresh", ROOT / "configs/lu2020/mnist-mlp-float.toml"),
         "run directory not found": tmp_path / "missing",
     }

@@ -13,10 +13,10 @@ from binlearn.experiment import (
     RunError,
     TrainedRun,
     evaluate_run,
-    load_config,
     load_trained,
     train,
 )
+from binlearn.experiment.config import default_config
 from binlearn.experiment.learners.ste import STELearner
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     run = tmp_path_factory.mktemp("trained") / "run"
-    train(load_config(None, ["model.hidden=[16]", "train.epochs=1", "train.threads=1"]), run, quiet=True)
+    train(default_config(["model.hidden=[16]", "train.epochs=1", "train.threads=1"]), run, quiet=True)
     return run
 
 

@@ -117,7 +117,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                          quiet=args.quiet, compare=[Path(p) for p in args.compare])
     keys = ("source_accuracy", "final_accuracy", "best_accuracy", "steps_to_within_1_point",
             "spikes_per_inference", "synaptic_ops_per_inference", "firing_rate_per_layer", "settings")
-    print(json.dumps({k: record[k] for k in keys}, indent=2))
+    printed = {k: record[k] for k in keys}
+    if "accuracy_per_step" in record:
+        printed["accuracy_per_step"] = [round(a, 4) for a in record["accuracy_per_step"]]
+    out = Path(args.output) if args.output else Path(args.run_dir)
+    printed["written"] = [str(out / "spiking.json"), str(out / "latency.png")]
+    print(json.dumps(printed, indent=2))
     return 0
 
 
@@ -127,6 +132,33 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     result = infer_export(Path(args.export), args.data, split=args.split, data_dir=args.data_dir,
                           output=Path(args.output) if args.output else None, quiet=args.quiet)
     print(json.dumps(result))
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from binlearn.experiment.config import ConfigError
+    from binlearn.experiment.reproduce import format_list, format_result, list_rows, reproduce
+    from binlearn.experiment.results import load_results, write_docs
+
+    if sum([bool(args.list), bool(args.write_docs), args.row is not None]) != 1:
+        raise ConfigError("give one of ROW, --list or --write-docs "
+                          "(binlearn reproduce --list shows the rows)")
+    if args.row is None and (args.quick or args.run_dir or args.set):
+        raise ConfigError("--quick, --run-dir and --set apply to a ROW run")
+    if args.list:
+        results = load_results(args.results)
+        print(json.dumps(list_rows(results), indent=2) if args.json else format_list(results))
+        return 0
+    if args.write_docs:
+        results = load_results(args.results)
+        docs = results.path.parent
+        for path in write_docs(results, docs / "results.md", docs / "figures" / "overview.png"):
+            print(f"wrote {path}")
+        return 0
+    record = reproduce(args.row, quick=args.quick, run_dir=Path(args.run_dir) if args.run_dir else None,
+                       overrides=args.set, data_dir=args.data_dir, results_path=args.results,
+                       quiet=args.quiet)
+    print(json.dumps(record, indent=2) if args.json else format_result(record))
     return 0
 
 
@@ -220,7 +252,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--quiet", action="store_true")
     export.set_defaults(func=_cmd_export)
 
-    convert = commands.add_parser("convert", help="convert an STE run to a spiking network and simulate it "
+    convert = commands.add_parser("convert", help="convert an STE or local-binary run to a spiking network "
+                                                  "and simulate it "
                                                   "(a binary EP run is read as the spiking network it is: "
                                                   "only --timesteps, --batch-size, --output apply)")
     convert.add_argument("run_dir")
@@ -255,6 +288,25 @@ def _parser() -> argparse.ArgumentParser:
     infer.add_argument("--output", metavar="FILE", help="save the predictions as a .npy of int64 labels")
     infer.add_argument("--quiet", action="store_true")
     infer.set_defaults(func=_cmd_infer)
+
+    reproduce = commands.add_parser("reproduce", help="the paper-table rows: list them, or run one and set "
+                                                      "its figure beside the paper's")
+    reproduce.add_argument("row", nargs="?", metavar="ROW",
+                           help="a row id, e.g. laydevant2021/fc-binary-weights")
+    reproduce.add_argument("--list", action="store_true",
+                           help="every row: paper, the paper's figure, our last measured one and its command")
+    reproduce.add_argument("--quick", action="store_true",
+                           help="a scaled-down run that finishes in minutes (the output says what was cut)")
+    reproduce.add_argument("--run-dir", help="where to write the run (default: runs/reproduce/ROW-TIME)")
+    reproduce.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                           help="override a config value after the row's (and --quick's) settings")
+    reproduce.add_argument("--data-dir", help="dataset folder (default: $BINLEARN_DATA, else the user cache)")
+    reproduce.add_argument("--results", metavar="FILE", help="the results file (default: docs/results.toml)")
+    reproduce.add_argument("--write-docs", action="store_true",
+                           help="render docs/results.md's tables and docs/figures/overview.png from the file")
+    reproduce.add_argument("--json", action="store_true", help="print JSON")
+    reproduce.add_argument("--quiet", action="store_true")
+    reproduce.set_defaults(func=_cmd_reproduce)
 
     data = commands.add_parser("data", help="list, verify or download datasets")
     data.add_argument("action", choices=["list", "verify", "download"])

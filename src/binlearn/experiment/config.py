@@ -26,6 +26,7 @@ falling back to a bare string.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -627,14 +628,34 @@ def describe(config: ExperimentConfig) -> str:
             f"{config.train.epochs} epochs")
 
 
+# The quickstart: what ``binlearn train`` runs with no CONFIG (configs/quickstart/
+# digits-local-binary.toml is this table with comments; a test checks they agree). The local
+# binary rule on the embedded digits: ≥ 0.93 test accuracy in about 20 s on two cores.
+QUICKSTART: dict[str, Any] = {
+    "name": "quickstart-digits-local-binary",
+    "seed": 0,
+    "data": {"dataset": "digits", "encoding": "thermometer", "thermometer_bits": 3, "batch_size": 20},
+    "model": {"kind": "binary_mlp", "hidden": [1035, 1035], "init_std": 64.0, "hidden_dtype": "int16"},
+    "rule": {"name": "local_binary", "group_size": 115, "robustness": 0.25, "reinforcement": 0.5},
+    "train": {"epochs": 20},
+}
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Load and validate an experiment (``path=None``: the built-in quickstart)."""
-    raw = read_config_file(path) if path is not None else {}
+    """Load and validate an experiment (``path=None``: the quickstart, :data:`QUICKSTART`;
+    :func:`default_config` is every field's default instead: an STE MLP on the digits)."""
+    raw = read_config_file(path) if path is not None else copy.deepcopy(QUICKSTART)
     config = config_from_dict(apply_overrides(raw, overrides or []))
     if path is not None and not raw:
         print(f"binlearn: note: {path} sets nothing: training the defaults ({describe(config)})",
               file=sys.stderr)
     return config
+
+
+def default_config(overrides: list[str] | None = None) -> ExperimentConfig:
+    """Every field's default (an STE-trained binary-weight MLP on the digits), with ``overrides``
+    (``section.key=value``) applied — the base the tests build small experiments from."""
+    return config_from_dict(apply_overrides({}, overrides or []))
 
 
 def _toml_value(value: Any) -> str:

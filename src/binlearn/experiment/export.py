@@ -148,7 +148,23 @@ def export_packed(trained: TrainedRun, output: Path | None, *, verify: bool = Tr
         summary["verified"] = {"split": "test", "samples": len(expected), "identical": len(expected)}
     path = model.save(output or run_dir / DEFAULT_EXPORT_NAME)
     summary.update(output=str(path), bytes=path.stat().st_size)
+    float_bytes = float32_bytes(summary["layers"])
+    if float_bytes is not None:
+        summary.update(float32_bytes=float_bytes,
+                       smaller_than_float32=round(float_bytes / summary["bytes"], 1))
     return summary
+
+
+def float32_bytes(layers: list[dict[str, Any]]) -> int | None:
+    """What the same dense layers take as float32 weights and biases (4·(in·out + out) bytes
+    each), to set the packed file's size against; None when a layer is not a dense in → out."""
+    total = 0
+    for layer in layers:
+        fan_in, fan_out = layer.get("in"), layer.get("out")
+        if not isinstance(fan_in, int) or not isinstance(fan_out, int):
+            return None
+        total += 4 * (fan_in * fan_out + fan_out)
+    return total
 
 
 Exporter = Callable[..., dict[str, Any]]

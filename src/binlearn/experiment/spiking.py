@@ -1,4 +1,7 @@
-"""``binlearn convert``: a trained STE run → a spiking network, simulated on the test set.
+"""``binlearn convert``: a trained STE or local-binary run → a spiking network, simulated on the
+test set (STE runs: :mod:`binlearn.spiking.convert`; local-binary runs, ±1 sign layers:
+:mod:`binlearn.spiking.local`; binary EP runs are read as the spiking networks they are,
+:mod:`binlearn.experiment.spiking_ep`).
 
 Writes ``spiking.json`` (accuracy after every time step, spikes and synaptic operations per
 inference, firing rate per layer, the settings) and ``latency.png`` (accuracy against time
@@ -8,6 +11,7 @@ steps with the source's accuracy as a line) into the run directory or ``output``
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from tqdm.auto import tqdm
 
 from binlearn.atomic import write_json
 from binlearn.experiment.config import ConfigError, config_from_dict, read_config_file
+from binlearn.experiment.learners.local_binary import LocalBinaryLearner
 from binlearn.experiment.learners.ste import STELearner
 from binlearn.experiment.plots import pyplot, save_png
 from binlearn.experiment.runner import RunError, evaluate
@@ -25,6 +30,7 @@ from binlearn.experiment.trained import load_trained
 from binlearn.spiking.convert import ConversionError, convert
 from binlearn.spiking.encode import ENCODINGS, encoding_from_name
 from binlearn.spiking.functional import RESETS
+from binlearn.spiking.local import convert_sign_mlp, input_spikes
 from binlearn.spiking.simulate import simulate
 from binlearn.spiking.synops import spiking_summary, totals
 
@@ -84,11 +90,14 @@ def check_convertible(run_dir: Path) -> None:
         raise ConversionError(f"{run_dir}: {what} (model.kind = \"energy\") cannot be converted: its units "
                               "are relaxed to a fixed point of an energy, not computed layer by layer; "
                               "binlearn convert takes feed-forward STE runs (model.kind = mlp or convnet)")
-    if kind in ("binary_mlp", "committee") or rule in ("local_binary", "cpr"):
-        raise ConversionError(f"{run_dir}: a local-rule run (model.kind = \"{kind}\", "
-                              f"rule.name = \"{rule}\") cannot be converted: its units are ±1 sign "
-                              "neurons with integer hidden weights, not ReLU / Heaviside layers; "
-                              "binlearn convert takes STE runs (model.kind = mlp or convnet)")
+    if kind == "binary_mlp" and rule == "local_binary":
+        config_from_dict(raw)  # a ±1 sign network: binlearn.spiking.local
+        return
+    if kind == "committee" or rule == "cpr":
+        raise ConversionError(f"{run_dir}: a committee run (model.kind = \"{kind}\", rule.name = "
+                              f"\"{rule}\") cannot be converted: its prediction is a vote over "
+                              "committees, not a layer of neurons; binlearn convert takes STE runs "
+                              "(model.kind = mlp or convnet) and local-binary runs (binary_mlp)")
     if kind not in CONVERTIBLE_KINDS or rule != "ste":
         raise ConversionError(f"{run_dir}: model.kind = \"{kind}\" trained by rule \"{rule}\" cannot be "
                               "converted; binlearn convert takes STE runs (model.kind = mlp or convnet)")
@@ -122,18 +131,24 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
     trained = load_trained(run_dir, device=settings.device, quiet=quiet)
     config, learner, epoch, data, device = (trained.config, trained.learner, trained.epoch, trained.data,
                                             trained.device)
-    if not isinstance(learner, STELearner):  # check_convertible lets only STE runs through
-        raise RunError(f"{run_dir}: only runs trained by the STE rule convert to spiking networks")
-    model = learner.model
     start = time.perf_counter()
     source_accuracy = evaluate(learner, data.x_test, data.y_test, settings.batch_size)
     if source_accuracy is None:
         raise RunError(f"{run_dir}: its dataset has no test images to convert on")
-    generator = torch.Generator().manual_seed(settings.seed)
-    count = min(settings.calibration_images, len(data.x_train))
-    chosen = torch.randperm(len(data.x_train), generator=generator)[:count].to(data.x_train.device)
-    network = convert(model, data.x_train[chosen], percentile=settings.percentile, reset=settings.reset,
-                      batch_size=settings.batch_size).to(device)
+    inputs: Callable[[torch.Tensor], torch.Tensor] = _same
+    if isinstance(learner, LocalBinaryLearner):  # ±1 sign layers: integer thresholds, exact at T = 1
+        network = convert_sign_mlp([layer.hidden for layer in learner.layers], learner.layers[-1].classifier,
+                                   tuple(data.x_test.shape[1:]), reset=settings.reset).to(device)
+        inputs = input_spikes
+    elif isinstance(learner, STELearner):
+        generator = torch.Generator().manual_seed(settings.seed)
+        count = min(settings.calibration_images, len(data.x_train))
+        chosen = torch.randperm(len(data.x_train), generator=generator)[:count].to(data.x_train.device)
+        network = convert(learner.model, data.x_train[chosen], percentile=settings.percentile,
+                          reset=settings.reset, batch_size=settings.batch_size).to(device)
+    else:  # check_convertible lets only STE and local-binary runs through
+        raise RunError(f"{run_dir}: only runs trained by the STE or the local binary rule convert to "
+                       "spiking networks")
     encoding = encoding_from_name(settings.encoding, settings.seed)
     steps = settings.timesteps
     correct = torch.zeros(steps)
@@ -143,7 +158,7 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
     batches = list(zip(data.x_test.split(settings.batch_size), data.y_test.split(settings.batch_size),
                        strict=True))
     for x, y in tqdm(batches, desc=f"simulating T={steps}", unit="batch", disable=quiet, leave=False):
-        result = simulate(network, x, steps, encoding=encoding, delay=not settings.one_step,
+        result = simulate(network, inputs(x), steps, encoding=encoding, delay=not settings.one_step,
                           init="half" if settings.init_half else "zero")
         predictions = result.predictions()
         correct += (predictions == y.to(device)).sum(1).float().cpu()
@@ -157,6 +172,7 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
     total = totals(rows_sum)
     record: dict[str, Any] = {
         "run_dir": str(run_dir), "epoch": epoch, "dataset": config.data.dataset, "test_images": seen,
+        "source": "local_binary" if isinstance(learner, LocalBinaryLearner) else "ste",
         "source_accuracy": source_accuracy,
         "accuracy_per_step": accuracy,
         "agreement_with_source_per_step": (agree / seen).tolist(),
@@ -182,6 +198,10 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
     plot_latency([(_label(record), record), *[(_label(r), r) for _, r in others]], out / "latency.png",
                  title=f"{run_dir.name}: accuracy vs time steps")
     return record
+
+
+def _same(x: torch.Tensor) -> torch.Tensor:
+    return x
 
 
 def _add_rows(total: dict, rows: dict, seen: int, batch: int) -> dict:

@@ -1,0 +1,325 @@
+"""The results file (``docs/results.toml``): every paper-table row binlearn has a config for,
+with the paper's figure and our last measured one, and every table of ``docs/results.md``.
+
+One file, read by ``binlearn reproduce --list`` and rendered into docs/results.md (between
+``<!-- table: ID -->`` and ``<!-- end table -->`` lines) and ``docs/figures/overview.png`` by
+``binlearn reproduce --write-docs``, so the list, the tables and the figure cannot disagree
+(``tests/test_results.py`` checks the committed docs are what the file renders to).
+
+Layout of the TOML::
+
+    [[row]]                       # a paper-table row (one per config under configs/<paper>/)
+    id = "laydevant2021/fc-binary-weights"     # PAPER/CONFIG-STEM, the ROW of `reproduce`
+    paper = "laydevant2021"
+    config = "configs/laydevant2021/fc-binary-weights.toml"
+    row = "FC 784-4096-10, binary weights"     # what the row is, in the paper's terms
+    paper_figure = "same as float EP"          # the paper's figure or claim, as text
+    paper_value = 0.9696                       # optional: the paper's figure as a number
+    ours = 0.9786                              # optional: our last measured figure (none: not run)
+    ours_data = "MNIST full, 20 epochs"        # what that figure was measured on
+    command = "binlearn train ..."             # the command that measured it
+    table = "laydevant2021-fc"                 # optional: the detail table that holds it
+    quick = ["data.train_size=1000", ...]      # --quick: the scaled-down overrides
+    quick_note = "1,000 images, 1 epoch"
+    convert = {timesteps = 32, one_step = true}  # optional: `binlearn convert` after training
+                                               # (ConvertSettings; the figure is then the
+                                               # spiking network's accuracy after the last step)
+
+    [[table]]                     # a table of docs/results.md, cells as markdown text
+    id = "laydevant2021-fc"
+    columns = ["paper row", ...]
+    rows = [["FC 784-4096-10 ...", ...], ...]
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from binlearn.atomic import atomic_write_text
+from binlearn.experiment.config import ConfigError
+
+__all__ = ["PaperRow", "Table", "Results", "load_results", "render_markdown", "find_results_file",
+           "PAPERS", "plot_overview"]
+
+PAPERS = {
+    "laydevant2021": "Binary EP (Laydevant et al. 2021)",
+    "colombo2024": "Binary-native local learning (Colombo et al. 2024)",
+    "lu2020": "Binary spiking networks (Lu & Sengupta 2020)",
+}
+_ROW_KEYS = {"id", "paper", "config", "row", "paper_figure", "paper_value", "ours", "ours_data", "command",
+             "table", "quick", "quick_note", "convert"}
+_TABLE_KEYS = {"id", "columns", "rows"}
+_BEGIN = re.compile(r"^<!-- table: ([\w./-]+) -->$")
+_END = "<!-- end table -->"
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    """One paper-table row with a config (see the module docstring for the fields)."""
+
+    id: str
+    paper: str
+    config: str
+    row: str
+    paper_figure: str
+    command: str
+    quick: list[str]
+    quick_note: str
+    paper_value: float | None = None
+    ours: float | None = None
+    ours_data: str = ""
+    table: str | None = None
+    convert: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ours_text(self) -> str:
+        return "not run yet" if self.ours is None else f"{self.ours:.4f}"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of docs/results.md: header cells and rows of markdown cells."""
+
+    id: str
+    columns: list[str]
+    rows: list[list[str]]
+
+    def markdown(self) -> str:
+        lines = [_line(self.columns), "|" + "---|" * len(self.columns)]
+        lines += [_line(row) for row in self.rows]
+        return "\n".join(lines)
+
+
+def _line(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+@dataclass(frozen=True)
+class Results:
+    path: Path
+    rows: list[PaperRow]
+    tables: dict[str, Table]
+
+    def row(self, row_id: str) -> PaperRow:
+        for row in self.rows:
+            if row.id == row_id:
+                return row
+        close = [r.id for r in self.rows if row_id.split("/")[-1] in r.id]
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"unknown row {row_id!r}{hint} (binlearn reproduce --list shows them all)")
+
+    @property
+    def root(self) -> Path:
+        """The repository the file belongs to (configs are relative to it)."""
+        return self.path.resolve().parent.parent
+
+
+def find_results_file(path: str | Path | None = None) -> Path:
+    """``path``, else ``docs/results.toml`` of the current folder or of the repository this
+    package was installed from (an editable install); a one-line ConfigError if none exists."""
+    if path is not None:
+        candidate = Path(path)
+        if not candidate.is_file():
+            raise ConfigError(f"results file not found: {candidate}")
+        return candidate
+    here = Path(__file__).resolve().parents[3] / "docs" / "results.toml"
+    for candidate in (Path("docs/results.toml"), here):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError("docs/results.toml not found: run binlearn reproduce from the binlearn repository "
+                      "(or give --results FILE)")
+
+
+def _text(where: str, value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: {key} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _strings(where: str, value: Any, key: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: {key} must be a list of strings")
+    return list(value)
+
+
+def _figure(where: str, value: Any, key: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1 \
+            or math.isnan(value):
+        raise ConfigError(f"{where}: {key} must be an accuracy in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _convert(where: str, value: Any) -> dict[str, Any]:
+    from binlearn.experiment.spiking import ConvertSettings
+
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: convert must be a table of binlearn convert settings")
+    valid = set(ConvertSettings.__dataclass_fields__)
+    unknown = set(value) - valid
+    if unknown:
+        raise ConfigError(f"{where}: convert.{sorted(unknown)[0]} is not a convert setting; valid: "
+                          f"{', '.join(sorted(valid))}")
+    return dict(value)
+
+
+def _row(raw: Any, index: int) -> PaperRow:
+    where = f"row {index + 1}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table")
+    where = f"row {raw.get('id', index + 1)!r}"
+    unknown = set(raw) - _ROW_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; valid: "
+                          f"{', '.join(sorted(_ROW_KEYS))}")
+    missing = {"id", "paper", "config", "row", "paper_figure", "command", "quick", "quick_note"} - set(raw)
+    if missing:
+        raise ConfigError(f"{where}: missing {', '.join(sorted(missing))}")
+    paper = _text(where, raw["paper"], "paper")
+    if paper not in PAPERS:
+        raise ConfigError(f"{where}: unknown paper {paper!r}; valid: {', '.join(PAPERS)}")
+    return PaperRow(
+        id=_text(where, raw["id"], "id"), paper=paper, config=_text(where, raw["config"], "config"),
+        row=_text(where, raw["row"], "row"), paper_figure=_text(where, raw["paper_figure"], "paper_figure"),
+        command=_text(where, raw["command"], "command"), quick=_strings(where, raw["quick"], "quick"),
+        quick_note=_text(where, raw["quick_note"], "quick_note"),
+        paper_value=_figure(where, raw.get("paper_value"), "paper_value"),
+        ours=_figure(where, raw.get("ours"), "ours"),
+        ours_data=_text(where, raw.get("ours_data", ""), "ours_data"),
+        table=None if raw.get("table") is None else _text(where, raw["table"], "table"),
+        convert=_convert(where, raw.get("convert", {})))
+
+
+def _table(raw: Any, index: int) -> Table:
+    where = f"table {index + 1}"
+    if not isinstance(raw, dict) or set(raw) != _TABLE_KEYS:
+        raise ConfigError(f"{where}: a table has exactly the keys {', '.join(sorted(_TABLE_KEYS))}")
+    where = f"table {raw['id']!r}"
+    columns = _strings(where, raw["columns"], "columns")
+    if not isinstance(raw["rows"], list):
+        raise ConfigError(f"{where}: rows must be a list of rows")
+    rows = [_strings(where, row, "each row") for row in raw["rows"]]
+    for number, row in enumerate(rows, 1):
+        if len(row) != len(columns):
+            raise ConfigError(f"{where}: row {number} has {len(row)} cells for {len(columns)} columns")
+    return Table(_text(where, raw["id"], "id"), columns, rows)
+
+
+def load_results(path: str | Path | None = None) -> Results:
+    """Read and check the results file (one-line ConfigError for anything malformed)."""
+    found = find_results_file(path)
+    try:
+        raw = tomllib.loads(found.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{found}: not valid TOML ({error})") from None
+    unknown = set(raw) - {"row", "table"}
+    if unknown:
+        raise ConfigError(f"{found}: unknown top-level key {sorted(unknown)[0]!r}; valid: row, table")
+    rows = [_row(r, i) for i, r in enumerate(raw.get("row", []))]
+    tables = [_table(t, i) for i, t in enumerate(raw.get("table", []))]
+    by_id = {t.id: t for t in tables}
+    if len(by_id) != len(tables):
+        raise ConfigError(f"{found}: two tables share an id")
+    if len({r.id for r in rows}) != len(rows):
+        raise ConfigError(f"{found}: two rows share an id")
+    for row in rows:
+        if row.table is not None and row.table not in by_id and row.table not in _summary_ids():
+            raise ConfigError(f"{found}: row {row.id!r} cites table {row.table!r}, which the file does "
+                              "not have")
+    return Results(found, rows, by_id)
+
+
+def _summary_ids() -> dict[str, str]:
+    return {f"summary-{paper}": paper for paper in PAPERS}
+
+
+def summary_table(results: Results, paper: str) -> Table:
+    """The generated paper-vs-ours table of one paper: one line per config."""
+    rows = []
+    for row in results.rows:
+        if row.paper != paper:
+            continue
+        ours = "not run yet" if row.ours is None else f"**{row.ours:.4f}**: {row.ours_data}"
+        rows.append([f"`{row.id}`", row.row, row.paper_figure, ours, f"`{row.command}`"])
+    return Table(f"summary-{paper}", ["row", "what", "paper", "ours (last measured)", "command"], rows)
+
+
+def render_markdown(text: str, results: Results) -> str:
+    """``text`` (docs/results.md) with every marked table replaced by its rendering from the
+    results file. Raises ConfigError for a marker of an unknown table or an unclosed one."""
+    lines = text.split("\n")
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        out.append(line)
+        index += 1
+        begin = _BEGIN.match(line)
+        if begin is None:
+            continue
+        table_id = begin.group(1)
+        if table_id in _summary_ids():
+            table = summary_table(results, _summary_ids()[table_id])
+        elif table_id in results.tables:
+            table = results.tables[table_id]
+        else:
+            raise ConfigError(f"docs/results.md marks table {table_id!r}, which {results.path} does not have")
+        try:
+            end = lines.index(_END, index)
+        except ValueError:
+            raise ConfigError(f"docs/results.md: table {table_id!r} has no '{_END}' line") from None
+        out.append(table.markdown())
+        out.append(_END)
+        index = end + 1
+    return "\n".join(out)
+
+
+def marked_tables(text: str) -> list[str]:
+    """The table ids docs/results.md marks, in order."""
+    return [m.group(1) for line in text.split("\n") if (m := _BEGIN.match(line))]
+
+
+def write_docs(results: Results, markdown: Path, figure: Path) -> list[Path]:
+    """Re-render ``markdown``'s tables and the overview figure; returns the files written."""
+    atomic_write_text(markdown, render_markdown(markdown.read_text(), results))
+    plot_overview(results, figure)
+    return [markdown, figure]
+
+
+def plot_overview(results: Results, path: Path) -> None:
+    """Paper vs ours for every row, one panel per paper: our last measured figure as a bar, the
+    paper's figure (where it gives a number) as a black mark; rows not run yet are labelled."""
+    from binlearn.experiment.plots import pyplot, save_png
+
+    plt = pyplot()
+    groups = [(paper, [r for r in results.rows if r.paper == paper]) for paper in PAPERS]
+    groups = [(paper, rows) for paper, rows in groups if rows]
+    heights = [max(len(rows), 1) for _, rows in groups]
+    fig, axes = plt.subplots(len(groups), 1, figsize=(9, 0.32 * sum(heights) + 1.2 * len(groups)),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for ax, (paper, rows) in zip(axes[:, 0], groups, strict=True):
+        positions = list(range(len(rows)))[::-1]
+        for y, row in zip(positions, rows, strict=True):
+            if row.ours is not None:
+                ax.barh(y, row.ours, color="tab:blue", height=0.6)
+                ax.text(row.ours + 0.003, y, f"{row.ours:.4f}", va="center", fontsize=7)
+            else:
+                ax.text(0.805, y, "not run yet", va="center", fontsize=7, color="0.4")
+            if row.paper_value is not None:
+                ax.plot([row.paper_value], [y], marker="|", color="black", markersize=12, mew=2)
+        ax.set_ylim(-0.6, len(rows) - 0.4)
+        ax.set_yticks(positions)
+        ax.set_yticklabels([r.id.split("/", 1)[1] for r in rows], fontsize=7)
+        ax.set_xlim(0.8, 1.0)
+        ax.set_title(PAPERS[paper], fontsize=9, loc="left")
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1, 0].set_xlabel("test accuracy (bar: ours, last measured; black mark: the paper's figure; "
+                           "x axis from 0.8)", fontsize=8)
+    fig.tight_layout()
+    save_png(fig, path)
