@@ -23,6 +23,7 @@ equal the ordered dense drives of the couplings' ``drive_up`` / ``drive_down`` b
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from binlearn.binary.kernels.event_conv import (
@@ -48,8 +49,11 @@ def event_tables(coupling: ConvPool | Dense) -> tuple:
     dense coupling its ±1 matrix row-major both ways (Sᵀ for the up-drive, S for the down)."""
     sign = coupling.weight.detach().float()
     if isinstance(coupling, ConvPool):
-        return (forward_table(sign.numpy()),
-                transposed_table(coupling.ordered_transposed_weight().detach().numpy()))
+        assert coupling.scale is not None, "event tables need binary weights"
+        ones = np.ones(coupling.in_channels, dtype=np.float32)
+        alpha = coupling.scale.detach().double().numpy().copy()
+        # int8 signs keep the tables in cache (the float64 α ⊙ s table of a 256-512 conv is 26 MB)
+        return (forward_table(sign.numpy()), ones), (transposed_table(sign.numpy()), alpha)
     return sign.t().contiguous().numpy(), sign.contiguous().numpy()
 
 
@@ -99,7 +103,7 @@ class EventConvPool:
             self.integers.copy_(coupling.ordered_conv(bottom).permute(0, 2, 3, 1))
             self.bottom.copy_(bottom)
         else:
-            changed = scatter_changes(bottom.contiguous().numpy(), self.bottom.numpy(), self.forward,
+            changed = scatter_changes(bottom.contiguous().numpy(), self.bottom.numpy(), *self.forward,
                                       self.integers.numpy(), coupling.kernel_size - 1 - coupling.padding)
             self.events += changed
             self.last_changes = changed
@@ -124,7 +128,7 @@ class EventConvPool:
             if indices is not None and top.shape[0] > 1 and _same_for_every_sample(top, indices):
                 # the free phase's first step: one sample's events, copied to the others
                 scatter_pooled_changes(top[:1].numpy(), indices[:1].contiguous().numpy(),
-                                       self.top[:1].numpy(), self.indices[:1].numpy(), self.transposed,
+                                       self.top[:1].numpy(), self.indices[:1].numpy(), *self.transposed,
                                        self.down[:1].numpy(), coupling.padding, int(size[-1]),
                                        torch.zeros(1, dtype=torch.uint8).numpy())
                 self.down[1:] = self.down[:1]
@@ -132,12 +136,12 @@ class EventConvPool:
                 self.indices[1:] = self.indices[:1]
         touched = torch.zeros(top.shape[0], dtype=torch.uint8)
         if indices is None:  # no pooling: the map itself
-            self.events += scatter_changes(top.numpy(), self.top.numpy(), self.transposed,
+            self.events += scatter_changes(top.numpy(), self.top.numpy(), *self.transposed,
                                            self.down.numpy(), coupling.padding)
             touched.fill_(1)
         else:
             self.events += scatter_pooled_changes(top.numpy(), indices.contiguous().numpy(), self.top.numpy(),
-                                                  self.indices.numpy(), self.transposed, self.down.numpy(),
+                                                  self.indices.numpy(), *self.transposed, self.down.numpy(),
                                                   coupling.padding, int(size[-1]), touched.numpy())
         if base is not self.base:  # a new base (a tensor is never changed in place): every sample
             touched.fill_(1)

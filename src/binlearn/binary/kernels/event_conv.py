@@ -25,8 +25,9 @@ __all__ = ["scatter_changes", "scatter_pooled_changes", "scatter_row_changes", "
 
 
 @njit(cache=True, inline="always")
-def _scatter_one(lines, rows, b, c, y, x, value, shift):
-    """lines[b, y + jy − shift, (x − shift + jx)·depth + n] += value · rows[c, jy, jx·depth + n]."""
+def _scatter_one(lines, rows, scales, b, c, y, x, value, shift):
+    """lines[b, y + jy − shift, (x − shift + jx)·depth + n]
+    += value · scales[c] · rows[c, jy, jx·depth + n]."""
     size = rows.shape[1]
     depth = rows.shape[2] // size
     out_height = lines.shape[1]
@@ -39,32 +40,28 @@ def _scatter_one(lines, rows, b, c, y, x, value, shift):
     length = (high - low) * depth
     source = low * depth
     start = (first + low) * depth
+    factor = scales[c] * value  # in the scales' (and out's) precision
     for jy in range(size):
         oy = y + jy - shift
         if oy < 0 or oy >= out_height:
             continue
         row = rows[c, jy, source:source + length]
         target = lines[b, oy, start:start + length]
-        if value == 1.0:
-            for n in range(length):
-                target[n] += row[n]
-        elif value == -1.0:
-            for n in range(length):
-                target[n] -= row[n]
-        else:
-            for n in range(length):
-                target[n] += value * row[n]
+        for n in range(length):
+            target[n] += factor * row[n]
 
 
 @njit(cache=True)
-def scatter_changes(new, old, table, out, shift):
+def scatter_changes(new, old, table, scales, out, shift):
     """out += the change of its convolution for Δ = new − old (then old ← new); returns
     the number of changed entries (events).
 
     Args:
         new, old: (batch, channels, height, width) float32, C-contiguous.
-        table: (channels, K, K, out_channels) float32 or float64, C-contiguous.
-        out: (batch, out_height, out_width, out_channels), the table's dtype, C-contiguous.
+        table: (channels, K, K, out_channels) int8 signs ±1, C-contiguous; the kernel row of
+            channel c is ``scales[c] · table[c]``.
+        scales: (channels,) float32 or float64, the dtype of ``out``.
+        out: (batch, out_height, out_width, out_channels) float32 or float64, C-contiguous.
         shift: q above (``K − 1 − padding`` for a convolution, ``padding`` for its transpose).
     """
     batch, channels, height, width = new.shape
@@ -81,12 +78,12 @@ def scatter_changes(new, old, table, out, shift):
                         continue
                     events += 1
                     old[b, c, y, x] = new[b, c, y, x]
-                    _scatter_one(lines, rows, b, c, y, x, value, shift)
+                    _scatter_one(lines, rows, scales, b, c, y, x, value, shift)
     return events
 
 
 @njit(cache=True)
-def scatter_pooled_changes(new, indices, old, old_indices, table, out, shift, conv_width, touched):
+def scatter_pooled_changes(new, indices, old, old_indices, table, scales, out, shift, conv_width, touched):
     """The same for Δ = unpool(new, indices) − unpool(old, old_indices) without writing
     either map: each pooled unit whose value or maximum's position changed removes its old
     value at the old position and adds its new one at the new position (then old ← new).
@@ -114,9 +111,11 @@ def scatter_pooled_changes(new, indices, old, old_indices, table, out, shift, co
                     events += 1
                     touched[b] = 1
                     if before != 0.0:
-                        _scatter_one(lines, rows, b, c, was // conv_width, was % conv_width, -before, shift)
+                        _scatter_one(lines, rows, scales, b, c, was // conv_width, was % conv_width,
+                                     -before, shift)
                     if value != 0.0:
-                        _scatter_one(lines, rows, b, c, where // conv_width, where % conv_width, value, shift)
+                        _scatter_one(lines, rows, scales, b, c, where // conv_width, where % conv_width,
+                                     value, shift)
                     old[b, c, y, x] = value
                     old_indices[b, c, y, x] = where
     return events
@@ -168,11 +167,13 @@ def add_rounded(base, total, out, samples):
                     out[b, c, y, x] = base[b, c, y, x] + np.float32(row[c])
 
 
-def forward_table(weight: np.ndarray) -> np.ndarray:
-    """Table of ``conv2d`` for the scatter kernels: (in, K, K, out), kernel flipped."""
-    return np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 2, 3, 0))
+def forward_table(sign: np.ndarray) -> np.ndarray:
+    """int8 table of ``conv2d`` with ±1 weights for the scatter kernels: (in, K, K, out),
+    kernel flipped (scales: ones)."""
+    return np.ascontiguousarray(sign[:, :, ::-1, ::-1].transpose(1, 2, 3, 0)).astype(np.int8)
 
 
-def transposed_table(weight: np.ndarray) -> np.ndarray:
-    """Table of ``conv_transpose2d`` for the scatter kernels: (out, K, K, in)."""
-    return np.ascontiguousarray(weight.transpose(0, 2, 3, 1))
+def transposed_table(sign: np.ndarray) -> np.ndarray:
+    """int8 table of ``conv_transpose2d`` with ±1 weights for the scatter kernels:
+    (out, K, K, in) (scales: one per output channel, e.g. α)."""
+    return np.ascontiguousarray(sign.transpose(0, 2, 3, 1)).astype(np.int8)
