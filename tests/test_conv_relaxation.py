@@ -185,3 +185,25 @@ def test_rule_free_tolerance_is_a_bounded_setting_and_its_steps_are_in_the_epoch
         metrics[tolerance] = learner.end_epoch(1, 0.5, LocalReducer())
     assert "free_steps_mean" not in metrics[None]
     assert 1 <= metrics[1e-3]["free_steps_mean"] < 60
+
+
+def test_integer_derivative_difference_equals_the_dense_weight_derivatives_exactly():
+    from binlearn.energy.events import integer_derivative_difference
+
+    net = _binary_convnet(seed=9)
+    conv = net.couplings[1]
+    torch.manual_seed(10)
+    bottoms = [(torch.rand(3, 5, 6, 6) < 0.5).float() for _ in range(2)]
+    bottoms[1] = torch.where(torch.rand(3, 5, 6, 6) < 0.1, 1 - bottoms[0], bottoms[0])  # a few differ
+    tops, caches = [], []
+    for bottom in bottoms:
+        pooled, cache = conv.drive_up(bottom, conv.weight, conv.bias, ordered=True)
+        tops.append((torch.rand_like(pooled) < 0.5).float())
+        caches.append(cache)
+    weight, bias = integer_derivative_difference(conv, bottoms[0], tops[0], caches[0],
+                                                 bottoms[1], tops[1], caches[1])
+    dense = [conv.derivatives(b.double(), t.double(), c)
+             for b, t, c in zip(bottoms, tops, caches, strict=True)]
+    assert torch.equal(weight.double(), dense[0][0] - dense[1][0])
+    assert torch.equal(bias.double(), dense[0][1] - dense[1][1])
+    assert float(weight.abs().sum()) > 0

@@ -33,10 +33,13 @@ from binlearn.binary.kernels.event_conv import (
     scatter_pooled_changes,
     scatter_row_changes,
     transposed_table,
+    weight_change_from_bottom,
+    weight_change_from_top,
 )
 from binlearn.energy.couplings import ConvPool, Dense
 
-__all__ = ["EventConvPool", "EventDense", "event_tables", "event_tracker", "DENSE_FRACTION"]
+__all__ = ["EventConvPool", "EventDense", "event_tables", "event_tracker", "DENSE_FRACTION",
+           "integer_derivative_difference"]
 
 DENSE_FRACTION = 0.1
 """Fraction of changed bottom units above which a convolution's up-drive is recomputed
@@ -178,3 +181,29 @@ class EventDense:
         """fl(fl(α · top S) + base) in ``base``'s shape, into ``out`` if given."""
         down = torch.mul(self._product("down", top, self.rows_down), self.alpha).view(base.shape)
         return torch.add(base, down, out=out) if out is not None else base + down
+
+
+def integer_derivative_difference(coupling: ConvPool, first_bottom: torch.Tensor, first_top: torch.Tensor,
+                                  first_cache: tuple, second_bottom: torch.Tensor, second_top: torch.Tensor,
+                                  second_cache: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """∂Φ/∂W(first) − ∂Φ/∂W(second) and the same for b, for {0, 1} layers: exact integers.
+
+    With G(a, U) = Σ U ⋆ a (``conv2d_weight``) and U the unpooled top,
+
+        G(a₁, U₁) − G(a₂, U₂) = G(a₁, U₁ − U₂) + G(a₁ − a₂, U₂),
+
+    two products with the few units that differ between the two equilibria (every sum an
+    integer, exact in float32), instead of two dense weight derivatives.
+    """
+    first_routed = coupling.unpool(first_top, first_cache)
+    second_routed = coupling.unpool(second_top, second_cache)
+    size, padding = coupling.kernel_size, coupling.padding
+    from_top = torch.zeros((coupling.out_channels, size, size, coupling.in_channels))
+    from_bottom = torch.zeros((coupling.in_channels, size, size, coupling.out_channels))
+    weight_change_from_top((first_routed - second_routed).contiguous().numpy(),
+                           first_bottom.permute(0, 2, 3, 1).contiguous().numpy(), from_top.numpy(), padding)
+    weight_change_from_bottom((first_bottom - second_bottom).contiguous().numpy(),
+                              second_routed.permute(0, 2, 3, 1).contiguous().numpy(), from_bottom.numpy(),
+                              padding)
+    weight = from_top.permute(0, 3, 1, 2) + from_bottom.permute(3, 0, 1, 2)
+    return weight.contiguous(), (first_top - second_top).sum(dim=(0, 2, 3))

@@ -22,6 +22,8 @@ from typing import NamedTuple
 
 import torch
 
+from binlearn.energy.couplings import ConvPool
+from binlearn.energy.events import integer_derivative_difference
 from binlearn.energy.network import EnergyNet
 from binlearn.energy.relax import (
     DRIVE_NUDGE,
@@ -82,12 +84,20 @@ def parameter_derivative_difference(net: EnergyNet, x: torch.Tensor, first: Ener
                                                 ordered=ordered)[1]
                 second_cache = coupling.drive_up(second_acts[index], weight, bias, alpha=alpha,
                                                  ordered=ordered)[1]
-            weight_diff, bias_diff = coupling.derivatives(
-                first_acts[index], first_acts[index + 1] * factor, first_cache)
-            weight_second, bias_second = coupling.derivatives(
-                second_acts[index], second_acts[index + 1] * factor, second_cache)
-            weight_diff.sub_(weight_second)
-            bias_diff.sub_(bias_second)
+            if isinstance(coupling, ConvPool) and tracker is not None:
+                # binary layers: the exact integer difference from the units that differ, scaled once
+                weight_diff, bias_diff = integer_derivative_difference(
+                    coupling, first_acts[index], first_acts[index + 1], first_cache,
+                    second_acts[index], second_acts[index + 1], second_cache)
+                weight_diff.mul_(factor)
+                bias_diff.mul_(factor)
+            else:
+                weight_diff, bias_diff = coupling.derivatives(
+                    first_acts[index], first_acts[index + 1] * factor, first_cache)
+                weight_second, bias_second = coupling.derivatives(
+                    second_acts[index], second_acts[index + 1] * factor, second_cache)
+                weight_diff.sub_(weight_second)
+                bias_diff.sub_(bias_second)
         prefix = f"couplings.{index}."
         gradients[prefix + "weight"] = weight_diff
         gradients[prefix + "bias"] = bias_diff

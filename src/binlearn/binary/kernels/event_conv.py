@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["scatter_changes", "scatter_pooled_changes", "scatter_row_changes", "add_rounded",
-           "forward_table", "transposed_table"]
+           "forward_table", "transposed_table", "weight_change_from_top", "weight_change_from_bottom"]
 
 
 @njit(cache=True, inline="always")
@@ -165,6 +165,82 @@ def add_rounded(base, total, out, samples):
                 row = total[b, y, x]
                 for c in range(channels):
                     out[b, c, y, x] = base[b, c, y, x] + np.float32(row[c])
+
+
+@njit(cache=True)
+def weight_change_from_top(change, bottom, out, padding):
+    """out[co, ky, kx, :] += Σ change[b, co, oy, ox] · bottom[b, oy + ky − p, ox + kx − p, :]
+    over the non-zero ``change``: a convolution's weight derivative for a sparse change of
+    its (unpooled) top; returns the events.
+
+    change: (batch, out_channels, Ho, Wo) float32; bottom: (batch, H, W, in_channels)
+    float32 channels-last; out: (out_channels, K, K, in_channels) float32.
+    """
+    batch, channels, out_height, out_width = change.shape
+    height, width, depth = bottom.shape[1], bottom.shape[2], bottom.shape[3]
+    size = out.shape[1]
+    source_lines = bottom.reshape(batch, height, width * depth)
+    target_lines = out.reshape(channels, size, size * depth)
+    events = 0
+    for b in range(batch):
+        for c in range(channels):
+            for oy in range(out_height):
+                for ox in range(out_width):
+                    value = change[b, c, oy, ox]
+                    if value == 0.0:
+                        continue
+                    events += 1
+                    first = ox - padding  # bottom column of kernel column 0
+                    low = max(0, -first)
+                    high = min(size, width - first)
+                    if low >= high:
+                        continue
+                    length = (high - low) * depth
+                    for ky in range(size):
+                        y = oy + ky - padding
+                        if y < 0 or y >= height:
+                            continue
+                        source = source_lines[b, y, (first + low) * depth:(first + high) * depth]
+                        target = target_lines[c, ky, low * depth:low * depth + length]
+                        for n in range(length):
+                            target[n] += value * source[n]
+    return events
+
+
+@njit(cache=True)
+def weight_change_from_bottom(change, top, out, padding):
+    """out[ci, ky, kx, :] += Σ change[b, ci, y, x] · top[b, y − ky + p, x − kx + p, :] over the
+    non-zero ``change``: the weight derivative for a sparse change of the bottom; returns
+    the events.
+
+    change: (batch, in_channels, H, W) float32; top: (batch, Ho, Wo, out_channels) float32
+    channels-last (the unpooled top); out: (in_channels, K, K, out_channels) float32.
+    """
+    batch, channels, height, width = change.shape
+    out_height, out_width = top.shape[1], top.shape[2]
+    size = out.shape[1]
+    events = 0
+    for b in range(batch):
+        for c in range(channels):
+            for y in range(height):
+                for x in range(width):
+                    value = change[b, c, y, x]
+                    if value == 0.0:
+                        continue
+                    events += 1
+                    for ky in range(size):
+                        oy = y - ky + padding
+                        if oy < 0 or oy >= out_height:
+                            continue
+                        for kx in range(size):
+                            ox = x - kx + padding
+                            if ox < 0 or ox >= out_width:
+                                continue
+                            source = top[b, oy, ox]
+                            target = out[c, ky, kx]
+                            for n in range(source.shape[0]):
+                                target[n] += value * source[n]
+    return events
 
 
 def forward_table(sign: np.ndarray) -> np.ndarray:
