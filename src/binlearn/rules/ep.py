@@ -86,6 +86,7 @@ def parameter_derivative_difference(net: EnergyNet, x: torch.Tensor, first: Ener
                                                  ordered=ordered)[1]
             if isinstance(coupling, ConvPool) and tracker is not None:
                 # binary layers: the exact integer difference from the units that differ, scaled once
+                assert first_cache is not None and second_cache is not None
                 weight_diff, bias_diff = integer_derivative_difference(
                     coupling, first_acts[index], first_acts[index + 1], first_cache,
                     second_acts[index], second_acts[index + 1], second_cache)
