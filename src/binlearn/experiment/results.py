@@ -56,6 +56,7 @@ _ROW_KEYS = {"id", "paper", "config", "row", "paper_figure", "paper_value", "our
 _TABLE_KEYS = {"id", "columns", "rows"}
 _BEGIN = re.compile(r"^<!-- table: ([\w./-]+) -->$")
 _END = "<!-- end table -->"
+_SUMMARY_IDS = {f"summary-{paper}": paper for paper in PAPERS}  # the generated per-paper tables
 
 
 @dataclass(frozen=True)
@@ -229,14 +230,10 @@ def load_results(path: str | Path | None = None) -> Results:
     if len({r.id for r in rows}) != len(rows):
         raise ConfigError(f"{found}: two rows share an id")
     for row in rows:
-        if row.table is not None and row.table not in by_id and row.table not in _summary_ids():
+        if row.table is not None and row.table not in by_id and row.table not in _SUMMARY_IDS:
             raise ConfigError(f"{found}: row {row.id!r} cites table {row.table!r}, which the file does "
                               "not have")
     return Results(found, rows, by_id)
-
-
-def _summary_ids() -> dict[str, str]:
-    return {f"summary-{paper}": paper for paper in PAPERS}
 
 
 def summary_table(results: Results, paper: str) -> Table:
@@ -264,8 +261,8 @@ def render_markdown(text: str, results: Results) -> str:
         if begin is None:
             continue
         table_id = begin.group(1)
-        if table_id in _summary_ids():
-            table = summary_table(results, _summary_ids()[table_id])
+        if table_id in _SUMMARY_IDS:
+            table = summary_table(results, _SUMMARY_IDS[table_id])
         elif table_id in results.tables:
             table = results.tables[table_id]
         else:

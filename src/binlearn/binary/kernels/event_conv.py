@@ -20,8 +20,19 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from binlearn.binary.kernels.numba_cpu import add_scaled_row
+
 __all__ = ["scatter_changes", "scatter_pooled_changes", "scatter_row_changes", "add_rounded",
            "forward_table", "transposed_table", "weight_change_from_top", "weight_change_from_bottom"]
+
+
+@njit(cache=True, inline="always")
+def _row_views(table, out):
+    """The scatter kernels' 3-D views: table (channels, K, K, depth) as rows (channels, K,
+    K·depth), out (batch, height, width, depth) as lines (batch, height, width·depth)."""
+    size, depth = table.shape[1], table.shape[3]
+    return (table.reshape(table.shape[0], size, size * depth),
+            out.reshape(out.shape[0], out.shape[1], out.shape[2] * depth))
 
 
 @njit(cache=True, inline="always")
@@ -65,9 +76,7 @@ def scatter_changes(new, old, table, scales, out, shift):
         shift: q above (``K − 1 − padding`` for a convolution, ``padding`` for its transpose).
     """
     batch, channels, height, width = new.shape
-    size, depth = table.shape[1], table.shape[3]
-    rows = table.reshape(channels, size, size * depth)
-    lines = out.reshape(out.shape[0], out.shape[1], out.shape[2] * depth)
+    rows, lines = _row_views(table, out)
     events = 0
     for b in range(batch):
         for c in range(channels):
@@ -96,9 +105,7 @@ def scatter_pooled_changes(new, indices, old, old_indices, table, scales, out, s
         touched: (batch,) uint8, set to 1 for every sample with an event.
     """
     batch, channels, height, width = new.shape
-    size, depth = table.shape[1], table.shape[3]
-    rows = table.reshape(channels, size, size * depth)
-    lines = out.reshape(out.shape[0], out.shape[1], out.shape[2] * depth)
+    rows, lines = _row_views(table, out)
     events = 0
     for b in range(batch):
         for c in range(channels):
@@ -128,7 +135,6 @@ def scatter_row_changes(new, old, rows, out):
     new, old: (batch, K) float32; rows: (K, N) float32, C-contiguous; out: (batch, N) float32.
     """
     batch, features = new.shape
-    width = rows.shape[1]
     events = 0
     for b in range(batch):
         target = out[b]
@@ -138,16 +144,7 @@ def scatter_row_changes(new, old, rows, out):
                 continue
             events += 1
             old[b, i] = new[b, i]
-            row = rows[i]
-            if value == 1.0:
-                for n in range(width):
-                    target[n] += row[n]
-            elif value == -1.0:
-                for n in range(width):
-                    target[n] -= row[n]
-            else:
-                for n in range(width):
-                    target[n] += value * row[n]
+            add_scaled_row(target, rows[i], value)
     return events
 
 

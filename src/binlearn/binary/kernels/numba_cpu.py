@@ -272,13 +272,22 @@ def signed_rows_sum(x, rows, out):
             value = x[b, i]
             if value == 0.0:
                 continue
-            row = rows[i]
-            if value == 1.0:
-                for n in range(width):
-                    target[n] += row[n]
-            elif value == -1.0:
-                for n in range(width):
-                    target[n] -= row[n]
-            else:
+            if value != 1.0 and value != -1.0:
                 return False
+            add_scaled_row(target, rows[i], value)
     return True
+
+
+@njit(cache=True, inline="always")
+def add_scaled_row(target, row, value):
+    """target += value · row, as a plain add or subtract for value = ±1 (the row adds of
+    binary activations: no multiply, and integer rows stay exact)."""
+    if value == 1.0:
+        for n in range(target.shape[0]):
+            target[n] += row[n]
+    elif value == -1.0:
+        for n in range(target.shape[0]):
+            target[n] -= row[n]
+    else:
+        for n in range(target.shape[0]):
+            target[n] += value * row[n]
