@@ -50,7 +50,11 @@ def test_readme_quickstart_runs_as_printed(tmp_path):
     assert tomllib.loads((run / "config.toml").read_text())["rule"]["name"] == "local_binary"
     exported = json.loads(outputs[1])
     assert exported["verified"]["identical"] == exported["verified"]["samples"] == 360
-    assert exported["float32_bytes"] > 20 * exported["bytes"]  # the README says 31×
+    times = re.search(r"packed bits \((\d+)× smaller than the same layers in float32\)", README.read_text())
+    assert times is not None, "the README names how much smaller the export is"
+    assert round(exported["smaller_than_float32"]) == int(times.group(1))
+    ratio = exported["float32_bytes"] / exported["bytes"]
+    assert exported["smaller_than_float32"] == pytest.approx(ratio, abs=0.05)
     inferred = json.loads(outputs[2])
     assert inferred["accuracy"] == trained["test_accuracy"]  # XNOR-popcount only, the same figure
     converted = json.loads(outputs[3])

@@ -12,7 +12,17 @@ import pytest
 
 from binlearn.cli import main
 from binlearn.experiment import ConfigError
-from binlearn.experiment.results import PAPERS, load_results, marked_tables, plot_overview, render_markdown
+from binlearn.experiment.reproduce import recorded_run
+from binlearn.experiment.results import (
+    PAPERS,
+    Table,
+    find_results_file,
+    load_results,
+    marked_tables,
+    plot_overview,
+    render_markdown,
+)
+from binlearn.experiment.spiking import ConvertSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,10 +79,70 @@ def test_each_recorded_figure_is_in_the_table_it_cites(results):
         assert found, (row.id, row.ours, row.table)
 
 
+def test_recorded_commands_agree_with_their_rows(results):
+    """A row's command is what measured its figure: the same config and, for a spiking row, the
+    same conversion as the row's ``convert`` (which ``reproduce`` runs)."""
+    prose = []
+    for row in results.rows:
+        recorded = recorded_run(row.command)
+        if recorded is None:
+            prose.append(row.id)
+            assert not row.command.startswith("binlearn "), (row.id, "a command reproduce cannot parse")
+            continue
+        assert recorded.config == row.config, row.id
+        assert (recorded.convert is not None) == bool(row.convert), row.id
+        if row.convert:
+            assert ConvertSettings(**recorded.convert) == ConvertSettings(**row.convert), row.id
+        for item in recorded.settings:  # every recorded --set is a valid override of the config
+            assert "=" in item, (row.id, item)
+    assert prose == ["laydevant2021/fc-binary-weights-activations"]
+
+
+def test_recorded_run_parsing():
+    run = recorded_run("binlearn train c.toml --set a.b=1 --run-dir r && binlearn convert r --timesteps 8 "
+                       "--one-step --percentile 99.5")
+    assert run is not None and run.config == "c.toml" and run.settings == ["a.b=1"]
+    assert run.convert == {"timesteps": 8, "one_step": True, "percentile": 99.5}
+    for command in ["three commands", "binlearn train c.toml --epochs 3",
+                    "binlearn train c.toml --run-dir r && binlearn convert other --timesteps 8",
+                    "binlearn train c.toml && binlearn convert r --steps 8",
+                    "binlearn train c.toml && binlearn convert r --timesteps eight"]:
+        assert recorded_run(command) is None, command
+
+
 def test_overview_figure(results, tmp_path):
+    from matplotlib.image import imread
+
     plot_overview(results, tmp_path / "overview.png")
     assert (tmp_path / "overview.png").stat().st_size > 20_000
-    assert (ROOT / "docs/figures/overview.png").stat().st_size > 20_000
+    committed = imread(ROOT / "docs/figures/overview.png")
+    assert (imread(tmp_path / "overview.png") == committed).all(), \
+        "docs/figures/overview.png is stale: run `binlearn reproduce --write-docs` and commit"
+
+
+def test_cells_escape_pipes():
+    table = Table("t", ["a", "b"], [["x | y", "`a\\|b`"]])
+    assert table.markdown().split("\n")[2] == "| x \\| y | `a\\|b` |"
+
+
+def test_unclosed_table_marker_is_an_error(results):
+    text = MARKDOWN.read_text()
+    first = marked_tables(text)[0]
+    end = "<!-- end table -->"
+    start = text.index(f"<!-- table: {first} -->")
+    broken = text[:start] + text[start:].replace(end, "", 1)
+    with pytest.raises(ConfigError, match=f"table '{re.escape(first)}' has no .* before line"):
+        render_markdown(broken, results)
+    cut = text[:start] + f"<!-- table: {first} -->\n"
+    with pytest.raises(ConfigError, match="before the end of the file"):
+        render_markdown(cut, results)
+
+
+def test_results_file_of_another_project_is_not_taken(tmp_path, monkeypatch):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "results.toml").write_text("[[row]]\n")
+    monkeypatch.chdir(tmp_path)
+    assert find_results_file().resolve() == RESULTS.resolve()
 
 
 def test_reproduce_list(capsys):
@@ -94,8 +164,13 @@ def test_reproduce_list(capsys):
     (["reproduce"], "give one of ROW, --list or --write-docs"),
     (["reproduce", "--list", "--quick"], "apply to a ROW run"),
     (["reproduce", "--list", "--results", "no/such/results.toml"], "results file not found"),
+    (["reproduce", "--list", "--results", "docs"], "is a folder"),
+    (["reproduce", "--list", "--as-recorded"], "apply to a ROW run"),
+    (["reproduce", "lu2020/mnist-mlp-float", "--quick", "--as-recorded"], "not both"),
+    (["reproduce", "laydevant2021/fc-binary-weights-activations", "--as-recorded"], "cannot repeat it"),
 ])
-def test_reproduce_errors_are_one_line(capsys, argv, needle):
+def test_reproduce_errors_are_one_line(capsys, argv, needle, monkeypatch):
+    monkeypatch.chdir(ROOT)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("binlearn: error: ") and err.count("\n") == 1 and needle in err, err
@@ -110,6 +185,14 @@ def test_reproduce_errors_are_one_line(capsys, argv, needle):
     (lambda t: t + "\n[[row]\n", "not valid TOML"),
     (lambda t: t.replace("convert = {timesteps = 8, one_step = true}", "convert = {steps = 8}"),
      "convert.steps is not a convert setting"),
+    (lambda t: t.replace("convert = {timesteps = 8, one_step = true}", 'convert = {timesteps = "8"}'),
+     "convert.timesteps must be int, got '8'"),
+    (lambda t: t.replace("convert = {timesteps = 8, one_step = true}", "convert = {timesteps = 0}"),
+     "convert: --timesteps must be >= 1"),
+    (lambda t: t.replace("convert = {timesteps = 8, one_step = true}", "convert = {one_step = 1}"),
+     "convert.one_step must be bool"),
+    (lambda t: "row = 3\n", "row must be an array of tables"),
+    (lambda t: "table = 'x'\n", "table must be an array of tables"),
 ])
 def test_malformed_results_file_is_one_line(tmp_path, edit, needle):
     bad = tmp_path / "results.toml"
@@ -141,3 +224,82 @@ def test_reproduce_quick_runs_a_row_of_each_paper(row, mnist_dir, tmp_path, caps
     else:
         assert record["this_run"] == summary["test_accuracy"]
     assert record["this_run"] > 0.5  # well above chance (0.1) even scaled down
+
+
+QUICK_DIGITS = ["train.epochs=1", "model.hidden=[105, 105]", "rule.group_size=15"]
+
+
+def _digits_results(tmp_path: Path, command_sets: str = "--set train.epochs=1") -> Path:
+    """A results file of one row on the embedded digits (no dataset needed): the quickstart's
+    local binary rule, converted to a spiking network after training."""
+    (tmp_path / "configs" / "colombo2024").mkdir(parents=True)
+    config = (ROOT / "configs/quickstart/digits-local-binary.toml").read_text()
+    (tmp_path / "configs/colombo2024/digits.toml").write_text(config)
+    (tmp_path / "docs").mkdir()
+    results = tmp_path / "docs" / "results.toml"
+    command = (f"binlearn train configs/colombo2024/digits.toml {command_sets} --run-dir r "
+               "&& binlearn convert r --timesteps 3 --one-step")
+    results.write_text(f"""
+[[row]]
+id = "colombo2024/digits"
+paper = "colombo2024"
+config = "configs/colombo2024/digits.toml"
+row = "digits 192-1035-1035, local binary rule, as an IF network"
+paper_figure = "none (a test row)"
+ours = 0.9
+ours_data = "digits, 1 epoch"
+command = "{command}"
+quick = {json.dumps(QUICK_DIGITS)}
+quick_note = "1 epoch, 105 hidden units"
+convert = {{timesteps = 3, one_step = true}}
+""")
+    return results
+
+
+def test_reproduce_on_the_embedded_digits(tmp_path, capsys):
+    results = _digits_results(tmp_path)
+    run = tmp_path / "run"
+    assert main(["reproduce", "colombo2024/digits", "--quick", "--set", "seed=1", "--run-dir", str(run),
+                 "--results", str(results), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "QUICK RUN, not the published settings: 1 epoch, 105 hidden units; then --set seed=1" in printed
+    record = json.loads((run / "reproduce.json").read_text())
+    assert record["overrides"] == [*QUICK_DIGITS, "seed=1"]
+    assert record["command"].endswith(f"--set seed=1 --results {results}")
+    spiking = json.loads((run / "spiking.json").read_text())
+    assert record["this_run"] == spiking["final_accuracy"] > 0.5
+    assert spiking["settings"]["timesteps"] == 3
+    # a local-binary conversion takes its thresholds from the weights: no calibration recorded
+    assert "percentile" not in spiking["settings"] and "calibration_images" not in spiking["settings"]
+    # the run directory holds a run now: reproduce starts new ones, and says how to go on
+    assert main(["reproduce", "colombo2024/digits", "--quick", "--run-dir", str(run),
+                 "--results", str(results), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "binlearn train --resume" in err and err.count("\n") == 1
+
+
+def test_reproduce_names_settings_that_differ_from_the_recorded(tmp_path, capsys):
+    results = _digits_results(tmp_path, "--set train.epochs=1 --set model.hidden=[105,105] "
+                                        "--set rule.group_size=15")
+    assert main(["reproduce", "colombo2024/digits", "--as-recorded", "--run-dir", str(tmp_path / "a"),
+                 "--results", str(results), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "NOTE" not in printed
+    record = json.loads((tmp_path / "a" / "reproduce.json").read_text())
+    assert record["overrides"] == ["train.epochs=1", "model.hidden=[105,105]", "rule.group_size=15"]
+    assert record["epochs"] == 1
+    # not --as-recorded, with an override: this run differs from the recorded one, and says so
+    sets = ["train.epochs=1", "model.hidden=[105,105]", "rule.group_size=15", "seed=1"]
+    assert main(["reproduce", "colombo2024/digits", *[part for item in sets for part in ("--set", item)],
+                 "--run-dir", str(tmp_path / "b"), "--results", str(results), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert ("NOTE: the recorded figure was measured with --set train.epochs=1 --set model.hidden=[105,105] "
+            "--set rule.group_size=15; this run used --set train.epochs=1 --set model.hidden=[105,105] "
+            "--set rule.group_size=15 --set seed=1 (--as-recorded repeats the recorded settings)") in printed
+
+
+def test_write_docs_needs_a_results_md_beside_the_file(tmp_path, capsys):
+    results = _digits_results(tmp_path)
+    assert main(["reproduce", "--write-docs", "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert "results.md" in err and "does not exist" in err and err.count("\n") == 1

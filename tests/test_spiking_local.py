@@ -28,7 +28,8 @@ def mnist_bits(mnist_dir):
     return data.x_test[:300]
 
 
-@pytest.mark.parametrize("sizes", [[784, 40], [784, 64, 30]])
+# odd widths: a layer fed by 41 or 31 units has odd ±1 row sums S, where θ = ⌈S/2⌉ − 1 rounds
+@pytest.mark.parametrize("sizes", [[784, 40], [784, 64, 30], [784, 41, 31]])
 def test_sign_mlp_is_exact_at_one_step_on_mnist_bits(mnist_bits, sizes):
     generator = torch.Generator().manual_seed(1)
     # small init: many pre-activations land exactly on 0, where sign(0) = +1 must hold

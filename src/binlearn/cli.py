@@ -143,8 +143,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if sum([bool(args.list), bool(args.write_docs), args.row is not None]) != 1:
         raise ConfigError("give one of ROW, --list or --write-docs "
                           "(binlearn reproduce --list shows the rows)")
-    if args.row is None and (args.quick or args.run_dir or args.set):
-        raise ConfigError("--quick, --run-dir and --set apply to a ROW run")
+    if args.row is None and (args.quick or args.as_recorded or args.run_dir or args.set):
+        raise ConfigError("--quick, --as-recorded, --run-dir and --set apply to a ROW run")
     if args.list:
         results = load_results(args.results)
         print(json.dumps(list_rows(results), indent=2) if args.json else format_list(results))
@@ -152,12 +152,15 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if args.write_docs:
         results = load_results(args.results)
         docs = results.path.parent
+        if not (docs / "results.md").is_file():
+            raise ConfigError(f"--write-docs renders {results.path}'s tables into the results.md beside it, "
+                              f"and {docs / 'results.md'} does not exist")
         for path in write_docs(results, docs / "results.md", docs / "figures" / "overview.png"):
             print(f"wrote {path}")
         return 0
-    record = reproduce(args.row, quick=args.quick, run_dir=Path(args.run_dir) if args.run_dir else None,
-                       overrides=args.set, data_dir=args.data_dir, results_path=args.results,
-                       quiet=args.quiet)
+    record = reproduce(args.row, quick=args.quick, as_recorded=args.as_recorded,
+                       run_dir=Path(args.run_dir) if args.run_dir else None, overrides=args.set,
+                       data_dir=args.data_dir, results_path=args.results, quiet=args.quiet)
     print(json.dumps(record, indent=2) if args.json else format_result(record))
     return 0
 
@@ -297,6 +300,9 @@ def _parser() -> argparse.ArgumentParser:
                            help="every row: paper, the paper's figure, our last measured one and its command")
     reproduce.add_argument("--quick", action="store_true",
                            help="a scaled-down run that finishes in minutes (the output says what was cut)")
+    reproduce.add_argument("--as-recorded", action="store_true",
+                           help="the --set items of the command that measured the recorded figure "
+                                "(default: the config as published)")
     reproduce.add_argument("--run-dir", help="where to write the run (default: runs/reproduce/ROW-TIME)")
     reproduce.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                            help="override a config value after the row's (and --quick's) settings")

@@ -97,7 +97,16 @@ class Table:
 
 
 def _line(cells: list[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+_PIPE = re.compile(r"(?<!\\)\|")
+
+
+def _cell(text: str) -> str:
+    """A cell's text with its ``|`` escaped (a bare one would split the cell, even inside a code
+    span) and its newlines as spaces (a table row is one line)."""
+    return _PIPE.sub(r"\\|", text).replace("\n", " ")
 
 
 @dataclass(frozen=True)
@@ -120,20 +129,29 @@ class Results:
         return self.path.resolve().parent.parent
 
 
+def _is_binlearn_checkout(folder: Path) -> bool:
+    return (folder / "src" / "binlearn").is_dir() and (folder / "docs" / "results.toml").is_file()
+
+
 def find_results_file(path: str | Path | None = None) -> Path:
-    """``path``, else ``docs/results.toml`` of the current folder or of the repository this
-    package was installed from (an editable install); a one-line ConfigError if none exists."""
+    """``path``, else ``docs/results.toml`` of the binlearn repository this package runs from (an
+    editable install or a checkout on the path), else of a binlearn checkout in the current
+    folder; a one-line ConfigError if none exists. Another project's docs/results.toml in the
+    current folder is never taken for binlearn's."""
     if path is not None:
         candidate = Path(path)
+        if candidate.is_dir():
+            raise ConfigError(f"--results {candidate} is a folder; give the results TOML file itself")
         if not candidate.is_file():
             raise ConfigError(f"results file not found: {candidate}")
         return candidate
-    here = Path(__file__).resolve().parents[3] / "docs" / "results.toml"
-    for candidate in (Path("docs/results.toml"), here):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError("docs/results.toml not found: run binlearn reproduce from the binlearn repository "
-                      "(or give --results FILE)")
+    package = Path(__file__).resolve().parents[1]  # .../binlearn
+    if package.parent.name == "src" and _is_binlearn_checkout(package.parent.parent):
+        return package.parent.parent / "docs" / "results.toml"
+    if _is_binlearn_checkout(Path.cwd()):
+        return Path("docs/results.toml")
+    raise ConfigError("docs/results.toml not found: binlearn is not running from its repository (run "
+                      "binlearn reproduce from a checkout of it, or give --results FILE)")
 
 
 def _text(where: str, value: Any, key: str) -> str:
@@ -157,16 +175,29 @@ def _figure(where: str, value: Any, key: str) -> float | None:
     return float(value)
 
 
+_KINDS: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "bool": bool, "str": str}
+
+
 def _convert(where: str, value: Any) -> dict[str, Any]:
+    """A row's ``convert`` table, checked now as the ConvertSettings it will become (names, types
+    and ranges), so a bad value is an error when the file is read, not after a training run."""
     from binlearn.experiment.spiking import ConvertSettings
 
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: convert must be a table of binlearn convert settings")
-    valid = set(ConvertSettings.__dataclass_fields__)
-    unknown = set(value) - valid
-    if unknown:
-        raise ConfigError(f"{where}: convert.{sorted(unknown)[0]} is not a convert setting; valid: "
-                          f"{', '.join(sorted(valid))}")
+    fields = {name: str(f.type) for name, f in ConvertSettings.__dataclass_fields__.items()}
+    for key, item in value.items():
+        if key not in fields:
+            raise ConfigError(f"{where}: convert.{key} is not a convert setting; valid: "
+                              f"{', '.join(sorted(fields))}")
+        kind = _KINDS[fields[key]]
+        if not isinstance(item, kind) or (isinstance(item, bool) and kind is not bool):
+            raise ConfigError(f"{where}: convert.{key} must be {fields[key]}, got {item!r}")
+    if value:
+        try:
+            ConvertSettings(**value)
+        except ConfigError as error:
+            raise ConfigError(f"{where}: convert: {error}") from None
     return dict(value)
 
 
@@ -222,6 +253,10 @@ def load_results(path: str | Path | None = None) -> Results:
     unknown = set(raw) - {"row", "table"}
     if unknown:
         raise ConfigError(f"{found}: unknown top-level key {sorted(unknown)[0]!r}; valid: row, table")
+    for key in ("row", "table"):
+        if not isinstance(raw.get(key, []), list):
+            raise ConfigError(f"{found}: {key} must be an array of tables ([[{key}]] blocks), got "
+                              f"{type(raw[key]).__name__}")
     rows = [_row(r, i) for i, r in enumerate(raw.get("row", []))]
     tables = [_table(t, i) for i, t in enumerate(raw.get("table", []))]
     by_id = {t.id: t for t in tables}
@@ -267,10 +302,10 @@ def render_markdown(text: str, results: Results) -> str:
             table = results.tables[table_id]
         else:
             raise ConfigError(f"docs/results.md marks table {table_id!r}, which {results.path} does not have")
-        try:
-            end = lines.index(_END, index)
-        except ValueError:
-            raise ConfigError(f"docs/results.md: table {table_id!r} has no '{_END}' line") from None
+        end = next((i for i in range(index, len(lines)) if lines[i] == _END or _BEGIN.match(lines[i])), None)
+        if end is None or lines[end] != _END:
+            before = "the end of the file" if end is None else f"line {end + 1}, the next table's marker"
+            raise ConfigError(f"docs/results.md: table {table_id!r} has no '{_END}' line before {before}")
         out.append(table.markdown())
         out.append(_END)
         index = end + 1

@@ -71,8 +71,10 @@ class TrainingDiverged(RuntimeError):
     """Training produced a non-finite value; the last good checkpoint is kept."""
 
 
-def resolve_device(name: str, context: Context | None = None) -> torch.device:
-    """``auto``: CUDA when available (one GPU per local rank), else CPU."""
+def resolve_device(name: str, context: Context | None = None, *,
+                   option: str = "train.device") -> torch.device:
+    """``auto``: CUDA when available (one GPU per local rank), else CPU. ``option``: how the
+    setting is named in the one-line error (``train.device``, or a command's ``--device``)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and context is not None and context.world_size > 1:
@@ -80,9 +82,9 @@ def resolve_device(name: str, context: Context | None = None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"train.device={name!r}; valid: auto, cpu, cuda, cuda:N") from None
+        raise ConfigError(f"{option}={name!r}; valid: auto, cpu, cuda, cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device asks for CUDA but no CUDA device is available; use auto or cpu")
+        raise ConfigError(f"{option} asks for CUDA but no CUDA device is available; use auto or cpu")
     return device
 
 

@@ -74,6 +74,23 @@ class ConvertSettings:
             raise ConfigError("--calibration-images and --batch-size must be >= 1")
 
 
+_CALIBRATION_SETTINGS = ("percentile", "calibration_images")  # threshold balancing of ReLU layers
+
+
+def _used_settings(settings: ConvertSettings, *, local: bool, device: torch.device) -> dict[str, Any]:
+    """The settings a conversion used, as recorded: a local-binary network's integer thresholds
+    come from its weights, so the calibration settings (and the seed of a direct encoding,
+    which only picks calibration images there) are left out rather than recorded unused."""
+    used = {**asdict(settings), "delay": not settings.one_step,
+            "init": "half" if settings.init_half else "zero", "device": str(device)}
+    if local:
+        for key in _CALIBRATION_SETTINGS:
+            del used[key]
+        if settings.encoding == "direct":
+            del used["seed"]
+    return used
+
+
 def check_convertible(run_dir: Path) -> None:
     """Refuse, in one line naming why, a run that cannot be converted — from its config alone
     (before any data is read): only STE-trained ``mlp`` / ``convnet`` runs without max pooling."""
@@ -187,8 +204,7 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
                                   if r["firing_rate"] is not None},
         "layers": rows_sum,
         "thresholds": {layer.name: layer.spike_value for layer in network.layers if layer.spiking},
-        "settings": {**asdict(settings), "delay": not settings.one_step,
-                     "init": "half" if settings.init_half else "zero", "device": str(device)},
+        "settings": _used_settings(settings, local=isinstance(learner, LocalBinaryLearner), device=device),
         "seconds": time.perf_counter() - start,
     }
     out = Path(output) if output is not None else run_dir
@@ -229,7 +245,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _label(record: dict[str, Any]) -> str:
     s = record.get("settings", {})
-    parts = [Path(record.get("run_dir", "?")).name, f"p={s.get('percentile')}", s.get("reset", "?")]
+    parts = [Path(record.get("run_dir", "?")).name,
+             *([f"p={s['percentile']}"] if "percentile" in s else []), s.get("reset", "?")]
     parts += ["one-step" if not s.get("delay", True) else "delay", f"v0={s.get('init', '?')}"]
     return " ".join(str(p) for p in parts)
 

@@ -91,7 +91,8 @@ def load_trained(run_dir: str | Path, *, overrides: list[str] | None = None, dev
         config = config_from_dict(apply_overrides(config_to_dict(config), overrides))
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
-    where = resolve_device(config.train.device if device is None else device)
+    where = (resolve_device(config.train.device) if device is None
+             else resolve_device(device, option="--device"))
     data = load_dataset(config.data, quiet=quiet).to(where)
     check_memory(config, data.input_shape, data.num_classes, where)
     learner = build_learner(config, data.input_shape, data.num_classes, where)
