@@ -51,10 +51,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.run_dir) if args.run_dir else None
     branch_from = Path(args.branch_from) if args.branch_from else None
     summary = train(config, run_dir, resume=bool(args.resume), quiet=args.quiet,
-                    runs_root=Path(args.runs_root), branch_from=branch_from)
+                    runs_root=Path(args.runs_root), branch_from=branch_from,
+                    log_interval=args.log_interval)
     if summary.get("world_size", 1) == 1 or _rank() == 0:
         print(json.dumps(summary, indent=2))
     return 0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, not {text!r}")
+    return value
 
 
 def _rank() -> int:
@@ -215,7 +226,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="where to write the run (default: RUNS_ROOT/NAME-TIME)")
     train.add_argument("--runs-root", default="runs", help="parent folder of new run directories")
     train.add_argument("--data-dir", help="dataset folder (default: $BINLEARN_DATA, else the user cache)")
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--quiet", action="store_true", help="no progress bars or lines")
+    train.add_argument("--log-interval", type=_seconds, default=60.0, metavar="SECONDS",
+                       help="where stderr is not a terminal (nohup, a batch job): a progress line "
+                            "every SECONDS within an epoch and one per epoch (0: epoch lines only; "
+                            "default 60)")
     train.set_defaults(func=_cmd_train)
 
     evaluate = commands.add_parser("eval", help="evaluate a run's latest checkpoint")

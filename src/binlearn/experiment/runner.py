@@ -50,6 +50,7 @@ from binlearn.experiment.config import (
 )
 from binlearn.experiment.distributed import AllReduce, Context, setup, teardown
 from binlearn.experiment.learner import Learner, LocalReducer, Reducer
+from binlearn.experiment.loglines import DEFAULT_INTERVAL, ProgressLines
 from binlearn.experiment.plots import plot_curves, pyplot
 from binlearn.experiment.registry import build_learner, check_memory
 from binlearn.experiment.rundir import (
@@ -311,14 +312,16 @@ class _EpochStats:
 
 
 def _train_epoch(learner: Learner, data: Dataset, config: ExperimentConfig, epoch: int,
-                 context: Context, reducer: Reducer, quiet: bool) -> _EpochStats:
+                 context: Context, reducer: Reducer, quiet: bool, lines: ProgressLines) -> _EpochStats:
     torch.manual_seed(_epoch_seed(config.seed, epoch, 0))
     generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch, 1))
     batches = list(batch_indices(len(data.x_train), config.data.batch_size, generator=generator,
                                  shuffle=config.train.shuffle, rank=context.rank,
                                  world_size=context.world_size))
     totals = torch.zeros(3, dtype=torch.float64)  # loss, correct, samples
+    total = sum(len(idx) for idx in batches)
     start = time.perf_counter()
+    lines.start_epoch()
     bar = tqdm(batches, desc=f"epoch {epoch}/{config.train.epochs}", unit="batch", leave=False,
                disable=True if quiet or not context.is_main else None)
     for step, idx in enumerate(bar, 1):
@@ -332,6 +335,7 @@ def _train_epoch(learner: Learner, data: Dataset, config: ExperimentConfig, epoc
         totals += torch.tensor([stats["loss"], stats["correct"], len(y)], dtype=torch.float64)
         if context.is_main and step % 10 == 0:
             bar.set_postfix(acc=f"{totals[1] / totals[2]:.3f}")
+        lines.batch(epoch, config.train.epochs, int(totals[2]), total, float(totals[1]))
     seconds = time.perf_counter() - start
     totals = reducer.sum(totals)
     return _EpochStats(float(totals[0]), float(totals[1]), float(totals[2]), seconds)
@@ -366,7 +370,7 @@ def _check_finite(state: Any, epoch: int, path: str = "") -> None:
 
 def train(config: ExperimentConfig, run_dir: Path | None = None, *, resume: bool = False,
           quiet: bool = False, runs_root: Path = Path("runs"),
-          branch_from: Path | None = None) -> dict[str, Any]:
+          branch_from: Path | None = None, log_interval: float = DEFAULT_INTERVAL) -> dict[str, Any]:
     """Train ``config`` end to end (or continue ``run_dir`` when ``resume``); return the summary.
 
     ``branch_from``: a run directory whose latest checkpoint (epoch K: weights, optimizer state,
@@ -374,6 +378,10 @@ def train(config: ExperimentConfig, run_dir: Path | None = None, *, resume: bool
     data augmentation switched on) and leaves ``branch_from`` untouched. Its metrics.jsonl
     starts with the parent's first K records and meta.json's ``branched_from`` names the parent,
     its config and K, so the directory says which epochs ran under which config.
+
+    ``log_interval``: where stderr is not a terminal (no progress bars), a plain progress line
+    every that many seconds within an epoch, and one per finished epoch (0: epoch lines only;
+    none at all when ``quiet``).
     """
     if resume and branch_from is not None:
         raise ConfigError("give either --resume or --branch-from, not both")
@@ -382,7 +390,8 @@ def train(config: ExperimentConfig, run_dir: Path | None = None, *, resume: bool
     progress = _Progress()
     try:
         return _train(config, run_dir, resume=resume, quiet=quiet, runs_root=runs_root,
-                      context=context, branch_from=branch_from, progress=progress)
+                      context=context, branch_from=branch_from, progress=progress,
+                      log_interval=log_interval)
     except KeyboardInterrupt as stop:  # the CLI says what is kept where
         stop.run_dir, stop.saved_epoch = progress.run_dir, progress.saved_epoch  # type: ignore[attr-defined]
         raise
@@ -401,7 +410,7 @@ class _Progress:
 
 def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quiet: bool,
            runs_root: Path, context: Context, branch_from: Path | None = None,
-           progress: _Progress | None = None) -> dict[str, Any]:
+           progress: _Progress | None = None, log_interval: float = DEFAULT_INTERVAL) -> dict[str, Any]:
     progress = progress or _Progress()
     device = resolve_device(config.train.device, context)
     if config.train.threads:
@@ -450,7 +459,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     if not context.is_main:  # only rank 0 writes, so only rank 0 holds the directory
         return _run(config, run_dir, learner, data, checkpoint, parent, resume=resume, quiet=quiet,
                     context=context, reducer=reducer, device=device, branch_from=branch_from,
-                    changes=changes, progress=progress)
+                    changes=changes, progress=progress, log_interval=log_interval)
     make_run_dir(run_dir)
     progress.run_dir = run_dir
     with locked(run_dir):
@@ -462,7 +471,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
         remove_stale_temporaries(run_dir)
         return _run(config, run_dir, learner, data, checkpoint, parent, resume=resume, quiet=quiet,
                     context=context, reducer=reducer, device=device, branch_from=branch_from,
-                    changes=changes, progress=progress)
+                    changes=changes, progress=progress, log_interval=log_interval)
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -480,7 +489,8 @@ def _refuse_a_run(run_dir: Path) -> None:
 def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Dataset,
          checkpoint: dict[str, Any] | None, parent: ExperimentConfig | None, *, resume: bool,
          quiet: bool, context: Context, reducer: Reducer, device: torch.device,
-         branch_from: Path | None, changes: dict[str, list[Any]], progress: _Progress) -> dict[str, Any]:
+         branch_from: Path | None, changes: dict[str, list[Any]], progress: _Progress,
+         log_interval: float = DEFAULT_INTERVAL) -> dict[str, Any]:
     """Write the run directory and train its remaining epochs (rank 0 holds its lock)."""
     start_epoch, train_seconds, samples_seen = 1, 0.0, 0.0
     kept: list[str] = []  # metrics.jsonl lines of the epochs before this process, kept verbatim
@@ -518,12 +528,13 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
     if context.is_main:  # load matplotlib now: a signal inside its C extension's first import
         pyplot()        # (at the first epoch's plot) would end as an ImportError, not a clean stop
     new: list[dict[str, Any]] = []  # this process's records
+    lines = ProgressLines.for_stderr(quiet or not context.is_main, log_interval)
     epoch_bar = tqdm(range(start_epoch, epochs + 1), desc="training", unit="epoch",
                      disable=True if quiet or not context.is_main else None)
     for epoch in epoch_bar:
         last = epoch == epochs
         try:
-            stats = _train_epoch(learner, data, config, epoch, context, reducer, quiet)
+            stats = _train_epoch(learner, data, config, epoch, context, reducer, quiet, lines)
             train_accuracy = stats.correct / max(stats.samples, 1)
             extra = learner.end_epoch(epoch, train_accuracy, reducer) or {}
             record: dict[str, Any] = {
@@ -561,6 +572,7 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
                 })
                 progress.saved_epoch = epoch
             plot_curves(records, run_dir / "curves.png", title)
+            lines.end_epoch(epoch, epochs, record, saved=progress.saved_epoch == epoch)
     epoch_bar.close()
 
     final = records[-1] if records else {}
