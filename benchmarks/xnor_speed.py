@@ -10,7 +10,8 @@ packed activations of the previous binary layer); pack_input_ms = time to pack a
 Binary operations are counted like FLOPs, two per ±1 multiply-accumulate:
 binary_gops = 2·B·K·N / packed time. The ceiling is the kernel's own register block
 (4 input rows × 32 transposed weight rows, the same XOR-popcount-accumulate loop) run over
-rows that stay in L1 (4 + 32 rows of 128 words, 36 KiB; this CPU's L1d is 48 KiB),
+rows that stay in L1 (4 + 32 rows of as many words, a multiple of 16, as fill at most 3/4 of
+this CPU's L1d, read from sysfs: 128 words, 36 KiB, on a 48 KiB L1d; 80 words on 32 KiB),
 ``ceiling_repeats`` times inside one compiled
 call (timed at least 100 times): what the popcount loop does with no cache miss and no loop
 overhead outside the block; share_of_ceiling = binary_gops / ceiling_gops × (threads used by the case).
@@ -36,6 +37,7 @@ import platform
 import re
 import statistics
 import time
+from pathlib import Path
 
 import llvmlite.binding as llvm
 import numba
@@ -52,7 +54,30 @@ from binlearn.binary.kernels.reference import dense_sign_matmul
 from binlearn.binary.packing import pack_signs, to_numpy_words, words_for
 
 CASES = [(256, 784, 4096), (256, 4096, 4096), (1, 4096, 4096), (64, 4096, 1000)]
-CEILING_WORDS = 128
+CEILING_WORDS = 128  # the most words per row the ceiling uses
+L1D_FALLBACK = 32 * 1024  # where sysfs does not say
+
+
+def l1d_bytes() -> tuple[int, str]:
+    """This CPU's level-1 data cache per core, and where the figure comes from."""
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level = (index / "level").read_text().strip()
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if level == "1" and kind in ("Data", "Unified") and size[:-1].isdigit():
+            scale = {"K": 1024, "M": 1024**2}.get(size[-1].upper())
+            if scale:
+                return int(size[:-1]) * scale, "sysfs"
+    return L1D_FALLBACK, "fallback (sysfs has no L1d size)"
+
+
+def ceiling_words(rows: int, l1d: int) -> int:
+    """Words per row of the ceiling's rows + 1 tile: a multiple of 16 filling at most 3/4 of L1d."""
+    words = (3 * l1d // 4) // (rows * 8) // 16 * 16
+    return max(16, min(CEILING_WORDS, words))
 
 
 @numba.njit
@@ -81,19 +106,22 @@ def summary(times: dict[str, list[float]]) -> dict:
 def ceiling(repeats: int, generator: np.random.Generator) -> dict:
     """Binary GOPS of the kernel's register block on L1-resident rows (one thread)."""
     rows, columns = numba_cpu.BLOCK_ROWS, numba_cpu.BLOCK_VECTORS * numba_cpu.LANES
-    x = generator.integers(0, 2**63, (rows, CEILING_WORDS), dtype=np.int64).view(np.uint64)
-    tile = generator.integers(0, 2**63, (CEILING_WORDS, columns), dtype=np.int64).view(np.uint64)
+    l1d, l1d_source = l1d_bytes()
+    words = ceiling_words(rows + columns, l1d)
+    x = generator.integers(0, 2**63, (rows, words), dtype=np.int64).view(np.uint64)
+    tile = generator.integers(0, 2**63, (words, columns), dtype=np.int64).view(np.uint64)
     out = np.empty((rows, columns), np.int32)
-    features = np.int64(64 * CEILING_WORDS)
-    loops = 1_000  # about half a millisecond a call: short calls are rarely preempted
+    features = np.int64(64 * words)
+    loops = 1_000 * CEILING_WORDS // words  # about half a millisecond a call: rarely preempted
     times = timings_ms(lambda: _ceiling_loop(x, tile, out, features, loops), repeats)
-    expected = (64 * CEILING_WORDS - 2 * np.array(
+    expected = (64 * words - 2 * np.array(
         [[sum(bin(int(a ^ b)).count("1") for a, b in zip(x[r], tile[:, c], strict=True))
           for c in range(columns)] for r in range(rows)]))
-    ops = 2 * rows * columns * 64 * CEILING_WORDS * loops
+    ops = 2 * rows * columns * 64 * words * loops
     return {**{f"gops_{key}": round(ops / value / 1e6, 1) for key, value in summary(times).items()},
-            "block": f"{rows} x {columns}", "words_per_row": CEILING_WORDS,
-            "l1_bytes": (rows + columns) * CEILING_WORDS * 8, "ceiling_repeats": loops,
+            "block": f"{rows} x {columns}", "words_per_row": words,
+            "l1_bytes": (rows + columns) * words * 8, "l1d_bytes": l1d, "l1d_from": l1d_source,
+            "ceiling_repeats": loops,
             "exact": bool(np.array_equal(out, expected))}
 
 

@@ -87,7 +87,8 @@ def test_cli_without_a_terminal_prints_epoch_lines_and_quiet_none(tmp_path):
     metrics = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
     assert len(epochs) == 2
     for line, record in zip(epochs, metrics, strict=True):
-        assert line.startswith(f"epoch {record['epoch']}/2 done: train accuracy {record['train_accuracy']:.4f}")
+        start = f"epoch {record['epoch']}/2 done: train accuracy {record['train_accuracy']:.4f}"
+        assert line.startswith(start)
         assert f"test {record['test_accuracy']:.4f}" in line and line.endswith("checkpoint saved")
     quiet = _train(tmp_path / "quiet", "--quiet")
     assert quiet.returncode == 0 and " done: " not in quiet.stderr
