@@ -166,6 +166,9 @@ def test_reproduce_list(capsys):
     (["reproduce", "--list", "--results", "no/such/results.toml"], "results file not found"),
     (["reproduce", "--list", "--results", "docs"], "is a folder"),
     (["reproduce", "--list", "--as-recorded"], "apply to a ROW run"),
+    (["reproduce", "--list", "--data-dir", "x"], "apply to a ROW run"),
+    (["reproduce", ""], "unknown row ''"),
+    (["reproduce", "colombo2024/"], "colombo2024 is a paper with 12 rows"),
     (["reproduce", "lu2020/mnist-mlp-float", "--quick", "--as-recorded"], "not both"),
     (["reproduce", "laydevant2021/fc-binary-weights-activations", "--as-recorded"], "cannot repeat it"),
 ])
@@ -192,6 +195,23 @@ def test_reproduce_errors_are_one_line(capsys, argv, needle, monkeypatch):
     (lambda t: t.replace("convert = {timesteps = 8, one_step = true}", "convert = {one_step = 1}"),
      "convert.one_step must be bool"),
     (lambda t: "row = 3\n", "row must be an array of tables"),
+    (lambda t: t.replace('id = "colombo2024/mnist-1035-1035"', 'id = "lu2020/mnist-1035-1035"'),
+     "id must be colombo2024/NAME"),
+    (lambda t: t.replace('id = "colombo2024/mnist-1035-1035"', 'id = ""'), "id must be colombo2024/NAME"),
+    (lambda t: t.replace("convert = {timesteps = 8, one_step = true}",
+                         'convert = {timesteps = 8, one_step = true, device = "gpu"}'),
+     "--device 'gpu'; valid: auto, cpu, cuda, cuda:N"),
+    (lambda t: t.replace("convert = {timesteps = 8, one_step = true}\nours_step = 1",
+                         "convert = {timesteps = 8, one_step = true}\nours_step = 9"),
+     "ours_step must be a step 1..8"),
+    (lambda t: t.replace('quick_note = "1,000 training images, 1 epoch (the published T',
+                         'ours_step = 1\nquick_note = "1,000 training images, 1 epoch (the published T', 1),
+     "the row has no convert"),
+    (lambda t: t.replace("--timesteps 8 --one-step", "--timesteps 16 --one-step"),
+     "its command converts with {'timesteps': 16, 'one_step': True}"),
+    (lambda t: t.replace("binlearn train configs/colombo2024/mnist-1035-1035.toml",
+                         "binlearn train configs/colombo2024/mnist-1035.toml", 1), "its command trains"),
+    (lambda t: t + '\n[[table]]\nid = "empty"\ncolumns = []\nrows = []\n', "columns is empty"),
     (lambda t: "table = 'x'\n", "table must be an array of tables"),
 ])
 def test_malformed_results_file_is_one_line(tmp_path, edit, needle):
@@ -219,7 +239,9 @@ def test_reproduce_quick_runs_a_row_of_each_paper(row, mnist_dir, tmp_path, caps
     assert summary["train_size"] == int(expected.quick[0].split("=")[1])
     if expected.convert:  # a spiking row: the figure is the converted network's
         spiking = json.loads((run / "spiking.json").read_text())
-        assert record["this_run"] == spiking["final_accuracy"]
+        step = expected.ours_step or len(spiking["accuracy_per_step"])  # the recorded figure's step
+        assert record["this_run"] == spiking["accuracy_per_step"][step - 1]
+        assert (f"after step {step}," in record["this_run_is"]) == (expected.ours_step is not None)
         assert record["source_accuracy"] == pytest.approx(summary["test_accuracy"])
     else:
         assert record["this_run"] == summary["test_accuracy"]
@@ -292,10 +314,93 @@ def test_reproduce_names_settings_that_differ_from_the_recorded(tmp_path, capsys
     sets = ["train.epochs=1", "model.hidden=[105,105]", "rule.group_size=15", "seed=1"]
     assert main(["reproduce", "colombo2024/digits", *[part for item in sets for part in ("--set", item)],
                  "--run-dir", str(tmp_path / "b"), "--results", str(results), "--quiet"]) == 0
-    printed = capsys.readouterr().out
-    assert ("NOTE: the recorded figure was measured with --set train.epochs=1 --set model.hidden=[105,105] "
-            "--set rule.group_size=15; this run used --set train.epochs=1 --set model.hidden=[105,105] "
-            "--set rule.group_size=15 --set seed=1 (--as-recorded repeats the recorded settings)") in printed
+    captured = capsys.readouterr()
+    note = ("NOTE: this run differs from the one that measured the recorded figure (recorded → this run): "
+            "seed 0 → 1 (--as-recorded repeats the recorded settings)")
+    assert note in captured.out
+    record = json.loads((tmp_path / "b" / "reproduce.json").read_text())
+    assert record["differs_from_recorded"] == {"seed": [0, 1]}
+    # the same values written otherwise (spaces, --set=, an option that changes nothing) do not differ
+    results = _digits_results(tmp_path / "c", "--set=train.epochs=1 --set 'model.hidden=[105, 105]' "
+                                              "--quiet --set rule.group_size=15 --log-interval 5")
+    assert main(["reproduce", "colombo2024/digits", "--as-recorded", "--run-dir", str(tmp_path / "c" / "run"),
+                 "--results", str(results)]) == 0
+    captured = capsys.readouterr()
+    assert "NOTE" not in captured.out and "NOTE" not in captured.err
+    assert json.loads((tmp_path / "c" / "run" / "reproduce.json").read_text())["epochs"] == 1
+
+
+def test_reproduce_prints_the_difference_before_training(tmp_path, capsys):
+    results = _digits_results(tmp_path)  # recorded: --set train.epochs=1
+    sets = ["--set", "train.epochs=2", "--set", "model.hidden=[105,105]", "--set", "rule.group_size=15"]
+    assert main(["reproduce", "colombo2024/digits", *sets, "--run-dir", str(tmp_path / "run"),
+                 "--results", str(results), "--json"]) == 0
+    captured = capsys.readouterr()
+    first = captured.err.splitlines()[0]
+    assert first.startswith("NOTE: this run differs") and "train.epochs 1 → 2" in first
+    record = json.loads(captured.out)
+    assert record["differs_from_recorded"]["train.epochs"] == [1, 2]
+
+
+def test_reproduce_refuses_a_convert_device_before_training(tmp_path, capsys, monkeypatch):
+    results = _digits_results(tmp_path)
+    text = results.read_text().replace("convert = {timesteps = 3, one_step = true}",
+                                       'convert = {timesteps = 3, one_step = true, device = "cuda"}')
+    text = text.replace("--one-step", "--one-step --device cuda")
+    results.write_text(text)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert main(["reproduce", "colombo2024/digits", "--quick", "--run-dir", str(tmp_path / "run"),
+                 "--results", str(results), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "row colombo2024/digits: convert.device asks for CUDA" in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()  # nothing trained
+
+
+def test_a_command_that_is_not_shell_words_is_prose(tmp_path, capsys):
+    results = _digits_results(tmp_path)
+    text = results.read_text()
+    start = text.index('command = "')
+    end = text.index("\n", start)
+    results.write_text(text[:start] + "command = \"see the paper's runs (docs/results.md)\"" + text[end:])
+    assert main(["reproduce", "colombo2024/digits", "--quick", "--run-dir", str(tmp_path / "run"),
+                 "--results", str(results), "--quiet"]) == 0
+    assert json.loads((tmp_path / "run" / "reproduce.json").read_text())["recorded_settings"] is None
+    assert main(["reproduce", "colombo2024/digits", "--as-recorded", "--results", str(results)]) == 2
+    assert "cannot repeat it" in capsys.readouterr().err
+
+
+def test_results_files_that_cannot_be_read_or_written(tmp_path, capsys, monkeypatch):
+    results = _digits_results(tmp_path)
+    real = Path.read_text
+
+    def unreadable(path, *args, **kwargs):
+        if path.name == "results.toml":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "read_text", unreadable)
+        assert main(["reproduce", "--list", "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be read (Permission denied)" in err and err.count("\n") == 1
+    markdown = tmp_path / "docs" / "results.md"
+    markdown.write_text("# results\n")
+    (tmp_path / "docs" / "figures").write_text("a file where the figures folder goes")
+    assert main(["reproduce", "--write-docs", "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("binlearn: error: --write-docs: ") and err.count("\n") == 1
+    assert markdown.read_text() == "# results\n"  # nothing half-written
+    assert main(["reproduce", "--write-docs", "--json", "--results", str(results)]) == 2
+    assert "--json applies to a ROW run" in capsys.readouterr().err
+
+
+def test_a_binlearn_checkout_in_the_current_folder_is_taken_first(tmp_path, monkeypatch):
+    (tmp_path / "src" / "binlearn").mkdir(parents=True)
+    _digits_results(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert find_results_file().resolve() == (tmp_path / "docs" / "results.toml").resolve()
+    monkeypatch.chdir(tmp_path / "docs")  # not a checkout: the package's own
+    assert find_results_file().resolve() == RESULTS.resolve()
 
 
 def test_write_docs_needs_a_results_md_beside_the_file(tmp_path, capsys):

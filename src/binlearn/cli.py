@@ -154,8 +154,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if sum([bool(args.list), bool(args.write_docs), args.row is not None]) != 1:
         raise ConfigError("give one of ROW, --list or --write-docs "
                           "(binlearn reproduce --list shows the rows)")
-    if args.row is None and (args.quick or args.as_recorded or args.run_dir or args.set):
-        raise ConfigError("--quick, --as-recorded, --run-dir and --set apply to a ROW run")
+    if args.row is None and (args.quick or args.as_recorded or args.run_dir or args.set or args.data_dir):
+        raise ConfigError("--quick, --as-recorded, --run-dir, --set and --data-dir apply to a ROW run")
+    if args.write_docs and args.json:
+        raise ConfigError("--json applies to a ROW run and --list, not to --write-docs")
     if args.list:
         results = load_results(args.results)
         print(json.dumps(list_rows(results), indent=2) if args.json else format_list(results))

@@ -8,7 +8,11 @@ the spiking rows, and writes ``reproduce.json`` into the run directory.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import shlex
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,57 +35,66 @@ class RecordedRun:
     convert: dict[str, Any] | None
 
 
-def _convert_options(tokens: list[str]) -> dict[str, Any] | None:
-    """``binlearn convert`` options → ConvertSettings values (None: an option it does not have)."""
+# Options of a recorded command that do not change what it measures.
+_CONVERT_NOT_SETTINGS = ("run_dir", "output", "compare", "quiet", "command", "func")
+
+# Config keys that say where or how a run is computed, not what it learns: a difference in
+# them is not reported as a difference from the recorded run.
+_NOT_RESULT_KEYS = ("name", "train.device", "train.threads", "train.checkpoint_every", "data.data_dir",
+                    "data.download", "data.verify")
+
+
+def _parse_cli(tokens: list[str]) -> argparse.Namespace | None:
+    """``tokens`` (after ``binlearn``) parsed by binlearn's own command line; None when it
+    would not run (unknown option, bad value, --help, ...). Nothing is printed."""
+    from binlearn.cli import _parser
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            return _parser().parse_args(tokens)
+        except SystemExit:
+            return None
+
+
+def _convert_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ConvertSettings values a parsed ``binlearn convert`` gives other than the defaults."""
     from binlearn.experiment.spiking import ConvertSettings
 
-    fields = {name: str(f.type) for name, f in ConvertSettings.__dataclass_fields__.items()}
-    values: dict[str, Any] = {}
-    index = 0
-    while index < len(tokens):
-        name = tokens[index].removeprefix("--").replace("-", "_")
-        if not tokens[index].startswith("--") or name not in fields:
-            return None
-        if fields[name] == "bool":
-            values[name] = True
-            index += 1
-            continue
-        if index + 1 >= len(tokens):
-            return None
-        cast = {"int": int, "float": float, "str": str}[fields[name]]
-        try:
-            values[name] = cast(tokens[index + 1])
-        except ValueError:
-            return None
-        index += 2
-    return values
+    defaults = ConvertSettings()
+    return {name: getattr(args, name) for name in ConvertSettings.__dataclass_fields__
+            if getattr(args, name) != getattr(defaults, name)}
 
 
 def recorded_run(command: str) -> RecordedRun | None:
-    """Parse a row's recorded command; None when it is not one ``binlearn train`` (and convert)
-    command line, e.g. a pointer to several commands in docs/results.md."""
-    parts = [shlex.split(part) for part in command.split("&&")]
-    if not parts or parts[0][:2] != ["binlearn", "train"] or len(parts[0]) < 3 or len(parts) > 2:
+    """Parse a row's recorded command with binlearn's own command line (``--set=x``, options in
+    any order, ``--quiet``/``--log-interval`` and other options that do not change the run);
+    None when it is not one ``binlearn train CONFIG`` command, optionally followed by
+    ``&& binlearn convert`` of its run directory: e.g. prose pointing at several commands, a
+    ``--resume``, an unbalanced quote."""
+    try:
+        tokens = shlex.split(command)
+    except ValueError:
         return None
-    train, config, settings, run_dir = parts[0][2:], parts[0][2], [], None
-    index = 1
-    while index < len(train):
-        if train[index] not in ("--set", "--run-dir", "--data-dir") or index + 1 >= len(train):
-            return None
-        if train[index] == "--set":
-            settings.append(train[index + 1])
-        elif train[index] == "--run-dir":
-            run_dir = train[index + 1]
-        index += 2
+    parts: list[list[str]] = [[]]
+    for token in tokens:
+        if token == "&&":
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    if len(parts) > 2 or any(part[:1] != ["binlearn"] for part in parts):
+        return None
+    train = _parse_cli(parts[0][1:])
+    if train is None or train.command != "train" or not train.config or train.resume or train.branch_from:
+        return None
     convert = None
     if len(parts) == 2:
-        tokens = parts[1]
-        if tokens[:2] != ["binlearn", "convert"] or len(tokens) < 3 or (run_dir and tokens[2] != run_dir):
+        args = _parse_cli(parts[1][1:])
+        if args is None or args.command != "convert":
             return None
-        convert = _convert_options(tokens[3:])
-        if convert is None:
+        if train.run_dir is not None and Path(args.run_dir) != Path(train.run_dir):
             return None
-    return RecordedRun(config, settings, convert)
+        convert = _convert_settings(args)
+    return RecordedRun(train.config, list(train.set), convert)
 
 
 def list_rows(results: Results) -> list[dict[str, Any]]:
@@ -106,7 +119,7 @@ def format_list(results: Results) -> str:
             lines.append(f"  {'':{width}s}  ours:  {ours}")
             lines.append(f"  {'':{width}s}  $ {row.command}")
         lines.append("")
-    lines.append("run one: binlearn reproduce ROW [--quick] [--run-dir DIR]")
+    lines.append("run one: binlearn reproduce ROW [--quick | --as-recorded] [--run-dir DIR] [--set ...]")
     return "\n".join(lines)
 
 
@@ -122,7 +135,7 @@ def reproduce(row_id: str, *, quick: bool = False, as_recorded: bool = False, ru
     paper-vs-ours record. ``quick``: the row's scaled-down overrides; ``as_recorded``: the
     ``--set`` items of the command that measured the recorded figure (the published config
     otherwise). ``overrides`` (``section.key=value``) come after either."""
-    from binlearn.experiment.runner import train
+    from binlearn.experiment.runner import resolve_device, train
     from binlearn.experiment.spiking import ConvertSettings, convert_run
 
     if quick and as_recorded:
@@ -141,16 +154,30 @@ def reproduce(row_id: str, *, quick: bool = False, as_recorded: bool = False, ru
     config = load_config(config_path, settings)
     if data_dir:
         config.data.data_dir = data_dir
+    differs = None if quick else _differences(config_path, recorded, config)
+    conversion = ConvertSettings(**row.convert) if row.convert else None
+    if conversion is not None:  # before training: a device this machine lacks is an error now
+        resolve_device(conversion.device, option=f"row {row.id}: convert.device")
     target = Path(run_dir) if run_dir is not None else _default_run_dir(row, quick)
     if (target / "config.toml").exists():
         raise ConfigError(f"{target} already holds a run; reproduce starts new runs: give another --run-dir "
                           f"(or continue that one with binlearn train --resume {target})")
+    if differs and not quiet:
+        print(note_line(differs, as_recorded), file=sys.stderr)
     summary = train(config, target, quiet=quiet)
     figure = summary.get("test_accuracy")
+    this_run_is = "test accuracy after the last epoch"
     spiking = None
-    if row.convert:
-        spiking = convert_run(target, ConvertSettings(**row.convert), quiet=quiet)
+    if conversion is not None:
+        spiking = convert_run(target, conversion, quiet=quiet)
         figure = spiking["final_accuracy"]
+        this_run_is = "the spiking network's accuracy after the last step"
+        per_step = spiking.get("accuracy_per_step")
+        if row.ours_step is not None and per_step and row.ours_step < len(per_step):
+            figure = per_step[row.ours_step - 1]
+            last = f"{len(per_step)}: {spiking['final_accuracy']:.4f}"
+            this_run_is = (f"the spiking network's accuracy after step {row.ours_step}, the step of the "
+                           f"recorded figure (after the last, {last})")
     command = ["binlearn", "reproduce", row.id, *(["--quick"] if quick else []),
                *(["--as-recorded"] if as_recorded else []), "--run-dir", str(target),
                *[part for item in overrides or [] for part in ("--set", item)],
@@ -161,16 +188,40 @@ def reproduce(row_id: str, *, quick: bool = False, as_recorded: bool = False, ru
         "quick": quick, "quick_note": row.quick_note if quick else None, "as_recorded": as_recorded,
         "overrides": settings, "extra_overrides": list(overrides or []),
         "recorded_settings": None if recorded is None else recorded.settings,
+        "differs_from_recorded": differs,
         "paper_figure": row.paper_figure, "paper_value": row.paper_value,
         "ours_recorded": row.ours, "ours_recorded_data": row.ours_data, "ours_recorded_command": row.command,
-        "this_run": figure, "this_run_is": "the spiking network's accuracy after the last step"
-        if spiking is not None else "test accuracy after the last epoch",
+        "this_run": figure, "this_run_is": this_run_is,
         "source_accuracy": spiking["source_accuracy"] if spiking is not None else None,
         "epochs": summary.get("epochs"), "train_seconds": summary.get("train_seconds"),
         "run_dir": str(target), "command": shlex.join(command),
     }
     write_json(target / "reproduce.json", record)
     return record
+
+
+def _differences(config_path: Path, recorded: RecordedRun | None, config: Any) -> dict[str, list[Any]] | None:
+    """What this run's config changes from the recorded run's, key by key as [recorded, this
+    run] (None: no recorded run to compare with). Values are compared parsed, so
+    ``[105, 105]`` and ``[105,105]`` are the same; where the run is computed is left out."""
+    from binlearn.experiment.config import config_to_dict
+    from binlearn.experiment.runner import config_changes
+
+    if recorded is None:
+        return None
+    try:
+        reference = load_config(config_path, recorded.settings)
+    except ConfigError:
+        return None
+    changes = config_changes(config_to_dict(reference), config_to_dict(config))
+    return {key: value for key, value in changes.items() if key not in _NOT_RESULT_KEYS}
+
+
+def note_line(differs: dict[str, list[Any]], as_recorded: bool) -> str:
+    """One line naming how this run differs from the one that measured the recorded figure."""
+    shown = "; ".join(f"{key} {before!r} → {after!r}" for key, (before, after) in differs.items())
+    return (f"NOTE: this run differs from the one that measured the recorded figure (recorded → this run): "
+            f"{shown}" + ("" if as_recorded else " (--as-recorded repeats the recorded settings)"))
 
 
 def format_result(record: dict[str, Any]) -> str:
@@ -183,13 +234,8 @@ def format_result(record: dict[str, Any]) -> str:
     if record["quick"]:
         lines.append(f"QUICK RUN, not the published settings: {record['quick_note']}"
                      + (f"; then {extra}" if extra else ""))
-    recorded = record["recorded_settings"]
-    if not record["quick"] and recorded is not None and sorted(recorded) != sorted(record["overrides"]):
-        def shown(items: list[str]) -> str:
-            return " ".join(f"--set {item}" for item in items) or "the config as published"
-        lines.append(f"NOTE: the recorded figure was measured with {shown(recorded)}; this run used "
-                     f"{shown(record['overrides'])}"
-                     + ("" if record["as_recorded"] else " (--as-recorded repeats the recorded settings)"))
+    if not record["quick"] and record.get("differs_from_recorded"):
+        lines.append(note_line(record["differs_from_recorded"], record["as_recorded"]))
     lines += [f"  paper:          {record['paper_figure']}",
               f"  ours, recorded: {figure(record['ours_recorded'])}"
               + (f"  [{record['ours_recorded_data']}]" if record["ours_recorded_data"] else ""),

@@ -24,6 +24,8 @@ Layout of the TOML::
     convert = {timesteps = 32, one_step = true}  # optional: `binlearn convert` after training
                                                # (ConvertSettings; the figure is then the
                                                # spiking network's accuracy after the last step)
+    ours_step = 1                              # optional, with convert: the figure is the
+                                               # accuracy after this step, not the last
 
     [[table]]                     # a table of docs/results.md, cells as markdown text
     id = "laydevant2021-fc"
@@ -52,7 +54,7 @@ PAPERS = {
     "lu2020": "Binary spiking networks (Lu & Sengupta 2020)",
 }
 _ROW_KEYS = {"id", "paper", "config", "row", "paper_figure", "paper_value", "ours", "ours_data", "command",
-             "table", "quick", "quick_note", "convert"}
+             "table", "quick", "quick_note", "convert", "ours_step"}
 _TABLE_KEYS = {"id", "columns", "rows"}
 _BEGIN = re.compile(r"^<!-- table: ([\w./-]+) -->$")
 _END = "<!-- end table -->"
@@ -76,6 +78,7 @@ class PaperRow:
     ours_data: str = ""
     table: str | None = None
     convert: dict[str, Any] = field(default_factory=dict)
+    ours_step: int | None = None
 
     @property
     def ours_text(self) -> str:
@@ -119,7 +122,12 @@ class Results:
         for row in self.rows:
             if row.id == row_id:
                 return row
-        close = [r.id for r in self.rows if row_id.split("/")[-1] in r.id]
+        stem = row_id.strip().strip("/").split("/")[-1]
+        if stem in PAPERS:
+            count = sum(r.paper == stem for r in self.rows)
+            raise ConfigError(f"unknown row {row_id!r}: {stem} is a paper with {count} rows, named "
+                              f"{stem}/NAME (binlearn reproduce --list shows them all)")
+        close = [r.id for r in self.rows if stem and stem in r.id]
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(f"unknown row {row_id!r}{hint} (binlearn reproduce --list shows them all)")
 
@@ -134,10 +142,11 @@ def _is_binlearn_checkout(folder: Path) -> bool:
 
 
 def find_results_file(path: str | Path | None = None) -> Path:
-    """``path``, else ``docs/results.toml`` of the binlearn repository this package runs from (an
-    editable install or a checkout on the path), else of a binlearn checkout in the current
-    folder; a one-line ConfigError if none exists. Another project's docs/results.toml in the
-    current folder is never taken for binlearn's."""
+    """``path``, else ``docs/results.toml`` of a binlearn checkout in the current folder (a
+    worktree or a second clone is the one being worked on), else of the binlearn repository
+    this package runs from (an editable install or a checkout on the path); a one-line
+    ConfigError if none exists. Another project's docs/results.toml in the current folder is
+    never taken for binlearn's."""
     if path is not None:
         candidate = Path(path)
         if candidate.is_dir():
@@ -145,11 +154,11 @@ def find_results_file(path: str | Path | None = None) -> Path:
         if not candidate.is_file():
             raise ConfigError(f"results file not found: {candidate}")
         return candidate
+    if _is_binlearn_checkout(Path.cwd()):
+        return Path("docs/results.toml")
     package = Path(__file__).resolve().parents[1]  # .../binlearn
     if package.parent.name == "src" and _is_binlearn_checkout(package.parent.parent):
         return package.parent.parent / "docs" / "results.toml"
-    if _is_binlearn_checkout(Path.cwd()):
-        return Path("docs/results.toml")
     raise ConfigError("docs/results.toml not found: binlearn is not running from its repository (run "
                       "binlearn reproduce from a checkout of it, or give --results FILE)")
 
@@ -201,6 +210,30 @@ def _convert(where: str, value: Any) -> dict[str, Any]:
     return dict(value)
 
 
+def _step(where: str, value: Any, convert: dict[str, Any]) -> int | None:
+    """``ours_step``: a step of the row's conversion (1..its timesteps)."""
+    from binlearn.experiment.spiking import ConvertSettings
+
+    if value is None:
+        return None
+    if not convert:
+        raise ConfigError(f"{where}: ours_step names a step of the spiking network, and the row has "
+                          "no convert")
+    timesteps = ConvertSettings(**convert).timesteps
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= timesteps:
+        raise ConfigError(f"{where}: ours_step must be a step 1..{timesteps} (convert.timesteps), "
+                          f"got {value!r}")
+    return value
+
+
+def _row_id(where: str, value: Any, paper: str) -> str:
+    row_id = _text(where, value, "id")
+    if not row_id.startswith(f"{paper}/") or not re.fullmatch(r"[\w.-]+", row_id[len(paper) + 1:]):
+        raise ConfigError(f"{where}: id must be {paper}/NAME (the paper, then the config's stem), "
+                          f"got {row_id!r}")
+    return row_id
+
+
 def _row(raw: Any, index: int) -> PaperRow:
     where = f"row {index + 1}"
     if not isinstance(raw, dict):
@@ -216,8 +249,9 @@ def _row(raw: Any, index: int) -> PaperRow:
     paper = _text(where, raw["paper"], "paper")
     if paper not in PAPERS:
         raise ConfigError(f"{where}: unknown paper {paper!r}; valid: {', '.join(PAPERS)}")
+    convert = _convert(where, raw.get("convert", {}))
     return PaperRow(
-        id=_text(where, raw["id"], "id"), paper=paper, config=_text(where, raw["config"], "config"),
+        id=_row_id(where, raw["id"], paper), paper=paper, config=_text(where, raw["config"], "config"),
         row=_text(where, raw["row"], "row"), paper_figure=_text(where, raw["paper_figure"], "paper_figure"),
         command=_text(where, raw["command"], "command"), quick=_strings(where, raw["quick"], "quick"),
         quick_note=_text(where, raw["quick_note"], "quick_note"),
@@ -225,7 +259,7 @@ def _row(raw: Any, index: int) -> PaperRow:
         ours=_figure(where, raw.get("ours"), "ours"),
         ours_data=_text(where, raw.get("ours_data", ""), "ours_data"),
         table=None if raw.get("table") is None else _text(where, raw["table"], "table"),
-        convert=_convert(where, raw.get("convert", {})))
+        convert=convert, ours_step=_step(where, raw.get("ours_step"), convert))
 
 
 def _table(raw: Any, index: int) -> Table:
@@ -234,6 +268,8 @@ def _table(raw: Any, index: int) -> Table:
         raise ConfigError(f"{where}: a table has exactly the keys {', '.join(sorted(_TABLE_KEYS))}")
     where = f"table {raw['id']!r}"
     columns = _strings(where, raw["columns"], "columns")
+    if not columns:
+        raise ConfigError(f"{where}: columns is empty (a table needs at least one column)")
     if not isinstance(raw["rows"], list):
         raise ConfigError(f"{where}: rows must be a list of rows")
     rows = [_strings(where, row, "each row") for row in raw["rows"]]
@@ -248,6 +284,8 @@ def load_results(path: str | Path | None = None) -> Results:
     found = find_results_file(path)
     try:
         raw = tomllib.loads(found.read_text())
+    except OSError as error:
+        raise ConfigError(f"{found}: cannot be read ({error.strerror or error})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{found}: not valid TOML ({error})") from None
     unknown = set(raw) - {"row", "table"}
@@ -268,7 +306,28 @@ def load_results(path: str | Path | None = None) -> Results:
         if row.table is not None and row.table not in by_id and row.table not in _SUMMARY_IDS:
             raise ConfigError(f"{found}: row {row.id!r} cites table {row.table!r}, which the file does "
                               "not have")
+        _check_command(found, row)
     return Results(found, rows, by_id)
+
+
+def _check_command(found: Path, row: PaperRow) -> None:
+    """A row's command, where it is one ``binlearn train`` (and convert) line, is what measured
+    its figure: the row's config and, for a spiking row, the row's conversion."""
+    from binlearn.experiment.reproduce import recorded_run
+    from binlearn.experiment.spiking import ConvertSettings
+
+    recorded = recorded_run(row.command)
+    if recorded is None:
+        return
+    where = f"{found}: row {row.id!r}"
+    if recorded.config != row.config:
+        raise ConfigError(f"{where}: its command trains {recorded.config}, the row's config is {row.config}")
+    if (recorded.convert is not None) != bool(row.convert):
+        has = "converts" if recorded.convert is not None else "does not convert"
+        raise ConfigError(f"{where}: its command {has} the run and the row's convert says otherwise")
+    if row.convert and ConvertSettings(**(recorded.convert or {})) != ConvertSettings(**row.convert):
+        raise ConfigError(f"{where}: its command converts with {recorded.convert}, the row's convert is "
+                          f"{row.convert}")
 
 
 def summary_table(results: Results, paper: str) -> Table:
@@ -282,7 +341,7 @@ def summary_table(results: Results, paper: str) -> Table:
     return Table(f"summary-{paper}", ["row", "what", "paper", "ours (last measured)", "command"], rows)
 
 
-def render_markdown(text: str, results: Results) -> str:
+def render_markdown(text: str, results: Results, name: str = "docs/results.md") -> str:
     """``text`` (docs/results.md) with every marked table replaced by its rendering from the
     results file. Raises ConfigError for a marker of an unknown table or an unclosed one."""
     lines = text.split("\n")
@@ -301,11 +360,11 @@ def render_markdown(text: str, results: Results) -> str:
         elif table_id in results.tables:
             table = results.tables[table_id]
         else:
-            raise ConfigError(f"docs/results.md marks table {table_id!r}, which {results.path} does not have")
+            raise ConfigError(f"{name} marks table {table_id!r}, which {results.path} does not have")
         end = next((i for i in range(index, len(lines)) if lines[i] == _END or _BEGIN.match(lines[i])), None)
         if end is None or lines[end] != _END:
             before = "the end of the file" if end is None else f"line {end + 1}, the next table's marker"
-            raise ConfigError(f"docs/results.md: table {table_id!r} has no '{_END}' line before {before}")
+            raise ConfigError(f"{name}: table {table_id!r} has no '{_END}' line before {before}")
         out.append(table.markdown())
         out.append(_END)
         index = end + 1
@@ -318,9 +377,18 @@ def marked_tables(text: str) -> list[str]:
 
 
 def write_docs(results: Results, markdown: Path, figure: Path) -> list[Path]:
-    """Re-render ``markdown``'s tables and the overview figure; returns the files written."""
-    atomic_write_text(markdown, render_markdown(markdown.read_text(), results))
-    plot_overview(results, figure)
+    """Re-render ``markdown``'s tables and the overview figure; returns the files written.
+    Everything is checked and rendered before anything is written; a file that cannot be read
+    or written is a one-line ConfigError."""
+    try:
+        text = render_markdown(markdown.read_text(), results, str(markdown))
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        plot_overview(results, figure)
+        atomic_write_text(markdown, text)
+    except (OSError, UnicodeDecodeError) as error:
+        where = getattr(error, "filename", None) or markdown
+        reason = getattr(error, "strerror", None) or error
+        raise ConfigError(f"--write-docs: {where}: {reason}") from None
     return [markdown, figure]
 
 

@@ -10,6 +10,7 @@ steps with the source's accuracy as a line) into the run directory or ``output``
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -72,6 +73,8 @@ class ConvertSettings:
             raise ConfigError(f"--encoding {self.encoding!r}; valid: {', '.join(ENCODINGS)}")
         if self.calibration_images < 1 or self.batch_size < 1:
             raise ConfigError("--calibration-images and --batch-size must be >= 1")
+        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ConfigError(f"--device {self.device!r}; valid: auto, cpu, cuda, cuda:N")
 
 
 _CALIBRATION_SETTINGS = ("percentile", "calibration_images")  # threshold balancing of ReLU layers
