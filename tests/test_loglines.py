@@ -94,3 +94,24 @@ def test_cli_without_a_terminal_prints_epoch_lines_and_quiet_none(tmp_path):
     assert quiet.returncode == 0 and " done: " not in quiet.stderr
     bad = _train(tmp_path / "bad", "--log-interval", "soon")
     assert bad.returncode == 2 and "expected a number of seconds, not 'soon'" in bad.stderr
+
+
+def test_a_distributed_line_says_it_is_one_rank_s_share():
+    lines, stream, clock = _lines(1)
+    lines.start_epoch()
+    clock.now += 2
+    lines.batch(1, 1, images=100, total=700, correct=50, ranks=2)
+    expected = "epoch 1/1: rank 0 of 2, its share: 100/700 images (14.3 %), 50.0 images/s"
+    assert stream.getvalue().startswith(expected)
+
+
+def test_cli_in_epoch_lines_count_the_epoch_s_images(tmp_path):
+    done = _train(tmp_path, "--log-interval", "0.000001", "--set", "data.batch_size=32")
+    assert done.returncode == 0, done.stderr
+    total = json.loads((tmp_path / "run/summary.json").read_text())["train_size"]
+    within = [line for line in done.stderr.splitlines()
+              if line.startswith("epoch ") and " done: " not in line]
+    assert within, done.stderr
+    counts = [int(line.split(": ")[1].split("/")[0].replace(",", "")) for line in within]
+    assert all(f"/{total:,} images" in line for line in within)
+    assert all(0 < count < total and count % 32 == 0 for count in counts)

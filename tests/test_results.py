@@ -103,7 +103,12 @@ def test_recorded_run_parsing():
                        "--one-step --percentile 99.5")
     assert run is not None and run.config == "c.toml" and run.settings == ["a.b=1"]
     assert run.convert == {"timesteps": 8, "one_step": True, "percentile": 99.5}
-    for command in ["three commands", "binlearn train c.toml --epochs 3",
+    run = recorded_run("binlearn train ./c.toml --set=a.b=1 --quiet --set 'x=a && b' --run-dir r&& "
+                       "binlearn convert r --timesteps=8 --device cuda")
+    assert run is not None and run.settings == ["a.b=1", "x=a && b"]
+    assert run.convert == {"timesteps": 8, "device": "cuda"}
+    for command in ["three commands", "binlearn train c.toml --epochs 3", "see the paper's runs",
+                    "binlearn train --resume r", "binlearn train c.toml --help",
                     "binlearn train c.toml --run-dir r && binlearn convert other --timesteps 8",
                     "binlearn train c.toml && binlearn convert r --steps 8",
                     "binlearn train c.toml && binlearn convert r --timesteps eight"]:
@@ -212,6 +217,8 @@ def test_reproduce_errors_are_one_line(capsys, argv, needle, monkeypatch):
     (lambda t: t.replace("binlearn train configs/colombo2024/mnist-1035-1035.toml",
                          "binlearn train configs/colombo2024/mnist-1035.toml", 1), "its command trains"),
     (lambda t: t + '\n[[table]]\nid = "empty"\ncolumns = []\nrows = []\n', "columns is empty"),
+    (lambda t: t.replace("--timesteps 8 --one-step", "--timesteps 8 --one-step --device gpu"),
+     "row 'lu2020/mnist-mlp-binary-weights-activations': its command's convert: --device 'gpu'"),
     (lambda t: "table = 'x'\n", "table must be an array of tables"),
 ])
 def test_malformed_results_file_is_one_line(tmp_path, edit, needle):
@@ -316,9 +323,10 @@ def test_reproduce_names_settings_that_differ_from_the_recorded(tmp_path, capsys
                  "--run-dir", str(tmp_path / "b"), "--results", str(results), "--quiet"]) == 0
     captured = capsys.readouterr()
     note = ("NOTE: this run differs from the one that measured the recorded figure (recorded → this run): "
-            "seed 0 → 1 (--as-recorded repeats the recorded settings)")
+            "seed 0 → 1\n")
     assert note in captured.out
     record = json.loads((tmp_path / "b" / "reproduce.json").read_text())
+    assert record["as_recorded_would_differ"] is False  # the run has every recorded --set
     assert record["differs_from_recorded"] == {"seed": [0, 1]}
     # the same values written otherwise (spaces, --set=, an option that changes nothing) do not differ
     results = _digits_results(tmp_path / "c", "--set=train.epochs=1 --set 'model.hidden=[105, 105]' "
@@ -332,14 +340,17 @@ def test_reproduce_names_settings_that_differ_from_the_recorded(tmp_path, capsys
 
 def test_reproduce_prints_the_difference_before_training(tmp_path, capsys):
     results = _digits_results(tmp_path)  # recorded: --set train.epochs=1
-    sets = ["--set", "train.epochs=2", "--set", "model.hidden=[105,105]", "--set", "rule.group_size=15"]
+    sets = ["--set", "model.hidden=[105,105]", "--set", "rule.group_size=15"]  # 20 epochs, not 1
     assert main(["reproduce", "colombo2024/digits", *sets, "--run-dir", str(tmp_path / "run"),
                  "--results", str(results), "--json"]) == 0
     captured = capsys.readouterr()
     first = captured.err.splitlines()[0]
-    assert first.startswith("NOTE: this run differs") and "train.epochs 1 → 2" in first
+    assert first.startswith("NOTE: this run differs") and "train.epochs 1 → 20" in first
+    assert first.endswith(" (--as-recorded repeats the recorded settings)")
     record = json.loads(captured.out)
-    assert record["differs_from_recorded"]["train.epochs"] == [1, 2]
+    assert record["differs_from_recorded"] == {
+        "train.epochs": [1, 20], "model.hidden": [[1035, 1035], [105, 105]], "rule.group_size": [115, 15]}
+    assert record["as_recorded_would_differ"] is True
 
 
 def test_reproduce_refuses_a_convert_device_before_training(tmp_path, capsys, monkeypatch):
@@ -384,12 +395,30 @@ def test_results_files_that_cannot_be_read_or_written(tmp_path, capsys, monkeypa
     err = capsys.readouterr().err
     assert "cannot be read (Permission denied)" in err and err.count("\n") == 1
     markdown = tmp_path / "docs" / "results.md"
-    markdown.write_text("# results\n")
+    page = "# results\n<!-- table: summary-colombo2024 -->\nstale\n<!-- end table -->\n"
+    markdown.write_text(page)
     (tmp_path / "docs" / "figures").write_text("a file where the figures folder goes")
     assert main(["reproduce", "--write-docs", "--results", str(results)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("binlearn: error: --write-docs: ") and err.count("\n") == 1
-    assert markdown.read_text() == "# results\n"  # nothing half-written
+    assert markdown.read_text() == page  # nothing half-written
+    # the page cannot be written: the figure is not replaced either
+    (tmp_path / "docs" / "figures").unlink()
+    (tmp_path / "docs" / "figures").mkdir()
+    figure = tmp_path / "docs" / "figures" / "overview.png"
+    figure.write_bytes(b"old figure")
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(markdown))
+
+    with monkeypatch.context() as patch:
+        patch.setattr("binlearn.experiment.results.atomic_write_text", full)
+        assert main(["reproduce", "--write-docs", "--results", str(results)]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert figure.read_bytes() == b"old figure" and markdown.read_text() == page
+    assert sorted(p.name for p in figure.parent.iterdir()) == ["overview.png"]  # no staged file left
+    assert main(["reproduce", "--write-docs", "--results", str(results)]) == 0
+    assert "stale" not in markdown.read_text() and figure.read_bytes() != b"old figure"
     assert main(["reproduce", "--write-docs", "--json", "--results", str(results)]) == 2
     assert "--json applies to a ROW run" in capsys.readouterr().err
 
@@ -408,3 +437,21 @@ def test_write_docs_needs_a_results_md_beside_the_file(tmp_path, capsys):
     assert main(["reproduce", "--write-docs", "--results", str(results)]) == 2
     err = capsys.readouterr().err
     assert "results.md" in err and "does not exist" in err and err.count("\n") == 1
+
+
+def test_where_a_command_converts_is_not_a_difference(tmp_path):
+    text = RESULTS.read_text().replace("--timesteps 8 --one-step", "--timesteps 8 --one-step --device cpu "
+                                       "--batch-size 100")
+    text = text.replace("binlearn train configs/lu2020/mnist-mlp-float.toml",
+                        "binlearn train ./configs/lu2020/mnist-mlp-float.toml")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "results.toml").write_text(text)
+    (tmp_path / "configs").symlink_to(ROOT / "configs")
+    results = load_results(tmp_path / "docs" / "results.toml")  # accepted
+    assert len(results.rows) == len(load_results(RESULTS).rows)
+    # a recorded --set the config does not take is an error when the file is read
+    (tmp_path / "docs" / "results.toml").write_text(text.replace(
+        "binlearn train configs/colombo2024/mnist-1035-1035.toml",
+        "binlearn train configs/colombo2024/mnist-1035-1035.toml --set nosuch.key=1", 1))
+    with pytest.raises(ConfigError, match="its command's settings do not load"):
+        load_results(tmp_path / "docs" / "results.toml")

@@ -55,8 +55,10 @@ class ProgressLines:
     def start_epoch(self) -> None:
         self._epoch_start = self._last = self.clock()
 
-    def batch(self, epoch: int, epochs: int, images: int, total: int, correct: float) -> None:
-        """After a batch: ``images`` of ``total`` done this epoch, ``correct`` of them right."""
+    def batch(self, epoch: int, epochs: int, images: int, total: int, correct: float, ranks: int = 1) -> None:
+        """After a batch: ``images`` of ``total`` done this epoch, ``correct`` of them right;
+        ``ranks`` > 1: the figures are this process's share of a distributed epoch (its images,
+        its rate), and the line says so."""
         if not self.enabled or self.interval == 0:
             return
         now = self.clock()
@@ -66,7 +68,9 @@ class ProgressLines:
         elapsed = now - self._epoch_start
         rate = images / elapsed if elapsed > 0 else float("nan")
         left = (total - images) / rate if rate > 0 else float("nan")
-        self._write(f"epoch {epoch}/{epochs}: {images:,}/{total:,} images ({100 * images / total:.1f} %), "
+        share = f"rank 0 of {ranks}, its share: " if ranks > 1 else ""
+        done = f"{images:,}/{total:,} images ({100 * images / total:.1f} %)"
+        self._write(f"epoch {epoch}/{epochs}: {share}{done}, "
                     f"{rate:,.1f} images/s, train accuracy {correct / max(images, 1):.4f}, "
                     f"epoch ends in ~{_duration(left)}")
 

@@ -40,8 +40,8 @@ _CONVERT_NOT_SETTINGS = ("run_dir", "output", "compare", "quiet", "command", "fu
 
 # Config keys that say where or how a run is computed, not what it learns: a difference in
 # them is not reported as a difference from the recorded run.
-_NOT_RESULT_KEYS = ("name", "train.device", "train.threads", "train.checkpoint_every", "data.data_dir",
-                    "data.download", "data.verify")
+_NOT_RESULT_KEYS = ("name", "train.device", "train.threads", "train.checkpoint_every", "train.eval_every",
+                    "data.data_dir", "data.download", "data.verify", "data.eval_batch_size")
 
 
 def _parse_cli(tokens: list[str]) -> argparse.Namespace | None:
@@ -71,8 +71,10 @@ def recorded_run(command: str) -> RecordedRun | None:
     None when it is not one ``binlearn train CONFIG`` command, optionally followed by
     ``&& binlearn convert`` of its run directory: e.g. prose pointing at several commands, a
     ``--resume``, an unbalanced quote."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars="&;|")
+    lexer.whitespace_split = True  # words split at blanks and at unquoted &&, as a shell does
     try:
-        tokens = shlex.split(command)
+        tokens = list(lexer)
     except ValueError:
         return None
     parts: list[list[str]] = [[]]
@@ -155,6 +157,7 @@ def reproduce(row_id: str, *, quick: bool = False, as_recorded: bool = False, ru
     if data_dir:
         config.data.data_dir = data_dir
     differs = None if quick else _differences(config_path, recorded, config)
+    hint = bool(differs) and _as_recorded_differs(config_path, recorded, overrides or [], config)
     conversion = ConvertSettings(**row.convert) if row.convert else None
     if conversion is not None:  # before training: a device this machine lacks is an error now
         resolve_device(conversion.device, option=f"row {row.id}: convert.device")
@@ -163,7 +166,7 @@ def reproduce(row_id: str, *, quick: bool = False, as_recorded: bool = False, ru
         raise ConfigError(f"{target} already holds a run; reproduce starts new runs: give another --run-dir "
                           f"(or continue that one with binlearn train --resume {target})")
     if differs and not quiet:
-        print(note_line(differs, as_recorded), file=sys.stderr)
+        print(note_line(differs, hint), file=sys.stderr)
     summary = train(config, target, quiet=quiet)
     figure = summary.get("test_accuracy")
     this_run_is = "test accuracy after the last epoch"
@@ -188,7 +191,7 @@ def reproduce(row_id: str, *, quick: bool = False, as_recorded: bool = False, ru
         "quick": quick, "quick_note": row.quick_note if quick else None, "as_recorded": as_recorded,
         "overrides": settings, "extra_overrides": list(overrides or []),
         "recorded_settings": None if recorded is None else recorded.settings,
-        "differs_from_recorded": differs,
+        "differs_from_recorded": differs, "as_recorded_would_differ": hint,
         "paper_figure": row.paper_figure, "paper_value": row.paper_value,
         "ours_recorded": row.ours, "ours_recorded_data": row.ours_data, "ours_recorded_command": row.command,
         "this_run": figure, "this_run_is": this_run_is,
@@ -217,11 +220,25 @@ def _differences(config_path: Path, recorded: RecordedRun | None, config: Any) -
     return {key: value for key, value in changes.items() if key not in _NOT_RESULT_KEYS}
 
 
-def note_line(differs: dict[str, list[Any]], as_recorded: bool) -> str:
-    """One line naming how this run differs from the one that measured the recorded figure."""
-    shown = "; ".join(f"{key} {before!r} → {after!r}" for key, (before, after) in differs.items())
+def _shown(value: Any) -> str:
+    return "unset" if value is None else repr(value)
+
+
+def _as_recorded_differs(config_path: Path, recorded: RecordedRun | None, overrides: list[str],
+                         config: Any) -> bool:
+    """Whether --as-recorded (the recorded --set items, then ``overrides``) gives another run."""
+    if recorded is None or not recorded.settings:
+        return False
+    repeated = RecordedRun(recorded.config, [*recorded.settings, *overrides], None)
+    return bool(_differences(config_path, repeated, config))
+
+
+def note_line(differs: dict[str, list[Any]], hint: bool) -> str:
+    """One line naming how this run differs from the one that measured the recorded figure
+    (``hint``: the recorded command has --set items this run lacks, which --as-recorded repeats)."""
+    shown = "; ".join(f"{key} {_shown(before)} → {_shown(after)}" for key, (before, after) in differs.items())
     return (f"NOTE: this run differs from the one that measured the recorded figure (recorded → this run): "
-            f"{shown}" + ("" if as_recorded else " (--as-recorded repeats the recorded settings)"))
+            f"{shown}" + (" (--as-recorded repeats the recorded settings)" if hint else ""))
 
 
 def format_result(record: dict[str, Any]) -> str:
@@ -235,7 +252,8 @@ def format_result(record: dict[str, Any]) -> str:
         lines.append(f"QUICK RUN, not the published settings: {record['quick_note']}"
                      + (f"; then {extra}" if extra else ""))
     if not record["quick"] and record.get("differs_from_recorded"):
-        lines.append(note_line(record["differs_from_recorded"], record["as_recorded"]))
+        hint = record.get("as_recorded_would_differ", False)
+        lines.append(note_line(record["differs_from_recorded"], hint))
     lines += [f"  paper:          {record['paper_figure']}",
               f"  ours, recorded: {figure(record['ours_recorded'])}"
               + (f"  [{record['ours_recorded_data']}]" if record["ours_recorded_data"] else ""),

@@ -35,10 +35,12 @@ Layout of the TOML::
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -313,6 +315,7 @@ def load_results(path: str | Path | None = None) -> Results:
 def _check_command(found: Path, row: PaperRow) -> None:
     """A row's command, where it is one ``binlearn train`` (and convert) line, is what measured
     its figure: the row's config and, for a spiking row, the row's conversion."""
+    from binlearn.experiment.config import load_config
     from binlearn.experiment.reproduce import recorded_run
     from binlearn.experiment.spiking import ConvertSettings
 
@@ -320,14 +323,27 @@ def _check_command(found: Path, row: PaperRow) -> None:
     if recorded is None:
         return
     where = f"{found}: row {row.id!r}"
-    if recorded.config != row.config:
+    if Path(recorded.config) != Path(row.config):
         raise ConfigError(f"{where}: its command trains {recorded.config}, the row's config is {row.config}")
     if (recorded.convert is not None) != bool(row.convert):
         has = "converts" if recorded.convert is not None else "does not convert"
         raise ConfigError(f"{where}: its command {has} the run and the row's convert says otherwise")
-    if row.convert and ConvertSettings(**(recorded.convert or {})) != ConvertSettings(**row.convert):
+    try:
+        ran = ConvertSettings(**(recorded.convert or {}))
+    except ConfigError as error:
+        raise ConfigError(f"{where}: its command's convert: {error}") from None
+    def measured(settings: ConvertSettings) -> ConvertSettings:  # not where, nor in what batches
+        return replace(settings, device="auto", batch_size=1)
+
+    if row.convert and measured(ran) != measured(ConvertSettings(**row.convert)):
         raise ConfigError(f"{where}: its command converts with {recorded.convert}, the row's convert is "
                           f"{row.convert}")
+    config = found.resolve().parent.parent / row.config
+    if config.is_file():
+        try:
+            load_config(config, recorded.settings)
+        except ConfigError as error:
+            raise ConfigError(f"{where}: its command's settings do not load: {error}") from None
 
 
 def summary_table(results: Results, paper: str) -> Table:
@@ -380,12 +396,16 @@ def write_docs(results: Results, markdown: Path, figure: Path) -> list[Path]:
     """Re-render ``markdown``'s tables and the overview figure; returns the files written.
     Everything is checked and rendered before anything is written; a file that cannot be read
     or written is a one-line ConfigError."""
+    staged = figure.with_name(f".{figure.name}.staged.tmp")
     try:
         text = render_markdown(markdown.read_text(), results, str(markdown))
         figure.parent.mkdir(parents=True, exist_ok=True)
-        plot_overview(results, figure)
+        plot_overview(results, staged)  # the figure waits until the page is written
         atomic_write_text(markdown, text)
+        os.replace(staged, figure)
     except (OSError, UnicodeDecodeError) as error:
+        with contextlib.suppress(OSError):
+            staged.unlink(missing_ok=True)
         where = getattr(error, "filename", None) or markdown
         reason = getattr(error, "strerror", None) or error
         raise ConfigError(f"--write-docs: {where}: {reason}") from None

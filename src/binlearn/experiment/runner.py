@@ -335,7 +335,7 @@ def _train_epoch(learner: Learner, data: Dataset, config: ExperimentConfig, epoc
         totals += torch.tensor([stats["loss"], stats["correct"], len(y)], dtype=torch.float64)
         if context.is_main and step % 10 == 0:
             bar.set_postfix(acc=f"{totals[1] / totals[2]:.3f}")
-        lines.batch(epoch, config.train.epochs, int(totals[2]), total, float(totals[1]))
+        lines.batch(epoch, config.train.epochs, int(totals[2]), total, float(totals[1]), context.world_size)
     seconds = time.perf_counter() - start
     totals = reducer.sum(totals)
     return _EpochStats(float(totals[0]), float(totals[1]), float(totals[2]), seconds)
