@@ -58,16 +58,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
-    if not (value >= 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, not {text!r}")
-    return value
-
-
 def _rank() -> int:
     import os
 
@@ -208,6 +198,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from binlearn.experiment.commandline import add_convert_arguments, add_train_arguments
     from binlearn.version import __version__
 
     parser = argparse.ArgumentParser(prog="binlearn", description=__doc__.splitlines()[0])
@@ -215,24 +206,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train an experiment (no CONFIG: the digits quickstart)")
-    train.add_argument("config", nargs="?", help="experiment TOML file (see configs/)")
-    train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override a config value (TOML syntax), repeatable")
-    train.add_argument("--resume", metavar="RUN_DIR",
-                       help="continue a run (interrupted, or with --set train.epochs=N / a schedule "
-                            "starting now: schedule.decay_start, cosine_epochs, lr_decay, anneal_flips, "
-                            "anneal_gamma)")
-    train.add_argument("--branch-from", metavar="RUN_DIR",
-                       help="start a new run of CONFIG from RUN_DIR's latest checkpoint (epoch K) and "
-                            "train epochs K+1..train.epochs under CONFIG; RUN_DIR is left untouched")
-    train.add_argument("--run-dir", help="where to write the run (default: RUNS_ROOT/NAME-TIME)")
-    train.add_argument("--runs-root", default="runs", help="parent folder of new run directories")
-    train.add_argument("--data-dir", help="dataset folder (default: $BINLEARN_DATA, else the user cache)")
-    train.add_argument("--quiet", action="store_true", help="no progress bars or lines")
-    train.add_argument("--log-interval", type=_seconds, default=60.0, metavar="SECONDS",
-                       help="where stderr is not a terminal (nohup, a batch job): a progress line "
-                            "every SECONDS within an epoch and one per epoch (0: epoch lines only; "
-                            "default 60)")
+    add_train_arguments(train)
     train.set_defaults(func=_cmd_train)
 
     evaluate = commands.add_parser("eval", help="evaluate a run's latest checkpoint")
@@ -276,27 +250,7 @@ def _parser() -> argparse.ArgumentParser:
                                                   "and simulate it "
                                                   "(a binary EP run is read as the spiking network it is: "
                                                   "only --timesteps, --batch-size, --output apply)")
-    convert.add_argument("run_dir")
-    convert.add_argument("--timesteps", type=int, default=32, metavar="T", help="time steps (default 32)")
-    convert.add_argument("--percentile", type=float, default=99.7, metavar="P",
-                         help="threshold balancing: P-th percentile of each ReLU layer's activations on "
-                              "training images (100: the max; default 99.7)")
-    convert.add_argument("--reset", default="subtract", help="after a spike: subtract (default) | zero")
-    convert.add_argument("--one-step", action="store_true",
-                         help="no layer-to-layer delay: all layers update in the same time step")
-    convert.add_argument("--init-half", action="store_true", help="membranes start at θ/2 (default 0)")
-    convert.add_argument("--encoding", default="direct", help="direct (constant current) | poisson (seeded)")
-    convert.add_argument("--seed", type=int, default=0,
-                         help="seed of the calibration subset and of the Poisson input")
-    convert.add_argument("--calibration-images", type=int, default=10000, metavar="N",
-                         help="training images for threshold balancing (default 10000)")
-    convert.add_argument("--batch-size", type=int, default=500, help="test images per simulated batch")
-    convert.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    convert.add_argument("--output", metavar="DIR", help="where to write spiking.json and latency.png "
-                                                         "(default: RUN_DIR)")
-    convert.add_argument("--compare", nargs="*", default=[], metavar="SPIKING_JSON",
-                         help="other conversions' spiking.json to draw on the same latency.png")
-    convert.add_argument("--quiet", action="store_true")
+    add_convert_arguments(convert)
     convert.set_defaults(func=_cmd_convert)
 
     infer = commands.add_parser("infer", help="run a packed model (packed kernels only) on a dataset split")

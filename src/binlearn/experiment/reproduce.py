@@ -8,95 +8,24 @@ the spiking rows, and writes ``reproduce.json`` into the run directory.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
 import shlex
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from binlearn.atomic import write_json
+from binlearn.experiment.commandline import RecordedRun, recorded_run
 from binlearn.experiment.config import ConfigError, load_config
 from binlearn.experiment.results import PAPERS, PaperRow, Results, load_results
 
 __all__ = ["reproduce", "list_rows", "format_list", "format_result", "RecordedRun", "recorded_run"]
 
 
-@dataclass(frozen=True)
-class RecordedRun:
-    """What a row's recorded ``command`` ran: ``binlearn train CONFIG [--set ...]`` and, for a
-    spiking row, ``&& binlearn convert RUN_DIR [options]`` (as ConvertSettings keyword values)."""
-
-    config: str
-    settings: list[str]
-    convert: dict[str, Any] | None
-
-
-# Options of a recorded command that do not change what it measures.
-_CONVERT_NOT_SETTINGS = ("run_dir", "output", "compare", "quiet", "command", "func")
-
 # Config keys that say where or how a run is computed, not what it learns: a difference in
 # them is not reported as a difference from the recorded run.
 _NOT_RESULT_KEYS = ("name", "train.device", "train.threads", "train.checkpoint_every", "train.eval_every",
                     "data.data_dir", "data.download", "data.verify", "data.eval_batch_size")
-
-
-def _parse_cli(tokens: list[str]) -> argparse.Namespace | None:
-    """``tokens`` (after ``binlearn``) parsed by binlearn's own command line; None when it
-    would not run (unknown option, bad value, --help, ...). Nothing is printed."""
-    from binlearn.cli import _parser
-
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        try:
-            return _parser().parse_args(tokens)
-        except SystemExit:
-            return None
-
-
-def _convert_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The ConvertSettings values a parsed ``binlearn convert`` gives other than the defaults."""
-    from binlearn.experiment.spiking import ConvertSettings
-
-    defaults = ConvertSettings()
-    return {name: getattr(args, name) for name in ConvertSettings.__dataclass_fields__
-            if getattr(args, name) != getattr(defaults, name)}
-
-
-def recorded_run(command: str) -> RecordedRun | None:
-    """Parse a row's recorded command with binlearn's own command line (``--set=x``, options in
-    any order, ``--quiet``/``--log-interval`` and other options that do not change the run);
-    None when it is not one ``binlearn train CONFIG`` command, optionally followed by
-    ``&& binlearn convert`` of its run directory: e.g. prose pointing at several commands, a
-    ``--resume``, an unbalanced quote."""
-    lexer = shlex.shlex(command, posix=True, punctuation_chars="&;|")
-    lexer.whitespace_split = True  # words split at blanks and at unquoted &&, as a shell does
-    try:
-        tokens = list(lexer)
-    except ValueError:
-        return None
-    parts: list[list[str]] = [[]]
-    for token in tokens:
-        if token == "&&":
-            parts.append([])
-        else:
-            parts[-1].append(token)
-    if len(parts) > 2 or any(part[:1] != ["binlearn"] for part in parts):
-        return None
-    train = _parse_cli(parts[0][1:])
-    if train is None or train.command != "train" or not train.config or train.resume or train.branch_from:
-        return None
-    convert = None
-    if len(parts) == 2:
-        args = _parse_cli(parts[1][1:])
-        if args is None or args.command != "convert":
-            return None
-        if train.run_dir is not None and Path(args.run_dir) != Path(train.run_dir):
-            return None
-        convert = _convert_settings(args)
-    return RecordedRun(train.config, list(train.set), convert)
 
 
 def list_rows(results: Results) -> list[dict[str, Any]]:

@@ -315,8 +315,8 @@ def load_results(path: str | Path | None = None) -> Results:
 def _check_command(found: Path, row: PaperRow) -> None:
     """A row's command, where it is one ``binlearn train`` (and convert) line, is what measured
     its figure: the row's config and, for a spiking row, the row's conversion."""
+    from binlearn.experiment.commandline import recorded_run
     from binlearn.experiment.config import load_config
-    from binlearn.experiment.reproduce import recorded_run
     from binlearn.experiment.spiking import ConvertSettings
 
     recorded = recorded_run(row.command)
