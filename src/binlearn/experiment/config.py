@@ -45,6 +45,7 @@ from binlearn.data.sources import SOURCES
 
 __all__ = [
     "ConfigError",
+    "DEVICE_PATTERN",
     "Bounds",
     "setting",
     "validate",
@@ -233,12 +234,16 @@ class DataConfig(Settings):
             self.thermometer_bits = len(self.thermometer_levels)
 
 
+DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
+"""The device names a setting or option takes (``train.device``, ``binlearn convert --device``)."""
+
+
 @dataclass
 class TrainConfig(Settings):
     SECTION: ClassVar[str] = "train"
 
     epochs: int = setting(10, ge=1, le=MAX_EPOCHS)
-    device: str = setting("auto", pattern=r"auto|cpu|cuda(:\d+)?", pattern_help="auto, cpu, cuda or cuda:N",
+    device: str = setting("auto", pattern=DEVICE_PATTERN, pattern_help="auto, cpu, cuda or cuda:N",
                           evaluation=True)
     """auto (CUDA when present) | cpu | cuda | cuda:N."""
     checkpoint_every: int = setting(1, ge=1, le=MAX_EPOCHS)

@@ -16,16 +16,10 @@ from typing import Any
 
 from binlearn.atomic import write_json
 from binlearn.experiment.commandline import RecordedRun, recorded_run
-from binlearn.experiment.config import ConfigError, load_config
+from binlearn.experiment.config import ConfigError, config_to_dict, load_config
 from binlearn.experiment.results import PAPERS, PaperRow, Results, load_results
 
 __all__ = ["reproduce", "list_rows", "format_list", "format_result", "RecordedRun", "recorded_run"]
-
-
-# Config keys that say where or how a run is computed, not what it learns: a difference in
-# them is not reported as a difference from the recorded run.
-_NOT_RESULT_KEYS = ("name", "train.device", "train.threads", "train.checkpoint_every", "train.eval_every",
-                    "data.data_dir", "data.download", "data.verify", "data.eval_batch_size")
 
 
 def list_rows(results: Results) -> list[dict[str, Any]]:
@@ -135,9 +129,9 @@ def reproduce(row_id: str, *, quick: bool = False, as_recorded: bool = False, ru
 def _differences(config_path: Path, recorded: RecordedRun | None, config: Any) -> dict[str, list[Any]] | None:
     """What this run's config changes from the recorded run's, key by key as [recorded, this
     run] (None: no recorded run to compare with). Values are compared parsed, so
-    ``[105, 105]`` and ``[105,105]`` are the same; where the run is computed is left out."""
-    from binlearn.experiment.config import config_to_dict
-    from binlearn.experiment.runner import config_changes
+    ``[105, 105]`` and ``[105,105]`` are the same; where and how the run is computed (the keys a
+    resume may change, FREE_ON_RESUME) is left out."""
+    from binlearn.experiment.runner import FREE_ON_RESUME, config_changes
 
     if recorded is None:
         return None
@@ -146,7 +140,7 @@ def _differences(config_path: Path, recorded: RecordedRun | None, config: Any) -
     except ConfigError:
         return None
     changes = config_changes(config_to_dict(reference), config_to_dict(config))
-    return {key: value for key, value in changes.items() if key not in _NOT_RESULT_KEYS}
+    return {key: value for key, value in changes.items() if key not in FREE_ON_RESUME}
 
 
 def _shown(value: Any) -> str:

@@ -136,7 +136,12 @@ class Results:
     @property
     def root(self) -> Path:
         """The repository the file belongs to (configs are relative to it)."""
-        return self.path.resolve().parent.parent
+        return _repository(self.path)
+
+
+def _repository(results_file: Path) -> Path:
+    """The repository a results file (REPO/docs/results.toml) belongs to."""
+    return results_file.resolve().parent.parent
 
 
 def _is_binlearn_checkout(folder: Path) -> bool:
@@ -338,7 +343,7 @@ def _check_command(found: Path, row: PaperRow) -> None:
     if row.convert and measured(ran) != measured(ConvertSettings(**row.convert)):
         raise ConfigError(f"{where}: its command converts with {recorded.convert}, the row's convert is "
                           f"{row.convert}")
-    config = found.resolve().parent.parent / row.config
+    config = _repository(found) / row.config
     if config.is_file():
         try:
             load_config(config, recorded.settings)

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from binlearn.atomic import write_json
-from binlearn.experiment.config import ConfigError, config_from_dict, read_config_file
+from binlearn.experiment.config import DEVICE_PATTERN, ConfigError, config_from_dict, read_config_file
 from binlearn.experiment.learners.local_binary import LocalBinaryLearner
 from binlearn.experiment.learners.ste import STELearner
 from binlearn.experiment.plots import pyplot, save_png
@@ -73,7 +73,7 @@ class ConvertSettings:
             raise ConfigError(f"--encoding {self.encoding!r}; valid: {', '.join(ENCODINGS)}")
         if self.calibration_images < 1 or self.batch_size < 1:
             raise ConfigError("--calibration-images and --batch-size must be >= 1")
-        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+        if not isinstance(self.device, str) or not re.fullmatch(DEVICE_PATTERN, self.device):
             raise ConfigError(f"--device {self.device!r}; valid: auto, cpu, cuda, cuda:N")
 
 
