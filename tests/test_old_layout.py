@@ -28,6 +28,19 @@ def _copy(tmp_path: Path, name: str) -> Path:
     return run
 
 
+def _approx_numbers(value):
+    """The value with each float in it (in dicts and lists too) wrapped in pytest.approx
+    (float32 rounding) and everything else (integers, booleans, None, strings) kept as it is,
+    to be compared exactly."""
+    if isinstance(value, float):
+        return pytest.approx(value, rel=1e-5)
+    if isinstance(value, dict):
+        return {key: _approx_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_approx_numbers(item) for item in value]
+    return value
+
+
 def _notes(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "old config layout" in line]
 
@@ -70,7 +83,7 @@ def test_old_run_directory_resumes_as_the_new_layout_would_have_trained(tmp_path
         # differ between CPUs (AVX2 / AVX-512) in the last bits, and the resumed epoch 2 starts
         # from those weights. Across machines the runs agree to float32 rounding, not bit for bit.
         assert name == "old-layout-ste-run", "the EP fixture is integer-exact on every machine"
-        assert ours == [pytest.approx(t, rel=1e-5) for t in theirs]
+        assert [_approx_numbers(t) for t in theirs] == ours
     else:
         assert ours == theirs
     # bit for bit on any machine: a new-layout branch from the same old checkpoint trains the
