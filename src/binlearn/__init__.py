@@ -5,6 +5,7 @@ The public API, re-exported here from the packages that define it (``from binlea
 EP, Bop, fully_connected`` is the same as ``from binlearn.rules import EP, Bop`` and
 ``from binlearn.energy import fully_connected``)::
 
+    errors      BinlearnError (the base class of every one-line user error)
     data        load_dataset, Dataset, DataError, SOURCES
     binary      sign, heaviside, Sign, Heaviside, BinarySign, pack_signs, unpack_signs,
                 binary_dense, PackedModel, PackedFormatError
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from binlearn.version import __version__
 
 _EXPORTS: dict[str, str] = {
+    "BinlearnError": "binlearn.errors",
     **dict.fromkeys(["load_dataset", "Dataset", "DataError", "SOURCES"], "binlearn.data"),
     **dict.fromkeys(["sign", "heaviside", "Sign", "Heaviside", "BinarySign", "pack_signs", "unpack_signs",
                      "binary_dense"], "binlearn.binary"),
@@ -50,7 +52,8 @@ _EXPORTS: dict[str, str] = {
 """Public name -> the package that defines (and itself exports) it."""
 
 __all__ = [
-    "__version__", "load_dataset", "Dataset", "DataError", "SOURCES", "sign", "heaviside", "Sign",
+    "__version__", "BinlearnError", "load_dataset", "Dataset", "DataError", "SOURCES", "sign", "heaviside",
+    "Sign",
     "Heaviside", "BinarySign", "pack_signs", "unpack_signs", "binary_dense", "PackedModel",
     "PackedFormatError", "BinaryLinear", "mlp", "summary", "mlp_to_packed", "EnergyNet", "fully_connected",
     "convolutional", "FloatWeights", "BinaryWeights", "HardSigmoid", "BinaryAccumulator", "SquaredError",
@@ -109,6 +112,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         relax_step,
     )
     from binlearn.energy.packed import energy_to_packed
+    from binlearn.errors import BinlearnError
     from binlearn.experiment import (
         CheckpointError,
         ConfigError,

@@ -14,19 +14,9 @@ import threading
 import warnings
 from pathlib import Path
 
+from binlearn.errors import BinlearnError
+
 __all__ = ["main"]
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from binlearn.binary.packed_format import PackedFormatError
-    from binlearn.data import DataError
-    from binlearn.experiment import CheckpointError, ConfigError, RunError, TrainingDiverged
-    from binlearn.spiking.convert import ConversionError
-    from binlearn.spiking.ep import SpikingEPError
-    from binlearn.spiking.nir import NIRExportError
-
-    return (DataError, ConfigError, CheckpointError, RunError, TrainingDiverged, PackedFormatError,
-            ConversionError, SpikingEPError, NIRExportError)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -364,7 +354,7 @@ def _main(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
         return args.func(args)
-    except _user_errors() as error:
+    except BinlearnError as error:  # every user error derives from it (binlearn.errors)
         print(f"binlearn: error: {error}", file=sys.stderr)
         return 2
     except (RuntimeError, MemoryError) as error:

@@ -15,11 +15,12 @@ import torch
 
 from binlearn.binary.kernels.numba_cpu import pack_sign_matrix
 from binlearn.binary.packing import pack_bits, to_numpy_words
+from binlearn.errors import BinlearnError
 
 __all__ = ["PackedFormatError", "fail", "check_int", "check_choice", "check_dict", "pack_nonnegative"]
 
 
-class PackedFormatError(ValueError):
+class PackedFormatError(BinlearnError, ValueError):
     """A packed model that cannot be written, read or trusted, in one line."""
 
 

@@ -12,10 +12,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from binlearn.errors import BinlearnError
+
 __all__ = ["RemoteFile", "Source", "SOURCES", "resolve_data_dir", "DataError"]
 
 
-class DataError(ValueError):
+class DataError(BinlearnError, ValueError):
     """A data problem explained in one line: which file, what was expected, what to do."""
 
 

@@ -41,6 +41,7 @@ from binlearn.energy.events import event_tables as build_event_tables
 from binlearn.energy.events import event_tracker
 from binlearn.energy.network import EnergyNet
 from binlearn.energy.state import EnergyState
+from binlearn.errors import BinlearnError
 
 __all__ = [
     "SYNCHRONOUS", "EVEN_ODD", "SCHEDULES", "NUDGE_PLACEMENTS",
@@ -55,7 +56,7 @@ EVEN_ODD = "even_odd"
 SCHEDULES = (SYNCHRONOUS, EVEN_ODD)
 
 
-class DivergenceError(ValueError):
+class DivergenceError(BinlearnError, ValueError):
     """A relaxation produced a non-finite (NaN/inf) state; the message names layer and step."""
 
 

@@ -10,13 +10,14 @@ from typing import Any
 import torch
 
 from binlearn.atomic import atomic_write
+from binlearn.errors import BinlearnError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BinlearnError, ValueError):
     """A checkpoint or run directory that cannot be used, explained in one line."""
 
 

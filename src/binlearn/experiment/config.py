@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 from binlearn.data.encodings import ENCODINGS, check_thermometer_levels
 from binlearn.data.features import NPY_DATASET
 from binlearn.data.sources import SOURCES
+from binlearn.errors import BinlearnError
 
 __all__ = [
     "ConfigError",
@@ -72,7 +73,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(BinlearnError, ValueError):
     """A configuration problem, explained in one line for the user."""
 
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from binlearn.errors import BinlearnError
+
 try:  # POSIX; without it (Windows) runs are not locked
     import fcntl
 except ImportError:  # pragma: no cover
@@ -43,7 +45,7 @@ RUN_ARTEFACTS = ("config.toml", "meta.json", "metrics.jsonl", "checkpoint.pt", "
 """The files a train writes into its run directory (atomically, through a temporary)."""
 
 
-class RunError(ValueError):
+class RunError(BinlearnError, ValueError):
     """A run directory problem, in one line."""
 
 

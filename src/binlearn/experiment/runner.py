@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from binlearn.atomic import atomic_write_text, write_json
 from binlearn.data import Dataset, batch_indices, load_dataset, random_crop_flip
 from binlearn.energy import DivergenceError
+from binlearn.errors import BinlearnError
 from binlearn.experiment import learners  # noqa: F401  (registers every learner)
 from binlearn.experiment.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from binlearn.experiment.config import (
@@ -68,7 +69,7 @@ from binlearn.version import __version__
 __all__ = ["train", "evaluate", "load_run", "resolve_device", "TrainingDiverged", "RunError"]
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(BinlearnError, RuntimeError):
     """Training produced a non-finite value; the last good checkpoint is kept."""
 
 

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from binlearn.binary.quantizers import Heaviside, Sign, sign
+from binlearn.errors import BinlearnError
 from binlearn.nn.activations import QCFS
 from binlearn.spiking.calibrate import calibrate
 from binlearn.spiking.network import SpikingLayer, SpikingNetwork
@@ -58,7 +59,7 @@ __all__ = ["ConversionError", "convert", "source_blocks", "SourceBlock"]
 _NEVER = 1e30  # a threshold no current reaches (a unit that is always 0)
 
 
-class ConversionError(ValueError):
+class ConversionError(BinlearnError, ValueError):
     """A source network that cannot be converted, explained in one line."""
 
 

@@ -59,6 +59,7 @@ from binlearn.energy.network import EnergyNet
 from binlearn.energy.neurons import BinaryAccumulator
 from binlearn.energy.relax import EVEN_ODD, SYNCHRONOUS, RelaxationContext, check_schedule, prepare, relax
 from binlearn.energy.state import EnergyState
+from binlearn.errors import BinlearnError
 
 __all__ = ["READOUTS", "SpikingEPError", "EPSpikeRecord", "check_spiking", "fan_outs", "event_currents",
            "read_indices", "simulate_ep"]
@@ -66,7 +67,7 @@ __all__ = ["READOUTS", "SpikingEPError", "EPSpikeRecord", "check_spiking", "fan_
 READOUTS = ("relaxation", "spike_count")
 
 
-class SpikingEPError(ValueError):
+class SpikingEPError(BinlearnError, ValueError):
     """The network cannot be read as an event-driven spiking network (the message says why)."""
 
 

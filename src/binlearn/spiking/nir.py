@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from binlearn.errors import BinlearnError
 from binlearn.spiking.network import SpikingLayer, SpikingNetwork, weighted_op
 from binlearn.spiking.neurons import IF
 
@@ -57,7 +58,7 @@ __all__ = ["POOLINGS", "NIRExportError", "to_nir", "write_nir", "read_nir", "des
 POOLINGS = ("sum", "avg")
 
 
-class NIRExportError(ValueError):
+class NIRExportError(BinlearnError, ValueError):
     """The network cannot be written as NIR as asked (the message says why and what to do)."""
 
 
