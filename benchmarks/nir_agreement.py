@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from binlearn.experiment.nir_export import NIR_CONVERSION, convert_for_nir
-from binlearn.experiment.trained import load_trained
+from binlearn.artifacts.nir_export import NIR_CONVERSION, convert_for_nir
+from binlearn.artifacts.trained import load_trained
 from binlearn.spiking import simulate
 from binlearn.spiking.nir import read_nir, reference_predictions, to_nir, write_nir
 

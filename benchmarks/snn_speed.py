@@ -30,7 +30,7 @@ from pathlib import Path
 import numba
 import torch
 
-from binlearn.experiment.trained import load_trained
+from binlearn.artifacts.trained import load_trained
 from binlearn.spiking import simulate
 from binlearn.spiking.convert import convert
 from binlearn.spiking.event import simulate_events

@@ -251,7 +251,8 @@ def test_eval_overrides_change_how_a_run_is_evaluated_not_the_model(tmp_path):
     """``evaluate_run`` with ``rule.eval_steps`` relaxes for that many steps: the trained T
     gives the run's own test accuracy; one step stops the free phase far from its fixed point
     and predicts differently. Keys that would change the model are refused."""
-    from binlearn.experiment import evaluate_run, train
+    from binlearn.artifacts import evaluate_run
+    from binlearn.experiment import train
 
     config = load_config(CONFIGS[0].parent / "fc-float.toml",
                          ["data.dataset=\"digits\"", "model.hidden=[32]", "rule.free_steps=12",

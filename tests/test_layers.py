@@ -25,7 +25,10 @@ ALLOWED: dict[str, set[str]] = {
     "rules": {"atomic", "binary", "nn", "energy"},
     "spiking": {"atomic", "binary", "nn", "energy"},
     "experiment": {"atomic", "data", "binary", "nn", "energy", "rules", "spiking"},
-    "cli": {"atomic", "data", "binary", "nn", "energy", "rules", "spiking", "experiment"},
+    "artifacts": {"atomic", "data", "binary", "nn", "energy", "rules", "spiking", "experiment"},
+    "reproduce": {"atomic", "data", "binary", "nn", "energy", "rules", "spiking", "experiment", "artifacts"},
+    "cli": {"atomic", "data", "binary", "nn", "energy", "rules", "spiking", "experiment", "artifacts",
+            "reproduce"},
     "__main__": {"cli"},
 }
 GROUND = {"version", "atomic", "errors"}  # every floor may import these

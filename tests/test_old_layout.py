@@ -112,7 +112,7 @@ def test_old_layout_mapping_moves_every_old_key():
 
 
 def test_old_run_directory_is_read_in_the_new_layout_by_convert(tmp_path, capsys):
-    from binlearn.experiment.spiking import check_convertible
+    from binlearn.artifacts.spiking import check_convertible
 
     run = _copy(tmp_path, "old-layout-ste-run")
     check_convertible(run)  # the old [rule] keys are moved, not refused as unknown keys

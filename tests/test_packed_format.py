@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import torch
 
+from binlearn.artifacts import load_trained
+from binlearn.artifacts.export import export_run
 from binlearn.binary.kernels import dense_sign_matmul
 from binlearn.binary.packed_format import (
     FORMAT_VERSION,
@@ -32,9 +34,8 @@ from binlearn.data import raw_split
 from binlearn.energy import relax
 from binlearn.energy.packed import energy_to_packed
 from binlearn.energy.relax import ordered_couplings
-from binlearn.experiment import load_config, load_trained, train
+from binlearn.experiment import load_config, train
 from binlearn.experiment.config import default_config
-from binlearn.experiment.export import export_run
 from binlearn.experiment.registry import build_learner
 
 DIGITS = ["data.encoding=\"binarize\"", "train.epochs=2", "train.threads=1", "data.batch_size=64"]

@@ -13,7 +13,8 @@ import binlearn
 
 PACKAGES = ["binlearn.data", "binlearn.binary", "binlearn.binary.kernels", "binlearn.binary.packed_format",
             "binlearn.nn", "binlearn.nn.packed", "binlearn.energy", "binlearn.energy.packed",
-            "binlearn.rules", "binlearn.rules.packed", "binlearn.experiment", "binlearn.atomic",
+            "binlearn.rules", "binlearn.rules.packed", "binlearn.experiment", "binlearn.artifacts",
+            "binlearn.reproduce", "binlearn.atomic",
             "binlearn.errors"]
 
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from binlearn.artifacts.spiking import ConvertSettings
 from binlearn.cli import main
 from binlearn.experiment import ConfigError
-from binlearn.experiment.reproduce import recorded_run
-from binlearn.experiment.results import (
+from binlearn.reproduce.reproduce import recorded_run
+from binlearn.reproduce.results import (
     PAPERS,
     Table,
     find_results_file,
@@ -22,7 +23,6 @@ from binlearn.experiment.results import (
     plot_overview,
     render_markdown,
 )
-from binlearn.experiment.spiking import ConvertSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
@@ -412,7 +412,7 @@ def test_results_files_that_cannot_be_read_or_written(tmp_path, capsys, monkeypa
         raise OSError(28, "No space left on device", str(markdown))
 
     with monkeypatch.context() as patch:
-        patch.setattr("binlearn.experiment.results.atomic_write_text", full)
+        patch.setattr("binlearn.reproduce.results.atomic_write_text", full)
         assert main(["reproduce", "--write-docs", "--results", str(results)]) == 2
     assert "No space left on device" in capsys.readouterr().err
     assert figure.read_bytes() == b"old figure" and markdown.read_text() == page

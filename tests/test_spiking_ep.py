@@ -140,7 +140,7 @@ def tiny_run(tmp_path_factory, mnist_dir):
 def test_a_trained_run_as_a_spiking_network_reproduces_its_recorded_test_accuracy(tiny_run):
     import json
 
-    from binlearn.experiment.spiking_ep import spiking_ep_run
+    from binlearn.artifacts.spiking_ep import spiking_ep_run
 
     run_dir = tiny_run
     summary = spiking_ep_run(run_dir, timesteps=9, quiet=True)

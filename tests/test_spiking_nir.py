@@ -14,11 +14,11 @@ import pytest
 import torch
 from torch import nn
 
+from binlearn.artifacts.nir_export import CALIBRATION_IMAGES, PERCENTILE, SEED
+from binlearn.artifacts.trained import load_trained
 from binlearn.cli import main
 from binlearn.data import load_dataset
 from binlearn.experiment import load_config, train
-from binlearn.experiment.nir_export import CALIBRATION_IMAGES, PERCENTILE, SEED
-from binlearn.experiment.trained import load_trained
 from binlearn.spiking import IF, Integrator, SpikingLayer, SpikingNetwork, simulate
 from binlearn.spiking.convert import convert
 from binlearn.spiking.nir import (

@@ -6,16 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from binlearn.artifacts import TrainedRun, evaluate_run, load_trained
 from binlearn.data import DataError, Dataset, raw_split, split_bounds
-from binlearn.experiment import (
-    CheckpointError,
-    ConfigError,
-    RunError,
-    TrainedRun,
-    evaluate_run,
-    load_trained,
-    train,
-)
+from binlearn.experiment import CheckpointError, ConfigError, RunError, train
 from binlearn.experiment.config import default_config
 from binlearn.experiment.learners.ste import STELearner
 

@@ -16,8 +16,9 @@ EP, Bop, fully_connected`` is the same as ``from binlearn.rules import EP, Bop``
                 relax_step, prepare, energy_to_packed
     rules       EP, BPTT, STE, Bop, LocalBinary, LocalBinaryParameters, CPR,
                 CommitteeParameters, GradientRule, LocalRule
-    experiment  ExperimentConfig, load_config, train, evaluate_run, load_trained, TrainedRun,
-                export_run, Learner, ConfigError, RunError, CheckpointError
+    experiment  ExperimentConfig, load_config, train, Learner, ConfigError, RunError,
+                CheckpointError
+    artifacts   load_trained, TrainedRun, evaluate_run, export_run
 
 Names are imported on first use, so ``import binlearn`` (and ``binlearn --version``) stays
 light; each package's ``__all__`` lists the rest of its public names.
@@ -45,9 +46,9 @@ _EXPORTS: dict[str, str] = {
     "energy_to_packed": "binlearn.energy.packed",
     **dict.fromkeys(["EP", "BPTT", "STE", "Bop", "LocalBinary", "LocalBinaryParameters", "CPR",
                      "CommitteeParameters", "GradientRule", "LocalRule"], "binlearn.rules"),
-    **dict.fromkeys(["ExperimentConfig", "load_config", "train", "evaluate_run", "load_trained",
-                     "TrainedRun", "export_run", "Learner", "ConfigError", "RunError", "CheckpointError"],
-                    "binlearn.experiment"),
+    **dict.fromkeys(["ExperimentConfig", "load_config", "train", "Learner", "ConfigError", "RunError",
+                     "CheckpointError"], "binlearn.experiment"),
+    **dict.fromkeys(["evaluate_run", "load_trained", "TrainedRun", "export_run"], "binlearn.artifacts"),
 }
 """Public name -> the package that defines (and itself exports) it."""
 
@@ -80,6 +81,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
+    from binlearn.artifacts import TrainedRun, evaluate_run, export_run, load_trained
     from binlearn.binary import (
         BinarySign,
         Heaviside,
@@ -119,11 +121,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         ExperimentConfig,
         Learner,
         RunError,
-        TrainedRun,
-        evaluate_run,
-        export_run,
         load_config,
-        load_trained,
         train,
     )
     from binlearn.nn import BinaryLinear, mlp, summary

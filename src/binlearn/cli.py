@@ -55,7 +55,7 @@ def _rank() -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from binlearn.experiment import evaluate_run
+    from binlearn.artifacts import evaluate_run
 
     print(json.dumps(evaluate_run(Path(args.run_dir), split=args.split, quiet=args.quiet,
                                   overrides=args.set), indent=2))
@@ -89,7 +89,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from binlearn.experiment.export import export_run
+    from binlearn.artifacts.export import export_run
 
     summary = export_run(Path(args.run_dir), Path(args.output) if args.output else None, fmt=args.format,
                          verify=not args.no_verify, quiet=args.quiet)
@@ -98,7 +98,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from binlearn.experiment.spiking import ConvertSettings, convert_run
+    from binlearn.artifacts.spiking import ConvertSettings, convert_run
 
     settings = ConvertSettings(timesteps=args.timesteps, percentile=args.percentile, reset=args.reset,
                                one_step=args.one_step, init_half=args.init_half, encoding=args.encoding,
@@ -118,7 +118,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
-    from binlearn.experiment.export import infer_export
+    from binlearn.artifacts.export import infer_export
 
     result = infer_export(Path(args.export), args.data, split=args.split, data_dir=args.data_dir,
                           output=Path(args.output) if args.output else None, quiet=args.quiet)
@@ -128,8 +128,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from binlearn.experiment.config import ConfigError
-    from binlearn.experiment.reproduce import format_list, format_result, list_rows, reproduce
-    from binlearn.experiment.results import load_results, write_docs
+    from binlearn.reproduce.reproduce import format_list, format_result, list_rows, reproduce
+    from binlearn.reproduce.results import load_results, write_docs
 
     if sum([bool(args.list), bool(args.write_docs), args.row is not None]) != 1:
         raise ConfigError("give one of ROW, --list or --write-docs "
@@ -188,7 +188,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from binlearn.experiment.commandline import add_convert_arguments, add_train_arguments
+    from binlearn.reproduce.commandline import add_convert_arguments, add_train_arguments
     from binlearn.version import __version__
 
     parser = argparse.ArgumentParser(prog="binlearn", description=__doc__.splitlines()[0])

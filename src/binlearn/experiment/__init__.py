@@ -1,6 +1,7 @@
-"""Experiments: typed configs, the runner (run directories, checkpoints, metrics, plots,
-resume, torchrun), the learner contract, reading a trained run back and exporting it. The
-only place that wires data + model + rule."""
+"""Training: typed configs, the runner (run directories, checkpoints, metrics, plots, resume,
+torchrun), the learner contract and the learners. The only place that wires data + model +
+rule for training; what a trained run becomes (packed, spiking, NIR) is
+:mod:`binlearn.artifacts`, the paper rows are :mod:`binlearn.reproduce`."""
 
 from binlearn.experiment.checkpoint import CheckpointError
 from binlearn.experiment.config import (
@@ -10,7 +11,6 @@ from binlearn.experiment.config import (
     TrainConfig,
     load_config,
 )
-from binlearn.experiment.export import EXPORT_FORMATS, export_run, infer_export
 from binlearn.experiment.learner import Learner, LocalReducer, Reducer, StepStats
 from binlearn.experiment.runner import (
     RunError,
@@ -19,11 +19,9 @@ from binlearn.experiment.runner import (
     resolve_device,
     train,
 )
-from binlearn.experiment.trained import TrainedRun, evaluate_run, load_trained
 
 __all__ = [
     "ConfigError", "CheckpointError", "RunError", "TrainingDiverged", "DataConfig",
-    "ExperimentConfig", "TrainConfig", "load_config", "train", "evaluate_run", "load_run", "load_trained",
-    "TrainedRun", "resolve_device", "Learner", "Reducer", "LocalReducer", "StepStats", "export_run",
-    "infer_export", "EXPORT_FORMATS",
+    "ExperimentConfig", "TrainConfig", "load_config", "train", "load_run",
+    "resolve_device", "Learner", "Reducer", "LocalReducer", "StepStats",
 ]

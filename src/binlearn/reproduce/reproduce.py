@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from binlearn.atomic import write_json
-from binlearn.experiment.commandline import RecordedRun, recorded_run
 from binlearn.experiment.config import ConfigError, config_to_dict, load_config
-from binlearn.experiment.results import PAPERS, PaperRow, Results, load_results
+from binlearn.reproduce.commandline import RecordedRun, recorded_run
+from binlearn.reproduce.results import PAPERS, PaperRow, Results, load_results
 
 __all__ = ["reproduce", "list_rows", "format_list", "format_result", "RecordedRun", "recorded_run"]
 
@@ -60,8 +60,8 @@ def reproduce(row_id: str, *, quick: bool = False, as_recorded: bool = False, ru
     paper-vs-ours record. ``quick``: the row's scaled-down overrides; ``as_recorded``: the
     ``--set`` items of the command that measured the recorded figure (the published config
     otherwise). ``overrides`` (``section.key=value``) come after either."""
+    from binlearn.artifacts.spiking import ConvertSettings, convert_run
     from binlearn.experiment.runner import resolve_device, train
-    from binlearn.experiment.spiking import ConvertSettings, convert_run
 
     if quick and as_recorded:
         raise ConfigError("give --quick or --as-recorded, not both")

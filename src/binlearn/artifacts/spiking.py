@@ -1,7 +1,7 @@
 """``binlearn convert``: a trained STE or local-binary run → a spiking network, simulated on the
 test set (STE runs: :mod:`binlearn.spiking.convert`; local-binary runs, ±1 sign layers:
 :mod:`binlearn.spiking.local`; binary EP runs are read as the spiking networks they are,
-:mod:`binlearn.experiment.spiking_ep`).
+:mod:`binlearn.artifacts.spiking_ep`).
 
 Writes ``spiking.json`` (accuracy after every time step, spikes and synaptic operations per
 inference, firing rate per layer, the settings) and ``latency.png`` (accuracy against time
@@ -20,14 +20,14 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from binlearn.artifacts.spiking_ep import convert_ep_run, is_spiking_ep_config
+from binlearn.artifacts.trained import load_trained
 from binlearn.atomic import write_json
 from binlearn.experiment.config import DEVICE_PATTERN, ConfigError, config_from_dict, read_config_file
 from binlearn.experiment.learners.local_binary import LocalBinaryLearner
 from binlearn.experiment.learners.ste import STELearner
 from binlearn.experiment.plots import pyplot, save_png
 from binlearn.experiment.runner import RunError, evaluate
-from binlearn.experiment.spiking_ep import convert_ep_run, is_spiking_ep_config
-from binlearn.experiment.trained import load_trained
 from binlearn.spiking.convert import ConversionError, convert
 from binlearn.spiking.encode import ENCODINGS, encoding_from_name
 from binlearn.spiking.functional import RESETS

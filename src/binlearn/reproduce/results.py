@@ -197,7 +197,7 @@ _KINDS: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float),
 def _convert(where: str, value: Any) -> dict[str, Any]:
     """A row's ``convert`` table, checked now as the ConvertSettings it will become (names, types
     and ranges), so a bad value is an error when the file is read, not after a training run."""
-    from binlearn.experiment.spiking import ConvertSettings
+    from binlearn.artifacts.spiking import ConvertSettings
 
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: convert must be a table of binlearn convert settings")
@@ -219,7 +219,7 @@ def _convert(where: str, value: Any) -> dict[str, Any]:
 
 def _step(where: str, value: Any, convert: dict[str, Any]) -> int | None:
     """``ours_step``: a step of the row's conversion (1..its timesteps)."""
-    from binlearn.experiment.spiking import ConvertSettings
+    from binlearn.artifacts.spiking import ConvertSettings
 
     if value is None:
         return None
@@ -320,9 +320,9 @@ def load_results(path: str | Path | None = None) -> Results:
 def _check_command(found: Path, row: PaperRow) -> None:
     """A row's command, where it is one ``binlearn train`` (and convert) line, is what measured
     its figure: the row's config and, for a spiking row, the row's conversion."""
-    from binlearn.experiment.commandline import recorded_run
+    from binlearn.artifacts.spiking import ConvertSettings
     from binlearn.experiment.config import load_config
-    from binlearn.experiment.spiking import ConvertSettings
+    from binlearn.reproduce.commandline import recorded_run
 
     recorded = recorded_run(row.command)
     if recorded is None:

@@ -1,7 +1,7 @@
 """Export and inference of runs: wires a trained run (config + checkpoint + data encoding)
 to an artefact format.
 
-``export_run(run_dir, fmt=...)`` reads the run back (:func:`~binlearn.experiment.load_trained`,
+``export_run(run_dir, fmt=...)`` reads the run back (:func:`~binlearn.artifacts.load_trained`,
 on the CPU) and hands it to the format's exporter in :data:`EXPORT_FORMATS`. The ``packed``
 exporter (:mod:`binlearn.binary.packed_format`) converts the model with the conversion that
 lives beside it (:data:`PACKED_CONVERSIONS`: :func:`binlearn.nn.packed.mlp_to_packed`,
@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from binlearn.artifacts.nir_export import export_nir
+from binlearn.artifacts.trained import TrainedRun, load_trained
 from binlearn.binary.packed_dynamics import PackedDynamics
 from binlearn.binary.packed_format import PackedFormatError, PackedInput, PackedLayer, PackedModel
 from binlearn.data import SOURCES, DataError, load_dataset, raw_split
@@ -31,8 +33,6 @@ from binlearn.experiment.config import ExperimentConfig, config_to_dict
 from binlearn.experiment.learners.energy import EnergyLearner
 from binlearn.experiment.learners.local_binary import CommitteeLearner, LocalBinaryLearner
 from binlearn.experiment.learners.ste import STELearner
-from binlearn.experiment.nir_export import export_nir
-from binlearn.experiment.trained import TrainedRun, load_trained
 from binlearn.nn.packed import mlp_to_packed
 from binlearn.rules.packed import committee_to_packed, local_binary_to_packed
 
@@ -185,7 +185,7 @@ FORMATS = tuple(EXPORT_FORMATS)
 
 def export_run(run_dir: Path, output: Path | None = None, *, fmt: str = "packed", verify: bool = True,
                quiet: bool = False) -> dict[str, Any]:
-    """Export a run's latest checkpoint (:func:`~binlearn.experiment.load_trained`, on the
+    """Export a run's latest checkpoint (:func:`~binlearn.artifacts.load_trained`, on the
     CPU) in the format ``fmt`` (a key of :data:`EXPORT_FORMATS`); return its summary dict.
 
     ``verify``: the format checks its artefact against the learner (``packed``: identical

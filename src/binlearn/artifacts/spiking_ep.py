@@ -10,7 +10,7 @@ T_eval (``identical_predictions_at_eval_steps``).
 
 Python::
 
-    from binlearn.experiment.spiking_ep import spiking_ep_run
+    from binlearn.artifacts.spiking_ep import spiking_ep_run
     summary = spiking_ep_run("runs/RUN", timesteps=40)
 """
 
@@ -24,11 +24,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from binlearn.artifacts.trained import load_trained
 from binlearn.atomic import write_json
 from binlearn.experiment.config import ConfigError
 from binlearn.experiment.learners.energy import EnergyLearner
 from binlearn.experiment.rundir import read_metrics
-from binlearn.experiment.trained import load_trained
 from binlearn.spiking.ep import READOUTS, SpikingEPError, check_spiking, fan_outs, simulate_ep
 
 __all__ = ["spiking_ep_run", "convert_ep_run", "is_spiking_ep_config", "plot_latency", "steps_within",

@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
+from binlearn.artifacts.spiking import check_convertible
+from binlearn.artifacts.trained import TrainedRun
 from binlearn.experiment.learners.ste import STELearner
-from binlearn.experiment.spiking import check_convertible
-from binlearn.experiment.trained import TrainedRun
 from binlearn.spiking.convert import convert
 from binlearn.spiking.network import SpikingNetwork
 from binlearn.spiking.nir import NIRExportError, describe, graph_differences, read_nir, to_nir, write_nir

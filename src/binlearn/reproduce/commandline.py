@@ -107,7 +107,7 @@ def _parse(tokens: list[str]) -> argparse.Namespace | None:
 
 def _convert_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The ConvertSettings values a parsed ``binlearn convert`` gives other than the defaults."""
-    from binlearn.experiment.spiking import ConvertSettings
+    from binlearn.artifacts.spiking import ConvertSettings
 
     defaults = ConvertSettings()
     return {name: getattr(args, name) for name in ConvertSettings.__dataclass_fields__
