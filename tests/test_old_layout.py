@@ -113,7 +113,9 @@ def test_old_layout_mapping_moves_every_old_key():
 
 def test_old_run_directory_is_read_in_the_new_layout_by_convert(tmp_path, capsys):
     from binlearn.artifacts.spiking import check_convertible
+    from binlearn.experiment.runner import load_run
 
     run = _copy(tmp_path, "old-layout-ste-run")
-    check_convertible(run)  # the old [rule] keys are moved, not refused as unknown keys
+    config, _ = load_run(run)  # the old [rule] keys are moved, not refused as unknown keys
+    check_convertible(config, run)
     assert len(_notes(capsys.readouterr().err)) == 1

@@ -4,8 +4,9 @@ to an artefact format.
 ``export_run(run_dir, fmt=...)`` reads the run back (:func:`~binlearn.artifacts.load_trained`,
 on the CPU) and hands it to the format's exporter in :data:`EXPORT_FORMATS`. The ``packed``
 exporter (:mod:`binlearn.binary.packed_format`) converts the model with the conversion that
-lives beside it (:data:`PACKED_CONVERSIONS`: :func:`binlearn.nn.packed.mlp_to_packed`,
-:func:`binlearn.energy.packed.energy_to_packed`, :mod:`binlearn.rules.packed`), derives the
+lives beside the model (the ``"packed"`` routes of :mod:`binlearn.artifacts.registry`:
+:func:`binlearn.nn.packed.mlp_to_packed`, :func:`binlearn.energy.packed.energy_to_packed`,
+:mod:`binlearn.rules.packed`, keyed by the model's type), derives the
 input stage from the run's data encoding, checks (``verify``) that the packed model predicts
 exactly what the learner predicts on the whole test split, and writes
 ``RUN_DIR/model.packed.npz``. ``infer_export(path, dataset)`` runs a packed model on raw
@@ -21,22 +22,24 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from binlearn.artifacts.nir_export import export_nir
+from binlearn.artifacts.registry import ArtifactError, register, route
 from binlearn.artifacts.trained import TrainedRun, load_trained
 from binlearn.binary.packed_dynamics import PackedDynamics
 from binlearn.binary.packed_format import PackedFormatError, PackedInput, PackedLayer, PackedModel
 from binlearn.data import SOURCES, DataError, load_dataset, raw_split
 from binlearn.data.encodings import encode
+from binlearn.energy.network import EnergyNet
 from binlearn.energy.packed import energy_to_packed
 from binlearn.experiment.config import ExperimentConfig, config_to_dict
-from binlearn.experiment.learners.energy import EnergyLearner
-from binlearn.experiment.learners.local_binary import CommitteeLearner, LocalBinaryLearner
-from binlearn.experiment.learners.ste import STELearner
 from binlearn.nn.packed import mlp_to_packed
+from binlearn.rules.cpr import CommitteeMachine
+from binlearn.rules.local_binary import SignNetwork
 from binlearn.rules.packed import committee_to_packed, local_binary_to_packed
 
-__all__ = ["DEFAULT_EXPORT_NAME", "EXPORT_FORMATS", "FORMATS", "PACKED_CONVERSIONS", "export_run",
+__all__ = ["DEFAULT_EXPORT_NAME", "EXPORT_FORMATS", "FORMATS", "export_run",
            "export_packed", "infer_export", "input_stage"]
 
 DEFAULT_EXPORT_NAME = "model.packed.npz"
@@ -98,18 +101,28 @@ def input_stage(config: ExperimentConfig, train_reference: torch.Tensor,
     return packed, tuple(encoded.shape[1:])
 
 
-PackedConversion = Callable[[Any, bool], "list[PackedLayer] | PackedDynamics"]
-"""(learner, signed inputs) -> the packed layers of a feed-forward model, or the dynamics
-of a binary EP network; each calls the conversion that lives beside its model."""
+def _packed_feed_forward(trained: TrainedRun) -> list[PackedLayer]:
+    return mlp_to_packed(trained.model, trained.config.data.signed)
 
-PACKED_CONVERSIONS: dict[type, PackedConversion] = {
-    STELearner: lambda learner, signed: mlp_to_packed(learner.model, signed),
-    EnergyLearner: lambda learner, signed: energy_to_packed(learner.net, learner.eval_steps,
-                                                           learner.cfg.relaxation, signed),
-    LocalBinaryLearner: lambda learner, signed: local_binary_to_packed(learner.layers),  # reads ±1
-    CommitteeLearner: lambda learner, signed: committee_to_packed(learner.machine),  # reads ±1
-}
-"""Learner type -> its conversion to the packed format."""
+
+def _packed_energy(trained: TrainedRun) -> PackedDynamics:
+    rule: Any = trained.config.rule  # an energy rule's config: eval_steps (None: T), relaxation
+    return energy_to_packed(trained.model, rule.eval_steps or rule.free_steps, rule.relaxation,
+                            trained.config.data.signed)
+
+
+def _packed_sign_network(trained: TrainedRun) -> list[PackedLayer]:
+    return local_binary_to_packed(list(trained.model.layers))  # reads ±1 inputs
+
+
+def _packed_committee(trained: TrainedRun) -> list[PackedLayer]:
+    return committee_to_packed(trained.model)  # reads ±1 inputs
+
+
+register(nn.Sequential, "packed", _packed_feed_forward, what="STE mlp")
+register(EnergyNet, "packed", _packed_energy, what="binary EP networks")
+register(SignNetwork, "packed", _packed_sign_network, what="local-binary networks")
+register(CommitteeMachine, "packed", _packed_committee, what="CP+R committees")
 
 
 def export_packed(trained: TrainedRun, output: Path | None, *, verify: bool = True,
@@ -121,11 +134,12 @@ def export_packed(trained: TrainedRun, output: Path | None, *, verify: bool = Tr
     if config.data.dataset not in SOURCES:
         raise PackedFormatError(f"runs on dataset {config.data.dataset!r} cannot be packed: the packed input "
                                 f"stage reads the uint8 images of a named dataset ({', '.join(SOURCES)})")
-    convert = PACKED_CONVERSIONS.get(type(learner))
-    if convert is None:
+    try:
+        found = route(trained.model, "packed")
+    except ArtifactError:
         raise PackedFormatError(f"model.kind = {trained.model_kind!r} with rule {trained.rule_name!r} cannot "
-                                "be exported to the packed format yet (not supported)")
-    layers = convert(learner, config.data.signed)  # feed-forward layers, or EP dynamics
+                                "be exported to the packed format yet (not supported)") from None
+    layers = found.converter(trained)  # type: ignore[misc]  # feed-forward layers, or EP dynamics
     unit = load_dataset(config.data, quiet=quiet, encoding="unit")
     packed_input, _ = input_stage(config, unit.x_train, unit.input_shape)
     # the learner decides how it reads the bits

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
+from binlearn.artifacts.registry import ArtifactError, register, route
 from binlearn.artifacts.spiking import check_convertible
 from binlearn.artifacts.trained import TrainedRun
-from binlearn.experiment.learners.ste import STELearner
 from binlearn.spiking.convert import convert
 from binlearn.spiking.network import SpikingNetwork
 from binlearn.spiking.nir import NIRExportError, describe, graph_differences, read_nir, to_nir, write_nir
@@ -33,15 +34,24 @@ NIR_CONVERSION = {"percentile": PERCENTILE, "calibration_images": CALIBRATION_IM
 
 def convert_for_nir(trained: TrainedRun) -> SpikingNetwork:
     """The run converted as the ``nir`` export converts it (:data:`NIR_CONVERSION`), on the CPU."""
-    check_convertible(trained.run_dir)
-    learner = trained.learner
-    if not isinstance(learner, STELearner):  # pragma: no cover - check_convertible admits STE runs only
-        raise NIRExportError(f"{trained.run_dir}: not an STE run")
+    check_convertible(trained.config, trained.run_dir)
+    try:
+        converter = route(trained.model, "nir").converter
+    except ArtifactError as error:
+        raise NIRExportError(f"{trained.run_dir}: {error}") from None
+    assert converter is not None  # route() raises for refused pairs
+    return converter(trained)
+
+
+def _feed_forward_for_nir(trained: TrainedRun) -> SpikingNetwork:
     images = trained.data.x_train
     generator = torch.Generator().manual_seed(SEED)
     count = min(CALIBRATION_IMAGES, len(images))
     chosen = torch.randperm(len(images), generator=generator)[:count].to(images.device)
-    return convert(learner.model, images[chosen], percentile=PERCENTILE, reset=RESET)
+    return convert(trained.model, images[chosen], percentile=PERCENTILE, reset=RESET)
+
+
+register(nn.Sequential, "nir", _feed_forward_for_nir, what="STE mlp / convnet runs")
 
 
 def export_nir(trained: TrainedRun, output: Path | None, *, verify: bool = True,

@@ -1,11 +1,19 @@
-"""``binlearn convert``: a trained STE or local-binary run → a spiking network, simulated on the
-test set (STE runs: :mod:`binlearn.spiking.convert`; local-binary runs, ±1 sign layers:
-:mod:`binlearn.spiking.local`; binary EP runs are read as the spiking networks they are,
-:mod:`binlearn.artifacts.spiking_ep`).
+"""``binlearn convert``: a trained run → a spiking network, simulated on the test set.
 
-Writes ``spiking.json`` (accuracy after every time step, spikes and synaptic operations per
-inference, firing rate per layer, the settings) and ``latency.png`` (accuracy against time
-steps with the source's accuracy as a line) into the run directory or ``output``.
+The run is read once (:func:`~binlearn.artifacts.load_trained`, refused from its typed config
+before its checkpoint or data are read when it cannot convert), and its model's type picks
+the ``"spiking"`` route (:mod:`binlearn.artifacts.registry`):
+
+    nn.Sequential (STE mlp / convnet)   → :func:`binlearn.spiking.convert.convert` (calibrated)
+    SignNetwork (local binary rule)     → :func:`binlearn.spiking.local.convert_sign_mlp` (exact)
+    EnergyNet (binary EP, FC)           → the EP network read as the spiking network it is
+                                          (:mod:`binlearn.artifacts.spiking_ep`)
+    CommitteeMachine (CP+R)             → refused (a vote, not a layer of neurons)
+
+Every route returns one spike record (:data:`RECORD_KEYS`: accuracy after every time step,
+the source's accuracy, spikes and synaptic operations per inference, firing rate per layer,
+the settings), and one writer (:func:`write_spiking`) turns it into ``spiking.json`` and
+``latency.png`` in the run directory or ``output``.
 """
 
 from __future__ import annotations
@@ -18,24 +26,28 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+from torch import nn
 
-from binlearn.artifacts.spiking_ep import convert_ep_run, is_spiking_ep_config
-from binlearn.artifacts.trained import load_trained
-from binlearn.atomic import write_json
-from binlearn.experiment.config import DEVICE_PATTERN, ConfigError, config_from_dict, read_config_file
-from binlearn.experiment.learners.local_binary import LocalBinaryLearner
-from binlearn.experiment.learners.ste import STELearner
-from binlearn.experiment.plots import pyplot, save_png
+from binlearn.artifacts.registry import refuse, register, route
+from binlearn.artifacts.spiking_ep import check_ep_settings, is_spiking_ep, spiking_ep_record
+from binlearn.artifacts.spiking_record import read_spiking_record, steps_within, write_spiking
+from binlearn.artifacts.trained import TrainedRun, load_trained
+from binlearn.energy.network import EnergyNet
+from binlearn.experiment.config import DEVICE_PATTERN, ConfigError, ExperimentConfig
+from binlearn.experiment.loglines import progress
+from binlearn.experiment.registry import kind_and_rule
 from binlearn.experiment.runner import RunError, evaluate
+from binlearn.rules.cpr import CommitteeMachine
+from binlearn.rules.local_binary import SignNetwork
 from binlearn.spiking.convert import ConversionError, convert
 from binlearn.spiking.encode import ENCODINGS, encoding_from_name
 from binlearn.spiking.functional import RESETS
 from binlearn.spiking.local import convert_sign_mlp, input_spikes
+from binlearn.spiking.network import SpikingNetwork
 from binlearn.spiking.simulate import simulate
 from binlearn.spiking.synops import spiking_summary, totals
 
-__all__ = ["ConvertSettings", "convert_run", "check_convertible", "plot_latency"]
+__all__ = ["ConvertSettings", "convert_run", "check_convertible", "feed_forward_network"]
 
 CONVERTIBLE_KINDS = ("mlp", "convnet")
 
@@ -94,25 +106,22 @@ def _used_settings(settings: ConvertSettings, *, local: bool, device: torch.devi
     return used
 
 
-def check_convertible(run_dir: Path) -> None:
-    """Refuse, in one line naming why, a run that cannot be converted — from its config alone
-    (before any data is read): only STE-trained ``mlp`` / ``convnet`` runs without max pooling."""
-    if not run_dir.is_dir():
-        raise RunError(f"run directory not found: {run_dir}")
-    if not (run_dir / "config.toml").is_file():
-        raise RunError(f"{run_dir} is not a binlearn run directory (no config.toml)")
-    raw = read_config_file(run_dir / "config.toml")
-    kind = raw.get("model", {}).get("kind", "mlp")
-    rule = raw.get("rule", {}).get("name", "ste")
+def check_convertible(config: ExperimentConfig, run_dir: Path) -> None:
+    """Refuse, in one line naming why, a run that cannot be converted — from its typed config
+    alone, before its checkpoint or data are read: STE-trained ``mlp`` / ``convnet`` runs
+    without max pooling, local-binary runs (``binary_mlp``) and binary fully connected EP runs
+    (:func:`~binlearn.artifacts.spiking_ep.is_spiking_ep`) convert."""
+    kind, rule = kind_and_rule(config)
+    model: Any = config.model
     if kind == "energy":
-        weights = raw.get("model", {}).get("weights", "float")
-        what = "a float-weight EP network" if weights == "float" else "an EP network"
+        if is_spiking_ep(config):
+            return
+        what = "a float-weight EP network" if model.weights == "float" else "an EP network"
         raise ConversionError(f"{run_dir}: {what} (model.kind = \"energy\") cannot be converted: its units "
                               "are relaxed to a fixed point of an energy, not computed layer by layer; "
                               "binlearn convert takes feed-forward STE runs (model.kind = mlp or convnet)")
     if kind == "binary_mlp" and rule == "local_binary":
-        config_from_dict(raw)  # a ±1 sign network: binlearn.spiking.local
-        return
+        return  # a ±1 sign network: binlearn.spiking.local
     if kind == "committee" or rule == "cpr":
         raise ConversionError(f"{run_dir}: a committee run (model.kind = \"{kind}\", rule.name = "
                               f"\"{rule}\") cannot be converted: its prediction is a vote over "
@@ -121,18 +130,9 @@ def check_convertible(run_dir: Path) -> None:
     if kind not in CONVERTIBLE_KINDS or rule != "ste":
         raise ConversionError(f"{run_dir}: model.kind = \"{kind}\" trained by rule \"{rule}\" cannot be "
                               "converted; binlearn convert takes STE runs (model.kind = mlp or convnet)")
-    if kind == "convnet" and raw.get("model", {}).get("pool", "avg") == "max":
+    if kind == "convnet" and model.pool == "max":
         raise ConversionError(f"{run_dir}: the convnet uses max pooling (model.pool = \"max\"), which "
                               "integrate-and-fire neurons cannot compute; train it with model.pool = \"avg\"")
-    config_from_dict(raw)  # the rest of the config must be valid too
-
-
-def _steps_within(accuracy: list[float], target: float, points: float = 0.01) -> int | None:
-    """The first step from which the accuracy stays within ``points`` of ``target``."""
-    for step in range(len(accuracy)):
-        if all(a >= target - points for a in accuracy[step:]):
-            return step + 1
-    return None
 
 
 def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = None, *,
@@ -140,65 +140,92 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
     """Convert ``run_dir``'s network, simulate it on the whole test set, write the results.
 
     Returns the ``spiking.json`` record. ``compare``: other ``spiking.json`` files drawn on
-    the same latency plot. Raises ConversionError / RunError / ConfigError (one line each).
+    the same latency plot (read, and refused in one line when they are not spike records,
+    before anything is simulated). Raises ConversionError / RunError / ConfigError (one line each).
     """
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.toml"
-    if config_path.is_file() and is_spiking_ep_config(read_config_file(config_path)):
-        # a binary EP network is already a spiking network: read it as one (binlearn.spiking.ep)
-        return convert_ep_run(run_dir, settings, output, quiet=quiet)
-    check_convertible(run_dir)
-    trained = load_trained(run_dir, device=settings.device, quiet=quiet)
-    config, learner, epoch, data, device = (trained.config, trained.learner, trained.epoch, trained.data,
-                                            trained.device)
+    others = [read_spiking_record(Path(p), option="--compare") for p in (compare or [])]
+
+    def check(config: ExperimentConfig) -> None:
+        if is_spiking_ep(config):
+            check_ep_settings(settings, run_dir)
+        else:
+            check_convertible(config, run_dir)
+
+    def device(config: ExperimentConfig) -> str:  # the EP spiking view runs on the CPU (row adds)
+        return "cpu" if is_spiking_ep(config) else settings.device
+
+    trained = load_trained(run_dir, device=device, quiet=quiet, check=check)
+    converter = route(trained.model, "spiking").converter
+    assert converter is not None  # route() raises for refused pairs
+    record = converter(trained, settings, quiet=quiet)
+    folder = Path(output) if output is not None else run_dir
+    write_spiking(record, folder, others)
+    return record
+
+
+def feed_forward_network(trained: TrainedRun, settings: ConvertSettings
+                         ) -> tuple[SpikingNetwork, Callable[[torch.Tensor], torch.Tensor]]:
+    """A feed-forward run's spiking network and how a data batch becomes its input: the
+    ``"spiking"`` conversion of an STE ``nn.Sequential`` (threshold balancing on
+    ``settings.calibration_images`` training images drawn with ``settings.seed``) or of a
+    local-binary :class:`~binlearn.rules.local_binary.SignNetwork` (integer thresholds, exact
+    at T = 1; its inputs are the data's bits)."""
+    model, data = trained.model, trained.data
+    if isinstance(model, SignNetwork):
+        network = convert_sign_mlp(model.hidden, model.classifier, tuple(data.x_test.shape[1:]),
+                                   reset=settings.reset)
+        return network.to(trained.device), input_spikes
+    generator = torch.Generator().manual_seed(settings.seed)
+    count = min(settings.calibration_images, len(data.x_train))
+    chosen = torch.randperm(len(data.x_train), generator=generator)[:count].to(data.x_train.device)
+    network = convert(model, data.x_train[chosen], percentile=settings.percentile, reset=settings.reset,
+                      batch_size=settings.batch_size)
+    return network.to(trained.device), _same
+
+
+def _feed_forward_record(trained: TrainedRun, settings: ConvertSettings, *, quiet: bool = False
+                         ) -> dict[str, Any]:
+    """The spike record of a feed-forward run's spiking network on the whole test set."""
+    data, learner, device = trained.data, trained.learner, trained.device
     start = time.perf_counter()
     source_accuracy = evaluate(learner, data.x_test, data.y_test, settings.batch_size)
     if source_accuracy is None:
-        raise RunError(f"{run_dir}: its dataset has no test images to convert on")
-    inputs: Callable[[torch.Tensor], torch.Tensor] = _same
-    if isinstance(learner, LocalBinaryLearner):  # ±1 sign layers: integer thresholds, exact at T = 1
-        network = convert_sign_mlp([layer.hidden for layer in learner.layers], learner.layers[-1].classifier,
-                                   tuple(data.x_test.shape[1:]), reset=settings.reset).to(device)
-        inputs = input_spikes
-    elif isinstance(learner, STELearner):
-        generator = torch.Generator().manual_seed(settings.seed)
-        count = min(settings.calibration_images, len(data.x_train))
-        chosen = torch.randperm(len(data.x_train), generator=generator)[:count].to(data.x_train.device)
-        network = convert(learner.model, data.x_train[chosen], percentile=settings.percentile,
-                          reset=settings.reset, batch_size=settings.batch_size).to(device)
-    else:  # check_convertible lets only STE and local-binary runs through
-        raise RunError(f"{run_dir}: only runs trained by the STE or the local binary rule convert to "
-                       "spiking networks")
+        raise RunError(f"{trained.run_dir}: its dataset has no test images to convert on")
+    network, inputs = feed_forward_network(trained, settings)
+    local = isinstance(trained.model, SignNetwork)
     encoding = encoding_from_name(settings.encoding, settings.seed)
     steps = settings.timesteps
-    correct = torch.zeros(steps)
-    agree = torch.zeros(steps)
+    correct = torch.zeros(steps, dtype=torch.int64)
+    agree = torch.zeros(steps, dtype=torch.int64)
     rows_sum: list[dict] | None = None
     seen = 0
-    batches = list(zip(data.x_test.split(settings.batch_size), data.y_test.split(settings.batch_size),
-                       strict=True))
-    for x, y in tqdm(batches, desc=f"simulating T={steps}", unit="batch", disable=quiet, leave=False):
-        result = simulate(network, inputs(x), steps, encoding=encoding, delay=not settings.one_step,
-                          init="half" if settings.init_half else "zero")
-        predictions = result.predictions()
-        correct += (predictions == y.to(device)).sum(1).float().cpu()
-        agree += (predictions == learner.predict(x)).sum(1).float().cpu()
-        rows = spiking_summary(network, result)
-        rows_sum = rows if rows_sum is None else [_add_rows(a, b, seen, len(y)) for a, b in
-                                                  zip(rows_sum, rows, strict=True)]
-        seen += len(y)
+    with progress(len(data.x_test), f"simulating T={steps}", "image", quiet=quiet) as bar:
+        for x, y in zip(data.x_test.split(settings.batch_size), data.y_test.split(settings.batch_size),
+                        strict=True):
+            result = simulate(network, inputs(x), steps, encoding=encoding, delay=not settings.one_step,
+                              init="half" if settings.init_half else "zero")
+            predictions = result.predictions()
+            correct += (predictions == y.to(device)).sum(1).cpu()
+            agree += (predictions == learner.predict(x)).sum(1).cpu()
+            rows = spiking_summary(network, result)
+            rows_sum = rows if rows_sum is None else [_add_rows(a, b, seen, len(y)) for a, b in
+                                                      zip(rows_sum, rows, strict=True)]
+            seen += len(y)
+            bar.update(len(y))
     assert rows_sum is not None
-    accuracy = (correct / seen).tolist()
+    accuracy = [int(c) / seen for c in correct]  # exact ratios, as the source's accuracy is
     total = totals(rows_sum)
-    record: dict[str, Any] = {
-        "run_dir": str(run_dir), "epoch": epoch, "dataset": config.data.dataset, "test_images": seen,
-        "source": "local_binary" if isinstance(learner, LocalBinaryLearner) else "ste",
+    return {
+        "run_dir": str(trained.run_dir), "epoch": trained.epoch, "dataset": trained.config.data.dataset,
+        "test_images": seen,
+        "source": "local_binary" if local else "ste",
         "source_accuracy": source_accuracy,
         "accuracy_per_step": accuracy,
-        "agreement_with_source_per_step": (agree / seen).tolist(),
+        "agreement_with_source_per_step": [int(a) / seen for a in agree],
         "final_accuracy": accuracy[-1],
         "best_accuracy": max(accuracy),
-        "steps_to_within_1_point": _steps_within(accuracy, source_accuracy),
+        "steps_to_within_1_point": steps_within(accuracy, source_accuracy),
         "spikes_per_inference": total["spikes"],
         "synaptic_ops_per_inference": total["synaptic_ops"],
         "input_macs_per_inference": total["input_macs"],
@@ -207,16 +234,21 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
                                   if r["firing_rate"] is not None},
         "layers": rows_sum,
         "thresholds": {layer.name: layer.spike_value for layer in network.layers if layer.spiking},
-        "settings": _used_settings(settings, local=isinstance(learner, LocalBinaryLearner), device=device),
+        "settings": _used_settings(settings, local=local, device=device),
         "seconds": time.perf_counter() - start,
     }
-    out = Path(output) if output is not None else run_dir
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "spiking.json", record)
-    others = [(Path(p), _read_json(Path(p))) for p in (compare or [])]
-    plot_latency([(_label(record), record), *[(_label(r), r) for _, r in others]], out / "latency.png",
-                 title=f"{run_dir.name}: accuracy vs time steps")
-    return record
+
+
+def _ep_record(trained: TrainedRun, settings: ConvertSettings, *, quiet: bool = False) -> dict[str, Any]:
+    return spiking_ep_record(trained, timesteps=settings.timesteps, batch_size=settings.batch_size,
+                             quiet=quiet)
+
+
+register(nn.Sequential, "spiking", _feed_forward_record, what="STE mlp / convnet runs")
+register(SignNetwork, "spiking", _feed_forward_record, what="local-binary runs (binary_mlp)")
+register(EnergyNet, "spiking", _ep_record, what="binary fully connected EP runs")
+refuse(CommitteeMachine, "spiking", "a committee (CP+R) model cannot be converted: its prediction is a vote "
+       "over committees, not a layer of neurons")
 
 
 def _same(x: torch.Tensor) -> torch.Tensor:
@@ -230,43 +262,3 @@ def _add_rows(total: dict, rows: dict, seen: int, batch: int) -> dict:
         if total[key] is not None:
             merged[key] = (total[key] * seen + rows[key] * batch) / (seen + batch)
     return merged
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
-    if not path.is_file():
-        raise RunError(f"--compare: {path} not found (a spiking.json written by binlearn convert)")
-    try:
-        record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RunError(f"--compare: {path} is not a spiking.json file") from None
-    if not isinstance(record, dict) or "accuracy_per_step" not in record:
-        raise RunError(f"--compare: {path} has no accuracy_per_step (not written by binlearn convert)")
-    return record
-
-
-def _label(record: dict[str, Any]) -> str:
-    s = record.get("settings", {})
-    parts = [Path(record.get("run_dir", "?")).name,
-             *([f"p={s['percentile']}"] if "percentile" in s else []), s.get("reset", "?")]
-    parts += ["one-step" if not s.get("delay", True) else "delay", f"v0={s.get('init', '?')}"]
-    return " ".join(str(p) for p in parts)
-
-
-def plot_latency(curves: list[tuple[str, dict[str, Any]]], path: Path, title: str = "") -> None:
-    """Accuracy against time steps, one line per conversion, each source's accuracy dashed."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, record in curves:
-        accuracy = record["accuracy_per_step"]
-        line, = ax.plot(range(1, len(accuracy) + 1), accuracy, marker=".", label=label)
-        ax.axhline(record["source_accuracy"], color=line.get_color(), linestyle="--", linewidth=1)
-    ax.set_xlabel("time step T")
-    ax.set_ylabel("test accuracy (dashed: source network)")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    save_png(fig, path)

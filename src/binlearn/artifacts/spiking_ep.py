@@ -12,6 +12,10 @@ Python::
 
     from binlearn.artifacts.spiking_ep import spiking_ep_run
     summary = spiking_ep_run("runs/RUN", timesteps=40)
+
+``binlearn convert`` of such a run takes the same record through the ``"spiking"`` route of
+``EnergyNet`` (:mod:`binlearn.artifacts.spiking`), and both write it with
+:func:`~binlearn.artifacts.spiking_record.write_spiking`.
 """
 
 from __future__ import annotations
@@ -22,59 +26,57 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
-from binlearn.artifacts.trained import load_trained
-from binlearn.atomic import write_json
-from binlearn.experiment.config import ConfigError
-from binlearn.experiment.learners.energy import EnergyLearner
+from binlearn.artifacts.spiking_record import steps_within, write_spiking
+from binlearn.artifacts.trained import TrainedRun, load_trained
+from binlearn.energy.network import EnergyNet
+from binlearn.experiment.config import ConfigError, ExperimentConfig
+from binlearn.experiment.loglines import progress
+from binlearn.experiment.registry import kind_and_rule
 from binlearn.experiment.rundir import read_metrics
 from binlearn.spiking.ep import READOUTS, SpikingEPError, check_spiking, fan_outs, simulate_ep
 
-__all__ = ["spiking_ep_run", "convert_ep_run", "is_spiking_ep_config", "plot_latency", "steps_within",
-           "SPIKING_NAME", "LATENCY_NAME"]
-
-SPIKING_NAME = "spiking.json"
-LATENCY_NAME = "latency.png"
-
-
-def steps_within(accuracy_per_step: list[float], reference: float, points: float = 1.0) -> int | None:
-    """The first step t (1-based) from which the accuracy stays within ``points`` percentage
-    points of ``reference`` up to the last step; None if the last step is not within."""
-    within = None
-    for step in range(len(accuracy_per_step), 0, -1):
-        if accuracy_per_step[step - 1] < reference - points / 100.0:
-            break
-        within = step
-    return within
+__all__ = ["spiking_ep_run", "spiking_ep_record", "check_ep_settings", "is_spiking_ep"]
 
 
 def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_size: int | None = None,
                    check: bool = False, split: str = "test", output: str | Path | None = None,
                    quiet: bool = False) -> dict[str, Any]:
-    """Run a binary EP run's network as a spiking network on ``split``; write spiking.json and latency.png.
+    """Run a binary EP run's network as a spiking network on ``split``; write spiking.json and
+    latency.png (into ``output``, default ``run_dir``) and return the record, with the two
+    paths under ``"outputs"``. The arguments are those of :func:`spiking_ep_record`."""
+    trained = load_trained(run_dir, device="cpu", quiet=quiet)
+    summary = spiking_ep_record(trained, timesteps=timesteps, batch_size=batch_size, check=check, split=split,
+                                quiet=quiet)
+    written = write_spiking(summary, Path(output) if output else Path(run_dir))
+    summary["outputs"] = [str(path) for path in written]
+    return summary
+
+
+def spiking_ep_record(trained: TrainedRun, *, timesteps: int | None = None, batch_size: int | None = None,
+                      check: bool = False, split: str = "test", quiet: bool = False) -> dict[str, Any]:
+    """The spike record of a binary EP run's network run as a spiking network on ``split``.
 
     Args:
-        run_dir: a run of a binary-weight, binary-activation fully connected energy network.
+        trained: a run of a binary-weight, binary-activation fully connected energy network
+            (loaded on the CPU).
         timesteps: T, time steps per inference (default: the run's evaluation steps T_eval).
         batch_size: images per batch (default: the run's ``data.eval_batch_size``).
         check: recompute every step's currents by row adds and count mismatching steps (slower).
         split: ``"test"`` (the official test set), ``"validation"`` or ``"train"``.
         output: folder for the two files (default: ``run_dir``).
     Returns:
-        the summary written to spiking.json.
+        the record (:mod:`binlearn.artifacts.spiking_record`), as spiking.json holds it.
     """
-    run_dir = Path(run_dir)
-    trained = load_trained(run_dir, device="cpu", quiet=quiet)
-    if trained.model_kind != "energy":
+    run_dir = trained.run_dir
+    net = trained.model
+    if not isinstance(net, EnergyNet):
         raise SpikingEPError(f"{run_dir} trains model.kind = {trained.model_kind!r}; the EP spiking view "
                              "reads energy (EP / BPTT) runs")
     config, data, learner = trained.config, trained.data, trained.learner
-    if not isinstance(learner, EnergyLearner):  # pragma: no cover - model.kind = "energy" builds one
-        raise SpikingEPError(f"{run_dir}: not an energy learner")
-    net = learner.net
     check_spiking(net)
-    eval_steps = int(learner.eval_steps)
+    rule: Any = config.rule  # an energy rule's config: eval_steps (None: free_steps T), relaxation
+    eval_steps = int(rule.eval_steps or rule.free_steps)
     steps = eval_steps if timesteps is None else int(timesteps)
     if steps < 1:
         raise ConfigError(f"--timesteps must be >= 1, got {steps}")
@@ -90,7 +92,7 @@ def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_s
     x, y = splits[split]
     if len(x) == 0:
         raise ConfigError(f"the run's {split} split is empty")
-    schedule = config.rule.relaxation
+    schedule = rule.relaxation
     count = net.num_layers
     correct = {name: torch.zeros(steps, dtype=torch.int64) for name in READOUTS}
     relaxation_correct = identical = mismatches = input_ops = 0
@@ -98,7 +100,7 @@ def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_s
     synops = torch.zeros(steps, count, dtype=torch.int64)
     delta = torch.zeros(steps, count, dtype=torch.int64)
     started = time.perf_counter()
-    with tqdm(total=len(x), desc="spiking", unit="image", disable=quiet, leave=False) as bar:
+    with progress(len(x), "spiking", "image", quiet=quiet) as bar:
         for start in range(0, len(x), batch_size):
             images, labels = x[start:start + batch_size], y[start:start + batch_size]
             result = simulate_ep(net, images, steps, schedule=schedule, check=check)
@@ -160,10 +162,6 @@ def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_s
     }
     if check:
         summary["steps_with_membrane_mismatch"] = mismatches
-    folder = Path(output) if output else run_dir
-    write_json(folder / SPIKING_NAME, summary)
-    plot_latency(summary, folder / LATENCY_NAME)
-    summary["outputs"] = [str(folder / SPIKING_NAME), str(folder / LATENCY_NAME)]
     return summary
 
 
@@ -173,33 +171,6 @@ def _recorded_accuracy(run_dir: Path, epoch: int) -> float | None:
     return records[-1].get("test_accuracy") if records else None
 
 
-def plot_latency(summary: dict[str, Any], path: Path) -> None:
-    """Accuracy against time step (both readouts, the relaxation accuracy as a line) and
-    synaptic operations per step."""
-    from binlearn.experiment.plots import pyplot, save_png
-
-    plt = pyplot()
-    steps = range(1, len(summary["accuracy_per_step"]) + 1)
-    fig, (ax_acc, ax_ops) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_acc.plot(steps, summary["accuracy_per_step"], marker=".",
-                label="spikes at step t (relaxation readout)")
-    ax_acc.plot(steps, summary["accuracy_per_step_spike_count"], marker=".", label="spike count over 1..t")
-    ax_acc.axhline(summary["source_accuracy"], color="gray", linestyle="--",
-                   label=f"relaxation, T = {summary['settings']['eval_steps']}")
-    ax_acc.set_xlabel("time step")
-    ax_acc.set_ylabel(f"{summary['split']} accuracy")
-    ax_acc.set_ylim(max(0.0, min(summary["accuracy_per_step"][-1], summary["source_accuracy"]) - 0.2), 1.0)
-    ax_acc.grid(alpha=0.3)
-    ax_acc.legend(fontsize=8)
-    ax_ops.plot(steps, summary["synaptic_ops_per_step"], marker=".")
-    ax_ops.set_xlabel("time step")
-    ax_ops.set_ylabel("synaptic operations per inference")
-    ax_ops.grid(alpha=0.3)
-    fig.suptitle(f"{Path(summary['run_dir']).name}: binary EP network as a spiking network")
-    fig.tight_layout()
-    save_png(fig, path)
-
-
 _CONVERSION_ONLY = {"percentile": "--percentile", "reset": "--reset", "one_step": "--one-step",
                     "init_half": "--init-half", "encoding": "--encoding",
                     "calibration_images": "--calibration-images"}
@@ -207,18 +178,18 @@ _CONVERSION_ONLY = {"percentile": "--percentile", "reset": "--reset", "one_step"
 network is already spiking (its thresholds, resets and delays are its own dynamics)."""
 
 
-def is_spiking_ep_config(raw: dict[str, Any]) -> bool:
-    """True for a run config (the raw config.toml table) of a fully connected energy network
-    with binary weights and binary neurons: the runs :func:`spiking_ep_run` reads."""
-    model = raw.get("model", {})
-    return (model.get("kind") == "energy" and model.get("architecture", "fc") == "fc"
-            and model.get("neuron") == "binary" and model.get("weights") == "binary")
+def is_spiking_ep(config: ExperimentConfig) -> bool:
+    """True for a run config of a fully connected energy network with binary weights and binary
+    neurons: the runs :func:`spiking_ep_record` reads."""
+    if kind_and_rule(config)[0] != "energy":
+        return False
+    model: Any = config.model
+    return model.architecture == "fc" and model.neuron == "binary" and model.weights == "binary"
 
 
-def convert_ep_run(run_dir: str | Path, settings: Any, output: str | Path | None = None, *,
-                   quiet: bool = False) -> dict[str, Any]:
-    """``binlearn convert`` of a binary EP run: :func:`spiking_ep_run` with ``--timesteps`` and
-    ``--batch-size``; a conversion option set away from its default is refused in one line.
+def check_ep_settings(settings: Any, run_dir: str | Path) -> None:
+    """Refuse, in one line, ``binlearn convert`` options that do not apply to a binary EP run:
+    a conversion option set away from its default, or a device other than the CPU.
 
     ``settings``: the command's settings (fields ``timesteps``, ``batch_size``, ``device`` and the
     conversion options of :data:`_CONVERSION_ONLY`, whose defaults are the settings type's own).
@@ -231,5 +202,3 @@ def convert_ep_run(run_dir: str | Path, settings: Any, output: str | Path | None
                                  "step per time step); only --timesteps, --batch-size and --output apply")
     if str(getattr(settings, "device", "auto")) not in ("auto", "cpu"):
         raise SpikingEPError(f"--device {settings.device}: the EP spiking view runs on the CPU (row adds)")
-    return spiking_ep_run(run_dir, timesteps=settings.timesteps, batch_size=settings.batch_size,
-                          output=output, quiet=quiet)

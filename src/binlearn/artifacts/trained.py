@@ -11,6 +11,7 @@ Every problem with the run directory, its config or its checkpoint is one line
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from binlearn.experiment.config import (
     eval_keys,
 )
 from binlearn.experiment.learner import Learner
-from binlearn.experiment.registry import build_learner, check_memory
+from binlearn.experiment.registry import build_learner, check_memory, kind_and_rule
 from binlearn.experiment.runner import evaluate, load_learner_state, load_run, resolve_device
 
 __all__ = ["TrainedRun", "load_trained", "evaluate_run"]
@@ -52,18 +53,26 @@ class TrainedRun:
     device: torch.device
 
     @property
+    def model(self) -> Any:
+        """The trained model, typed (``nn.Sequential``, ``EnergyNet``, ``SignNetwork``,
+        ``CommitteeMachine``): what its artefacts are made from
+        (:mod:`binlearn.artifacts.registry`, keyed by this type)."""
+        return self.learner.model
+
+    @property
     def model_kind(self) -> str:
         """``[model] kind`` of the run (e.g. "energy", "mlp")."""
-        return str(config_to_dict(self.config)["model"].get("kind"))
+        return kind_and_rule(self.config)[0]
 
     @property
     def rule_name(self) -> str:
         """``[rule] name`` of the run (e.g. "ep", "ste")."""
-        return str(config_to_dict(self.config)["rule"].get("name"))
+        return kind_and_rule(self.config)[1]
 
 
-def load_trained(run_dir: str | Path, *, overrides: list[str] | None = None, device: str | None = None,
-                 quiet: bool = False) -> TrainedRun:
+def load_trained(run_dir: str | Path, *, overrides: list[str] | None = None,
+                 device: str | Callable[[ExperimentConfig], str] | None = None,
+                 quiet: bool = False, check: Callable[[ExperimentConfig], None] | None = None) -> TrainedRun:
     """Read ``run_dir``'s config and latest checkpoint, load its data and rebuild its learner.
 
     Args:
@@ -71,13 +80,16 @@ def load_trained(run_dir: str | Path, *, overrides: list[str] | None = None, dev
         overrides: ``KEY=VALUE`` items, keys of :func:`~binlearn.experiment.config.eval_keys`: the
             fields declared ``setting(evaluation=True)``, how the model runs, not what was trained
             (e.g. ``rule.eval_steps=50`` relaxes the free phase for 50 steps instead of the trained T).
-        device: where to build the learner and put the data; None: the run's ``train.device``.
+        device: where to build the learner and put the data (``"cpu"``, ``"auto"``, ``"cuda:1"``,
+            or a function of the run's config that returns one); None: the run's ``train.device``.
         quiet: no progress bars while loading data.
+        check: called with the run's typed config before its checkpoint and data are read
+            (e.g. to refuse a run that cannot be converted, in one line and at once).
     Raises:
         RunError, CheckpointError, ConfigError, DataError: one line each.
     """
     run_dir = Path(run_dir)
-    config, checkpoint = load_run(run_dir)
+    config, checkpoint = load_run(run_dir, check)
     epoch = checkpoint.get("epoch")
     if isinstance(epoch, bool) or not isinstance(epoch, int):
         raise CheckpointError(f"{run_dir}/checkpoint.pt has no epoch count: not written by binlearn train")
@@ -91,6 +103,8 @@ def load_trained(run_dir: str | Path, *, overrides: list[str] | None = None, dev
         config = config_from_dict(apply_overrides(config_to_dict(config), overrides))
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
+    if callable(device):
+        device = device(config)
     where = (resolve_device(config.train.device) if device is None
              else resolve_device(device, option="--device"))
     data = load_dataset(config.data, quiet=quiet).to(where)

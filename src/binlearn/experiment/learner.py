@@ -78,6 +78,13 @@ class Learner(Protocol):
         layer). May adapt rule state (e.g. the reinforcement probability)."""
         ...
 
+    @property
+    def model(self) -> Any:
+        """The trained model, typed (an ``nn.Sequential``, an ``EnergyNet``, a
+        :class:`~binlearn.rules.local_binary.SignNetwork`, a ``CommitteeMachine``): what its
+        artefacts (packed, spiking, NIR) are made from, keyed by its type."""
+        ...
+
     def state_dict(self) -> dict[str, Any]:
         ...
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["ProgressLines", "DEFAULT_INTERVAL"]
+__all__ = ["ProgressLines", "DEFAULT_INTERVAL", "progress"]
 
 DEFAULT_INTERVAL = 60.0
 """Seconds between two in-epoch lines."""
@@ -86,3 +86,50 @@ class ProgressLines:
         parts.append(f"{_duration(self.clock() - self._epoch_start)} with evaluation")
         self._write(f"epoch {epoch}/{epochs} done: " + ", ".join(parts)
                     + ("; checkpoint saved" if saved else ""))
+
+
+class _PlainProgress:
+    """What a tqdm bar would show, as a line every ``interval`` seconds and one at the end."""
+
+    def __init__(self, total: int, desc: str, unit: str, interval: float, stream: TextIO | None,
+                 clock: Callable[[], float]) -> None:
+        self.total, self.desc, self.unit, self.interval = total, desc, unit, interval
+        self.stream, self.clock = stream, clock
+        self.done = 0
+        self._start = self._last = clock()
+
+    def _write(self, line: str) -> None:
+        print(line, file=self.stream or sys.stderr, flush=True)
+
+    def update(self, count: int = 1) -> None:
+        self.done += count
+        now = self.clock()
+        if self.interval == 0 or now - self._last < self.interval or self.done >= self.total:
+            return
+        self._last = now
+        rate = self.done / (now - self._start) if now > self._start else float("nan")
+        left = (self.total - self.done) / rate if rate > 0 else float("nan")
+        self._write(f"{self.desc}: {self.done:,}/{self.total:,} {self.unit}s "
+                    f"({100 * self.done / max(self.total, 1):.1f} %), {rate:,.1f} {self.unit}s/s, "
+                    f"ends in ~{_duration(left)}")
+
+    def __enter__(self) -> _PlainProgress:
+        return self
+
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        if kind is None:
+            self._write(f"{self.desc}: {self.done:,} {self.unit}s in {_duration(self.clock() - self._start)}")
+
+
+def progress(total: int, desc: str, unit: str, *, quiet: bool = False, interval: float = DEFAULT_INTERVAL,
+             stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic) -> Any:
+    """A progress display for ``total`` units of work, used as ``with progress(...) as bar:
+    bar.update(n)``: a tqdm bar where stderr is a terminal, plain lines elsewhere (a log file,
+    ``nohup``, CI: one every ``interval`` seconds and one at the end, as training prints
+    them), nothing when ``quiet``."""
+    from tqdm.auto import tqdm
+
+    isatty = getattr(stream or sys.stderr, "isatty", None)
+    if quiet or (isatty is not None and isatty()):
+        return tqdm(total=total, desc=desc, unit=unit, disable=quiet, leave=False)
+    return _PlainProgress(total, desc, unit, interval, stream, clock)

@@ -23,7 +23,8 @@ import torch
 from binlearn.experiment.config import MODEL_CONFIGS, RULE_CONFIGS, ConfigError, ExperimentConfig
 from binlearn.experiment.learner import Learner
 
-__all__ = ["register_learner", "build_learner", "check_memory", "available_memory", "LEARNERS"]
+__all__ = ["register_learner", "build_learner", "check_memory", "available_memory", "LEARNERS",
+           "kind_and_rule"]
 
 Builder = Callable[..., Learner]
 MemoryEstimate = Callable[[Any, tuple[int, ...], int], int]
@@ -67,7 +68,7 @@ def check_memory(config: ExperimentConfig, input_shape: tuple[int, ...], num_cla
                  device: torch.device) -> None:
     """Refuse, in one line and before anything is built, a model whose weights, gradients and
     optimizer state alone exceed the memory available on ``device``."""
-    kind, _ = _key(config)
+    kind, _ = kind_and_rule(config)
     if kind not in MEMORY:
         return
     needed, free = MEMORY[kind](config.model, input_shape, num_classes), available_memory(device)
@@ -78,7 +79,8 @@ def check_memory(config: ExperimentConfig, input_shape: tuple[int, ...], num_cla
                           f"optimizer state, but only {_gib(free)} of memory is available on {device}")
 
 
-def _key(config: ExperimentConfig) -> tuple[str, str]:
+def kind_and_rule(config: ExperimentConfig) -> tuple[str, str]:
+    """(``model.kind``, ``rule.name``) of a typed config, e.g. ("energy", "ep")."""
     kind = next(k for k, c in MODEL_CONFIGS.items() if type(config.model) is c)
     name = next(k for k, c in RULE_CONFIGS.items() if type(config.rule) is c)
     return kind, name
@@ -87,7 +89,7 @@ def _key(config: ExperimentConfig) -> tuple[str, str]:
 def build_learner(
     config: ExperimentConfig, input_shape: tuple[int, ...], num_classes: int, device: torch.device
 ) -> Learner:
-    kind, name = _key(config)
+    kind, name = kind_and_rule(config)
     if (kind, name) not in LEARNERS:
         valid = ", ".join(sorted(r for k, r in LEARNERS if k == kind)) or "none"
         raise ConfigError(f"rule {name!r} cannot train model kind {kind!r}; rules for {kind!r}: {valid}")

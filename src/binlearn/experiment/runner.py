@@ -23,6 +23,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -186,14 +187,20 @@ RUN_CHECKPOINT_KEYS = ("epoch", "learner", "train_seconds", "samples_seen")
 checkpointed epochs ran under)."""
 
 
-def load_run(run_dir: Path) -> tuple[ExperimentConfig, dict[str, Any]]:
-    """The config and latest checkpoint of a run directory (one-line errors when unusable)."""
+def load_run(run_dir: Path, check: Callable[[ExperimentConfig], None] | None = None
+             ) -> tuple[ExperimentConfig, dict[str, Any]]:
+    """The config and latest checkpoint of a run directory (one-line errors when unusable).
+
+    ``check``: called with the typed config before the checkpoint is read (e.g. to refuse a
+    run that cannot become the artefact asked for, before any heavy reading)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"run directory not found: {run_dir}")
     if not (run_dir / "config.toml").is_file():
         raise RunError(f"{run_dir} is not a binlearn run directory (no config.toml)")
     config = config_from_dict(read_config_file(run_dir / "config.toml"))
+    if check is not None:
+        check(config)
     if not (run_dir / "checkpoint.pt").is_file():
         raise RunError(f"{run_dir} has no checkpoint.pt yet (it stopped before its first epoch ended)")
     checkpoint = load_checkpoint(run_dir / "checkpoint.pt")

@@ -64,7 +64,7 @@ from binlearn.binary.kernels.numba_cpu import (
 )
 from binlearn.binary.packing import to_numpy_words
 
-__all__ = [
+__all__ = ["SignNetwork",
     "LocalBinaryParameters",
     "BinaryLayer",
     "StepResult",
@@ -136,6 +136,28 @@ class BinaryLayer:
     @property
     def out_features(self) -> int:
         return self.hidden.shape[0]
+
+
+@dataclass(frozen=True)
+class SignNetwork:
+    """A local-binary network as its artefacts read it: the stack of ±1 sign layers, input
+    layer first (synapses sign(H), sign(0) = +1), and the last layer's frozen classifier.
+
+    The typed model of a trained run (:attr:`binlearn.artifacts.TrainedRun.model`) from which
+    the packed, spiking and NIR forms are made.
+    """
+
+    layers: tuple[BinaryLayer, ...]
+
+    @property
+    def hidden(self) -> list[torch.Tensor]:
+        """Each layer's integer hidden weights H, (out, in); their signs are the synapses."""
+        return [layer.hidden for layer in self.layers]
+
+    @property
+    def classifier(self) -> torch.Tensor:
+        """(classes, last width) ±1 class-score weights of the last layer."""
+        return self.layers[-1].classifier
 
 
 @dataclass(frozen=True)

@@ -282,6 +282,11 @@ class EnergyLearner:
         bptt = self.rule.estimate(self.net, x, y)
         return bptt.gradients, bptt.final_state
 
+    @property
+    def model(self) -> EnergyNet:
+        """The energy network (the typed model its artefacts are made from)."""
+        return self.net
+
     def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> dict[str, float]:
         gradients, free = self._estimate(x, y)
         for name, param in self._trained.items():

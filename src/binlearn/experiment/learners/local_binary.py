@@ -43,6 +43,7 @@ from binlearn.rules.local_binary import (
     BinaryLayer,
     LocalBinary,
     LocalBinaryParameters,
+    SignNetwork,
     init_layers,
     input_signs,
     pack_sign_tensor,
@@ -157,6 +158,11 @@ class LocalBinaryLearner:
         self._epoch_start = [layer.weight_words.clone() for layer in layers]
         self._updates = [0] * len(layers)
 
+    @property
+    def model(self) -> SignNetwork:
+        """The ±1 sign layers (the typed model its artefacts are made from)."""
+        return SignNetwork(tuple(self.layers))
+
     def _set_probabilities(self, train_accuracy: float) -> None:
         for layer in self.layers:
             p = reinforcement_probability(self.params.reinforcement, train_accuracy, layer.in_features)
@@ -212,6 +218,11 @@ class CommitteeLearner:
         self._set_probability(0.0)
         self._epoch_start = [machine.layer.weight_words.clone()]
         self._updates = 0
+
+    @property
+    def model(self) -> CommitteeMachine:
+        """The committee machine (the typed model its artefacts are made from)."""
+        return self.machine
 
     def _set_probability(self, train_accuracy: float) -> None:
         layer = self.machine.layer
