@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from binlearn.binary.packed_format import PackedFormatError, PackedLayer, rank_table, step_thresholds
+from binlearn.binary.packed_format import PackedFormatError, PackedLayer, rank_table
 from binlearn.binary.packing import pack_signs, to_numpy_words
 from binlearn.binary.quantizers import BinarySign, Heaviside, Sign
+from binlearn.nn.fold import fold_bits, tail_bits, tail_values, unit_signs
 from binlearn.nn.layers import BinaryLinear
 
 __all__ = ["mlp_to_packed"]
@@ -27,9 +28,10 @@ def mlp_to_packed(model: nn.Sequential, signed_inputs: bool) -> list[PackedLayer
 
     Each layer's float tail (α, bias, eval-mode batch norm, activation) is evaluated by the
     model's own modules on every integer pre-activation m = x · sign(w) in [−K, K], as
-    h = α·m (+ bias) in float32: hidden layers become the integer step
-    bit = (m >= threshold) XOR flip; the output layer becomes a rank table whose first
-    argmax is the first argmax of the model's scores.
+    h = α·m (+ bias) in float32 (:func:`binlearn.nn.fold.tail_values`): hidden layers become
+    the integer step bit = (m >= threshold) XOR flip (:func:`binlearn.nn.fold.fold_bits`);
+    the output layer becomes a rank table whose first argmax is the first argmax of the
+    model's scores.
 
     Args:
         model: a Sequential as :func:`~binlearn.nn.mlp` builds it (any device).
@@ -65,25 +67,19 @@ def mlp_to_packed(model: nn.Sequential, signed_inputs: bool) -> list[PackedLayer
             raise PackedFormatError(f"{where}: {type(unsupported[0]).__name__} cannot be packed")
         weight = linear.weight.detach()
         alpha = linear.weight_quantizer.alpha(weight).reshape(-1)  # one per layer or per unit
+        scale = alpha.expand(linear.out_features)
         features = linear.in_features
-        candidates = torch.arange(-features, features + 1, dtype=weight.dtype, device=weight.device)
-        values = []
-        for chunk in candidates.split(max(1, (1 << 22) // linear.out_features)):
-            h = (chunk[:, None] * alpha).expand(-1, linear.out_features)
-            if linear.bias is not None:
-                h = h + linear.bias.detach()
-            for module in tail:
-                h = module(h)
-            values.append(h.cpu() if last else (h > 0).cpu())  # hidden: only the bit is kept
-        table = torch.cat(values)  # (2K + 1, out): the tail at m = −K … K
-        weights = to_numpy_words(pack_signs(weight.cpu()))  # bit = w >= 0: sign(0) = +1
+        signs = unit_signs(weight)  # sign(0) = +1
+        weights = to_numpy_words(pack_signs(signs))
         name = "output" if last else f"hidden{index + 1}"
         if last:
+            table = tail_values(tail, scale, linear.bias, features)  # (2K + 1, out): the scores
             layers.append(PackedLayer.output(name, weights, features, reads, rank_table(table.T.numpy())))
             break
-        threshold, flip = step_thresholds(table.numpy(), -features)
         assert activation is not None  # refused above for every hidden layer
         written = _PACKED_ACTIVATIONS[type(activation)]
-        layers.append(PackedLayer.hidden(name, weights, features, threshold, flip, reads, written))
+        folded = fold_bits(signs, tail_bits(tail, scale, linear.bias, features), reads)
+        layers.append(PackedLayer.hidden(name, weights, features, folded.threshold, folded.flip, reads,
+                                         written))
         reads = written
     return layers

@@ -17,6 +17,7 @@ import torch
 
 from binlearn.binary.packed_format import PackedLayer
 from binlearn.binary.packing import pack_bits, pack_signs, to_numpy_words
+from binlearn.nn.fold import sign_layer
 from binlearn.rules.cpr import CommitteeMachine
 from binlearn.rules.local_binary import BinaryLayer
 
@@ -29,9 +30,10 @@ def local_binary_to_packed(layers: list[BinaryLayer]) -> list[PackedLayer]:
     :func:`~binlearn.rules.local_binary.predict`)."""
     packed = []
     for index, layer in enumerate(layers):
-        zeros = np.zeros(layer.out_features, np.int32)
+        folded = sign_layer(layer.hidden)  # the one fold: threshold 0, no flip (binlearn.nn.fold)
         packed.append(PackedLayer.hidden(f"hidden{index + 1}", to_numpy_words(layer.weight_words),
-                                         layer.in_features, zeros, zeros, "signed", "signed"))
+                                         layer.in_features, folded.threshold, folded.flip, "signed",
+                                         "signed"))
     last = layers[-1]
     packed.append(PackedLayer.output("classifier", to_numpy_words(last.classifier_words),
                                      last.out_features, "signed"))

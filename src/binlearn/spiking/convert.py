@@ -47,9 +47,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from binlearn.binary.packed_format import PackedFormatError
 from binlearn.binary.quantizers import Heaviside, Sign, sign
 from binlearn.errors import BinlearnError
 from binlearn.nn.activations import QCFS
+from binlearn.nn.fold import integer_step, tail_bits
 from binlearn.spiking.calibrate import calibrate
 from binlearn.spiking.network import SpikingLayer, SpikingNetwork
 from binlearn.spiking.neurons import IF, Integrator
@@ -249,15 +251,16 @@ def _tail_fires(block: SourceBlock, signs: torch.Tensor, scale: torch.Tensor | N
 def _integer_thresholds(block: SourceBlock, signs: torch.Tensor, alpha: torch.Tensor,
                         fan_in: int) -> torch.Tensor | None:
     """Binary layer on 0/1 spikes: per unit the largest integer m in [−K, K] that does not
-    fire (m = (signs·sign(w)·s)), or None when some unit's firing set is not an up-set."""
-    candidates = torch.arange(-fan_in, fan_in + 1, dtype=torch.float32)
-    fires = _tail_fires(block, signs, alpha)
-    table = torch.stack([fires(torch.full_like(signs, float(m))) for m in candidates])  # (2K+1, out)
-    counts = table.sum(0)  # firing m are the top `counts` candidates iff the set is an up-set
-    up_set = (table == (torch.arange(len(candidates))[:, None] >= len(candidates) - counts)).all(0)
-    if not bool(up_set.all()):
+    fire (m = (signs·sign(w)·s)), from the one fold of :mod:`binlearn.nn.fold`; None when some
+    unit's firing set is not an up-set of m (a decreasing or non-monotone tail)."""
+    bits = tail_bits(block.tail, signs * alpha, block.op.bias, fan_in, conv=isinstance(block.op, nn.Conv2d))
+    try:
+        threshold, flip = integer_step(bits, fan_in)
+    except PackedFormatError:  # a unit whose bit changes more than once
         return None
-    return (fan_in - counts).float()  # the largest non-firing m; −K − 1 when all fire, K when none
+    if flip.any():  # fires below a threshold, not above: no IF neuron in this orientation
+        return None
+    return torch.from_numpy((threshold - 1).astype(np.float32))  # −K − 1: always, K: never
 
 
 # ---------------------------------------------------------------------------- convert

@@ -20,18 +20,30 @@ network drifts from the binary one (``binlearn convert`` reports it per step).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
+from binlearn.nn.fold import FoldedLayer, sign_layer, unit_signs
 from binlearn.spiking.network import SpikingLayer, SpikingNetwork
 from binlearn.spiking.neurons import IF, Integrator
 
-__all__ = ["convert_sign_mlp", "input_spikes"]
+__all__ = ["convert_sign_mlp", "input_spikes", "if_threshold"]
 
 
-def _signs(weights: torch.Tensor) -> torch.Tensor:
-    """±1 float weights: +1 where the integer weight is ≥ 0 (the rule's sign(0) = +1)."""
-    return torch.where(weights >= 0, 1.0, -1.0)
+def if_threshold(layer: FoldedLayer) -> torch.Tensor:
+    """The IF threshold θ (fires when v > θ) of a folded layer fed 0/1 spikes, exact at T = 1.
+
+    ``reads = "binary"``: m = W b ≥ t ⟺ W b > t − 1. ``reads = "signed"`` (±1 inputs given as
+    spikes b = (x + 1)/2): m = 2 W b − S ≥ t ⟺ W b ≥ (t + S)/2 ⟺ W b > ⌈(t + S)/2⌉ − 1, with S
+    each row's sum. A unit that fires below its threshold (flip) has no IF form here.
+    """
+    if layer.flip.any():
+        raise ValueError("a unit that is on below its threshold (flip) has no IF form with these synapses")
+    threshold = torch.from_numpy(layer.threshold.astype(np.float32))
+    if layer.reads == "binary":
+        return threshold - 1
+    return torch.ceil((threshold + layer.signs.sum(1)) / 2) - 1
 
 
 def _linear(weights: torch.Tensor, flatten: bool) -> nn.Sequential:
@@ -72,11 +84,10 @@ def convert_sign_mlp(hidden: list[torch.Tensor], classifier: torch.Tensor, input
                          f"{hidden[-1].shape[0]}")
     spiking: list[SpikingLayer] = []
     for index, weights in enumerate(hidden):
-        signs = _signs(weights.detach().cpu())
-        threshold = torch.ceil(signs.sum(1) / 2) - 1
-        spiking.append(SpikingLayer(f"fc{index + 1}", _linear(signs, index == 0), IF(threshold, reset),
-                                    binary=True))
-    scores = _signs(classifier.detach().cpu())
+        folded = sign_layer(weights)  # bit = (x · sign(H) >= 0) on ±1 inputs
+        spiking.append(SpikingLayer(f"fc{index + 1}", _linear(folded.signs, index == 0),
+                                    IF(if_threshold(folded), reset), binary=True))
+    scores = unit_signs(classifier)
     spiking.append(SpikingLayer("output", _linear(scores, len(hidden) == 0), Integrator(),
                                 bias=-scores.sum(1) / 2, binary=True))
     return SpikingNetwork(spiking, tuple(int(s) for s in input_shape))
