@@ -70,7 +70,8 @@ def main() -> None:
     network = convert(learner.model, data.x_train[chosen])
     x = data.x_test[:args.images]
     steps = args.timesteps
-    dense_s, dense = best_seconds(lambda: simulate(network, x, steps, delay=False), args.repeats)
+    dense_s, dense = best_seconds(lambda: simulate(network, x, steps, delay=False, backend="dense"),
+                                  args.repeats)
     event_s, events = best_seconds(lambda: simulate_events(network, x, steps, delay=False), args.repeats)
     identical = all(torch.equal(a, b) for a, b in zip(dense.spike_counts, events.spike_counts, strict=True))
     if not identical:

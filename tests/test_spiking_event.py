@@ -34,7 +34,7 @@ def test_event_driven_spikes_equal_dense(delay, init, reset):
     for layer in network.layers[:-1]:
         layer.neuron.reset = reset
     assert [layer.binary for layer in network.layers] == [False, True, True, False]
-    dense = simulate(network, x, 24, delay=delay, init=init)
+    dense = simulate(network, x, 24, delay=delay, init=init, backend="dense")
     events = simulate_events(network, x, 24, delay=delay, init=init, mode="rows")
     for a, b in zip(dense.spike_counts, events.spike_counts, strict=True):
         assert torch.equal(a, b)
@@ -48,7 +48,7 @@ def test_packed_spikes_and_outputs_equal_dense(delay, init, reset):
     network, x = _network()
     for layer in network.layers[:-1]:
         layer.neuron.reset = reset
-    dense = simulate(network, x, 24, delay=delay, init=init)
+    dense = simulate(network, x, 24, delay=delay, init=init, backend="dense")
     packed = simulate_events(network, x, 24, delay=delay, init=init, mode="packed")
     assert len(dense.spike_counts) == len(packed.spike_counts) == 3
     for a, b in zip(dense.spike_counts, packed.spike_counts, strict=True):
@@ -61,3 +61,25 @@ def test_unknown_mode_refused():
     network, x = _network()
     with pytest.raises(ValueError, match="mode="):
         simulate_events(network, x, 4, mode="fast")
+
+
+def test_simulate_chooses_the_event_driven_backend_where_it_applies():
+    """simulate(backend="auto") runs the packed event-driven simulator for a CPU network of ±1
+    hidden layers fed a constant current, with the dense loop's spikes and outputs bit for bit;
+    the dense loop elsewhere (a Poisson input), and "events" is refused where it cannot run."""
+    from binlearn.spiking import Poisson
+    from binlearn.spiking.simulate import events_apply
+
+    network, x = _network()
+    dense = simulate(network, x, 12, delay=False, backend="dense")
+    auto = simulate(network, x, 12, delay=False)
+    assert (dense.backend, auto.backend) == ("dense", "events") and events_apply(network)
+    assert torch.equal(dense.outputs, auto.outputs)
+    for a, b in zip(dense.spike_counts, auto.spike_counts, strict=True):
+        assert torch.equal(a, b)
+    rate = simulate(network, x, 4, encoding=Poisson(0))
+    assert rate.backend == "dense" and not events_apply(network, Poisson(0))
+    with pytest.raises(ValueError, match="event-driven simulator runs"):
+        simulate(network, x, 4, encoding=Poisson(0), backend="events")
+    with pytest.raises(ValueError, match="backend='fast'"):
+        simulate(network, x, 4, backend="fast")

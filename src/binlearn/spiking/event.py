@@ -44,9 +44,8 @@ from torch import nn
 from binlearn.binary.kernels.numba_cpu import popcount64, trailing_zeros64, xnor_popcount_dense
 from binlearn.binary.packing import pack_bits, to_numpy_words
 from binlearn.spiking.functional import check_init
-from binlearn.spiking.network import SpikingLayer, SpikingNetwork, weighted_op
+from binlearn.spiking.network import SimulationResult, SpikingLayer, SpikingNetwork, weighted_op
 from binlearn.spiking.neurons import IF
-from binlearn.spiking.simulate import SimulationResult
 
 __all__ = ["simulate_events", "supports_events", "MODES"]
 
@@ -328,7 +327,7 @@ def simulate_events(network: SpikingNetwork, x: torch.Tensor, steps: int, *, del
         outputs, all_counts = _simulate_packed(network, first, steps, subtract, delay, init == "half")
         counts = [torch.from_numpy(c).reshape(batch, *shape)
                   for c, shape in zip(all_counts, shapes, strict=True)]
-        return SimulationResult(outputs, counts, None)
+        return SimulationResult(outputs, counts, None, "events")
     hidden_words, hidden_bias, hidden_threshold, hidden_counts = List(), List(), List(), List()
     for layer, size in zip(layers[1:-1], units[1:-1], strict=True):
         plus = pack_bits(weighted_op(layer.synapse).weight > 0)  # bit 1 where the synapse is +1
@@ -345,4 +344,4 @@ def simulate_events(network: SpikingNetwork, x: torch.Tensor, steps: int, *, del
               delay, init == "half", first_counts, hidden_counts, rows_outputs)
     counts = [torch.from_numpy(c).reshape(batch, *shape)
               for c, shape in zip([first_counts, *hidden_counts], shapes, strict=True)]
-    return SimulationResult(torch.from_numpy(rows_outputs), counts, None)
+    return SimulationResult(torch.from_numpy(rows_outputs), counts, None, "events")

@@ -35,13 +35,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from binlearn.spiking.neurons import IF, Integrator
 
-__all__ = ["SpikingLayer", "SpikingNetwork", "SYNAPSE_OPS", "weighted_op"]
+__all__ = ["SpikingLayer", "SpikingNetwork", "SYNAPSE_OPS", "weighted_op", "SimulationResult"]
 
 SYNAPSE_OPS = (nn.Flatten, nn.Linear, nn.Conv2d, nn.AvgPool2d)
 
@@ -147,3 +148,25 @@ class SpikingNetwork(nn.Module):
     @property
     def device(self) -> torch.device:
         return weighted_op(next(iter(self)).synapse).weight.device
+
+
+class SimulationResult(NamedTuple):
+    """What a simulation recorded.
+
+    Fields:
+        outputs: (T, batch, classes), the output layer's accumulated current after each step.
+        spike_counts: one tensor per spiking layer, (batch, *units): spikes over the T steps.
+        input_spikes: (batch, *input_shape) input spikes over the T steps (rate coding), or
+            None for the direct encoding (the input is a current, not spikes).
+        backend: which simulator ran: ``"dense"`` (float32 products over all inputs each
+            step) or ``"events"`` (packed spikes and XNOR-popcounts, :mod:`binlearn.spiking.event`).
+    """
+
+    outputs: torch.Tensor
+    spike_counts: list[torch.Tensor]
+    input_spikes: torch.Tensor | None
+    backend: str = "dense"
+
+    def predictions(self) -> torch.Tensor:
+        """(T, batch): argmax of the accumulated output after each step."""
+        return self.outputs.argmax(-1)

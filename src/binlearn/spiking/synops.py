@@ -26,8 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from binlearn.spiking.network import SpikingLayer, SpikingNetwork, weighted_op
-from binlearn.spiking.simulate import SimulationResult
+from binlearn.spiking.network import SimulationResult, SpikingLayer, SpikingNetwork, weighted_op
 
 __all__ = ["fanout", "layer_macs", "spiking_summary", "totals"]
 
