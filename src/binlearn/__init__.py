@@ -14,6 +14,8 @@ EP, Bop, fully_connected`` is the same as ``from binlearn.rules import EP, Bop``
                 HardSigmoid, BinaryAccumulator, SquaredError, CrossEntropyReadout,
                 EnergyState, Nudge, DriveNudge, StateNudge, FreeDriveNudge, relax,
                 relax_step, prepare, energy_to_packed
+    spiking     convert, simulate, simulate_ep (binary EP as a spiking network), IF, Integrator,
+                SpikingNetwork, to_nir, write_nir, read_nir
     rules       EP, BPTT, STE, Bop, LocalBinary, LocalBinaryParameters, CPR,
                 CommitteeParameters, GradientRule, LocalRule
     experiment  ExperimentConfig, load_config, train, Learner, ConfigError, RunError,
@@ -44,6 +46,8 @@ _EXPORTS: dict[str, str] = {
                      "EnergyState", "Nudge", "DriveNudge", "StateNudge", "FreeDriveNudge", "relax",
                      "relax_step", "prepare"], "binlearn.energy"),
     "energy_to_packed": "binlearn.energy.packed",
+    **dict.fromkeys(["convert", "simulate", "simulate_ep", "IF", "Integrator", "SpikingNetwork", "to_nir",
+                     "write_nir", "read_nir"], "binlearn.spiking"),
     **dict.fromkeys(["EP", "BPTT", "STE", "Bop", "LocalBinary", "LocalBinaryParameters", "CPR",
                      "CommitteeParameters", "GradientRule", "LocalRule"], "binlearn.rules"),
     **dict.fromkeys(["ExperimentConfig", "load_config", "train", "Learner", "ConfigError", "RunError",
@@ -59,7 +63,8 @@ __all__ = [
     "PackedFormatError", "BinaryLinear", "mlp", "summary", "mlp_to_packed", "EnergyNet", "fully_connected",
     "convolutional", "FloatWeights", "BinaryWeights", "HardSigmoid", "BinaryAccumulator", "SquaredError",
     "CrossEntropyReadout", "EnergyState", "Nudge", "DriveNudge", "StateNudge", "FreeDriveNudge", "relax",
-    "relax_step", "prepare", "energy_to_packed", "EP", "BPTT",
+    "relax_step", "prepare", "energy_to_packed", "convert", "simulate", "simulate_ep", "IF", "Integrator",
+    "SpikingNetwork", "to_nir", "write_nir", "read_nir", "EP", "BPTT",
     "STE", "Bop", "LocalBinary", "LocalBinaryParameters", "CPR", "CommitteeParameters", "GradientRule",
     "LocalRule", "ExperimentConfig", "load_config", "train", "evaluate_run", "load_trained", "TrainedRun",
     "export_run", "Learner", "ConfigError", "RunError", "CheckpointError",
@@ -137,4 +142,15 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         LocalBinary,
         LocalBinaryParameters,
         LocalRule,
+    )
+    from binlearn.spiking import (
+        IF,
+        Integrator,
+        SpikingNetwork,
+        convert,
+        read_nir,
+        simulate,
+        simulate_ep,
+        to_nir,
+        write_nir,
     )

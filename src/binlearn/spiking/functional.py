@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["RESETS", "INITS", "IFParameters", "IFState", "if_step", "integrate_step",
+__all__ = ["RESETS", "INITS", "IFParameters", "if_step", "integrate_step",
            "initial_membrane", "spike", "check_reset", "check_init"]
 
 RESETS = ("subtract", "zero")
@@ -56,12 +56,6 @@ class IFParameters(NamedTuple):
 
     threshold: torch.Tensor | float = 1.0
     reset: str = "subtract"
-
-
-class IFState(NamedTuple):
-    """The state of a layer of IF neurons: the membrane potential v, (batch, *units)."""
-
-    membrane: torch.Tensor
 
 
 def spike(membrane: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
