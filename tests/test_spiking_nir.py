@@ -1,7 +1,8 @@
 """binlearn.spiking.nir: a converted network written as NIR reads back as the same graph, and an
 independent reader (nirtorch's graph interpreter with snnTorch's neurons) runs the exported
 reset-to-zero MLP and predicts what binlearn's simulator predicts, step by step, on 1,000 MNIST
-test images; what NIR cannot express is refused in one line."""
+test images; a network trained by the local binary rule exports too, and the reader computes
+its outputs bit for bit at every step; what NIR cannot express is refused in one line."""
 
 from __future__ import annotations
 
@@ -21,11 +22,14 @@ from binlearn.experiment.nir_export import CALIBRATION_IMAGES, PERCENTILE, SEED
 from binlearn.experiment.trained import load_trained
 from binlearn.spiking import IF, Integrator, SpikingLayer, SpikingNetwork, simulate
 from binlearn.spiking.convert import convert
+from binlearn.spiking.local import convert_sign_mlp, input_spikes
 from binlearn.spiking.nir import (
     NIRExportError,
     graph_differences,
     read_nir,
+    reference_outputs,
     reference_predictions,
+    sign_mlp_to_nir,
     to_nir,
     write_nir,
 )
@@ -33,6 +37,7 @@ from binlearn.spiking.nir import (
 nir = pytest.importorskip("nir")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +210,87 @@ def test_binlearn_export_format_nir_writes_the_converted_run(tmp_path, capsys):
     assert main(["export", str(ep), "--format", "nir", "--quiet"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("binlearn: error: ") and error.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """The quickstart's 192-1035-1035-10 network trained by the local binary rule for 2 epochs
+    on the embedded digits (thermometer bits; 0.758 test accuracy), and the run loaded back."""
+    run = tmp_path_factory.mktemp("local") / "run"
+    config = load_config(ROOT / "configs/quickstart/digits-local-binary.toml",
+                         ["train.epochs=2", "train.threads=1"])
+    train(config, run, quiet=True)
+    return run, load_trained(run, device="cpu", quiet=True)
+
+
+def _sign_mlp(trained, reset: str = "zero"):
+    learner = trained.learner
+    return convert_sign_mlp([layer.hidden for layer in learner.layers], learner.layers[-1].classifier,
+                            tuple(trained.data.x_test.shape[1:]), reset=reset)
+
+
+def test_a_local_binary_network_exports_to_nir_and_reads_back(tmp_path, local_run):
+    _, trained = local_run
+    network = _sign_mlp(trained)
+    graph = sign_mlp_to_nir(network)
+    _same_graph(graph, read_nir(write_nir(graph, tmp_path / "local.nir")))
+    types = [type(node).__name__ for node in graph.nodes.values()]
+    assert types == ["Input", "Threshold", "Flatten", "Linear", "IF", "Linear", "IF", "Affine", "I", "Output"]
+    assert graph.edges[:2] == [("input", "input.threshold"), ("input.threshold", "fc1.0.flatten")]
+    assert np.array_equal(graph.nodes["input.threshold"].threshold, np.zeros(network.input_shape))
+    for name in ("fc1", "fc2"):  # ±1 synapses, one integer θ = ⌈S/2⌉ − 1 per unit
+        weight = graph.nodes[f"{name}.{1 if name == 'fc1' else 0}.linear"].weight
+        threshold = graph.nodes[f"{name}.if"].v_threshold
+        assert set(np.unique(weight)) == {-1.0, 1.0}
+        assert np.array_equal(threshold, np.ceil(weight.sum(1) / 2) - 1) and np.unique(threshold).size > 1
+    # the class scores' constant current −S/2, half-integers
+    output = graph.nodes["output.0.affine"]
+    assert np.array_equal(output.bias, -output.weight.sum(1) / 2)
+    without = sign_mlp_to_nir(network, binarize_input=False)
+    assert "input.threshold" not in without.nodes and graph_differences(without, to_nir(network)) == []
+
+
+def test_the_reader_computes_the_local_binary_network_bit_for_bit_at_every_step(tmp_path, local_run):
+    """nirtorch + snnTorch read the export from the file and get binlearn's outputs, every test
+    image and every step, from the data as given (the graph's Threshold makes the spikes);
+    at the first step that is the rule's own prediction."""
+    _, trained = local_run
+    network = _sign_mlp(trained)
+    x, steps = trained.data.x_test, 8
+    graph = read_nir(write_nir(sign_mlp_to_nir(network, output_integrator=False), tmp_path / "local.nir"))
+    pytest.importorskip("nirtorch")
+    pytest.importorskip("snntorch")
+    got = reference_outputs(graph, x, steps)
+    expected = simulate(network, input_spikes(x), steps, delay=False)
+    assert torch.equal(got, expected.outputs)  # every image, every step, every class score
+    assert torch.equal(got.argmax(-1), expected.predictions())
+    assert torch.equal(expected.predictions()[0], trained.learner.predict(x))
+    accuracy = float((expected.predictions()[0] == trained.data.y_test).float().mean())
+    assert accuracy > 0.7  # a real trained network
+    # the reader reads what was exported: thresholds one higher give other outputs
+    graph.nodes["fc2.if"].v_threshold = graph.nodes["fc2.if"].v_threshold + 1
+    assert not torch.equal(reference_outputs(graph, x, steps), expected.outputs)
+
+
+def test_what_a_local_binary_export_cannot_express_is_refused(trained, local_run):
+    _, run = local_run
+    with pytest.raises(NIRExportError, match="resets by subtraction") as error:
+        sign_mlp_to_nir(_sign_mlp(run, reset="subtract"))
+    assert "\n" not in str(error.value)
+    with pytest.raises(NIRExportError, match="not a ±1 fully connected layer"):
+        sign_mlp_to_nir(_mlp(trained))
+
+
+def test_snntorch_leaky_is_nir_if_only_for_thresholds_at_or_above_zero():
+    """Why the reference reader runs IF layers with a θ < 0 on NIR's equations: snn.Leaky
+    (β = 1, reset to zero, no delay) takes its reset flag from the membrane before the step
+    (v > θ) and then resets by (new spike − that flag). With θ ≥ 0 that is NIR's IF; with
+    θ < 0 a membrane at 0 is already above θ, so a spiking unit is not reset and a silent
+    one has its membrane doubled."""
+    snn = pytest.importorskip("snntorch")
+    leaky = snn.Leaky(beta=1.0, threshold=torch.tensor([-2.0, 2.0]), reset_mechanism="zero",
+                      reset_delay=False, init_hidden=True)
+    assert leaky(torch.tensor([[1.0, 3.0]])).tolist() == [[1.0, 1.0]]  # both fire, as in NIR
+    assert leaky.mem.tolist() == [[1.0, 0.0]]  # NIR's IF resets both to 0
+    assert leaky(torch.tensor([[-3.0, 1.0]])).tolist() == [[0.0, 0.0]]
+    assert leaky.mem.tolist() == [[-6.0, 1.0]]  # NIR's IF: v = 0 − 3 = −3 and v = 0 + 1 = 1
