@@ -17,14 +17,17 @@ from torch import nn
 
 from binlearn.cli import main
 from binlearn.data import load_dataset
+from binlearn.energy import BinaryAccumulator, BinaryWeights, fully_connected
 from binlearn.experiment import load_config, train
 from binlearn.experiment.nir_export import CALIBRATION_IMAGES, PERCENTILE, SEED
 from binlearn.experiment.trained import load_trained
 from binlearn.spiking import IF, Integrator, SpikingLayer, SpikingNetwork, simulate
 from binlearn.spiking.convert import convert
+from binlearn.spiking.ep import SpikingEPError, simulate_ep
 from binlearn.spiking.local import convert_sign_mlp, input_spikes
 from binlearn.spiking.nir import (
     NIRExportError,
+    ep_to_nir,
     graph_differences,
     read_nir,
     reference_outputs,
@@ -294,3 +297,28 @@ def test_snntorch_leaky_is_nir_if_only_for_thresholds_at_or_above_zero():
     assert leaky.mem.tolist() == [[1.0, 0.0]]  # NIR's IF resets both to 0
     assert leaky(torch.tensor([[-3.0, 1.0]])).tolist() == [[0.0, 0.0]]
     assert leaky.mem.tolist() == [[-6.0, 1.0]]  # NIR's IF: v = 0 − 3 = −3 and v = 0 + 1 = 1
+
+
+def _ep_net(**neuron):
+    torch.manual_seed(0)
+    return fully_connected((1, 8, 8), [24], 4, neuron=BinaryAccumulator(**neuron), weight=BinaryWeights(),
+                           group_size=2)
+
+
+def test_binary_ep_networks_are_refused_in_one_line_saying_why():
+    """No NIR graph runs a binary EP network's relaxation: γ < 1 clips a leaky state to [0, 1];
+    γ = 1 is memoryless, but its first step reads the initial state's spikes, which a NIR
+    Delay's output before its first input would have to hold (and it changes the step)."""
+    with pytest.raises(NIRExportError, match=r"clipped to \[0, 1\].*γ = 0.5") as error:
+        ep_to_nir(_ep_net())  # the paper's neuron
+    assert "\n" not in str(error.value)
+    with pytest.raises(NIRExportError, match="Delay nodes in a cycle") as error:
+        ep_to_nir(_ep_net(gamma=1.0))
+    assert "\n" not in str(error.value) and "initial state 1.0" in str(error.value)
+    with pytest.raises(SpikingEPError, match="HardSigmoid"):  # not a spiking network at all
+        ep_to_nir(fully_connected((1, 8, 8), [24], 4, weight=BinaryWeights()))
+    # with γ = 1 the initial state still decides the first step: a graph would have to hold it
+    x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    ones, zeros = (simulate_ep(_ep_net(gamma=1.0, initial_value=value), x, 1).spikes[1]
+                   for value in (1.0, 0.0))
+    assert not torch.equal(ones, zeros)

@@ -42,6 +42,12 @@ written the same way by :func:`sign_mlp_to_nir`, with one more node: ``Threshold
 spikes [x > 0] (:func:`binlearn.spiking.local.input_spikes`), so a reader feeds the data as
 given. Every current is then an integer or half-integer sum, exact in float32.
 
+Binary EP networks read as spiking networks (:mod:`binlearn.spiking.ep`) have no exact NIR
+form, and :func:`ep_to_nir` refuses them in one line: each neuron's state is an accumulator
+clipped to [0, 1] at every step, which no NIR node expresses; with γ = 1 the neuron is
+memoryless, but the relaxation's one-step exchanges between layers would be Delay nodes in a
+cycle, whose initial output (the initial state's spikes) NIR does not define (docs/nir.md).
+
 Reference: Pedersen et al., "Neuromorphic intermediate representation: a unified
 instruction set for interoperable brain-inspired computing", Nature Communications 2024.
 """
@@ -49,7 +55,7 @@ instruction set for interoperable brain-inspired computing", Nature Communicatio
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import torch
@@ -58,7 +64,10 @@ from torch import nn
 from binlearn.spiking.network import SpikingLayer, SpikingNetwork, weighted_op
 from binlearn.spiking.neurons import IF
 
-__all__ = ["POOLINGS", "NIRExportError", "to_nir", "sign_mlp_to_nir", "write_nir", "read_nir",
+if TYPE_CHECKING:
+    from binlearn.energy.network import EnergyNet
+
+__all__ = ["POOLINGS", "NIRExportError", "to_nir", "sign_mlp_to_nir", "ep_to_nir", "write_nir", "read_nir",
            "describe", "graph_differences", "reference_reader", "reference_outputs", "reference_predictions"]
 
 POOLINGS = ("sum", "avg")
@@ -243,6 +252,37 @@ def sign_mlp_to_nir(network: SpikingNetwork, *, binarize_input: bool = True, out
              *[edge for edge in graph.edges if edge[0] != "input"]]
     order = ["input", INPUT_THRESHOLD, *[name for name in nodes if name not in ("input", INPUT_THRESHOLD)]]
     return nir.NIRGraph(nodes={name: nodes[name] for name in order}, edges=edges, metadata=graph.metadata)
+
+
+def ep_to_nir(net: EnergyNet) -> NoReturn:
+    """Refuse, in one line (NIRExportError), to write a binary EP network as NIR: no NIR graph
+    runs it as :func:`binlearn.spiking.ep.simulate_ep` does (module docstring, docs/nir.md).
+
+    Each neuron is s ← clamp((1 − γ)·s + γ·u, 0, 1), a = [s > θ], from s(0) = the initial
+    state, u from the neighbours' spikes of the previous step. For γ < 1 (the paper's 0.5) the
+    state is a leaky integrator held in [0, 1]; NIR's LI/LIF/IF/I have no bound on their state
+    and no node clips one. For γ = 1 the neuron is memoryless, [u > θ] for 0 ≤ θ < 1 (an
+    Affine into a Threshold), but every edge between layers carries the previous step's
+    spikes: NIR can only write that as Delay nodes in a cycle, and it defines no output of a
+    Delay before its first input — the initial state's spikes, which the first step reads
+    (with the default initial state 1, every unit's). Networks that are not spiking networks
+    at all are refused by :func:`binlearn.spiking.ep.check_spiking` (SpikingEPError) first.
+    """
+    from binlearn.energy.neurons import BinaryAccumulator
+    from binlearn.spiking.ep import check_spiking
+
+    check_spiking(net)  # every neuron a BinaryAccumulator, every coupling ±1 rows
+    neurons = [neuron for neuron in net.neurons if isinstance(neuron, BinaryAccumulator)]
+    leaky = [neuron.gamma for neuron in neurons if neuron.gamma < 1.0]
+    if leaky:
+        raise NIRExportError(f"a binary EP network has no exact NIR form: its neurons are leaky accumulators "
+                             f"clipped to [0, 1] at every step (γ = {leaky[0]}), and no NIR node bounds or "
+                             "clips a neuron's state (docs/nir.md, binary EP networks)")
+    raise NIRExportError("a binary EP network has no exact NIR form: with γ = 1 its neurons are "
+                         "Threshold nodes, but each step reads the previous step's spikes, which NIR writes "
+                         "only as Delay nodes in a cycle, whose output before the first step (the spikes of "
+                         "the initial state "
+                         f"{neurons[0].initial_value}) NIR does not define (docs/nir.md, binary EP networks)")
 
 
 def write_nir(graph, path: str | Path) -> Path:
