@@ -322,3 +322,31 @@ def test_binary_ep_networks_are_refused_in_one_line_saying_why():
     ones, zeros = (simulate_ep(_ep_net(gamma=1.0, initial_value=value), x, 1).spikes[1]
                    for value in (1.0, 0.0))
     assert not torch.equal(ones, zeros)
+
+
+@pytest.mark.filterwarnings("ignore:nirtorch.load is being deprecated:DeprecationWarning")  # norse's call
+def test_norse_from_nir_drops_the_integrator_and_flattens_one_image_at_a_time(local_run):
+    """A third reader, where it is installed (norse is not a dependency: docs/nir.md): norse
+    1.1's from_nir maps no I node and drops it without a word, maps NIR's Flatten dims onto
+    the batch (so one image at a time), and maps no Threshold (so the local-binary graph is
+    read without its input node). Fed the spikes one image at a time, its outputs summed by
+    hand, it computes binlearn's outputs bit for bit (its IAF is NIR's IF, θ < 0 included)."""
+    norse_torch = pytest.importorskip("norse.torch")
+    _, trained = local_run
+    network = _sign_mlp(trained)
+    with pytest.raises(KeyError, match="input_threshold"):
+        norse_torch.from_nir(sign_mlp_to_nir(network))
+    module = norse_torch.from_nir(sign_mlp_to_nir(network, binarize_input=False))
+    names = [type(m).__name__ for m in module.children()]
+    assert "IAFCell" in names and not any("Integrator" in name or "LI" in name for name in names)
+    x, steps = trained.data.x_test[:60], 6
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        module(input_spikes(x))  # Flatten(0) flattens the batch too
+    expected = simulate(network, input_spikes(x), steps, delay=False).outputs
+    with torch.no_grad():
+        for index in range(len(x)):
+            state, total = None, torch.zeros(expected.shape[-1])
+            for step in range(steps):
+                output, state = module(input_spikes(x[index]), state)
+                total = total + output  # the dropped integrator, by hand
+                assert torch.equal(total, expected[step, index])
