@@ -350,3 +350,33 @@ def test_norse_from_nir_drops_the_integrator_and_flattens_one_image_at_a_time(lo
                 output, state = module(input_spikes(x[index]), state)
                 total = total + output  # the dropped integrator, by hand
                 assert torch.equal(total, expected[step, index])
+
+
+def test_binlearn_export_format_nir_writes_a_local_binary_run_and_refuses_a_binary_ep_run(
+        tmp_path, local_run, capsys):
+    """`binlearn export RUN --format nir` on a local-binary run writes the graph of the run
+    converted with reset to zero (input.threshold first), which the reader runs as binlearn
+    does; on a binary EP run it prints the one-line refusal, exit status 2."""
+    run, trained = local_run
+    output = tmp_path / "local.nir"
+    capsys.readouterr()
+    assert main(["export", str(run), "--format", "nir", "--output", str(output), "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["conversion"]["source"] == "local_binary" and summary["verified"]
+    assert [row["type"] for row in summary["nodes"]][:2] == ["Input", "Threshold"]
+    network = _sign_mlp(trained)
+    assert graph_differences(read_nir(output), sign_mlp_to_nir(network)) == []
+    x = trained.data.x_test
+    got = _reader_predictions(sign_mlp_to_nir(network, output_integrator=False), x, 4)
+    assert torch.equal(got, simulate(network, input_spikes(x), 4, delay=False).predictions())
+    # a binary EP run (γ = 0.5, the paper's neurons): refused in one line saying why
+    config = load_config(ROOT / "configs/laydevant2021/fc-binary-weights-activations.toml",
+                         ["data.dataset=digits", "model.hidden=[32]", "train.epochs=1", "rule.free_steps=4",
+                          "rule.nudged_steps=2", "train.threads=1"])
+    train(config, tmp_path / "ep", quiet=True)
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "ep"), "--format", "nir", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("binlearn: error: ") and error.count("\n") == 1
+    assert "no exact NIR form" in error and "clipped to [0, 1]" in error
+    assert not (tmp_path / "ep" / "model.nir").exists()
