@@ -1,7 +1,8 @@
 """binlearn.spiking.nir: a converted network written as NIR reads back as the same graph, and an
 independent reader (nirtorch's graph interpreter with snnTorch's neurons) runs the exported
 reset-to-zero MLP and predicts what binlearn's simulator predicts, step by step, on 1,000 MNIST
-test images; what NIR cannot express is refused in one line."""
+test images; a network trained by the local binary rule exports too, and the reader computes
+its outputs bit for bit at every step; what NIR cannot express is refused in one line."""
 
 from __future__ import annotations
 
@@ -18,14 +19,20 @@ from binlearn.artifacts.nir_export import CALIBRATION_IMAGES, PERCENTILE, SEED
 from binlearn.artifacts.trained import load_trained
 from binlearn.cli import main
 from binlearn.data import load_dataset
+from binlearn.energy import BinaryAccumulator, BinaryWeights, fully_connected
 from binlearn.experiment import load_config, train
 from binlearn.spiking import IF, Integrator, SpikingLayer, SpikingNetwork, simulate
 from binlearn.spiking.convert import convert
+from binlearn.spiking.ep import SpikingEPError, simulate_ep
+from binlearn.spiking.local import convert_sign_mlp, input_spikes
 from binlearn.spiking.nir import (
     NIRExportError,
+    ep_to_nir,
     graph_differences,
     read_nir,
+    reference_outputs,
     reference_predictions,
+    sign_mlp_to_nir,
     to_nir,
     write_nir,
 )
@@ -33,6 +40,7 @@ from binlearn.spiking.nir import (
 nir = pytest.importorskip("nir")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +200,7 @@ def test_binlearn_export_format_nir_writes_the_converted_run(tmp_path, capsys):
     trained = load_trained(tmp_path / "run", device="cpu", quiet=True)
     images = trained.data.x_train
     chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(SEED))[:CALIBRATION_IMAGES]
-    network = convert(trained.learner.model, images[chosen], percentile=PERCENTILE, reset="zero")
+    network = convert(trained.model, images[chosen], percentile=PERCENTILE, reset="zero")
     assert graph_differences(graph, to_nir(network)) == []
     x = trained.data.x_test
     expected = simulate(network, x, 12, delay=False).predictions()
@@ -205,3 +213,169 @@ def test_binlearn_export_format_nir_writes_the_converted_run(tmp_path, capsys):
     assert main(["export", str(ep), "--format", "nir", "--quiet"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("binlearn: error: ") and error.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """The quickstart's 192-1035-1035-10 network trained by the local binary rule for 2 epochs
+    on the embedded digits (thermometer bits; 0.758 test accuracy), and the run loaded back."""
+    run = tmp_path_factory.mktemp("local") / "run"
+    config = load_config(ROOT / "configs/quickstart/digits-local-binary.toml",
+                         ["train.epochs=2", "train.threads=1"])
+    train(config, run, quiet=True)
+    return run, load_trained(run, device="cpu", quiet=True)
+
+
+def _sign_mlp(trained, reset: str = "zero"):
+    model = trained.model  # a SignNetwork
+    return convert_sign_mlp(model.hidden, model.classifier, tuple(trained.data.x_test.shape[1:]), reset=reset)
+
+
+def test_a_local_binary_network_exports_to_nir_and_reads_back(tmp_path, local_run):
+    _, trained = local_run
+    network = _sign_mlp(trained)
+    graph = sign_mlp_to_nir(network)
+    _same_graph(graph, read_nir(write_nir(graph, tmp_path / "local.nir")))
+    types = [type(node).__name__ for node in graph.nodes.values()]
+    assert types == ["Input", "Threshold", "Flatten", "Linear", "IF", "Linear", "IF", "Affine", "I", "Output"]
+    assert graph.edges[:2] == [("input", "input.threshold"), ("input.threshold", "fc1.0.flatten")]
+    assert np.array_equal(graph.nodes["input.threshold"].threshold, np.zeros(network.input_shape))
+    for name in ("fc1", "fc2"):  # ±1 synapses, one integer θ = ⌈S/2⌉ − 1 per unit
+        weight = graph.nodes[f"{name}.{1 if name == 'fc1' else 0}.linear"].weight
+        threshold = graph.nodes[f"{name}.if"].v_threshold
+        assert set(np.unique(weight)) == {-1.0, 1.0}
+        assert np.array_equal(threshold, np.ceil(weight.sum(1) / 2) - 1) and np.unique(threshold).size > 1
+    # the class scores' constant current −S/2, half-integers
+    output = graph.nodes["output.0.affine"]
+    assert np.array_equal(output.bias, -output.weight.sum(1) / 2)
+    without = sign_mlp_to_nir(network, binarize_input=False)
+    assert "input.threshold" not in without.nodes and graph_differences(without, to_nir(network)) == []
+
+
+def test_the_reader_computes_the_local_binary_network_bit_for_bit_at_every_step(tmp_path, local_run):
+    """nirtorch + snnTorch read the export from the file and get binlearn's outputs, every test
+    image and every step, from the data as given (the graph's Threshold makes the spikes);
+    at the first step that is the rule's own prediction."""
+    _, trained = local_run
+    network = _sign_mlp(trained)
+    x, steps = trained.data.x_test, 8
+    graph = read_nir(write_nir(sign_mlp_to_nir(network, output_integrator=False), tmp_path / "local.nir"))
+    pytest.importorskip("nirtorch")
+    pytest.importorskip("snntorch")
+    got = reference_outputs(graph, x, steps)
+    expected = simulate(network, input_spikes(x), steps, delay=False)
+    assert torch.equal(got, expected.outputs)  # every image, every step, every class score
+    assert torch.equal(got.argmax(-1), expected.predictions())
+    assert torch.equal(expected.predictions()[0], trained.learner.predict(x))
+    accuracy = float((expected.predictions()[0] == trained.data.y_test).float().mean())
+    assert accuracy > 0.7  # a real trained network
+    # the reader reads what was exported: thresholds one higher give other outputs
+    graph.nodes["fc2.if"].v_threshold = graph.nodes["fc2.if"].v_threshold + 1
+    assert not torch.equal(reference_outputs(graph, x, steps), expected.outputs)
+
+
+def test_what_a_local_binary_export_cannot_express_is_refused(trained, local_run):
+    _, run = local_run
+    with pytest.raises(NIRExportError, match="resets by subtraction") as error:
+        sign_mlp_to_nir(_sign_mlp(run, reset="subtract"))
+    assert "\n" not in str(error.value)
+    with pytest.raises(NIRExportError, match="not a ±1 fully connected layer"):
+        sign_mlp_to_nir(_mlp(trained))
+
+
+def test_snntorch_leaky_is_nir_if_only_for_thresholds_at_or_above_zero():
+    """Why the reference reader runs IF layers with a θ < 0 on NIR's equations: snn.Leaky
+    (β = 1, reset to zero, no delay) takes its reset flag from the membrane before the step
+    (v > θ) and then resets by (new spike − that flag). With θ ≥ 0 that is NIR's IF; with
+    θ < 0 a membrane at 0 is already above θ, so a spiking unit is not reset and a silent
+    one has its membrane doubled."""
+    snn = pytest.importorskip("snntorch")
+    leaky = snn.Leaky(beta=1.0, threshold=torch.tensor([-2.0, 2.0]), reset_mechanism="zero",
+                      reset_delay=False, init_hidden=True)
+    assert leaky(torch.tensor([[1.0, 3.0]])).tolist() == [[1.0, 1.0]]  # both fire, as in NIR
+    assert leaky.mem.tolist() == [[1.0, 0.0]]  # NIR's IF resets both to 0
+    assert leaky(torch.tensor([[-3.0, 1.0]])).tolist() == [[0.0, 0.0]]
+    assert leaky.mem.tolist() == [[-6.0, 1.0]]  # NIR's IF: v = 0 − 3 = −3 and v = 0 + 1 = 1
+
+
+def _ep_net(**neuron):
+    torch.manual_seed(0)
+    return fully_connected((1, 8, 8), [24], 4, neuron=BinaryAccumulator(**neuron), weight=BinaryWeights(),
+                           group_size=2)
+
+
+def test_binary_ep_networks_are_refused_in_one_line_saying_why():
+    """No NIR graph runs a binary EP network's relaxation: γ < 1 clips a leaky state to [0, 1];
+    γ = 1 is memoryless, but its first step reads the initial state's spikes, which a NIR
+    Delay's output before its first input would have to hold (and it changes the step)."""
+    with pytest.raises(NIRExportError, match=r"clipped to \[0, 1\].*γ = 0.5") as error:
+        ep_to_nir(_ep_net())  # the paper's neuron
+    assert "\n" not in str(error.value)
+    with pytest.raises(NIRExportError, match="Delay nodes in a cycle") as error:
+        ep_to_nir(_ep_net(gamma=1.0))
+    assert "\n" not in str(error.value) and "initial state 1.0" in str(error.value)
+    with pytest.raises(SpikingEPError, match="HardSigmoid"):  # not a spiking network at all
+        ep_to_nir(fully_connected((1, 8, 8), [24], 4, weight=BinaryWeights()))
+    # with γ = 1 the initial state still decides the first step: a graph would have to hold it
+    x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    ones, zeros = (simulate_ep(_ep_net(gamma=1.0, initial_value=value), x, 1).spikes[1]
+                   for value in (1.0, 0.0))
+    assert not torch.equal(ones, zeros)
+
+
+@pytest.mark.filterwarnings("ignore:nirtorch.load is being deprecated:DeprecationWarning")  # norse's call
+def test_norse_from_nir_drops_the_integrator_and_flattens_one_image_at_a_time(local_run):
+    """A third reader, where it is installed (norse is not a dependency: docs/nir.md): norse
+    1.1's from_nir maps no I node and drops it without a word, maps NIR's Flatten dims onto
+    the batch (so one image at a time), and maps no Threshold (so the local-binary graph is
+    read without its input node). Fed the spikes one image at a time, its outputs summed by
+    hand, it computes binlearn's outputs bit for bit (its IAF is NIR's IF, θ < 0 included)."""
+    norse_torch = pytest.importorskip("norse.torch")
+    _, trained = local_run
+    network = _sign_mlp(trained)
+    with pytest.raises(KeyError, match="input_threshold"):
+        norse_torch.from_nir(sign_mlp_to_nir(network))
+    module = norse_torch.from_nir(sign_mlp_to_nir(network, binarize_input=False))
+    names = [type(m).__name__ for m in module.children()]
+    assert "IAFCell" in names and not any("Integrator" in name or "LI" in name for name in names)
+    x, steps = trained.data.x_test[:60], 6
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        module(input_spikes(x))  # Flatten(0) flattens the batch too
+    expected = simulate(network, input_spikes(x), steps, delay=False).outputs
+    with torch.no_grad():
+        for index in range(len(x)):
+            state, total = None, torch.zeros(expected.shape[-1])
+            for step in range(steps):
+                output, state = module(input_spikes(x[index]), state)
+                total = total + output  # the dropped integrator, by hand
+                assert torch.equal(total, expected[step, index])
+
+
+def test_binlearn_export_format_nir_writes_a_local_binary_run_and_refuses_a_binary_ep_run(
+        tmp_path, local_run, capsys):
+    """`binlearn export RUN --format nir` on a local-binary run writes the graph of the run
+    converted with reset to zero (input.threshold first), which the reader runs as binlearn
+    does; on a binary EP run it prints the one-line refusal, exit status 2."""
+    run, trained = local_run
+    output = tmp_path / "local.nir"
+    capsys.readouterr()
+    assert main(["export", str(run), "--format", "nir", "--output", str(output), "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["conversion"]["source"] == "local_binary" and summary["verified"]
+    assert [row["type"] for row in summary["nodes"]][:2] == ["Input", "Threshold"]
+    network = _sign_mlp(trained)
+    assert graph_differences(read_nir(output), sign_mlp_to_nir(network)) == []
+    x = trained.data.x_test
+    got = _reader_predictions(sign_mlp_to_nir(network, output_integrator=False), x, 4)
+    assert torch.equal(got, simulate(network, input_spikes(x), 4, delay=False).predictions())
+    # a binary EP run (γ = 0.5, the paper's neurons): refused in one line saying why
+    config = load_config(ROOT / "configs/laydevant2021/fc-binary-weights-activations.toml",
+                         ["data.dataset=digits", "model.hidden=[32]", "train.epochs=1", "rule.free_steps=4",
+                          "rule.nudged_steps=2", "train.threads=1"])
+    train(config, tmp_path / "ep", quiet=True)
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "ep"), "--format", "nir", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("binlearn: error: ") and error.count("\n") == 1
+    assert "no exact NIR form" in error and "clipped to [0, 1]" in error
+    assert not (tmp_path / "ep" / "model.nir").exists()

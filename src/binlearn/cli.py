@@ -221,7 +221,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.set_defaults(func=_cmd_compare)
 
     export = commands.add_parser("export", help="export a run's latest checkpoint as a packed 1-bit model "
-                                                "or (STE runs, converted) as a NIR spiking network")
+                                                "or (STE and local-binary runs, converted) as a NIR "
+                                                "spiking network")
     export.add_argument("run_dir")
     export.add_argument("--format", default="packed",
                         help="packed (default): uint64 words, integer thresholds, manifest "

@@ -35,6 +35,19 @@ Which of binlearn's simulation modes a NIR reader reproduces exactly (and which 
   argmax v_L. With ``output_integrator=False`` the output layer ends at its synapse and the
   reader sums its outputs over the steps (for readers without I, e.g. snnTorch).
 
+Local-binary-rule networks (:func:`binlearn.spiking.local.convert_sign_mlp`: ±1 synapses, one
+integer threshold per unit, the output an Integrator with the constant current −S/2) are
+written the same way by :func:`sign_mlp_to_nir`, with one more node: ``Threshold(0)`` after
+``Input`` (NIR's z = [x > θ], memoryless), which turns the data into the network's input
+spikes [x > 0] (:func:`binlearn.spiking.local.input_spikes`), so a reader feeds the data as
+given. Every current is then an integer or half-integer sum, exact in float32.
+
+Binary EP networks read as spiking networks (:mod:`binlearn.spiking.ep`) have no exact NIR
+form, and :func:`ep_to_nir` refuses them in one line: each neuron's state is an accumulator
+clipped to [0, 1] at every step, which no NIR node expresses; with γ = 1 the neuron is
+memoryless, but the relaxation's one-step exchanges between layers would be Delay nodes in a
+cycle, whose initial output (the initial state's spikes) NIR does not define (docs/nir.md).
+
 Reference: Pedersen et al., "Neuromorphic intermediate representation: a unified
 instruction set for interoperable brain-inspired computing", Nature Communications 2024.
 """
@@ -42,7 +55,7 @@ instruction set for interoperable brain-inspired computing", Nature Communicatio
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import torch
@@ -52,8 +65,11 @@ from binlearn.errors import BinlearnError
 from binlearn.spiking.network import SpikingLayer, SpikingNetwork, weighted_op
 from binlearn.spiking.neurons import IF
 
-__all__ = ["POOLINGS", "NIRExportError", "to_nir", "write_nir", "read_nir", "describe", "graph_differences",
-           "reference_reader", "reference_predictions"]
+if TYPE_CHECKING:
+    from binlearn.energy.network import EnergyNet
+
+__all__ = ["POOLINGS", "NIRExportError", "to_nir", "sign_mlp_to_nir", "ep_to_nir", "write_nir", "read_nir",
+           "describe", "graph_differences", "reference_reader", "reference_outputs", "reference_predictions"]
 
 POOLINGS = ("sum", "avg")
 
@@ -189,6 +205,87 @@ def to_nir(network: SpikingNetwork, *, pooling: str = "sum", output_integrator: 
                                   "time_step": "one binlearn step = one unit of time (dt = 1)"})
 
 
+INPUT_THRESHOLD = "input.threshold"
+"""The node of a :func:`sign_mlp_to_nir` graph that turns the data into input spikes."""
+
+
+def _check_sign_mlp(network: SpikingNetwork) -> None:
+    """Refuse, in one line, a network that is not a ±1 sign MLP with integer thresholds."""
+    for layer in network:
+        ops = list(layer.synapse)
+        if not layer.binary or any(not isinstance(op, nn.Flatten | nn.Linear) for op in ops):
+            raise NIRExportError(f"layer {layer.name} is not a ±1 fully connected layer: "
+                                 "sign_mlp_to_nir takes networks of binlearn.spiking.local.convert_sign_mlp; "
+                                 "export other converted networks with to_nir")
+        if isinstance(layer.neuron, IF):
+            threshold = _tensor(layer.neuron.threshold)
+            if not torch.equal(threshold, torch.round(threshold)):
+                raise NIRExportError(f"layer {layer.name}: its thresholds are not integers, as a sign "
+                                     "MLP's θ = ⌈S/2⌉ − 1 are")
+
+
+def sign_mlp_to_nir(network: SpikingNetwork, *, binarize_input: bool = True, output_integrator: bool = True):
+    """The NIR graph of a local-binary-rule network converted to spikes (module docstring).
+
+    Args:
+        network: :func:`binlearn.spiking.local.convert_sign_mlp`'s network, converted with
+            ``reset="zero"`` (NIR's IF resets to v_reset; a subtract network is refused).
+        binarize_input: start with ``Threshold(0)``, so the graph reads the data as the run
+            does (spikes [x > 0]); False: the graph's input is the spikes themselves.
+        output_integrator: end with NIR's integrator I(r = 1) (True) or with the output synapse
+            (the reader sums its outputs over the steps).
+    Returns:
+        ``nir.NIRGraph``: ``input``, ``input.threshold``, then the nodes :func:`to_nir` writes.
+        It reproduces ``simulate(network, input_spikes(x), T, delay=False)`` at every step.
+    """
+    nir = _nir()
+    _check_sign_mlp(network)
+    graph = to_nir(network, output_integrator=output_integrator)
+    graph.metadata["binlearn_source"] = "local_binary"
+    if not binarize_input:
+        graph.metadata["input"] = "spikes in {0, 1} (binlearn.spiking.local.input_spikes of the data)"
+        return graph
+    graph.metadata["input"] = "the data as given; input.threshold makes the spikes [x > 0]"
+    first = next(target for source, target in graph.edges if source == "input")
+    nodes = dict(graph.nodes)
+    nodes[INPUT_THRESHOLD] = nir.Threshold(threshold=np.zeros(network.input_shape, dtype=np.float32))
+    edges = [("input", INPUT_THRESHOLD), (INPUT_THRESHOLD, first),
+             *[edge for edge in graph.edges if edge[0] != "input"]]
+    order = ["input", INPUT_THRESHOLD, *[name for name in nodes if name not in ("input", INPUT_THRESHOLD)]]
+    return nir.NIRGraph(nodes={name: nodes[name] for name in order}, edges=edges, metadata=graph.metadata)
+
+
+def ep_to_nir(net: EnergyNet) -> NoReturn:
+    """Refuse, in one line (NIRExportError), to write a binary EP network as NIR: no NIR graph
+    runs it as :func:`binlearn.spiking.ep.simulate_ep` does (module docstring, docs/nir.md).
+
+    Each neuron is s ← clamp((1 − γ)·s + γ·u, 0, 1), a = [s > θ], from s(0) = the initial
+    state, u from the neighbours' spikes of the previous step. For γ < 1 (the paper's 0.5) the
+    state is a leaky integrator held in [0, 1]; NIR's LI/LIF/IF/I have no bound on their state
+    and no node clips one. For γ = 1 the neuron is memoryless, [u > θ] for 0 ≤ θ < 1 (an
+    Affine into a Threshold), but every edge between layers carries the previous step's
+    spikes: NIR can only write that as Delay nodes in a cycle, and it defines no output of a
+    Delay before its first input — the initial state's spikes, which the first step reads
+    (with the default initial state 1, every unit's). Networks that are not spiking networks
+    at all are refused by :func:`binlearn.spiking.ep.check_spiking` (SpikingEPError) first.
+    """
+    from binlearn.energy.neurons import BinaryAccumulator
+    from binlearn.spiking.ep import check_spiking
+
+    check_spiking(net)  # every neuron a BinaryAccumulator, every coupling ±1 rows
+    neurons = [neuron for neuron in net.neurons if isinstance(neuron, BinaryAccumulator)]
+    leaky = [neuron.gamma for neuron in neurons if neuron.gamma < 1.0]
+    if leaky:
+        raise NIRExportError(f"a binary EP network has no exact NIR form: its neurons are leaky accumulators "
+                             f"clipped to [0, 1] at every step (γ = {leaky[0]}), and no NIR node bounds or "
+                             "clips a neuron's state (docs/nir.md, binary EP networks)")
+    raise NIRExportError("a binary EP network has no exact NIR form: with γ = 1 its neurons are "
+                         "Threshold nodes, but each step reads the previous step's spikes, which NIR writes "
+                         "only as Delay nodes in a cycle, whose output before the first step (the spikes of "
+                         "the initial state "
+                         f"{neurons[0].initial_value}) NIR does not define (docs/nir.md, binary EP networks)")
+
+
 def write_nir(graph, path: str | Path) -> Path:
     """``nir.write`` to ``path`` atomically (a temporary file beside it, then renamed)."""
     import io
@@ -246,12 +343,18 @@ def reference_reader(graph) -> nn.Module:
     neurons, each node mapped by NIR's own definition of it (used by the tests and
     ``benchmarks/nir_agreement.py`` to check that a reader runs an export as binlearn does)::
 
-        IF(r = 1, θ, v_reset = 0) -> snn.Leaky(β = 1, threshold θ per unit, reset to zero, same step)
-        Affine(W, b)               -> nn.Linear with W, b
-        Flatten(start, end)        -> nn.Flatten over a batch (dims + 1; NIR shapes have no batch axis)
+        IF(r = 1, θ ≥ 0, v_reset = 0) -> snn.Leaky(β = 1, threshold θ per unit, reset to zero, same step)
+        IF(r = 1, some θ < 0, …)      -> NIR's equations as written (v ← v + I; z = [v > θ]; v ← 0 where z)
+        Affine(W, b)                  -> nn.Linear with W, b
+        Flatten(start, end)           -> nn.Flatten over a batch (dims + 1; NIR shapes have no batch axis)
+        Threshold(θ)                  -> z = [x > θ] as 0.0 / 1.0 (memoryless)
 
     snnTorch's own ``import_from_nir`` cannot read these graphs (it refuses per-unit
-    thresholds), hence the mapping. Needs ``nirtorch`` and ``snntorch`` (the test extra).
+    thresholds), hence the mapping. snn.Leaky is NIR's IF only for θ ≥ 0: it decides a step's
+    reset from the membrane left by the previous one, so after a spike (v = 0) a unit with
+    θ < 0 is reset again and the next step's input is lost; local-binary networks have such
+    units (θ = ⌈S/2⌉ − 1 < 0 where the row sum S < 0), so their IF layers run on NIR's
+    equations. Needs ``nirtorch`` and ``snntorch`` (the test extra).
     """
     nir = _nir()
     try:
@@ -264,6 +367,8 @@ def reference_reader(graph) -> nn.Module:
     def leaky(node):
         if not (np.all(node.r == 1) and np.all(node.v_reset == 0)):
             raise NIRExportError("the reference reader reads IF(r = 1, v_reset = 0) only")
+        if np.any(node.v_threshold < 0):
+            return _IF(node)
         return snn.Leaky(beta=1.0, threshold=torch.from_numpy(np.asarray(node.v_threshold, dtype=np.float32)),
                          reset_mechanism="zero", reset_delay=False, init_hidden=True)
 
@@ -275,19 +380,60 @@ def reference_reader(graph) -> nn.Module:
     def flatten(node):
         return nn.Flatten(node.start_dim + 1, node.end_dim if node.end_dim < 0 else node.end_dim + 1)
 
-    return nirtorch.nir_to_torch(graph, {nir.IF: leaky, nir.Affine: affine, nir.Flatten: flatten})
+    return nirtorch.nir_to_torch(graph, {nir.IF: leaky, nir.Affine: affine, nir.Flatten: flatten,
+                                         nir.Threshold: _Threshold})
+
+
+class _IF(nn.Module):
+    """NIR's IF node with r = 1 and one unit time step, as NIR defines it: v ← v + I;
+    z = [v > v_threshold]; v ← v_reset where z (a nirtorch stateful module: the state is v)."""
+
+    threshold: torch.Tensor  # buffers
+    reset: torch.Tensor
+
+    def __init__(self, node) -> None:
+        super().__init__()
+        self.register_buffer("threshold", torch.from_numpy(np.asarray(node.v_threshold, dtype=np.float32)))
+        self.register_buffer("reset", torch.from_numpy(np.asarray(node.v_reset, dtype=np.float32)))
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        v = x if state is None else state + x
+        z = (v > self.threshold).float()
+        return z, torch.where(z > 0, self.reset, v)
+
+
+class _Threshold(nn.Module):
+    """NIR's Threshold node, z = 1 where x > θ, else 0 (no state)."""
+
+    threshold: torch.Tensor  # a buffer
+
+    def __init__(self, node) -> None:
+        super().__init__()
+        self.register_buffer("threshold", torch.from_numpy(np.asarray(node.threshold, dtype=np.float32)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x > self.threshold).float()
 
 
 @torch.no_grad()
-def reference_predictions(graph, x: torch.Tensor, steps: int) -> torch.Tensor:
-    """Class per image after each of ``steps`` steps, ``(steps, batch)``, as
+def reference_outputs(graph, x: torch.Tensor, steps: int) -> torch.Tensor:
+    """The accumulated output after each of ``steps`` steps, ``(steps, batch, classes)``, as
     :func:`reference_reader` runs ``graph`` with the image as the input of every step (direct
-    encoding) and the output accumulated (binlearn's output integrator)."""
+    encoding) and its output summed over the steps (binlearn's output integrator: compare with
+    :attr:`~binlearn.spiking.simulate.SimulationResult.outputs`)."""
     reader = reference_reader(graph)
     total: torch.Tensor | None = None
-    predictions = []
+    state = None  # nirtorch's state of the stateful modules (snn.Leaky keeps its own: init_hidden)
+    outputs = []
     for _ in range(steps):
-        output, _ = reader(x)
+        output, state = reader(x, state)
         total = output.clone() if total is None else total + output
-        predictions.append(total.argmax(dim=1))
-    return torch.stack(predictions)
+        outputs.append(total)
+    return torch.stack(outputs)
+
+
+def reference_predictions(graph, x: torch.Tensor, steps: int) -> torch.Tensor:
+    """Class per image after each of ``steps`` steps, ``(steps, batch)``: the argmax of
+    :func:`reference_outputs`."""
+    return reference_outputs(graph, x, steps).argmax(dim=-1)
