@@ -1,0 +1,119 @@
+"""The model -> artefact seam (binlearn.artifacts): a run is loaded once into a typed model,
+one registry keyed by (model type, target) picks its converter, `binlearn convert` reads the
+run once and writes one spike record, and what has no form is refused in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import binlearn.experiment.config as config_module
+from binlearn.artifacts import load_trained
+from binlearn.artifacts.registry import TARGETS, ArtifactError, route, routes_for
+from binlearn.artifacts.spiking_record import RECORD_KEYS, read_spiking_record
+from binlearn.cli import main
+from binlearn.energy.network import EnergyNet
+from binlearn.errors import BinlearnError
+from binlearn.experiment import load_config, train
+from binlearn.experiment.runner import RunError
+from binlearn.rules.cpr import CommitteeMachine
+from binlearn.rules.local_binary import SignNetwork
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("artifacts") / "local"
+    config = load_config(ROOT / "configs/quickstart/digits-local-binary.toml",
+                         ["train.epochs=1", "model.hidden=[115]", "train.threads=1"])
+    train(config, run, quiet=True)
+    return run
+
+
+def test_every_model_type_has_its_routes_and_the_rest_are_refused_in_one_line():
+    import binlearn.artifacts.export  # noqa: F401 - registers the packed routes
+    import binlearn.artifacts.nir_export  # noqa: F401 - registers the nir routes
+    import binlearn.artifacts.spiking  # noqa: F401 - registers the spiking routes
+
+    registered = {(r.model_type, r.target) for target in TARGETS for r in routes_for(target)}
+    assert {(nn.Sequential, t) for t in TARGETS} <= registered
+    assert {(SignNetwork, t) for t in TARGETS} <= registered
+    assert {(EnergyNet, "packed"), (EnergyNet, "spiking"), (CommitteeMachine, "packed")} <= registered
+
+    class Subclass(nn.Sequential):
+        pass
+
+    assert route(Subclass(nn.Linear(2, 2)), "packed").model_type is nn.Sequential  # along the MRO
+    machine = CommitteeMachine.__new__(CommitteeMachine)
+    with pytest.raises(ArtifactError, match="vote over committees") as refused:
+        route(machine, "spiking")
+    assert "\n" not in str(refused.value) and isinstance(refused.value, BinlearnError)
+    with pytest.raises(ArtifactError, match="a Tensor model has no nir form; nir takes: STE"):
+        route(torch.zeros(1), "nir")
+    with pytest.raises(ArtifactError, match="unknown target 'onnx'"):
+        route(nn.Sequential(), "onnx")
+
+
+def test_the_trained_run_holds_a_typed_model(local_run):
+    trained = load_trained(local_run, device="cpu", quiet=True)
+    assert isinstance(trained.model, SignNetwork)
+    assert [h.shape for h in trained.model.hidden] == [torch.Size([115, 192])]
+    assert (trained.model_kind, trained.rule_name) == ("binary_mlp", "local_binary")
+
+
+def test_convert_reads_the_run_s_config_once_and_writes_one_spike_record(local_run, tmp_path, capsys,
+                                                                          monkeypatch):
+    reads: list[str] = []
+    original = config_module.read_toml
+
+    def counting(path, *args, **kwargs):
+        reads.append(str(path))
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(config_module, "read_toml", counting)
+    assert main(["convert", str(local_run), "--timesteps", "3", "--one-step", "--output", str(tmp_path)]) == 0
+    assert [r for r in reads if r.endswith("config.toml")] == [str(local_run / "config.toml")]
+    out = capsys.readouterr()
+    record = json.loads((tmp_path / "spiking.json").read_text())
+    assert set(RECORD_KEYS) <= set(record)
+    # the accuracy after step 1 is the binary network's, as an exact ratio (no float32 artefact)
+    assert record["accuracy_per_step"][0] == record["source_accuracy"]
+    images = record["test_images"]
+    assert all(round(a * images) / images == a for a in record["accuracy_per_step"])
+    # stderr is not a terminal here: plain lines, not a tqdm bar drawn into a log
+    assert "\r" not in out.err and "images in" in out.err and "simulating T=3" in out.err
+    assert json.loads(out.out)["final_accuracy"] == record["final_accuracy"]
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"accuracy_per_step": [0.5]}', "source_accuracy must be a number"),
+    ('{"accuracy_per_step": "0.5", "source_accuracy": 0.5}', "accuracy_per_step must be a non-empty list"),
+    ('{"accuracy_per_step": [NaN], "source_accuracy": 0.5}', "accuracy_per_step must be a non-empty list"),
+    ('{"accuracy_per_step": [0.5], "source_accuracy": 0.5, "settings": "x"}', "settings must be a table"),
+    ('[1, 2]', "not a JSON object"),
+    ('{"a": ' * 5000, "not JSON"),
+    ('{}', "has no accuracy_per_step"),
+])
+def test_compare_files_are_validated_in_one_line(tmp_path, content, message):
+    path = tmp_path / "spiking.json"
+    path.write_text(content)
+    with pytest.raises(RunError, match=message) as error:
+        read_spiking_record(path)
+    assert "\n" not in str(error.value) and str(path) in str(error.value)
+    with pytest.raises(RunError, match="is not a file"):
+        read_spiking_record(tmp_path)
+
+
+def test_a_bad_compare_file_is_refused_before_anything_is_simulated(local_run, tmp_path, capsys):
+    bad = tmp_path / "other.json"
+    bad.write_text('{"accuracy_per_step": "x", "source_accuracy": 0.5}')
+    assert main(["convert", str(local_run), "--timesteps", "2", "--output", str(tmp_path / "out"),
+                 "--compare", str(bad), "--quiet"]) == 2
+    assert "accuracy_per_step must be" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
