@@ -117,3 +117,46 @@ def test_a_bad_compare_file_is_refused_before_anything_is_simulated(local_run, t
                  "--compare", str(bad), "--quiet"]) == 2
     assert "accuracy_per_step must be" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture()
+def a_file(tmp_path) -> Path:
+    path = tmp_path / "plain.txt"
+    path.write_text("x")
+    return path
+
+
+@pytest.mark.parametrize("command", ["export", "export-nir", "infer", "convert", "compare"])
+def test_every_output_path_binlearn_cannot_write_is_one_line(local_run, tmp_path, a_file, capsys, command):
+    """Issue 25, defect 1: --output under a regular file, an existing directory (for convert an
+    existing file), or a path that cannot be created is one line with exit status 2, before
+    anything is computed, and nothing is left behind."""
+    suffix = ".png" if command == "compare" else ".out"
+    folder = tmp_path / f"folder{suffix}"
+    folder.mkdir()
+    cases = [(a_file / f"x{suffix}", "which is a file, not a folder"),
+             (Path(f"/proc/binlearn-x/y{suffix}"), "cannot write"), (folder, "is a directory")]
+    if command == "convert":
+        cases = [(a_file / "dir", "which is a file, not a folder"),
+                 (Path("/proc/binlearn-x"), "cannot write"), (a_file, "is a file; give a folder")]
+    if not (local_run / "model.packed.npz").exists():
+        assert main(["export", str(local_run), "--quiet"]) == 0
+    capsys.readouterr()
+    for output, message in cases:
+        args = {"export": ["export", str(local_run), "--quiet"],
+                "export-nir": ["export", str(local_run), "--format", "nir", "--quiet"],
+                "infer": ["infer", str(local_run / "model.packed.npz")],
+                "convert": ["convert", str(local_run), "--timesteps", "1", "--quiet"],
+                "compare": ["compare", str(local_run)]}[command]
+        assert main([*args, "--output", str(output)]) == 2, (args, capsys.readouterr())
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("binlearn: error: --output"), err
+        assert message in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["plain.txt", folder.name])
+    assert not any(folder.iterdir())
+
+
+def test_compare_takes_its_format_from_the_suffix(local_run, tmp_path, capsys):
+    assert main(["compare", str(local_run), "--output", str(tmp_path / "curve.txt")]) == 2
+    assert "give a file name ending in .png" in capsys.readouterr().err
+    assert not (tmp_path / "curve.txt").exists()

@@ -17,7 +17,60 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "write_json", "default_file_mode"]
+from binlearn.errors import BinlearnError
+
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "write_json", "default_file_mode",
+           "OutputPathError", "checked_output"]
+
+
+class OutputPathError(BinlearnError, ValueError):
+    """An output path binlearn cannot write, in one line (which path, why, what to give)."""
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or type(error).__name__
+
+
+def checked_output(path: str | os.PathLike, *, option: str = "--output", directory: bool = False) -> Path:
+    """Check, before any work, that binlearn can write ``path``; the one check of every output
+    path (export, infer, convert, compare plots; run directories have their own).
+
+    A file output must not be an existing directory, a directory output not an existing
+    file; neither may lie under a file or a broken link; the folder that will hold it is
+    created and a temporary file is made in it and removed again, so a path that cannot be
+    created or written (a read-only folder, ``/proc/x``, a full disk) is refused now, not
+    after an hour of work.
+
+    Args:
+        path: the file (or, ``directory=True``, the folder) to be written.
+        option: the command-line option that named it, for the message.
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    Raises:
+        OutputPathError: one line naming the path and why.
+    """
+    path = Path(path)
+    what = "folder" if directory else "file"
+    if path.is_dir() and not directory:
+        raise OutputPathError(f"{option} {path} is a directory; give a file path")
+    if path.exists() and not path.is_dir() and directory:
+        raise OutputPathError(f"{option} {path} is a file; give a folder for the output files")
+    existing = path if directory else path.parent
+    while not existing.exists():
+        if existing.is_symlink():
+            raise OutputPathError(f"{option} {path}: {existing} is a broken link")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputPathError(f"{option} {path} lies under {existing}, which is a file, not a folder")
+    folder = path if directory else path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise OutputPathError(f"{option} {path}: cannot write the {what} there ({_reason(error)})") from None
+    return path
 
 
 def default_file_mode(path: str | os.PathLike) -> None:

@@ -15,6 +15,7 @@ uint8 images with the packed kernels only.
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from torch import nn
 from binlearn.artifacts.nir_export import export_nir
 from binlearn.artifacts.registry import ArtifactError, register, route
 from binlearn.artifacts.trained import TrainedRun, load_trained
+from binlearn.atomic import atomic_write_bytes, checked_output
 from binlearn.binary.packed_dynamics import PackedDynamics
 from binlearn.binary.packed_format import PackedFormatError, PackedInput, PackedLayer, PackedModel
 from binlearn.data import SOURCES, DataError, load_dataset, raw_split
@@ -207,6 +209,8 @@ def export_run(run_dir: Path, output: Path | None = None, *, fmt: str = "packed"
     """
     if fmt not in EXPORT_FORMATS:
         raise PackedFormatError(f"unknown export format {fmt!r}; valid: {', '.join(EXPORT_FORMATS)}")
+    if output is not None:
+        output = checked_output(output)  # refused now, not after the run is read and converted
     trained = load_trained(run_dir, device="cpu", quiet=quiet)
     return EXPORT_FORMATS[fmt](trained, output, verify=verify, quiet=quiet)
 
@@ -219,7 +223,14 @@ def _learner_predictions(learner: Any, x: torch.Tensor, batch_size: int) -> np.n
 
 def infer_export(path: Path, dataset: str | None = None, *, split: str = "test", data_dir: str | None = None,
                  output: Path | None = None, download: bool = True, quiet: bool = False) -> dict[str, Any]:
-    """Run a packed model on a dataset split (raw uint8 images, packed kernels only)."""
+    """Run a packed model on a dataset split (raw uint8 images, packed kernels only);
+    ``output``: where to save the predictions (a ``.npy`` of int64 labels; the suffix is added
+    as np.save adds it), checked before anything runs."""
+    if output is not None:
+        output = checked_output(output)  # as given: a directory is refused, not suffixed
+        if output.suffix != ".npy":
+            output = output.with_name(output.name + ".npy")  # what np.save would write
+        output = checked_output(output)
     model = PackedModel.load(path)
     spec = model.manifest["input"]
     encoding = spec.get("encoding") or {}
@@ -243,10 +254,8 @@ def infer_export(path: Path, dataset: str | None = None, *, split: str = "test",
         "accuracy": float((predictions == labels).mean()), "seconds": round(seconds, 4),
     }
     if output is not None:
-        output = Path(output)
-        if output.suffix != ".npy":
-            output = output.with_name(output.name + ".npy")  # what np.save would write
-        output.parent.mkdir(parents=True, exist_ok=True)
-        np.save(output, predictions)
+        buffer = io.BytesIO()
+        np.save(buffer, predictions)
+        atomic_write_bytes(output, buffer.getvalue())
         result["predictions"] = str(output)
     return result

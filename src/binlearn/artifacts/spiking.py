@@ -32,6 +32,7 @@ from binlearn.artifacts.registry import refuse, register, route
 from binlearn.artifacts.spiking_ep import check_ep_settings, is_spiking_ep, spiking_ep_record
 from binlearn.artifacts.spiking_record import read_spiking_record, steps_within, write_spiking
 from binlearn.artifacts.trained import TrainedRun, load_trained
+from binlearn.atomic import checked_output
 from binlearn.energy.network import EnergyNet
 from binlearn.experiment.config import DEVICE_PATTERN, ConfigError, ExperimentConfig
 from binlearn.experiment.loglines import progress
@@ -145,6 +146,8 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
     """
     run_dir = Path(run_dir)
     others = [read_spiking_record(Path(p), option="--compare") for p in (compare or [])]
+    if output is not None:
+        output = checked_output(output, directory=True)  # refused now, not after the simulation
 
     def check(config: ExperimentConfig) -> None:
         if is_spiking_ep(config):

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from binlearn.atomic import checked_output
 from binlearn.experiment.plots import pyplot, save_png
 from binlearn.experiment.rundir import RunError, read_metrics
 
@@ -53,6 +54,10 @@ def compare_runs(run_dirs: list[Path], output: Path | None = None, metric: str =
         raise RunError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
     if labels is not None and len(labels) != len(run_dirs):
         raise RunError(f"{len(labels)} labels for {len(run_dirs)} runs")
+    if output is not None:
+        if Path(output).suffix.lower() != ".png":
+            raise RunError(f"--output {output}: the plot is a PNG image; give a file name ending in .png")
+        checked_output(output)
     rows = [_run_figures(Path(run_dir), metric) for run_dir in run_dirs]
     names = labels or [Path(row["run_dir"]).name for row in rows]
     if output is not None:
