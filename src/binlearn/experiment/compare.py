@@ -10,16 +10,61 @@ and part there.
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 from binlearn.atomic import checked_output
 from binlearn.experiment.plots import pyplot, save_png
-from binlearn.experiment.rundir import RunError, read_metrics
+from binlearn.experiment.rundir import MetricsWarning, RunError, read_metrics
 
 __all__ = ["compare_runs", "METRICS"]
 
 METRICS = ("test_accuracy", "validation_accuracy", "train_accuracy", "train_loss")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _metric_points(run_dir: Path, records: list[dict[str, Any]], metric: str) -> list[tuple[int, float]]:
+    """(epoch, value) of every record that holds ``metric``; a value that is not a finite
+    number is one line naming the file, the epoch and the field."""
+    points = []
+    for record in records:
+        value = record.get(metric)
+        if value is None:
+            continue
+        if not _number(value):
+            raise RunError(f"{run_dir}/metrics.jsonl, epoch {record['epoch']}: {metric} is {value!r}, not a "
+                           "number (an edited file?)")
+        points.append((record["epoch"], value))
+    return points
+
+
+def _parent(run_dir: Path) -> dict[str, Any] | None:
+    """meta.json's ``branched_from`` as {run_dir: str, after_epoch: int}, or None; a meta.json
+    that cannot be read or holds another shape is left out with a one-line warning."""
+    path = run_dir / "meta.json"
+    if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        warnings.warn(f"{path} is not a JSON file; its branch point is not shown", MetricsWarning,
+                      stacklevel=3)
+        return None
+    parent = meta.get("branched_from") if isinstance(meta, dict) else None
+    if parent is None:
+        return None
+    after = parent.get("after_epoch") if isinstance(parent, dict) else None
+    name = parent.get("run_dir") if isinstance(parent, dict) else None
+    if not (isinstance(after, int) and not isinstance(after, bool) and after >= 0 and isinstance(name, str)):
+        warnings.warn(f"{path}: branched_from is not a table with run_dir (text) and after_epoch (an "
+                      "integer); its branch point is not shown", MetricsWarning, stacklevel=3)
+        return None
+    return {"run_dir": name, "after_epoch": after}
 
 
 def _run_figures(run_dir: Path, metric: str) -> dict[str, Any]:
@@ -27,21 +72,20 @@ def _run_figures(run_dir: Path, metric: str) -> dict[str, Any]:
         raise RunError(f"run directory not found: {run_dir}")
     log = read_metrics(run_dir / "metrics.jsonl")
     records = log.records
-    points = [(r["epoch"], r[metric]) for r in records if r.get(metric) is not None]
+    points = _metric_points(run_dir, records, metric)
     if not points:
         raise RunError(f"{run_dir} has no {metric} in metrics.jsonl (no finished epoch, or that split "
                        "was not evaluated)")
     best = (min if metric == "train_loss" else max)(points, key=lambda p: p[1])
-    try:
-        meta = json.loads((run_dir / "meta.json").read_text())
-    except (OSError, ValueError):
-        meta = {}
-    parent = meta.get("branched_from") if isinstance(meta, dict) else None
+    seconds = [r.get("epoch_seconds", 0.0) for r in records]
+    wrong = next((r for r, s in zip(records, seconds, strict=True) if not _number(s)), None)
+    if wrong is not None:
+        raise RunError(f"{run_dir}/metrics.jsonl, epoch {wrong['epoch']}: epoch_seconds is "
+                       f"{wrong.get('epoch_seconds')!r}, not a number (an edited file?)")
     return {"run_dir": str(run_dir), "epochs": records[-1]["epoch"], f"last_{metric}": points[-1][1],
             f"best_{metric}": best[1], "best_epoch": best[0],
-            "train_seconds": sum(r.get("epoch_seconds", 0.0) for r in records),
-            "branched_from": None if parent is None else
-            {"run_dir": parent.get("run_dir"), "after_epoch": parent.get("after_epoch")},
+            "train_seconds": sum(seconds),
+            "branched_from": _parent(run_dir),
             "skipped_lines": log.skipped, "points": points}
 
 
