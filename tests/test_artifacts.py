@@ -160,3 +160,37 @@ def test_compare_takes_its_format_from_the_suffix(local_run, tmp_path, capsys):
     assert main(["compare", str(local_run), "--output", str(tmp_path / "curve.txt")]) == 2
     assert "give a file name ending in .png" in capsys.readouterr().err
     assert not (tmp_path / "curve.txt").exists()
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--timesteps", "99999999999999999999", "--timesteps must be <= 100,000"),
+    ("--batch-size", "99999999999999999999", "--batch-size must be <= 10,000,000"),
+    ("--seed", str(2**70), "--seed must be <="), ("--seed", "-1", "--seed must be >= 0"),
+    ("--calibration-images", "0", "--calibration-images must be >= 1")])
+def test_convert_options_out_of_their_bounds_are_one_line(local_run, capsys, option, value, message):
+    """Issue 25, defect 3 (CV18, CV46, CV48): the convert options have bounds."""
+    assert main(["convert", str(local_run), option, value, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_deeply_nested_toml_and_manifests_are_one_line(tmp_path, local_run, capsys):
+    """Issue 25, defect 3 (C41, C42, RP28h, E133): deep nesting is refused, not a RecursionError."""
+    deep = "[" * 3000 + "]" * 3000
+    config = tmp_path / "deep.toml"
+    config.write_text(f"[train]\nepochs = {deep}\n")
+    assert main(["train", str(config), "--quiet"]) == 2
+    assert "nested more than" in capsys.readouterr().err
+    assert main(["train", "--set", f"train.epochs={deep}", "--quiet"]) == 2
+    assert "nested more than" in capsys.readouterr().err
+    shallow_but_deep = "[" * 40 + "1" + "]" * 40
+    assert main(["train", "--set", f"train.epochs={shallow_but_deep}", "--quiet"]) == 2
+    assert "nested more than" in capsys.readouterr().err
+    import zipfile
+
+    packed = tmp_path / "deep.packed.npz"
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("manifest.json", "[" * 200000 + "]" * 200000)
+    assert main(["infer", str(packed)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "too deeply" in err, err

@@ -76,18 +76,29 @@ class ConvertSettings:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.timesteps < 1:
-            raise ConfigError(f"--timesteps must be >= 1, got {self.timesteps}")
-        if not 0 < self.percentile <= 100:
+        for name, low, high in _BOUNDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"--{name.replace('_', '-')} must be an integer, got {value!r}")
+            if value < low:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+            if value > high:
+                raise ConfigError(f"--{name.replace('_', '-')} must be <= {high:,}, got {value:,}")
+        if not (isinstance(self.percentile, int | float) and 0 < self.percentile <= 100):
             raise ConfigError(f"--percentile must be in (0, 100], got {self.percentile}")
         if self.reset not in RESETS:
             raise ConfigError(f"--reset {self.reset!r}; valid: {', '.join(RESETS)}")
         if self.encoding not in ENCODINGS:
             raise ConfigError(f"--encoding {self.encoding!r}; valid: {', '.join(ENCODINGS)}")
-        if self.calibration_images < 1 or self.batch_size < 1:
-            raise ConfigError("--calibration-images and --batch-size must be >= 1")
         if not isinstance(self.device, str) or not re.fullmatch(DEVICE_PATTERN, self.device):
             raise ConfigError(f"--device {self.device!r}; valid: auto, cpu, cuda, cuda:N")
+
+
+_BOUNDS = (("timesteps", 1, 100_000), ("seed", 0, 2**63 - 1), ("calibration_images", 1, 10**9),
+           ("batch_size", 1, 10**7))
+"""The integer settings' bounds: what the simulation's tensors (T × batch × classes outputs),
+torch's generator (a 64-bit seed) and the arithmetic can hold; beyond them one line, not a
+traceback (issue 25)."""
 
 
 _CALIBRATION_SETTINGS = ("percentile", "calibration_images")  # threshold balancing of ReLU layers

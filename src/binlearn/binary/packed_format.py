@@ -376,6 +376,9 @@ class PackedModel:
             manifest = json.loads(manifest_bytes.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise fail(source, f"{MANIFEST_NAME} is not valid JSON ({error})") from None
+        except RecursionError:
+            raise fail(source, f"{MANIFEST_NAME} nests arrays or objects too deeply to be a "
+                               "manifest") from None
         _check_format(manifest, source)
         arrays = {}
         for name, data in members.items():

@@ -573,9 +573,14 @@ def eval_keys(config: ExperimentConfig) -> list[str]:
 
 def _parse_value(text: str) -> Any:
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:
+        value = None
+    if value is None or nesting_depth(value) > MAX_NESTING:
+        raise ConfigError(f"--set value {text[:40]}...: arrays or tables nested more than {MAX_NESTING} deep")
+    return value
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -604,6 +609,39 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+MAX_NESTING = 16
+"""The deepest nesting of arrays and tables a config, a --set value or a results file may
+hold (binlearn's own go 3 deep); deeper ones are refused in one line, never a RecursionError."""
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply arrays and tables nest in ``value`` (a scalar: 0), counted without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list | tuple):
+            deepest = max(deepest, depth + 1)
+            if depth + 1 <= MAX_NESTING:  # past the limit the answer is already known
+                stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    """``tomllib.loads`` with every failure one ConfigError naming ``where``: invalid TOML, and
+    arrays or tables nested deeper than :data:`MAX_NESTING` (which would exhaust the stack)."""
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{where}: not valid TOML ({error})") from None
+    except RecursionError:
+        table = None
+    if table is None or nesting_depth(table) > MAX_NESTING:
+        raise ConfigError(f"{where}: arrays or tables nested more than {MAX_NESTING} deep")
+    return table
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
@@ -611,12 +649,12 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text TOML file") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror or error})") from None
+    return parse_toml(text, str(path))
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -39,13 +39,12 @@ import contextlib
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from binlearn.atomic import atomic_write_text
-from binlearn.experiment.config import ConfigError
+from binlearn.experiment.config import ConfigError, parse_toml
 
 __all__ = ["PaperRow", "Table", "Results", "load_results", "render_markdown", "find_results_file",
            "PAPERS", "plot_overview"]
@@ -290,10 +289,10 @@ def load_results(path: str | Path | None = None) -> Results:
     """Read and check the results file (one-line ConfigError for anything malformed)."""
     found = find_results_file(path)
     try:
-        raw = tomllib.loads(found.read_text())
+        raw = parse_toml(found.read_text(), str(found))
     except OSError as error:
         raise ConfigError(f"{found}: cannot be read ({error.strerror or error})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
         raise ConfigError(f"{found}: not valid TOML ({error})") from None
     unknown = set(raw) - {"row", "table"}
     if unknown:
