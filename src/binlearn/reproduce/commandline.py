@@ -1,22 +1,11 @@
-"""The command-line options of ``binlearn train`` and ``binlearn convert``, and the parsing of
-a recorded command line (a results-file row's ``command``) with them.
-
-The options are defined here, in the experiment layer, so that the CLI (which adds them to
-its sub-commands) and ``binlearn reproduce`` (which reads recorded commands back) share one
-definition and the experiment layer never imports the CLI.
-"""
+"""The command-line options of ``binlearn train`` and ``binlearn convert`` (the CLI adds them
+to its sub-commands; they move into cli.py next)."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import shlex
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-__all__ = ["add_train_arguments", "add_convert_arguments", "seconds", "RecordedRun", "recorded_run"]
+__all__ = ["add_train_arguments", "add_convert_arguments", "seconds"]
 
 
 def seconds(text: str) -> float:
@@ -75,74 +64,3 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare", nargs="*", default=[], metavar="SPIKING_JSON",
                         help="other conversions' spiking.json to draw on the same latency.png")
     parser.add_argument("--quiet", action="store_true")
-
-
-@dataclass(frozen=True)
-class RecordedRun:
-    """What a row's recorded ``command`` ran: ``binlearn train CONFIG [--set ...]`` and, for a
-    spiking row, ``&& binlearn convert RUN_DIR [options]`` (as ConvertSettings keyword values)."""
-
-    config: str
-    settings: list[str]
-    convert: dict[str, Any] | None
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="binlearn", add_help=False)
-    commands = parser.add_subparsers(dest="command", required=True)
-    add_train_arguments(commands.add_parser("train"))
-    add_convert_arguments(commands.add_parser("convert"))
-    return parser
-
-
-def _parse(tokens: list[str]) -> argparse.Namespace | None:
-    """``tokens`` (after ``binlearn``) parsed as a train or convert command line; None when it
-    would not run (another command, an unknown option, a bad value, --help). Prints nothing."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        try:
-            return _parser().parse_args(tokens)
-        except SystemExit:
-            return None
-
-
-def _convert_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The ConvertSettings values a parsed ``binlearn convert`` gives other than the defaults."""
-    from binlearn.artifacts.spiking import ConvertSettings
-
-    defaults = ConvertSettings()
-    return {name: getattr(args, name) for name in ConvertSettings.__dataclass_fields__
-            if getattr(args, name) != getattr(defaults, name)}
-
-
-def recorded_run(command: str) -> RecordedRun | None:
-    """Parse a row's recorded command with binlearn's own options (``--set=x``, options in any
-    order, ``--quiet``/``--log-interval`` and other options that do not change the run); None
-    when it is not one ``binlearn train CONFIG`` command, optionally followed by
-    ``&& binlearn convert`` of its run directory: e.g. prose pointing at several commands, a
-    ``--resume``, an unbalanced quote."""
-    lexer = shlex.shlex(command, posix=True, punctuation_chars="&;|")
-    lexer.whitespace_split = True  # words split at blanks and at unquoted &&, as a shell does
-    try:
-        tokens = list(lexer)
-    except ValueError:
-        return None
-    parts: list[list[str]] = [[]]
-    for token in tokens:
-        if token == "&&":
-            parts.append([])
-        else:
-            parts[-1].append(token)
-    if len(parts) > 2 or any(part[:1] != ["binlearn"] for part in parts):
-        return None
-    train = _parse(parts[0][1:])
-    if train is None or train.command != "train" or not train.config or train.resume or train.branch_from:
-        return None
-    convert = None
-    if len(parts) == 2:
-        args = _parse(parts[1][1:])
-        if args is None or args.command != "convert":
-            return None
-        if train.run_dir is not None and Path(args.run_dir) != Path(train.run_dir):
-            return None
-        convert = _convert_settings(args)
-    return RecordedRun(train.config, list(train.set), convert)
