@@ -33,13 +33,13 @@ Layout of the TOML::
                                                # figure came from several commands (branches,
                                                # resumes): where they are written down
 
-The command shown for a row (``reproduce --list``, the summary tables) is rendered from those
-fields by :meth:`PaperRow.command`; nothing reads shell text back.
-
     [[table]]                     # a table of docs/results.md, cells as markdown text
     id = "laydevant2021-fc"
     columns = ["paper row", ...]
     rows = [["FC 784-4096-10 ...", ...], ...]
+
+The command shown for a row (``reproduce --list``, the summary tables) is rendered from those
+fields by :meth:`PaperRow.command`; nothing reads shell text back.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from binlearn.atomic import atomic_write_text
 from binlearn.experiment.config import ConfigError
 
 __all__ = ["PaperRow", "Table", "Results", "load_results", "render_markdown", "find_results_file",
-           "PAPERS", "plot_overview", "convert_options"]
+           "PAPERS", "plot_overview"]
 
 PAPERS = {
     "laydevant2021": "Binary EP (Laydevant et al. 2021)",
@@ -113,11 +113,12 @@ class PaperRow:
                  *(["--run-dir", self.run_dir] if self.run_dir is not None else [])]
         line = shlex.join(words)
         if self.convert and self.run_dir is not None:  # the loader requires run_dir with convert
-            line += " && " + shlex.join(["binlearn", "convert", self.run_dir, *convert_options(self.convert)])
+            convert = ["binlearn", "convert", self.run_dir, *_convert_options(self.convert)]
+            line += " && " + shlex.join(convert)
         return line
 
 
-def convert_options(convert: dict[str, Any]) -> list[str]:
+def _convert_options(convert: dict[str, Any]) -> list[str]:
     """``binlearn convert``'s options for a row's ``convert`` table (ConvertSettings keyword
     values): ``--NAME VALUE`` with the name's ``_`` as ``-``, a bool as its flag when true (the
     bool settings are off by default), in ConvertSettings' field order."""
