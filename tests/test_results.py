@@ -85,7 +85,10 @@ def _parsed(command: str) -> tuple[object, object | None]:
     """A rendered command read back with binlearn's own options: (train, convert or None)."""
     parts: list[list[str]] = [[]]
     for word in shlex.split(command):  # a shell's words; a quoted "&&" stays inside its word
-        parts.append([]) if word == "&&" else parts[-1].append(word)
+        if word == "&&":
+            parts.append([])
+        else:
+            parts[-1].append(word)
     assert len(parts) <= 2 and all(part[:1] == ["binlearn"] for part in parts), command
     parsed = [_parser().parse_args(part[1:]) for part in parts]
     return parsed[0], parsed[1] if len(parsed) == 2 else None
@@ -140,8 +143,8 @@ def test_command_is_rendered_from_the_fields():
 
 
 def test_convert_option_defaults_are_convert_settings():
-    """``binlearn convert`` with no options converts with ConvertSettings' defaults (rows list
-    only the settings they change)."""
+    """``binlearn convert`` with no options converts with ConvertSettings' defaults, so a command
+    rendered from a row's convert table converts with the settings reproduce uses."""
     assert _settings(_parser().parse_args(["convert", "r"])) == ConvertSettings()
 
 
