@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from binlearn.artifacts.spiking import ConvertSettings
-from binlearn.cli import main
+from binlearn.cli import _parser, main
 from binlearn.experiment import ConfigError
-from binlearn.reproduce.reproduce import recorded_run
 from binlearn.reproduce.results import (
     PAPERS,
+    PaperRow,
     Table,
     find_results_file,
     load_results,
@@ -60,7 +62,7 @@ def test_every_paper_config_has_one_row(results):
     for row in results.rows:
         assert row.id == f"{row.paper}/{Path(row.config).stem}"
         assert row.config.startswith(f"configs/{row.paper}/")
-        assert row.command.startswith("binlearn ") or row.command.startswith("three commands")
+        assert row.command().startswith(f"binlearn train {row.config}") or row.runs_note is not None
 
 
 def _figure_forms(value: float) -> set[str]:
@@ -79,40 +81,71 @@ def test_each_recorded_figure_is_in_the_table_it_cites(results):
         assert found, (row.id, row.ours, row.table)
 
 
-def test_recorded_commands_agree_with_their_rows(results):
-    """A row's command is what measured its figure: the same config and, for a spiking row, the
-    same conversion as the row's ``convert`` (which ``reproduce`` runs)."""
-    prose = []
+def _parsed(command: str) -> tuple[object, object | None]:
+    """A rendered command read back with binlearn's own options: (train, convert or None)."""
+    parts: list[list[str]] = [[]]
+    for word in shlex.split(command):  # a shell's words; a quoted "&&" stays inside its word
+        if word == "&&":
+            parts.append([])
+        else:
+            parts[-1].append(word)
+    assert len(parts) <= 2 and all(part[:1] == ["binlearn"] for part in parts), command
+    parsed = [_parser().parse_args(part[1:]) for part in parts]
+    return parsed[0], parsed[1] if len(parsed) == 2 else None
+
+
+def _settings(args) -> ConvertSettings:
+    return ConvertSettings(**{f.name: getattr(args, f.name) for f in fields(ConvertSettings)})
+
+
+def test_every_rendered_command_runs_the_row(results):
+    """The command shown for a row is rendered from its data; read back with binlearn's own
+    argument parser it trains the row's config with the row's overrides and, for a spiking row,
+    converts that run with the row's convert settings (which ``reproduce`` runs)."""
+    several = []
     for row in results.rows:
-        recorded = recorded_run(row.command)
-        if recorded is None:
-            prose.append(row.id)
-            assert not row.command.startswith("binlearn "), (row.id, "a command reproduce cannot parse")
+        if row.runs_note is not None:
+            several.append(row.id)
+            assert row.command() == row.runs_note and not row.overrides and row.run_dir is None
             continue
-        assert recorded.config == row.config, row.id
-        assert (recorded.convert is not None) == bool(row.convert), row.id
-        if row.convert:
-            assert ConvertSettings(**recorded.convert) == ConvertSettings(**row.convert), row.id
-        for item in recorded.settings:  # every recorded --set is a valid override of the config
-            assert "=" in item, (row.id, item)
-    assert prose == ["laydevant2021/fc-binary-weights-activations"]
+        train, convert = _parsed(row.command())
+        assert train.command == "train" and train.config == row.config, row.id
+        assert train.set == row.overrides and train.run_dir == row.run_dir, row.id
+        assert (convert is not None) == bool(row.convert), row.id
+        if convert is not None:
+            assert convert.command == "convert" and convert.run_dir == row.run_dir, row.id
+            assert _settings(convert) == ConvertSettings(**row.convert), row.id
+    assert several == ["laydevant2021/fc-binary-weights-activations"]
 
 
-def test_recorded_run_parsing():
-    run = recorded_run("binlearn train c.toml --set a.b=1 --run-dir r && binlearn convert r --timesteps 8 "
-                       "--one-step --percentile 99.5")
-    assert run is not None and run.config == "c.toml" and run.settings == ["a.b=1"]
-    assert run.convert == {"timesteps": 8, "one_step": True, "percentile": 99.5}
-    run = recorded_run("binlearn train ./c.toml --set=a.b=1 --quiet --set 'x=a && b' --run-dir r&& "
-                       "binlearn convert r --timesteps=8 --device cuda")
-    assert run is not None and run.settings == ["a.b=1", "x=a && b"]
-    assert run.convert == {"timesteps": 8, "device": "cuda"}
-    for command in ["three commands", "binlearn train c.toml --epochs 3", "see the paper's runs",
-                    "binlearn train --resume r", "binlearn train c.toml --help",
-                    "binlearn train c.toml --run-dir r && binlearn convert other --timesteps 8",
-                    "binlearn train c.toml && binlearn convert r --steps 8",
-                    "binlearn train c.toml && binlearn convert r --timesteps eight"]:
-        assert recorded_run(command) is None, command
+def test_command_is_rendered_from_the_fields():
+    row = PaperRow(id="colombo2024/c", paper="colombo2024", config="configs/colombo2024/c.toml", row="r",
+                   paper_figure="–", quick=[], quick_note="", overrides=["a.b=1", "x=a && b", "m.h=[1, 2]"],
+                   run_dir="runs/my run",
+                   convert={"one_step": True, "timesteps": 8, "init_half": False, "percentile": 99.5,
+                            "device": "cuda:1"})
+    assert row.command() == ("binlearn train configs/colombo2024/c.toml --set a.b=1 --set 'x=a && b' "
+                             "--set 'm.h=[1, 2]' --run-dir 'runs/my run' && binlearn convert 'runs/my run' "
+                             "--timesteps 8 --percentile 99.5 --one-step --device cuda:1")
+    train, convert = _parsed(row.command())
+    assert train.set == ["a.b=1", "x=a && b", "m.h=[1, 2]"]
+    assert train.run_dir == convert.run_dir == "runs/my run"
+    assert _settings(convert) == ConvertSettings(timesteps=8, percentile=99.5, one_step=True, device="cuda:1")
+    # every convert setting, each away from its default, renders to options that parse back to it
+    every = {"timesteps": 3, "percentile": 100.0, "reset": "zero", "one_step": True, "init_half": True,
+             "encoding": "poisson", "seed": 2, "calibration_images": 7, "batch_size": 9, "device": "cpu"}
+    assert set(every) == {f.name for f in fields(ConvertSettings)}
+    assert all(every[f.name] != f.default for f in fields(ConvertSettings))
+    spiking = PaperRow(**{**row.__dict__, "overrides": [], "run_dir": "r", "convert": every})
+    assert _settings(_parsed(spiking.command())[1]) == ConvertSettings(**every)
+    several = PaperRow(**{**row.__dict__, "overrides": [], "run_dir": None, "runs_note": "two runs, below"})
+    assert several.command() == "two runs, below"
+
+
+def test_convert_option_defaults_are_convert_settings():
+    """``binlearn convert`` with no options converts with ConvertSettings' defaults, so a command
+    rendered from a row's convert table converts with the settings reproduce uses."""
+    assert _settings(_parser().parse_args(["convert", "r"])) == ConvertSettings()
 
 
 def test_overview_figure(results, tmp_path):
@@ -155,7 +188,7 @@ def test_reproduce_list(capsys):
     printed = capsys.readouterr().out
     results = load_results(RESULTS)
     for row in results.rows:
-        assert row.id in printed and row.command in printed
+        assert row.id in printed and f"$ {row.command()}\n" in printed
     assert main(["reproduce", "--list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["row"] for r in rows} == {r.id for r in results.rows}
@@ -212,17 +245,35 @@ def test_reproduce_errors_are_one_line(capsys, argv, needle, monkeypatch):
     (lambda t: t.replace('quick_note = "1,000 training images, 1 epoch (the published T',
                          'ours_step = 1\nquick_note = "1,000 training images, 1 epoch (the published T', 1),
      "the row has no convert"),
-    (lambda t: t.replace("--timesteps 8 --one-step", "--timesteps 16 --one-step"),
-     "its command converts with {'timesteps': 16, 'one_step': True}"),
-    (lambda t: t.replace("binlearn train configs/colombo2024/mnist-1035-1035.toml",
-                         "binlearn train configs/colombo2024/mnist-1035.toml", 1), "its command trains"),
+    (lambda t: t.replace('overrides = ["data.train_size=8000"]', 'overrides = "data.train_size=8000"', 1),
+     "row 'colombo2024/mnist-1035-1035': overrides must be a list of strings"),
+    (lambda t: t.replace('overrides = ["data.train_size=8000"]', 'overrides = ["data.train_size"]', 1),
+     "row 'colombo2024/mnist-1035-1035': overrides: 'data.train_size' is not section.key=value"),
+    (lambda t: t.replace('overrides = ["data.train_size=8000"]', 'overrides = ["data.train_size=8000", '
+                         '"nosuch.key=1"]', 1),
+     "row 'colombo2024/mnist-1035-1035': overrides: unknown key 'nosuch'"),
+    (lambda t: t.replace('overrides = ["data.train_size=8000"]', 'overrides = ["data.train_sise=8000"]', 1),
+     "row 'colombo2024/mnist-1035-1035': overrides: unknown key data.train_sise"),
+    (lambda t: t.replace('overrides = ["data.train_size=8000"]', 'overrides = ["data.train_size=many"]', 1),
+     "row 'colombo2024/mnist-1035-1035': overrides: data.train_size: expected int | None, got 'many'"),
+    (lambda t: t.replace('run_dir = "runs/bwa"', "run_dir = 3"), "run_dir must be a string, got int"),
+    (lambda t: t.replace('run_dir = "runs/bwa"', 'run_dir = ""'), "run_dir is empty"),
+    (lambda t: t.replace('run_dir = "runs/bwa"\n', ""),
+     "row 'lu2020/mnist-mlp-binary-weights-activations': convert needs run_dir"),
+    (lambda t: t.replace('runs_note = "three', 'overrides = ["train.epochs=100"]\nruns_note = "three'),
+     "runs_note says the figure came from several commands; give it without overrides and run_dir"),
+    (lambda t: t.replace('runs_note = "three commands (docs/results.md, the 100-epoch branches)"',
+                         "runs_note = ['three commands']"), "runs_note must be a string, got list"),
+    (lambda t: t.replace('overrides = ["data.train_size=8000"]',
+                         'command = "binlearn train configs/colombo2024/mnist-1035-1035.toml"', 1),
+     "row 'colombo2024/mnist-1035-1035': command is no longer a field"),
     (lambda t: t + '\n[[table]]\nid = "empty"\ncolumns = []\nrows = []\n', "columns is empty"),
-    (lambda t: t.replace("--timesteps 8 --one-step", "--timesteps 8 --one-step --device gpu"),
-     "row 'lu2020/mnist-mlp-binary-weights-activations': its command's convert: --device 'gpu'"),
     (lambda t: "table = 'x'\n", "table must be an array of tables"),
 ])
 def test_malformed_results_file_is_one_line(tmp_path, edit, needle):
-    bad = tmp_path / "results.toml"
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "configs").symlink_to(ROOT / "configs")  # the overrides are checked against the configs
+    bad = tmp_path / "docs" / "results.toml"
     bad.write_text(edit(RESULTS.read_text()))
     with pytest.raises(ConfigError, match=re.escape(needle)):
         load_results(bad)
@@ -258,16 +309,15 @@ def test_reproduce_quick_runs_a_row_of_each_paper(row, mnist_dir, tmp_path, caps
 QUICK_DIGITS = ["train.epochs=1", "model.hidden=[105, 105]", "rule.group_size=15"]
 
 
-def _digits_results(tmp_path: Path, command_sets: str = "--set train.epochs=1") -> Path:
+def _digits_results(tmp_path: Path, overrides: tuple[str, ...] = ("train.epochs=1",)) -> Path:
     """A results file of one row on the embedded digits (no dataset needed): the quickstart's
-    local binary rule, converted to a spiking network after training."""
+    local binary rule, converted to a spiking network after training; ``overrides``: the
+    recorded run's --set items."""
     (tmp_path / "configs" / "colombo2024").mkdir(parents=True)
     config = (ROOT / "configs/quickstart/digits-local-binary.toml").read_text()
     (tmp_path / "configs/colombo2024/digits.toml").write_text(config)
     (tmp_path / "docs").mkdir()
     results = tmp_path / "docs" / "results.toml"
-    command = (f"binlearn train configs/colombo2024/digits.toml {command_sets} --run-dir r "
-               "&& binlearn convert r --timesteps 3 --one-step")
     results.write_text(f"""
 [[row]]
 id = "colombo2024/digits"
@@ -277,9 +327,10 @@ row = "digits 192-1035-1035, local binary rule, as an IF network"
 paper_figure = "none (a test row)"
 ours = 0.9
 ours_data = "digits, 1 epoch"
-command = "{command}"
 quick = {json.dumps(QUICK_DIGITS)}
 quick_note = "1 epoch, 105 hidden units"
+overrides = {json.dumps(list(overrides))}
+run_dir = "r"
 convert = {{timesteps = 3, one_step = true}}
 """)
     return results
@@ -308,8 +359,7 @@ def test_reproduce_on_the_embedded_digits(tmp_path, capsys):
 
 
 def test_reproduce_names_settings_that_differ_from_the_recorded(tmp_path, capsys):
-    results = _digits_results(tmp_path, "--set train.epochs=1 --set model.hidden=[105,105] "
-                                        "--set rule.group_size=15")
+    results = _digits_results(tmp_path, ("train.epochs=1", "model.hidden=[105,105]", "rule.group_size=15"))
     assert main(["reproduce", "colombo2024/digits", "--as-recorded", "--run-dir", str(tmp_path / "a"),
                  "--results", str(results), "--quiet"]) == 0
     printed = capsys.readouterr().out
@@ -328,9 +378,9 @@ def test_reproduce_names_settings_that_differ_from_the_recorded(tmp_path, capsys
     record = json.loads((tmp_path / "b" / "reproduce.json").read_text())
     assert record["as_recorded_would_differ"] is False  # the run has every recorded --set
     assert record["differs_from_recorded"] == {"seed": [0, 1]}
-    # the same values written otherwise (spaces, --set=, an option that changes nothing) do not differ
-    results = _digits_results(tmp_path / "c", "--set=train.epochs=1 --set 'model.hidden=[105, 105]' "
-                                              "--quiet --set rule.group_size=15 --log-interval 5")
+    # the same values written otherwise (spaces, another order) do not differ: values are compared parsed
+    results = _digits_results(tmp_path / "c",
+                              ("rule.group_size=15", "model.hidden=[105, 105]", "train.epochs=1"))
     assert main(["reproduce", "colombo2024/digits", "--as-recorded", "--run-dir", str(tmp_path / "c" / "run"),
                  "--results", str(results)]) == 0
     captured = capsys.readouterr()
@@ -357,7 +407,6 @@ def test_reproduce_refuses_a_convert_device_before_training(tmp_path, capsys, mo
     results = _digits_results(tmp_path)
     text = results.read_text().replace("convert = {timesteps = 3, one_step = true}",
                                        'convert = {timesteps = 3, one_step = true, device = "cuda"}')
-    text = text.replace("--one-step", "--one-step --device cuda")
     results.write_text(text)
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert main(["reproduce", "colombo2024/digits", "--quick", "--run-dir", str(tmp_path / "run"),
@@ -367,17 +416,21 @@ def test_reproduce_refuses_a_convert_device_before_training(tmp_path, capsys, mo
     assert not (tmp_path / "run").exists()  # nothing trained
 
 
-def test_a_command_that_is_not_shell_words_is_prose(tmp_path, capsys):
+def test_a_figure_from_several_commands(tmp_path, capsys):
     results = _digits_results(tmp_path)
-    text = results.read_text()
-    start = text.index('command = "')
-    end = text.index("\n", start)
-    results.write_text(text[:start] + "command = \"see the paper's runs (docs/results.md)\"" + text[end:])
+    text = results.read_text().replace('overrides = ["train.epochs=1"]\nrun_dir = "r"',
+                                       "runs_note = \"see the paper's runs (docs/results.md)\"")
+    results.write_text(text)
+    assert main(["reproduce", "--list", "--results", str(results)]) == 0
+    assert "$ see the paper's runs (docs/results.md)\n" in capsys.readouterr().out
     assert main(["reproduce", "colombo2024/digits", "--quick", "--run-dir", str(tmp_path / "run"),
                  "--results", str(results), "--quiet"]) == 0
-    assert json.loads((tmp_path / "run" / "reproduce.json").read_text())["recorded_settings"] is None
+    record = json.loads((tmp_path / "run" / "reproduce.json").read_text())
+    assert record["recorded_settings"] is None and record["differs_from_recorded"] is None
+    assert record["ours_recorded_command"] == "see the paper's runs (docs/results.md)"
     assert main(["reproduce", "colombo2024/digits", "--as-recorded", "--results", str(results)]) == 2
-    assert "cannot repeat it" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "its figure came from several commands (see the paper's runs" in err and "cannot repeat it" in err
 
 
 def test_results_files_that_cannot_be_read_or_written(tmp_path, capsys, monkeypatch):
@@ -437,21 +490,3 @@ def test_write_docs_needs_a_results_md_beside_the_file(tmp_path, capsys):
     assert main(["reproduce", "--write-docs", "--results", str(results)]) == 2
     err = capsys.readouterr().err
     assert "results.md" in err and "does not exist" in err and err.count("\n") == 1
-
-
-def test_where_a_command_converts_is_not_a_difference(tmp_path):
-    text = RESULTS.read_text().replace("--timesteps 8 --one-step", "--timesteps 8 --one-step --device cpu "
-                                       "--batch-size 100")
-    text = text.replace("binlearn train configs/lu2020/mnist-mlp-float.toml",
-                        "binlearn train ./configs/lu2020/mnist-mlp-float.toml")
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "results.toml").write_text(text)
-    (tmp_path / "configs").symlink_to(ROOT / "configs")
-    results = load_results(tmp_path / "docs" / "results.toml")  # accepted
-    assert len(results.rows) == len(load_results(RESULTS).rows)
-    # a recorded --set the config does not take is an error when the file is read
-    (tmp_path / "docs" / "results.toml").write_text(text.replace(
-        "binlearn train configs/colombo2024/mnist-1035-1035.toml",
-        "binlearn train configs/colombo2024/mnist-1035-1035.toml --set nosuch.key=1", 1))
-    with pytest.raises(ConfigError, match="its command's settings do not load"):
-        load_results(tmp_path / "docs" / "results.toml")

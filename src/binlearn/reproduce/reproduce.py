@@ -16,16 +16,15 @@ from typing import Any
 
 from binlearn.atomic import write_json
 from binlearn.experiment.config import ConfigError, config_to_dict, load_config
-from binlearn.reproduce.commandline import RecordedRun, recorded_run
 from binlearn.reproduce.results import PAPERS, PaperRow, Results, load_results
 
-__all__ = ["reproduce", "list_rows", "format_list", "format_result", "RecordedRun", "recorded_run"]
+__all__ = ["reproduce", "list_rows", "format_list", "format_result"]
 
 
 def list_rows(results: Results) -> list[dict[str, Any]]:
     """Every row of the results file as a JSON-able record (what ``--list --json`` prints)."""
     return [{"row": r.id, "paper": r.paper, "config": r.config, "what": r.row, "paper_figure": r.paper_figure,
-             "paper_value": r.paper_value, "ours": r.ours, "ours_data": r.ours_data, "command": r.command,
+             "paper_value": r.paper_value, "ours": r.ours, "ours_data": r.ours_data, "command": r.command(),
              "quick": r.quick_note} for r in results.rows]
 
 
@@ -42,7 +41,7 @@ def format_list(results: Results) -> str:
             ours = row.ours_text + (f"  [{row.ours_data}]" if row.ours is not None and row.ours_data else "")
             lines.append(f"  {row.id:{width}s}  paper: {row.paper_figure}")
             lines.append(f"  {'':{width}s}  ours:  {ours}")
-            lines.append(f"  {'':{width}s}  $ {row.command}")
+            lines.append(f"  {'':{width}s}  $ {row.command()}")
         lines.append("")
     lines.append("run one: binlearn reproduce ROW [--quick | --as-recorded] [--run-dir DIR] [--set ...]")
     return "\n".join(lines)
@@ -58,8 +57,8 @@ def reproduce(row_id: str, *, quick: bool = False, as_recorded: bool = False, ru
               results_path: str | Path | None = None, quiet: bool = False) -> dict[str, Any]:
     """Train ``row_id``'s config (and convert it, for a spiking row); return and write the
     paper-vs-ours record. ``quick``: the row's scaled-down overrides; ``as_recorded``: the
-    ``--set`` items of the command that measured the recorded figure (the published config
-    otherwise). ``overrides`` (``section.key=value``) come after either."""
+    row's ``overrides``, the ``--set`` items of the run that measured the recorded figure (the
+    published config otherwise). ``overrides`` (``section.key=value``) come after either."""
     from binlearn.artifacts.spiking import ConvertSettings, convert_run
     from binlearn.experiment.runner import resolve_device, train
 
@@ -70,11 +69,11 @@ def reproduce(row_id: str, *, quick: bool = False, as_recorded: bool = False, ru
     config_path = results.root / row.config
     if not config_path.is_file():
         raise ConfigError(f"row {row.id}: its config {row.config} is not in {results.root}")
-    recorded = recorded_run(row.command)
+    recorded = None if row.runs_note is not None else row.overrides  # the recorded run's --set items
     if as_recorded and recorded is None:
-        raise ConfigError(f"row {row.id}: its recorded command is not one binlearn train command "
-                          f"({row.command!r}); --as-recorded cannot repeat it")
-    base = row.quick if quick else recorded.settings if as_recorded and recorded is not None else []
+        raise ConfigError(f"row {row.id}: its figure came from several commands ({row.runs_note}); "
+                          "--as-recorded cannot repeat it")
+    base = row.quick if quick else recorded if as_recorded and recorded is not None else []
     settings = [*base, *(overrides or [])]
     config = load_config(config_path, settings)
     if data_dir:
@@ -113,10 +112,11 @@ def reproduce(row_id: str, *, quick: bool = False, as_recorded: bool = False, ru
         "row": row.id, "paper": row.paper, "what": row.row, "config": row.config,
         "quick": quick, "quick_note": row.quick_note if quick else None, "as_recorded": as_recorded,
         "overrides": settings, "extra_overrides": list(overrides or []),
-        "recorded_settings": None if recorded is None else recorded.settings,
+        "recorded_settings": recorded,
         "differs_from_recorded": differs, "as_recorded_would_differ": hint,
         "paper_figure": row.paper_figure, "paper_value": row.paper_value,
-        "ours_recorded": row.ours, "ours_recorded_data": row.ours_data, "ours_recorded_command": row.command,
+        "ours_recorded": row.ours, "ours_recorded_data": row.ours_data,
+        "ours_recorded_command": row.command(),
         "this_run": figure, "this_run_is": this_run_is,
         "source_accuracy": spiking["source_accuracy"] if spiking is not None else None,
         "epochs": summary.get("epochs"), "train_seconds": summary.get("train_seconds"),
@@ -126,17 +126,17 @@ def reproduce(row_id: str, *, quick: bool = False, as_recorded: bool = False, ru
     return record
 
 
-def _differences(config_path: Path, recorded: RecordedRun | None, config: Any) -> dict[str, list[Any]] | None:
-    """What this run's config changes from the recorded run's, key by key as [recorded, this
-    run] (None: no recorded run to compare with). Values are compared parsed, so
-    ``[105, 105]`` and ``[105,105]`` are the same; where and how the run is computed (the keys a
-    resume may change, FREE_ON_RESUME) is left out."""
+def _differences(config_path: Path, recorded: list[str] | None, config: Any) -> dict[str, list[Any]] | None:
+    """What this run's config changes from the recorded run's (the config with ``recorded``, its
+    --set items), key by key as [recorded, this run] (None: no recorded run to compare with).
+    Values are compared parsed, so ``[105, 105]`` and ``[105,105]`` are the same; where and how
+    the run is computed (the keys a resume may change, FREE_ON_RESUME) is left out."""
     from binlearn.experiment.runner import FREE_ON_RESUME, config_changes
 
     if recorded is None:
         return None
     try:
-        reference = load_config(config_path, recorded.settings)
+        reference = load_config(config_path, recorded)
     except ConfigError:
         return None
     changes = config_changes(config_to_dict(reference), config_to_dict(config))
@@ -147,18 +147,17 @@ def _shown(value: Any) -> str:
     return "unset" if value is None else repr(value)
 
 
-def _as_recorded_differs(config_path: Path, recorded: RecordedRun | None, overrides: list[str],
+def _as_recorded_differs(config_path: Path, recorded: list[str] | None, overrides: list[str],
                          config: Any) -> bool:
     """Whether --as-recorded (the recorded --set items, then ``overrides``) gives another run."""
-    if recorded is None or not recorded.settings:
+    if not recorded:
         return False
-    repeated = RecordedRun(recorded.config, [*recorded.settings, *overrides], None)
-    return bool(_differences(config_path, repeated, config))
+    return bool(_differences(config_path, [*recorded, *overrides], config))
 
 
 def note_line(differs: dict[str, list[Any]], hint: bool) -> str:
     """One line naming how this run differs from the one that measured the recorded figure
-    (``hint``: the recorded command has --set items this run lacks, which --as-recorded repeats)."""
+    (``hint``: the recorded run has --set items this run lacks, which --as-recorded repeats)."""
     shown = "; ".join(f"{key} {_shown(before)} → {_shown(after)}" for key, (before, after) in differs.items())
     return (f"NOTE: this run differs from the one that measured the recorded figure (recorded → this run): "
             f"{shown}" + (" (--as-recorded repeats the recorded settings)" if hint else ""))

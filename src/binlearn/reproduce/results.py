@@ -17,20 +17,29 @@ Layout of the TOML::
     paper_value = 0.9696                       # optional: the paper's figure as a number
     ours = 0.9786                              # optional: our last measured figure (none: not run)
     ours_data = "MNIST full, 20 epochs"        # what that figure was measured on
-    command = "binlearn train ..."             # the command that measured it
     table = "laydevant2021-fc"                 # optional: the detail table that holds it
     quick = ["data.train_size=1000", ...]      # --quick: the scaled-down overrides
     quick_note = "1,000 images, 1 epoch"
-    convert = {timesteps = 32, one_step = true}  # optional: `binlearn convert` after training
-                                               # (ConvertSettings; the figure is then the
-                                               # spiking network's accuracy after the last step)
+
+    # the run that measured `ours` (or would measure it), as data: `binlearn train CONFIG`
+    overrides = ["train.epochs=20"]            # optional: its --set items (none: as published)
+    run_dir = "runs/bw"                        # optional: its --run-dir (needed with convert)
+    convert = {timesteps = 32, one_step = true}  # optional: `binlearn convert RUN_DIR` after
+                                               # training (ConvertSettings; the figure is then
+                                               # the spiking network's accuracy after the last step)
     ours_step = 1                              # optional, with convert: the figure is the
                                                # accuracy after this step, not the last
+    runs_note = "three commands (...)"         # instead of overrides and run_dir, where the
+                                               # figure came from several commands (branches,
+                                               # resumes): where they are written down
 
     [[table]]                     # a table of docs/results.md, cells as markdown text
     id = "laydevant2021-fc"
     columns = ["paper row", ...]
     rows = [["FC 784-4096-10 ...", ...], ...]
+
+The command shown for a row (``reproduce --list``, the summary tables) is rendered from those
+fields by :meth:`PaperRow.command`; nothing reads shell text back.
 """
 
 from __future__ import annotations
@@ -39,7 +48,8 @@ import contextlib
 import math
 import os
 import re
-from dataclasses import dataclass, field, replace
+import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +64,8 @@ PAPERS = {
     "colombo2024": "Binary-native local learning (Colombo et al. 2024)",
     "lu2020": "Binary spiking networks (Lu & Sengupta 2020)",
 }
-_ROW_KEYS = {"id", "paper", "config", "row", "paper_figure", "paper_value", "ours", "ours_data", "command",
-             "table", "quick", "quick_note", "convert", "ours_step"}
+_ROW_KEYS = {"id", "paper", "config", "row", "paper_figure", "paper_value", "ours", "ours_data", "table",
+             "quick", "quick_note", "overrides", "run_dir", "convert", "ours_step", "runs_note"}
 _TABLE_KEYS = {"id", "columns", "rows"}
 _BEGIN = re.compile(r"^<!-- table: ([\w./-]+) -->$")
 _END = "<!-- end table -->"
@@ -71,19 +81,58 @@ class PaperRow:
     config: str
     row: str
     paper_figure: str
-    command: str
     quick: list[str]
     quick_note: str
     paper_value: float | None = None
     ours: float | None = None
     ours_data: str = ""
     table: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    run_dir: str | None = None
     convert: dict[str, Any] = field(default_factory=dict)
     ours_step: int | None = None
+    runs_note: str | None = None
 
     @property
     def ours_text(self) -> str:
         return "not run yet" if self.ours is None else f"{self.ours:.4f}"
+
+    def command(self) -> str:
+        """The run as a shell command line, rendered from the row's fields (words quoted with
+        :func:`shlex.quote`, so it runs as shown)::
+
+            binlearn train CONFIG [--set OVERRIDE ...] [--run-dir RUN_DIR]
+                [&& binlearn convert RUN_DIR [--OPTION VALUE | --FLAG ...]]
+
+        the convert options in ConvertSettings' order, a true bool as its flag; for a figure
+        from several commands, the row's ``runs_note`` instead."""
+        if self.runs_note is not None:
+            return self.runs_note
+        words = ["binlearn", "train", self.config, *[w for item in self.overrides for w in ("--set", item)],
+                 *(["--run-dir", self.run_dir] if self.run_dir is not None else [])]
+        line = shlex.join(words)
+        if self.convert and self.run_dir is not None:  # the loader requires run_dir with convert
+            convert = ["binlearn", "convert", self.run_dir, *_convert_options(self.convert)]
+            line += " && " + shlex.join(convert)
+        return line
+
+
+def _convert_options(convert: dict[str, Any]) -> list[str]:
+    """``binlearn convert``'s options for a row's ``convert`` table (ConvertSettings keyword
+    values): ``--NAME VALUE`` with the name's ``_`` as ``-``, a bool as its flag when true (the
+    bool settings are off by default), in ConvertSettings' field order."""
+    from binlearn.artifacts.spiking import ConvertSettings
+
+    options = []
+    for name in ConvertSettings.__dataclass_fields__:
+        if name not in convert:
+            continue
+        value, option = convert[name], "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            options += [option] if value else []
+        else:
+            options += [option, str(value)]
+    return options
 
 
 @dataclass(frozen=True)
@@ -240,16 +289,43 @@ def _row_id(where: str, value: Any, paper: str) -> str:
     return row_id
 
 
+def _run(where: str, raw: dict[str, Any], convert: dict[str, Any]) -> dict[str, Any]:
+    """A row's run fields: ``overrides`` and ``run_dir`` (the ``binlearn train`` command that
+    measured the figure), or ``runs_note`` (several commands), checked against each other."""
+    overrides = _strings(where, raw.get("overrides", []), "overrides")
+    for item in overrides:
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            raise ConfigError(f"{where}: overrides: {item!r} is not section.key=value")
+    run_dir = None if raw.get("run_dir") is None else _text(where, raw["run_dir"], "run_dir")
+    if run_dir is not None and not run_dir.strip():
+        raise ConfigError(f"{where}: run_dir is empty (the run's --run-dir, e.g. runs/NAME)")
+    runs_note = None if raw.get("runs_note") is None else _text(where, raw["runs_note"], "runs_note")
+    if runs_note is not None:
+        if not runs_note.strip():
+            raise ConfigError(f"{where}: runs_note is empty (say where the commands are written down)")
+        if "overrides" in raw or run_dir is not None:
+            raise ConfigError(f"{where}: runs_note says the figure came from several commands; give it "
+                              "without overrides and run_dir (they describe one command)")
+    elif convert and run_dir is None:
+        raise ConfigError(f"{where}: convert needs run_dir, the run directory binlearn convert reads "
+                          "(the train command's --run-dir)")
+    return {"overrides": overrides, "run_dir": run_dir, "runs_note": runs_note}
+
+
 def _row(raw: Any, index: int) -> PaperRow:
     where = f"row {index + 1}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a table")
     where = f"row {raw.get('id', index + 1)!r}"
+    if "command" in raw:
+        raise ConfigError(f"{where}: command is no longer a field: the run is given as data (overrides, "
+                          "run_dir, convert; runs_note for a figure from several commands) and the "
+                          "command is rendered from them")
     unknown = set(raw) - _ROW_KEYS
     if unknown:
         raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; valid: "
                           f"{', '.join(sorted(_ROW_KEYS))}")
-    missing = {"id", "paper", "config", "row", "paper_figure", "command", "quick", "quick_note"} - set(raw)
+    missing = {"id", "paper", "config", "row", "paper_figure", "quick", "quick_note"} - set(raw)
     if missing:
         raise ConfigError(f"{where}: missing {', '.join(sorted(missing))}")
     paper = _text(where, raw["paper"], "paper")
@@ -259,13 +335,13 @@ def _row(raw: Any, index: int) -> PaperRow:
     return PaperRow(
         id=_row_id(where, raw["id"], paper), paper=paper, config=_text(where, raw["config"], "config"),
         row=_text(where, raw["row"], "row"), paper_figure=_text(where, raw["paper_figure"], "paper_figure"),
-        command=_text(where, raw["command"], "command"), quick=_strings(where, raw["quick"], "quick"),
+        quick=_strings(where, raw["quick"], "quick"),
         quick_note=_text(where, raw["quick_note"], "quick_note"),
         paper_value=_figure(where, raw.get("paper_value"), "paper_value"),
         ours=_figure(where, raw.get("ours"), "ours"),
         ours_data=_text(where, raw.get("ours_data", ""), "ours_data"),
         table=None if raw.get("table") is None else _text(where, raw["table"], "table"),
-        convert=convert, ours_step=_step(where, raw.get("ours_step"), convert))
+        convert=convert, ours_step=_step(where, raw.get("ours_step"), convert), **_run(where, raw, convert))
 
 
 def _table(raw: Any, index: int) -> Table:
@@ -312,42 +388,22 @@ def load_results(path: str | Path | None = None) -> Results:
         if row.table is not None and row.table not in by_id and row.table not in _SUMMARY_IDS:
             raise ConfigError(f"{found}: row {row.id!r} cites table {row.table!r}, which the file does "
                               "not have")
-        _check_command(found, row)
+        _check_overrides(found, row)
     return Results(found, rows, by_id)
 
 
-def _check_command(found: Path, row: PaperRow) -> None:
-    """A row's command, where it is one ``binlearn train`` (and convert) line, is what measured
-    its figure: the row's config and, for a spiking row, the row's conversion."""
-    from binlearn.artifacts.spiking import ConvertSettings
+def _check_overrides(found: Path, row: PaperRow) -> None:
+    """A row's overrides load with its config (every key is a key of that config, every value
+    of its type), so a bad one is an error when the file is read, not after a training run.
+    Where the config is not there (reproduce refuses the row then), they are not checked."""
     from binlearn.experiment.config import load_config
-    from binlearn.reproduce.commandline import recorded_run
 
-    recorded = recorded_run(row.command)
-    if recorded is None:
-        return
-    where = f"{found}: row {row.id!r}"
-    if Path(recorded.config) != Path(row.config):
-        raise ConfigError(f"{where}: its command trains {recorded.config}, the row's config is {row.config}")
-    if (recorded.convert is not None) != bool(row.convert):
-        has = "converts" if recorded.convert is not None else "does not convert"
-        raise ConfigError(f"{where}: its command {has} the run and the row's convert says otherwise")
-    try:
-        ran = ConvertSettings(**(recorded.convert or {}))
-    except ConfigError as error:
-        raise ConfigError(f"{where}: its command's convert: {error}") from None
-    def measured(settings: ConvertSettings) -> ConvertSettings:  # not where, nor in what batches
-        return replace(settings, device="auto", batch_size=1)
-
-    if row.convert and measured(ran) != measured(ConvertSettings(**row.convert)):
-        raise ConfigError(f"{where}: its command converts with {recorded.convert}, the row's convert is "
-                          f"{row.convert}")
     config = _repository(found) / row.config
-    if config.is_file():
+    if row.overrides and config.is_file():
         try:
-            load_config(config, recorded.settings)
+            load_config(config, row.overrides)
         except ConfigError as error:
-            raise ConfigError(f"{where}: its command's settings do not load: {error}") from None
+            raise ConfigError(f"{found}: row {row.id!r}: overrides: {error}") from None
 
 
 def summary_table(results: Results, paper: str) -> Table:
@@ -357,7 +413,7 @@ def summary_table(results: Results, paper: str) -> Table:
         if row.paper != paper:
             continue
         ours = "not run yet" if row.ours is None else f"**{row.ours:.4f}**: {row.ours_data}"
-        rows.append([f"`{row.id}`", row.row, row.paper_figure, ours, f"`{row.command}`"])
+        rows.append([f"`{row.id}`", row.row, row.paper_figure, ours, f"`{row.command()}`"])
     return Table(f"summary-{paper}", ["row", "what", "paper", "ours (last measured)", "command"], rows)
 
 
