@@ -31,6 +31,7 @@ from binlearn.energy import (
 from binlearn.energy.costs import CrossEntropyReadout
 from binlearn.energy.neurons import Neuron
 from binlearn.experiment.config import (
+    RESUME_NEXT_EPOCH,
     ConfigError,
     ScheduleConfig,
     Settings,
@@ -154,23 +155,24 @@ class EnergyOptimizerConfig(Settings):
     SECTION: ClassVar[str] = "optimizer"
 
     name: str = setting("sgd", choices=_OPTIMIZERS)
-    learning_rates: list[float] = setting(factory=lambda: [0.05], ge=0, nonempty=True)
+    learning_rates: list[float] = setting(factory=lambda: [0.05], ge=0, nonempty=True,
+                                          resume=RESUME_NEXT_EPOCH)
     """SGD weight learning rate per coupling, input to output (one value: all layers)."""
-    bias_learning_rates: list[float] | None = setting(None, ge=0, nonempty=True)
+    bias_learning_rates: list[float] | None = setting(None, ge=0, nonempty=True, resume=RESUME_NEXT_EPOCH)
     """Bias learning rate per layer (default: learning_rates; required with bop)."""
-    momentum: float = setting(0.0, ge=0, lt=1)
-    weight_decay: float = setting(0.0, ge=0)
-    gamma: list[float] | None = setting(None, gt=0, le=1, nonempty=True)
+    momentum: float = setting(0.0, ge=0, lt=1, resume=RESUME_NEXT_EPOCH)
+    weight_decay: float = setting(0.0, ge=0, resume=RESUME_NEXT_EPOCH)
+    gamma: list[float] | None = setting(None, gt=0, le=1, nonempty=True, resume=RESUME_NEXT_EPOCH)
     """Bop γ per coupling, input to output (bop only)."""
-    threshold: list[float] | None = setting(None, ge=0, nonempty=True)
+    threshold: list[float] | None = setting(None, ge=0, nonempty=True, resume=RESUME_NEXT_EPOCH)
     """Bop threshold τ per coupling, input to output (bop only)."""
-    flip_on_equal: bool = False
-    scaled_threshold: bool = False
+    flip_on_equal: bool = setting(False, resume=RESUME_NEXT_EPOCH)
+    scaled_threshold: bool = setting(False, resume=RESUME_NEXT_EPOCH)
     """Bop flips when (m · w) · α > τ (the effective weight) instead of m · w > τ."""
-    scale_learning_rate: float = setting(0.0, ge=0)
+    scale_learning_rate: float = setting(0.0, ge=0, resume=RESUME_NEXT_EPOCH)
     """Learning rate of the scaling factors α (model.learn_scale)."""
-    scale_decay: float = setting(0.0, ge=0)
-    readout_learning_rate: float | None = setting(None, gt=0)
+    scale_decay: float = setting(0.0, ge=0, resume=RESUME_NEXT_EPOCH)
+    readout_learning_rate: float | None = setting(None, gt=0, resume=RESUME_NEXT_EPOCH)
     """Cross-entropy readout learning rate (default: the last weight learning rate)."""
 
     def check(self) -> None:

@@ -13,6 +13,7 @@ from torch import nn
 
 from binlearn.binary import BinarySign, Heaviside, Sign
 from binlearn.experiment.config import (
+    RESUME_NEXT_EPOCH,
     ConfigError,
     ScheduleConfig,
     Settings,
@@ -101,9 +102,9 @@ class STEOptimizerConfig(Settings):
     SECTION: ClassVar[str] = "optimizer"
 
     name: str = setting("adam", choices=("adam", "sgd"))
-    lr: float = setting(1e-3, gt=0)
-    momentum: float = setting(0.9, ge=0, lt=1)
-    weight_decay: float = setting(0.0, ge=0)
+    lr: float = setting(1e-3, gt=0, resume=RESUME_NEXT_EPOCH)
+    momentum: float = setting(0.9, ge=0, lt=1, resume=RESUME_NEXT_EPOCH)
+    weight_decay: float = setting(0.0, ge=0, resume=RESUME_NEXT_EPOCH)
 
 
 def _activation(cfg: MLPConfig | ConvNetConfig) -> Callable[[], nn.Module]:
