@@ -285,11 +285,11 @@ def test_seeded_steps_are_deterministic(mnist_batch):
         torch.manual_seed(5)
         learner = build_learner(load_config(RULE, ["model.hidden=[128,64]", "rule.group_size=32"]),
                                 (1, 28, 28), 10, torch.device("cpu"))
-        initial = learner.layers[0].hidden.clone()
+        initial = learner.model[0].hidden.clone()
         for step in range(3):
             learner.train_step(x[step * 100:(step + 1) * 100].float(), y[step * 100:(step + 1) * 100],
                                LocalReducer())
-        runs.append(learner.state_dict())
+        runs.append(learner.state_dict()["rule"])  # the rule saves its own state
     for first, second in zip(runs[0]["hidden"], runs[1]["hidden"], strict=True):
         assert torch.equal(first, second)
     assert not torch.equal(runs[0]["hidden"][0], initial)  # it did train
@@ -303,11 +303,11 @@ def test_seeded_committee_steps_are_deterministic(mnist_batch, variant):
         torch.manual_seed(5)
         learner = build_learner(load_config(COMMITTEE, ["model.hidden=270", f"rule.variant={variant!r}"]),
                                 (1, 28, 28), 10, torch.device("cpu"))
-        initial = learner.machine.layer.hidden.clone()
+        initial = learner.model.layer.hidden.clone()
         for step in range(3):
             learner.train_step(x[step * 100:(step + 1) * 100].float(), y[step * 100:(step + 1) * 100],
                                LocalReducer())
-        runs.append(learner.state_dict())
+        runs.append(learner.state_dict()["rule"])  # the rule saves its own state
     assert torch.equal(runs[0]["hidden"], runs[1]["hidden"])
     assert not torch.equal(runs[0]["hidden"], initial)  # it did train
     assert ("readout" in runs[0]) == (variant == "reference")
@@ -334,7 +334,7 @@ def test_reference_committee_resume_is_bit_identical(tmp_path, mnist_dir):
     (tmp_path / "cut" / "config.toml").write_text((tmp_path / "full" / "config.toml").read_text())
     resumed = train(load_config(COMMITTEE, [*overrides, "train.epochs=3"]), tmp_path / "cut", resume=True,
                     quiet=True)
-    states = [load_checkpoint(tmp_path / run / "checkpoint.pt")["learner"] for run in ("full", "cut")]
+    states = [load_checkpoint(tmp_path / run / "checkpoint.pt")["learner"]["rule"] for run in ("full", "cut")]
     assert torch.equal(states[0]["hidden"], states[1]["hidden"])
     assert torch.equal(states[0]["readout"], states[1]["readout"])
     assert states[0]["reinforcement_numerator"] == states[1]["reinforcement_numerator"]
@@ -348,7 +348,7 @@ def test_resume_is_bit_identical(tmp_path, mnist_dir):
     (tmp_path / "cut" / "config.toml").write_text((tmp_path / "full" / "config.toml").read_text())
     resumed = train(load_config(RULE, [*overrides, "train.epochs=3"]), tmp_path / "cut", resume=True,
                     quiet=True)
-    states = [load_checkpoint(tmp_path / run / "checkpoint.pt")["learner"] for run in ("full", "cut")]
+    states = [load_checkpoint(tmp_path / run / "checkpoint.pt")["learner"]["rule"] for run in ("full", "cut")]
     for first, second in zip(states[0]["hidden"], states[1]["hidden"], strict=True):
         assert torch.equal(first, second)
     assert states[0]["reinforcement_numerator"] == states[1]["reinforcement_numerator"]

@@ -98,7 +98,7 @@ def _check_identical(run_dir: Path, tmp_path: Path) -> None:
         outputs = model.forward(words)
         assert np.array_equal(outputs[-1].argmax(axis=1), expected), split
         assert np.array_equal(model.predict(_raw(config, split)), expected), split
-        if hasattr(learner, "model"):  # STE: every hidden activation bit, not only the argmax
+        if isinstance(getattr(learner, "model", None), torch.nn.Sequential):  # STE: every hidden bit too
             activations: list[torch.Tensor] = []
             hooks = [m.register_forward_hook(lambda m, i, o, keep=activations: keep.append(o))
                      for m in learner.model if type(m).__name__ in ("Sign", "Heaviside")]

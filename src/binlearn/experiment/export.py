@@ -29,11 +29,11 @@ from binlearn.data.encodings import encode
 from binlearn.energy.packed import energy_to_packed
 from binlearn.experiment.config import ExperimentConfig, config_to_dict
 from binlearn.experiment.learners.energy import EnergyLearner
-from binlearn.experiment.learners.local_binary import CommitteeLearner, LocalBinaryLearner
 from binlearn.experiment.learners.ste import STELearner
 from binlearn.experiment.nir_export import export_nir
 from binlearn.experiment.trained import TrainedRun, load_trained
 from binlearn.nn.packed import mlp_to_packed
+from binlearn.rules.cpr import CommitteeMachine
 from binlearn.rules.packed import committee_to_packed, local_binary_to_packed
 
 __all__ = ["DEFAULT_EXPORT_NAME", "EXPORT_FORMATS", "FORMATS", "PACKED_CONVERSIONS", "export_run",
@@ -106,10 +106,10 @@ PACKED_CONVERSIONS: dict[type, PackedConversion] = {
     STELearner: lambda learner, signed: mlp_to_packed(learner.model, signed),
     EnergyLearner: lambda learner, signed: energy_to_packed(learner.net, learner.eval_steps,
                                                            learner.cfg.relaxation, signed),
-    LocalBinaryLearner: lambda learner, signed: local_binary_to_packed(learner.layers),  # reads ±1
-    CommitteeLearner: lambda learner, signed: committee_to_packed(learner.machine),  # reads ±1
+    list: lambda learner, signed: local_binary_to_packed(learner.model),  # the local rule's layers; reads ±1
+    CommitteeMachine: lambda learner, signed: committee_to_packed(learner.model),  # reads ±1
 }
-"""Learner type -> its conversion to the packed format."""
+"""Learner type, or the type of a local learner's model -> its conversion to the packed format."""
 
 
 def export_packed(trained: TrainedRun, output: Path | None, *, verify: bool = True,
@@ -121,7 +121,8 @@ def export_packed(trained: TrainedRun, output: Path | None, *, verify: bool = Tr
     if config.data.dataset not in SOURCES:
         raise PackedFormatError(f"runs on dataset {config.data.dataset!r} cannot be packed: the packed input "
                                 f"stage reads the uint8 images of a named dataset ({', '.join(SOURCES)})")
-    convert = PACKED_CONVERSIONS.get(type(learner))
+    convert = (PACKED_CONVERSIONS.get(type(learner))
+               or PACKED_CONVERSIONS.get(type(getattr(learner, "model", None))))
     if convert is None:
         raise PackedFormatError(f"model.kind = {trained.model_kind!r} with rule {trained.rule_name!r} cannot "
                                 "be exported to the packed format yet (not supported)")

@@ -22,7 +22,6 @@ from tqdm.auto import tqdm
 
 from binlearn.atomic import write_json
 from binlearn.experiment.config import DEVICE_PATTERN, ConfigError, config_from_dict, read_config_file
-from binlearn.experiment.learners.local_binary import LocalBinaryLearner
 from binlearn.experiment.learners.ste import STELearner
 from binlearn.experiment.plots import pyplot, save_png
 from binlearn.experiment.runner import RunError, evaluate
@@ -156,8 +155,10 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
     if source_accuracy is None:
         raise RunError(f"{run_dir}: its dataset has no test images to convert on")
     inputs: Callable[[torch.Tensor], torch.Tensor] = _same
-    if isinstance(learner, LocalBinaryLearner):  # ±1 sign layers: integer thresholds, exact at T = 1
-        network = convert_sign_mlp([layer.hidden for layer in learner.layers], learner.layers[-1].classifier,
+    local = trained.model_kind == "binary_mlp"  # the local binary rule's ±1 sign layers (LocalLearner)
+    if local:  # ±1 sign layers: integer thresholds, exact at T = 1
+        layers = learner.model  # type: ignore[attr-defined]  # the LocalLearner's list of BinaryLayers
+        network = convert_sign_mlp([layer.hidden for layer in layers], layers[-1].classifier,
                                    tuple(data.x_test.shape[1:]), reset=settings.reset).to(device)
         inputs = input_spikes
     elif isinstance(learner, STELearner):
@@ -192,7 +193,7 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
     total = totals(rows_sum)
     record: dict[str, Any] = {
         "run_dir": str(run_dir), "epoch": epoch, "dataset": config.data.dataset, "test_images": seen,
-        "source": "local_binary" if isinstance(learner, LocalBinaryLearner) else "ste",
+        "source": "local_binary" if local else "ste",
         "source_accuracy": source_accuracy,
         "accuracy_per_step": accuracy,
         "agreement_with_source_per_step": (agree / seen).tolist(),
@@ -207,7 +208,7 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
                                   if r["firing_rate"] is not None},
         "layers": rows_sum,
         "thresholds": {layer.name: layer.spike_value for layer in network.layers if layer.spiking},
-        "settings": _used_settings(settings, local=isinstance(learner, LocalBinaryLearner), device=device),
+        "settings": _used_settings(settings, local=local, device=device),
         "seconds": time.perf_counter() - start,
     }
     out = Path(output) if output is not None else run_dir
