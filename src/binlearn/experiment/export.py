@@ -21,15 +21,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from binlearn.binary.packed_dynamics import PackedDynamics
 from binlearn.binary.packed_format import PackedFormatError, PackedInput, PackedLayer, PackedModel
 from binlearn.data import SOURCES, DataError, load_dataset, raw_split
 from binlearn.data.encodings import encode
+from binlearn.energy import EnergyNet
 from binlearn.energy.packed import energy_to_packed
 from binlearn.experiment.config import ExperimentConfig, config_to_dict
-from binlearn.experiment.learners.energy import EnergyLearner
-from binlearn.experiment.learners.ste import STELearner
 from binlearn.experiment.nir_export import export_nir
 from binlearn.experiment.trained import TrainedRun, load_trained
 from binlearn.nn.packed import mlp_to_packed
@@ -103,13 +103,13 @@ PackedConversion = Callable[[Any, bool], "list[PackedLayer] | PackedDynamics"]
 of a binary EP network; each calls the conversion that lives beside its model."""
 
 PACKED_CONVERSIONS: dict[type, PackedConversion] = {
-    STELearner: lambda learner, signed: mlp_to_packed(learner.model, signed),
-    EnergyLearner: lambda learner, signed: energy_to_packed(learner.net, learner.eval_steps,
-                                                           learner.cfg.relaxation, signed),
+    nn.Sequential: lambda learner, signed: mlp_to_packed(learner.model, signed),  # STE's feed-forward nets
+    EnergyNet: lambda learner, signed: energy_to_packed(learner.model, learner.source.eval_steps,
+                                                       learner.source.cfg.relaxation, signed),
     list: lambda learner, signed: local_binary_to_packed(learner.model),  # the local rule's layers; reads ±1
     CommitteeMachine: lambda learner, signed: committee_to_packed(learner.model),  # reads ±1
 }
-"""Learner type, or the type of a local learner's model -> its conversion to the packed format."""
+"""The type of a learner's model -> its conversion to the packed format."""
 
 
 def export_packed(trained: TrainedRun, output: Path | None, *, verify: bool = True,
@@ -121,8 +121,7 @@ def export_packed(trained: TrainedRun, output: Path | None, *, verify: bool = Tr
     if config.data.dataset not in SOURCES:
         raise PackedFormatError(f"runs on dataset {config.data.dataset!r} cannot be packed: the packed input "
                                 f"stage reads the uint8 images of a named dataset ({', '.join(SOURCES)})")
-    convert = (PACKED_CONVERSIONS.get(type(learner))
-               or PACKED_CONVERSIONS.get(type(getattr(learner, "model", None))))
+    convert = PACKED_CONVERSIONS.get(type(learner.model))
     if convert is None:
         raise PackedFormatError(f"model.kind = {trained.model_kind!r} with rule {trained.rule_name!r} cannot "
                                 "be exported to the packed format yet (not supported)")

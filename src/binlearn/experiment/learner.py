@@ -63,6 +63,10 @@ class Learner(Protocol):
     or from state saved in ``state_dict``.
     """
 
+    model: Any
+    """What is trained (an ``nn.Module``, or the integer layers of a local rule): its type says
+    what a trained run can become (packed, spiking, NIR)."""
+
     def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> StepStats:
         """One update from a mini-batch. ``x``: (batch, ...) on the learner's device,
         ``y``: (batch,) int64 class labels. Returns ``{"loss": float, "correct": float, ...}``

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from binlearn.experiment.learners.ste import STELearner
 from binlearn.experiment.spiking import check_convertible
 from binlearn.experiment.trained import TrainedRun
 from binlearn.spiking.convert import convert
@@ -35,7 +35,7 @@ def convert_for_nir(trained: TrainedRun) -> SpikingNetwork:
     """The run converted as the ``nir`` export converts it (:data:`NIR_CONVERSION`), on the CPU."""
     check_convertible(trained.run_dir)
     learner = trained.learner
-    if not isinstance(learner, STELearner):  # pragma: no cover - check_convertible admits STE runs only
+    if not isinstance(learner.model, nn.Sequential):  # pragma: no cover - check_convertible admits STE only
         raise NIRExportError(f"{trained.run_dir}: not an STE run")
     images = trained.data.x_train
     generator = torch.Generator().manual_seed(SEED)

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from binlearn.atomic import write_json
 from binlearn.experiment.config import DEVICE_PATTERN, ConfigError, config_from_dict, read_config_file
-from binlearn.experiment.learners.ste import STELearner
 from binlearn.experiment.plots import pyplot, save_png
 from binlearn.experiment.runner import RunError, evaluate
 from binlearn.experiment.spiking_ep import convert_ep_run, is_spiking_ep_config
@@ -157,11 +157,11 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
     inputs: Callable[[torch.Tensor], torch.Tensor] = _same
     local = trained.model_kind == "binary_mlp"  # the local binary rule's ±1 sign layers (LocalLearner)
     if local:  # ±1 sign layers: integer thresholds, exact at T = 1
-        layers = learner.model  # type: ignore[attr-defined]  # the LocalLearner's list of BinaryLayers
+        layers = learner.model  # the LocalLearner's list of BinaryLayers
         network = convert_sign_mlp([layer.hidden for layer in layers], layers[-1].classifier,
                                    tuple(data.x_test.shape[1:]), reset=settings.reset).to(device)
         inputs = input_spikes
-    elif isinstance(learner, STELearner):
+    elif isinstance(learner.model, nn.Sequential):  # STE's feed-forward nets
         generator = torch.Generator().manual_seed(settings.seed)
         count = min(settings.calibration_images, len(data.x_train))
         chosen = torch.randperm(len(data.x_train), generator=generator)[:count].to(data.x_train.device)

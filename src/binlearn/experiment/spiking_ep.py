@@ -4,7 +4,7 @@ Wires a run (config + checkpoint + data) to :func:`binlearn.spiking.ep.simulate_
 image runs T time steps (one relaxation step each) and the accuracy after every step, the
 spikes and the synaptic operations per inference are written to ``RUN_DIR/spiking.json``
 and ``RUN_DIR/latency.png``. The relaxation accuracy (the run's own evaluation: T_eval free
-steps from the initial state, :meth:`EnergyLearner.predict`) is measured on the same images
+steps from the initial state, :meth:`EnergyGradients.predict`) is measured on the same images
 and, for T ≥ T_eval, compared prediction by prediction with the spiking network's at step
 T_eval (``identical_predictions_at_eval_steps``).
 
@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from binlearn.atomic import write_json
 from binlearn.experiment.config import ConfigError
-from binlearn.experiment.learners.energy import EnergyLearner
+from binlearn.experiment.learners.energy import EnergyGradients
 from binlearn.experiment.rundir import read_metrics
 from binlearn.experiment.trained import load_trained
 from binlearn.spiking.ep import READOUTS, SpikingEPError, check_spiking, fan_outs, simulate_ep
@@ -70,11 +70,12 @@ def spiking_ep_run(run_dir: str | Path, *, timesteps: int | None = None, batch_s
         raise SpikingEPError(f"{run_dir} trains model.kind = {trained.model_kind!r}; the EP spiking view "
                              "reads energy (EP / BPTT) runs")
     config, data, learner = trained.config, trained.data, trained.learner
-    if not isinstance(learner, EnergyLearner):  # pragma: no cover - model.kind = "energy" builds one
+    source = getattr(learner, "source", None)  # the gradient learner's model family
+    if not isinstance(source, EnergyGradients):  # pragma: no cover - model.kind = "energy" builds one
         raise SpikingEPError(f"{run_dir}: not an energy learner")
-    net = learner.net
+    net = source.model
     check_spiking(net)
-    eval_steps = int(learner.eval_steps)
+    eval_steps = int(source.eval_steps)
     steps = eval_steps if timesteps is None else int(timesteps)
     if steps < 1:
         raise ConfigError(f"--timesteps must be >= 1, got {steps}")
