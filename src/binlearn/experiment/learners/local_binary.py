@@ -26,11 +26,17 @@ from binlearn.experiment.config import (
 )
 from binlearn.experiment.learners.local import LocalLearner
 from binlearn.experiment.registry import register_learner
-from binlearn.rules.cpr import CPR, VARIANTS, CommitteeParameters, init_committee
-from binlearn.rules.local_binary import HIDDEN_DTYPES, LocalBinary, LocalBinaryParameters, init_layers
+from binlearn.rules.cpr import CPR, VARIANTS, CommitteeMachine, CommitteeParameters, init_committee
+from binlearn.rules.local_binary import (
+    HIDDEN_DTYPES,
+    BinaryLayer,
+    LocalBinary,
+    LocalBinaryParameters,
+    init_layers,
+)
 
 __all__ = ["BinaryMLPConfig", "LocalBinaryConfig", "CommitteeConfig", "CPRConfig",
-           "build_local_binary_learner", "build_cpr_learner"]
+           "LocalBinaryLearner", "CommitteeLearner", "build_local_binary_learner", "build_cpr_learner"]
 
 _ERROR_SIGNALS = ("target", "difference")
 
@@ -103,6 +109,21 @@ class CPRConfig(Settings):
 
     def parameters(self) -> CommitteeParameters:
         return CommitteeParameters(self.robustness, self.reinforcement, self.clip, self.probability_bits)
+
+
+def LocalBinaryLearner(layers: list[BinaryLayer], params: LocalBinaryParameters,
+                       device: torch.device) -> LocalLearner:
+    """The name of the local binary rule's learner before there was one local learner: builds a
+    :class:`~binlearn.experiment.learners.local.LocalLearner` (no class to test with
+    ``isinstance``: ask ``learner.model`` its type)."""
+    return LocalLearner(layers, LocalBinary(params), device)
+
+
+def CommitteeLearner(machine: CommitteeMachine, params: CommitteeParameters,
+                     device: torch.device) -> LocalLearner:
+    """The name of the CP+R learner before there was one local learner: builds a
+    :class:`~binlearn.experiment.learners.local.LocalLearner`."""
+    return LocalLearner(machine, CPR(params), device)
 
 
 def _in_features(input_shape: tuple[int, ...]) -> int:
