@@ -16,6 +16,7 @@ from binlearn.data import load_dataset, write_cifar_archive
 from binlearn.data.encodings import random_crop_flip
 from binlearn.energy import DivergenceError
 from binlearn.experiment import ConfigError, load_config
+from binlearn.experiment.config import default_config
 from binlearn.experiment.learner import LocalReducer
 from binlearn.experiment.registry import build_learner
 
@@ -122,6 +123,32 @@ def test_state_dict_round_trip_is_bit_identical():
         assert torch.equal(a, b), name
     momentum = learner.optimizers["weights"].state_dict()["state"][0]["momentum"]
     assert torch.equal(momentum, twin.optimizers["weights"].state_dict()["state"][0]["momentum"])
+
+
+def test_optimizers_are_routed_by_weight_precision():
+    """The coupling says what its weights are: ±1 weights go to Bop (per-layer γ, τ), float
+    weights, biases and a readout to SGD, the learned α to their own SGD; an STE net's
+    parameters (latent float weights included) all go to its float optimizer."""
+
+    def params(optimizer):
+        return [[id(p) for p in group["params"]] for group in optimizer.param_groups]
+
+    binary = _learner(["model.learn_scale=true", "optimizer.scale_learning_rate=1e-3"])
+    couplings = binary.model.couplings
+    assert list(binary.optimizers) == ["weights", "float", "scale"]
+    assert params(binary.optimizers["weights"]) == [[id(c.weight)] for c in couplings]
+    assert params(binary.optimizers["float"]) == [[id(c.bias)] for c in couplings]
+    assert params(binary.optimizers["scale"]) == [[id(c.scale) for c in couplings]]
+    floats = _learner(["model.weights=\"float\"", "optimizer.name=\"sgd\"",
+                       "optimizer.learning_rates=[0.1,0.2]"])
+    couplings = floats.model.couplings
+    assert list(floats.optimizers) == ["float"]
+    assert params(floats.optimizers["float"]) == ([[id(c.weight)] for c in couplings]
+                                                  + [[id(c.bias)] for c in couplings])
+    assert [g["lr"] for g in floats.optimizers["float"].param_groups][:2] == [0.1, 0.2]
+    ste = build_learner(default_config(["model.hidden=[16]"]), (1, 8, 8), 10, torch.device("cpu"))
+    assert list(ste.optimizers) == ["float"]
+    assert params(ste.optimizers["float"]) == [[id(p) for p in ste.model.parameters()]]
 
 
 def test_schedule_waits_decay_start_epochs_and_anneals_bop_thresholds_to_no_flips():
