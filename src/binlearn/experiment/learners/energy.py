@@ -146,10 +146,12 @@ class BPTTConfig(_EnergyRuleConfig):
 
 @dataclass
 class EnergyOptimizerConfig(Settings):
-    """The optimizers of an energy learner: ``name`` sgd (float weights) | bop (binary weights:
-    per-coupling ``gamma`` γ and ``threshold`` τ); SGD for biases (and float weights), the
-    cross-entropy readout and the learned scaling factors α. Per-layer lists run input to
-    output (one value: every layer)."""
+    """The optimizers of an energy learner. Each weight's optimizer follows its precision
+    (:class:`EnergyGradients`): binary weights are trained by Bop (per-coupling ``gamma`` γ and
+    ``threshold`` τ), float weights by SGD (``learning_rates``); SGD also trains the biases, the
+    cross-entropy readout and the learned scaling factors α. ``name`` states what the weights
+    get, sgd (float weights) | bop (binary weights), and must agree with ``model.weights``.
+    Per-layer lists run input to output (one value: every layer)."""
 
     SECTION: ClassVar[str] = "optimizer"
 
