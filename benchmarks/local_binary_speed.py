@@ -4,7 +4,7 @@ rule written with dense float torch tensors.
 Both train the network of ``configs/colombo2024/mnist-1035-1035.toml`` (784-1035-1035, 10
 classes, G = 115, rob = 0.25·width, batch 100) from the same initial state:
 
-    integer  LocalBinaryLearner.train_step: XNOR-popcount forward on packed bits, integer
+    integer  LocalLearner.train_step: XNOR-popcount forward on packed bits, integer
              selection, int16 hidden weights, reinforcement drawn as 64-lane bit masks
     float    rules.local_binary.local_binary_step_dense: float32 matmuls, argmin over
              groups, torch.rand reinforcement masks
@@ -100,7 +100,7 @@ def best_seconds(runs: dict, batches: int, warmup: int, rounds: int) -> dict:
 def same_step(learner, x: torch.Tensor, y: torch.Tensor, seed: int) -> bool:
     """One integer step and one float step from the same state, batch and reinforcement masks:
     are the new hidden weights identical?"""
-    layers = copy.deepcopy(learner.layers)
+    layers = copy.deepcopy(learner.model)
     params = learner.params
     hidden = [layer.hidden.float() for layer in layers]
     classifiers = [layer.classifier.float() for layer in layers]
@@ -140,12 +140,12 @@ def main(argv: list[str] | None = None) -> dict:
     identical = same_step(learner, x[:batch], y[:batch], args.seed)
 
     # float twin, from the same initial state and at the same reinforcement probability
-    hidden = [layer.hidden.float() for layer in learner.layers]
-    classifiers = [layer.classifier.float() for layer in learner.layers]
+    hidden = [layer.hidden.float() for layer in learner.model]
+    classifiers = [layer.classifier.float() for layer in learner.model]
     probabilities = [layer.reinforcement_numerator / 2**learner.params.probability_bits
-                     for layer in learner.layers]
+                     for layer in learner.model]
     limits = [(-torch.iinfo(layer.hidden.dtype).max, torch.iinfo(layer.hidden.dtype).max)
-              for layer in learner.layers]
+              for layer in learner.model]
     generator = torch.Generator().manual_seed(args.seed)
     flat = x.reshape(len(x), -1)
 
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
         "layers": [784, *config.model.hidden], "group_size": config.rule.group_size,
         "batch_size": batch, "timed_batches": args.batches, "warmup_batches": args.warmup,
         "rounds": args.rounds, "integer_seconds": round(integer_seconds, 4),
-        "float_seconds": round(float_seconds, 4), "hidden_dtype": str(learner.layers[0].hidden.dtype),
+        "float_seconds": round(float_seconds, 4), "hidden_dtype": str(learner.model[0].hidden.dtype),
         "reinforcement_probability": [round(p, 6) for p in probabilities],
         "inputs": source, "seed": args.seed,
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),

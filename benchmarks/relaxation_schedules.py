@@ -39,7 +39,7 @@ def _trained_net(run_dir: str) -> EnergyNet:
         raise SystemExit(f"{run_dir}: needs a run of an energy model with hard-sigmoid neurons")
     learner = build_learner(config, (1, 28, 28), 10, torch.device("cpu"))
     learner.load_state_dict(checkpoint["learner"])
-    return learner.net
+    return learner.model
 
 
 def compare(name: str, net: EnergyNet, x: torch.Tensor, tolerance: float, max_steps: int) -> dict:

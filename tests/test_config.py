@@ -93,3 +93,22 @@ def test_every_shipped_config_loads():
     assert files
     for path in files:
         load_config(path)
+
+
+def test_the_resume_policy_is_declared_on_the_fields():
+    """What ``--resume`` may change is read off each field's ``setting(resume=...)``: refused
+    unless declared; an evaluation key is free; a key no field declares is refused."""
+    from binlearn.experiment import config as settings
+
+    config = load_config(ROOT / "configs/laydevant2021/fc-binary-weights.toml")
+    expected = {"train.epochs": settings.RESUME_EPOCHS, "train.device": settings.RESUME_FREE,
+                "train.shuffle": settings.RESUME_REFUSED, "data.data_dir": settings.RESUME_FREE,
+                "data.dataset": settings.RESUME_REFUSED, "rule.eval_steps": settings.RESUME_FREE,
+                "rule.beta": settings.RESUME_REFUSED, "optimizer.gamma": settings.RESUME_NEXT_EPOCH,
+                "optimizer.flip_on_equal": settings.RESUME_NEXT_EPOCH,
+                "optimizer.name": settings.RESUME_REFUSED, "schedule.anneal_flips": settings.RESUME_SCHEDULE,
+                "model.hidden": settings.RESUME_REFUSED, "model.kind": settings.RESUME_REFUSED,
+                "name": settings.RESUME_FREE, "seed": settings.RESUME_REFUSED}
+    assert {key: settings.resume_policy(key, config) for key in expected} == expected
+    with pytest.raises(ValueError, match="resume='sometimes'"):
+        settings.setting(1, resume="sometimes")

@@ -16,6 +16,7 @@ from binlearn.data import load_dataset, write_cifar_archive
 from binlearn.data.encodings import random_crop_flip
 from binlearn.energy import DivergenceError
 from binlearn.experiment import ConfigError, load_config
+from binlearn.experiment.config import default_config
 from binlearn.experiment.learner import LocalReducer
 from binlearn.experiment.registry import build_learner
 
@@ -67,7 +68,7 @@ def test_every_config_builds_and_trains_one_step(path):
     assert learner.predict(x).shape == (4,)
     metrics = learner.end_epoch(1, 0.5, LocalReducer())
     if config.optimizer.name == "bop":
-        assert len(metrics["flips"]) == learner.net.num_layers
+        assert len(metrics["flips"]) == learner.model.num_layers
 
 
 def _learner(overrides: list[str]):
@@ -124,6 +125,32 @@ def test_state_dict_round_trip_is_bit_identical():
     assert torch.equal(momentum, twin.optimizers["weights"].state_dict()["state"][0]["momentum"])
 
 
+def test_optimizers_are_routed_by_weight_precision():
+    """The coupling says what its weights are: ±1 weights go to Bop (per-layer γ, τ), float
+    weights, biases and a readout to SGD, the learned α to their own SGD; an STE net's
+    parameters (latent float weights included) all go to its float optimizer."""
+
+    def params(optimizer):
+        return [[id(p) for p in group["params"]] for group in optimizer.param_groups]
+
+    binary = _learner(["model.learn_scale=true", "optimizer.scale_learning_rate=1e-3"])
+    couplings = binary.model.couplings
+    assert list(binary.optimizers) == ["weights", "float", "scale"]
+    assert params(binary.optimizers["weights"]) == [[id(c.weight)] for c in couplings]
+    assert params(binary.optimizers["float"]) == [[id(c.bias)] for c in couplings]
+    assert params(binary.optimizers["scale"]) == [[id(c.scale) for c in couplings]]
+    floats = _learner(["model.weights=\"float\"", "optimizer.name=\"sgd\"",
+                       "optimizer.learning_rates=[0.1,0.2]"])
+    couplings = floats.model.couplings
+    assert list(floats.optimizers) == ["float"]
+    assert params(floats.optimizers["float"]) == ([[id(c.weight)] for c in couplings]
+                                                  + [[id(c.bias)] for c in couplings])
+    assert [g["lr"] for g in floats.optimizers["float"].param_groups][:2] == [0.1, 0.2]
+    ste = build_learner(default_config(["model.hidden=[16]"]), (1, 8, 8), 10, torch.device("cpu"))
+    assert list(ste.optimizers) == ["float"]
+    assert params(ste.optimizers["float"]) == [[id(p) for p in ste.model.parameters()]]
+
+
 def test_schedule_waits_decay_start_epochs_and_anneals_bop_thresholds_to_no_flips():
     settings = ["schedule.decay_start=2", "schedule.cosine_epochs=2", "schedule.anneal_flips=true",
                 "optimizer.threshold=[1e-6,2e-6]", "optimizer.bias_learning_rates=[0.1,0.2]"]
@@ -140,12 +167,12 @@ def test_schedule_waits_decay_start_epochs_and_anneals_bop_thresholds_to_no_flip
     assert seen[3] == ([None, None], 0.0) and seen[4] == ([None, None], 0.0)
     assert [g["threshold"] for g in bop.param_groups] == [float("inf")] * 2
     assert biases.param_groups[1]["lr"] == 0.0
-    weights = [c.weight.detach().clone() for c in learner.net.couplings]
+    weights = [c.weight.detach().clone() for c in learner.model.couplings]
     x, y = torch.rand(8, 1, 4, 4), torch.randint(0, 3, (8,))
     for _ in range(3):
         learner.train_step(x, y, LocalReducer())
     assert bop.flip_counts() == [0, 0]
-    assert all(torch.equal(w, c.weight) for w, c in zip(weights, learner.net.couplings, strict=True))
+    assert all(torch.equal(w, c.weight) for w, c in zip(weights, learner.model.couplings, strict=True))
     # a resumed run recomputes the thresholds from the config and the epochs done
     twin = _learner(settings)
     twin.load_state_dict(copy.deepcopy(learner.state_dict()))
@@ -160,7 +187,7 @@ def test_schedule_waits_decay_start_epochs_and_anneals_bop_thresholds_to_no_flip
 def test_diverging_training_raises_divergence_error():
     learner = _learner([])
     with torch.no_grad():
-        learner.net.couplings[1].bias[0] = float("nan")
+        learner.model.couplings[1].bias[0] = float("nan")
     with pytest.raises(DivergenceError, match="layer 2 of 2 .* at step 1;"):
         learner.train_step(torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), LocalReducer())
 
@@ -172,7 +199,7 @@ def test_learned_scale_at_or_below_zero_stops_training():
     x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
     learner.train_step(x, y, LocalReducer())  # positive α: no complaint
     with torch.no_grad():
-        learner.net.couplings[1].scale.fill_(-0.1)
+        learner.model.couplings[1].scale.fill_(-0.1)
     with pytest.raises(DivergenceError, match=r"α of coupling 2 of 2 fell to -0\.1 .*"
                                               r"optimizer\.scale_learning_rate \(now 1e-09\)"):
         learner.train_step(x, y, LocalReducer())
@@ -221,19 +248,19 @@ def test_diverging_run_stops_naming_layer_and_step_and_keeps_the_last_good_check
     checkpoint.pt stays at epoch 1."""
     from binlearn.experiment import train
     from binlearn.experiment.checkpoint import load_checkpoint
-    from binlearn.experiment.learners.energy import EnergyLearner
+    from binlearn.experiment.learners.gradient import GradientLearner
     from binlearn.experiment.runner import TrainingDiverged
 
-    original = EnergyLearner.end_epoch
+    original = GradientLearner.end_epoch
 
     def poisoned_end_epoch(self, epoch, train_accuracy, reducer):
         result = original(self, epoch, train_accuracy, reducer)
         if epoch == 2:
             with torch.no_grad():
-                self.net.couplings[1].bias[0] = float("nan")
+                self.model.couplings[1].bias[0] = float("nan")
         return result
 
-    monkeypatch.setattr(EnergyLearner, "end_epoch", poisoned_end_epoch)
+    monkeypatch.setattr(GradientLearner, "end_epoch", poisoned_end_epoch)
     config = load_config(CONFIGS[0].parent / "fc-float.toml",
                          ["data.dataset=\"digits\"", "model.hidden=[16]", "rule.free_steps=5",
                           "rule.nudged_steps=2", "train.epochs=3"])
@@ -284,12 +311,12 @@ def test_anneal_gamma_decays_bop_gamma_with_the_schedule_until_weights_stop():
     assert [g["threshold"] for g in bop.param_groups] == [1e-9, 1e-9]  # thresholds untouched
     x, y = torch.rand(8, 1, 4, 4), torch.randint(0, 3, (8,))
     momenta = [bop.state[c.weight]["momentum"].clone() if c.weight in bop.state else None
-               for c in learner.net.couplings]
-    weights = [c.weight.detach().clone() for c in learner.net.couplings]
+               for c in learner.model.couplings]
+    weights = [c.weight.detach().clone() for c in learner.model.couplings]
     learner.train_step(x, y, LocalReducer())
     assert bop.flip_counts() == [0, 0]
-    assert all(torch.equal(w, c.weight) for w, c in zip(weights, learner.net.couplings, strict=True))
-    for before, c in zip(momenta, learner.net.couplings, strict=True):
+    assert all(torch.equal(w, c.weight) for w, c in zip(weights, learner.model.couplings, strict=True))
+    for before, c in zip(momenta, learner.model.couplings, strict=True):
         after = bop.state[c.weight]["momentum"]
         assert torch.equal(after, before if before is not None else torch.zeros_like(after))
     fresh = _learner(["optimizer.gamma=[0.2,0.3]", "optimizer.threshold=[1e-9,1e-9]"])

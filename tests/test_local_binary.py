@@ -285,11 +285,11 @@ def test_seeded_steps_are_deterministic(mnist_batch):
         torch.manual_seed(5)
         learner = build_learner(load_config(RULE, ["model.hidden=[128,64]", "rule.group_size=32"]),
                                 (1, 28, 28), 10, torch.device("cpu"))
-        initial = learner.layers[0].hidden.clone()
+        initial = learner.model[0].hidden.clone()
         for step in range(3):
             learner.train_step(x[step * 100:(step + 1) * 100].float(), y[step * 100:(step + 1) * 100],
                                LocalReducer())
-        runs.append(learner.state_dict())
+        runs.append(learner.state_dict()["rule"])  # the rule saves its own state
     for first, second in zip(runs[0]["hidden"], runs[1]["hidden"], strict=True):
         assert torch.equal(first, second)
     assert not torch.equal(runs[0]["hidden"][0], initial)  # it did train
@@ -303,16 +303,70 @@ def test_seeded_committee_steps_are_deterministic(mnist_batch, variant):
         torch.manual_seed(5)
         learner = build_learner(load_config(COMMITTEE, ["model.hidden=270", f"rule.variant={variant!r}"]),
                                 (1, 28, 28), 10, torch.device("cpu"))
-        initial = learner.machine.layer.hidden.clone()
+        initial = learner.model.layer.hidden.clone()
         for step in range(3):
             learner.train_step(x[step * 100:(step + 1) * 100].float(), y[step * 100:(step + 1) * 100],
                                LocalReducer())
-        runs.append(learner.state_dict())
+        runs.append(learner.state_dict()["rule"])  # the rule saves its own state
     assert torch.equal(runs[0]["hidden"], runs[1]["hidden"])
     assert not torch.equal(runs[0]["hidden"], initial)  # it did train
     assert ("readout" in runs[0]) == (variant == "reference")
     if variant == "reference":
         assert torch.equal(runs[0]["readout"], runs[1]["readout"])
+
+
+@pytest.mark.parametrize("path, overrides", [(RULE, ["model.hidden=[128,64]", "rule.group_size=32"]),
+                                             (COMMITTEE, ["model.hidden=270"]),
+                                             (COMMITTEE, ["model.hidden=270", CLASS_COMMITTEES])],
+                         ids=["local_binary", "cpr-reference", "cpr-class_committees"])
+def test_the_rule_saves_its_own_state_and_the_old_flat_layout_still_loads(mnist_batch, path, overrides):
+    """The learner's state is the rule's own (hidden weights, frozen error-signal weights,
+    p_r counters) beside the signs at the epoch start; a checkpoint written before, with the
+    rule's keys flat beside ``epoch_start_words`` (one tensor for CP+R), resumes the same."""
+    x, y = mnist_batch
+    config = load_config(path, overrides)
+
+    def build():
+        torch.manual_seed(5)
+        return build_learner(config, (1, 28, 28), 10, torch.device("cpu"))
+
+    learner = build()
+    for rows in (slice(0, 100), slice(100, 200)):
+        learner.train_step(x[rows].float(), y[rows], LocalReducer())
+    learner.end_epoch(1, 0.4, LocalReducer())
+    state = learner.state_dict()
+    assert set(state) == {"rule", "epoch_start_words"}
+    assert state["rule"].keys() == learner.rule.state_dict(learner.model).keys()
+    numerators = state["rule"]["reinforcement_numerator"]
+    assert all(n > 0 for n in (numerators if isinstance(numerators, list) else [numerators]))
+    words = state["epoch_start_words"]
+    old = {**state["rule"], "epoch_start_words": words[0] if path == COMMITTEE else words}
+    results = []
+    for saved in (state, old):
+        twin = build()
+        twin.load_state_dict(saved)
+        torch.manual_seed(1)
+        twin.train_step(x[200:].float(), y[200:], LocalReducer())
+        results.append((twin.state_dict(), twin.end_epoch(2, 0.5, LocalReducer())))
+    torch.manual_seed(1)
+    learner.train_step(x[200:].float(), y[200:], LocalReducer())
+    results.append((learner.state_dict(), learner.end_epoch(2, 0.5, LocalReducer())))
+    for other_state, other_metrics in results[1:]:
+        assert other_metrics == results[0][1]
+        for key, value in results[0][0]["rule"].items():
+            if isinstance(value, list):
+                assert all(torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+                           for a, b in zip(value, other_state["rule"][key], strict=True)), key
+            else:
+                assert torch.equal(value, other_state["rule"][key]) if isinstance(value, torch.Tensor) \
+                    else value == other_state["rule"][key], key
+
+
+def test_a_committee_layer_has_no_classifier():
+    """CP+R's layer type holds what the rule trains and nothing of the local rule's classifiers."""
+    machine = cpr.init_committee(20, 9, 3, 3)
+    assert type(machine.layer) is cpr.CommitteeLayer and isinstance(machine.layer, lb.IntegerLayer)
+    assert not hasattr(machine.layer, "classifier")
 
 
 def test_committee_checkpoint_of_the_other_variant_is_refused():
@@ -334,7 +388,7 @@ def test_reference_committee_resume_is_bit_identical(tmp_path, mnist_dir):
     (tmp_path / "cut" / "config.toml").write_text((tmp_path / "full" / "config.toml").read_text())
     resumed = train(load_config(COMMITTEE, [*overrides, "train.epochs=3"]), tmp_path / "cut", resume=True,
                     quiet=True)
-    states = [load_checkpoint(tmp_path / run / "checkpoint.pt")["learner"] for run in ("full", "cut")]
+    states = [load_checkpoint(tmp_path / run / "checkpoint.pt")["learner"]["rule"] for run in ("full", "cut")]
     assert torch.equal(states[0]["hidden"], states[1]["hidden"])
     assert torch.equal(states[0]["readout"], states[1]["readout"])
     assert states[0]["reinforcement_numerator"] == states[1]["reinforcement_numerator"]
@@ -348,7 +402,7 @@ def test_resume_is_bit_identical(tmp_path, mnist_dir):
     (tmp_path / "cut" / "config.toml").write_text((tmp_path / "full" / "config.toml").read_text())
     resumed = train(load_config(RULE, [*overrides, "train.epochs=3"]), tmp_path / "cut", resume=True,
                     quiet=True)
-    states = [load_checkpoint(tmp_path / run / "checkpoint.pt")["learner"] for run in ("full", "cut")]
+    states = [load_checkpoint(tmp_path / run / "checkpoint.pt")["learner"]["rule"] for run in ("full", "cut")]
     for first, second in zip(states[0]["hidden"], states[1]["hidden"], strict=True):
         assert torch.equal(first, second)
     assert states[0]["reinforcement_numerator"] == states[1]["reinforcement_numerator"]

@@ -436,12 +436,12 @@ def test_ep_export_relaxes_bit_for_bit_as_the_model(ep_runs, name, tmp_path):
     model = PackedModel.load(summary["output"])
     assert model.manifest["format_version"] == 2 and "layers" not in model.manifest
     config, learner, data = _learner_and_data(ep_runs[name])
-    net = learner.net
-    assert model.manifest["dynamics"]["steps"] == learner.eval_steps
+    net = learner.model
+    assert model.manifest["dynamics"]["steps"] == learner.source.eval_steps
     for split, x in (("test", data.x_test), ("train", data.x_train)):
         raw = _raw(config, split)
         with torch.no_grad():
-            state = relax(net, x, net.initial_state(len(x)), learner.eval_steps,
+            state = relax(net, x, net.initial_state(len(x)), learner.source.eval_steps,
                           schedule=config.rule.relaxation)
         packed = model.relaxation.relax(model.encode(raw))
         for ours, theirs in zip(packed, state.layers, strict=True):  # every float32 accumulator, bitwise
@@ -463,7 +463,7 @@ def test_ep_export_relaxes_bit_for_bit_as_the_model(ep_runs, name, tmp_path):
 def test_ordered_drives_only_between_binary_neurons():
     def net(*overrides: str):
         config = load_config(EP_CONFIG, ["data.dataset=\"digits\"", "model.hidden=[8]", *overrides])
-        return build_learner(config, (1, 8, 8), 10, torch.device("cpu")).net
+        return build_learner(config, (1, 8, 8), 10, torch.device("cpu")).model
 
     assert ordered_couplings(net()) == (True, True)
     # float neurons keep the fused products (the speed of the float-neuron benchmarks)
@@ -513,7 +513,7 @@ def test_unexportable_ep_networks_are_refused(overrides, fragment):
     config = load_config(EP_CONFIG, ["data.dataset=\"digits\"", "model.hidden=[8]", *overrides])
     learner = build_learner(config, (1, 8, 8), 10, torch.device("cpu"))
     with pytest.raises(PackedFormatError) as info:
-        energy_to_packed(learner.net, learner.eval_steps, learner.cfg.relaxation, False)
+        energy_to_packed(learner.model, learner.source.eval_steps, learner.source.cfg.relaxation, False)
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 

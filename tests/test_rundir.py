@@ -202,7 +202,8 @@ def test_a_branch_trains_with_its_own_learning_rate(tmp_path):
     for name, extra in (("same", []), ("faster", ["optimizer.lr=0.05"])):
         train(default_config([*STE_QUICK, "train.epochs=2", *extra]), tmp_path / name, quiet=True,
               branch_from=tmp_path / "parent")
-    groups = load_checkpoint(tmp_path / "faster" / "checkpoint.pt")["learner"]["optimizer"]["param_groups"]
+    optimizers = load_checkpoint(tmp_path / "faster" / "checkpoint.pt")["learner"]["optimizers"]
+    groups = optimizers["float"]["param_groups"]
     assert {group["lr"] for group in groups} == {0.05}
     same, faster = _model_state(tmp_path / "same"), _model_state(tmp_path / "faster")
     assert any(not torch.equal(same[key], faster[key]) for key in same)

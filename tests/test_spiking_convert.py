@@ -21,10 +21,10 @@ from binlearn.experiment.learners.ste import (
     ConvNetConfig,
     MLPConfig,
     STEConfig,
-    STELearner,
     STEOptimizerConfig,
     build_convnet,
     build_mlp,
+    ste_learner,
 )
 from binlearn.experiment.runner import train
 from binlearn.nn import QCFS
@@ -43,7 +43,7 @@ def mnist(mnist_dir):
 
 def _trained(model: nn.Module, data, epochs: int = 2) -> nn.Module:
     torch.manual_seed(0)
-    learner = STELearner(model, STEConfig(), STEOptimizerConfig(lr=3e-3))
+    learner = ste_learner(model, STEConfig(), STEOptimizerConfig(lr=3e-3))
     for _ in range(epochs):
         for batch in torch.randperm(len(data.y_train)).split(100):
             learner.train_step(data.x_train[batch], data.y_train[batch], LocalReducer())

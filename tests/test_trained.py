@@ -10,7 +10,7 @@ from binlearn.artifacts import TrainedRun, evaluate_run, load_trained
 from binlearn.data import DataError, Dataset, raw_split, split_bounds
 from binlearn.experiment import CheckpointError, ConfigError, RunError, train
 from binlearn.experiment.config import default_config
-from binlearn.experiment.learners.ste import STELearner
+from binlearn.experiment.learners.gradient import GradientLearner
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -24,7 +24,7 @@ def run_dir(tmp_path_factory):
 
 def test_load_trained_gives_config_learner_and_data(run_dir):
     trained = load_trained(run_dir, device="cpu", quiet=True)
-    assert isinstance(trained, TrainedRun) and isinstance(trained.learner, STELearner)
+    assert isinstance(trained, TrainedRun) and isinstance(trained.learner, GradientLearner)
     assert isinstance(trained.data, Dataset) and trained.data.num_classes == 10
     assert trained.epoch == 1 and trained.device == torch.device("cpu")
     assert (trained.model_kind, trained.rule_name) == ("mlp", "ste")

@@ -4,7 +4,7 @@ Wires a run (config + checkpoint + data) to :func:`binlearn.spiking.ep.simulate_
 image runs T time steps (one relaxation step each) and the accuracy after every step, the
 spikes and the synaptic operations per inference are written to ``RUN_DIR/spiking.json``
 and ``RUN_DIR/latency.png``. The relaxation accuracy (the run's own evaluation: T_eval free
-steps from the initial state, :meth:`EnergyLearner.predict`) is measured on the same images
+steps from the initial state, :meth:`EnergyGradients.predict`) is measured on the same images
 and, for T ≥ T_eval, compared prediction by prediction with the spiking network's at step
 T_eval (``identical_predictions_at_eval_steps``).
 

@@ -55,6 +55,14 @@ __all__ = [
     "OLD_RULE_KEYS",
     "upgrade_old_layout",
     "eval_keys",
+    "RESUME_REFUSED",
+    "RESUME_FREE",
+    "RESUME_NEXT_EPOCH",
+    "RESUME_SCHEDULE",
+    "RESUME_EPOCHS",
+    "RESUME_POLICIES",
+    "resume_policy",
+    "resume_keys",
     "section_keys",
     "DataConfig",
     "TrainConfig",
@@ -143,16 +151,38 @@ class Bounds:
         return None
 
 
+RESUME_REFUSED = "refused"
+"""The key says what the run learns (the default): ``--resume`` refuses to change it."""
+RESUME_FREE = "free"
+"""The key says where and how the run is computed, stored or evaluated, not what it learns:
+``--resume`` may change it (recorded in meta.json)."""
+RESUME_NEXT_EPOCH = "next_epoch"
+"""An optimizer setting: ``--resume`` may change it; the run trains on with the new value from
+the next epoch (the saved optimizer state is loaded under it)."""
+RESUME_SCHEDULE = "schedule"
+"""A [schedule] key: ``--resume`` may change it when the epochs already trained stay as they
+ran (the runner checks that the old and the new schedule were constant over them)."""
+RESUME_EPOCHS = "epochs"
+"""The epoch count: ``--resume`` may raise it, never below the epochs already trained."""
+RESUME_POLICIES = (RESUME_REFUSED, RESUME_FREE, RESUME_NEXT_EPOCH, RESUME_SCHEDULE, RESUME_EPOCHS)
+
+
 def setting(default: Any = dataclasses.MISSING, *, factory: Callable[[], Any] | None = None,
-            evaluation: bool = False, **bounds: Any) -> Any:
+            evaluation: bool = False, resume: str = RESUME_REFUSED, **bounds: Any) -> Any:
     """A config field with its bounds (the keyword arguments of :class:`Bounds`).
 
     ``evaluation``: the key changes how a trained model is run, never what it is, so
     ``binlearn eval --set`` may change it (:func:`eval_keys`).
+    ``resume``: what ``binlearn train --resume`` may do with the key, one of
+    :data:`RESUME_POLICIES` (:func:`resume_policy`); an ``evaluation`` key is free on resume.
     """
+    if resume not in RESUME_POLICIES:
+        raise ValueError(f"resume={resume!r}; valid: {', '.join(RESUME_POLICIES)}")
+    if evaluation:
+        resume = RESUME_FREE
     if bounds.get("choices") is not None:
         bounds["choices"] = tuple(bounds["choices"])
-    metadata = {"bounds": Bounds(**bounds), "evaluation": evaluation}
+    metadata = {"bounds": Bounds(**bounds), "evaluation": evaluation, "resume": resume}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -195,7 +225,7 @@ class DataConfig(Settings):
     SECTION: ClassVar[str] = "data"
 
     dataset: str = "digits"
-    data_dir: str | None = None
+    data_dir: str | None = setting(None, resume=RESUME_FREE)
     features: str | None = None
     """dataset = "npy": folder with x_train.npy, y_train.npy, x_test.npy, y_test.npy."""
     train_size: int | None = setting(None, ge=1)
@@ -220,8 +250,8 @@ class DataConfig(Settings):
     """Also flip horizontally with probability 1/2 (right for CIFAR, wrong for digits)."""
     batch_size: int = setting(64, ge=1)
     eval_batch_size: int = setting(1000, ge=1, evaluation=True)
-    download: bool = True
-    verify: bool = True
+    download: bool = setting(True, resume=RESUME_FREE)
+    verify: bool = setting(True, resume=RESUME_FREE)
     """Check the official checksums (set false to read your own files in the official format)."""
 
     def check(self) -> None:
@@ -243,13 +273,13 @@ DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 class TrainConfig(Settings):
     SECTION: ClassVar[str] = "train"
 
-    epochs: int = setting(10, ge=1, le=MAX_EPOCHS)
+    epochs: int = setting(10, ge=1, le=MAX_EPOCHS, resume=RESUME_EPOCHS)
     device: str = setting("auto", pattern=DEVICE_PATTERN, pattern_help="auto, cpu, cuda or cuda:N",
                           evaluation=True)
     """auto (CUDA when present) | cpu | cuda | cuda:N."""
-    checkpoint_every: int = setting(1, ge=1, le=MAX_EPOCHS)
+    checkpoint_every: int = setting(1, ge=1, le=MAX_EPOCHS, resume=RESUME_FREE)
     """Epochs between checkpoints (the last epoch is always saved)."""
-    eval_every: int = setting(1, ge=1, le=MAX_EPOCHS)
+    eval_every: int = setting(1, ge=1, le=MAX_EPOCHS, resume=RESUME_FREE)
     shuffle: bool = True
     threads: int | None = setting(None, ge=1, le=4096, evaluation=True)
     """torch intra-op threads (None: torch's default)."""
@@ -268,16 +298,16 @@ class ScheduleConfig(Settings):
 
     SECTION: ClassVar[str] = "schedule"
 
-    lr_decay: float = setting(1.0, gt=0, le=1)
+    lr_decay: float = setting(1.0, gt=0, le=1, resume=RESUME_SCHEDULE)
     """Multiply every learning rate by this after each epoch."""
-    cosine_epochs: int = setting(0, ge=0, le=MAX_EPOCHS)
+    cosine_epochs: int = setting(0, ge=0, le=MAX_EPOCHS, resume=RESUME_SCHEDULE)
     """> 0: cosine-anneal every learning rate to 0 over this many epochs."""
-    decay_start: int = setting(0, ge=0, le=MAX_EPOCHS)
+    decay_start: int = setting(0, ge=0, le=MAX_EPOCHS, resume=RESUME_SCHEDULE)
     """Epochs at constant rates before ``lr_decay`` and the cosine schedule begin."""
-    anneal_flips: bool = False
+    anneal_flips: bool = setting(False, resume=RESUME_SCHEDULE)
     """Bop: divide every threshold τ by the factor that scales the learning rates, so
     flips become rarer as the schedule decays (none once the cosine factor reaches 0)."""
-    anneal_gamma: bool = False
+    anneal_gamma: bool = setting(False, resume=RESUME_SCHEDULE)
     """Bop: multiply every γ by the factor that scales the learning rates, as a learning-rate
     decay of the filtered update m (Helwegen et al. 2019 decay γ): m moves in smaller steps,
     so flips need a steadier push (none once the cosine factor reaches 0: m stops moving)."""
@@ -305,7 +335,7 @@ class ExperimentConfig:
     model: Any = None
     rule: Any = None
     train: TrainConfig = field(default_factory=TrainConfig)
-    name: str | None = None
+    name: str | None = field(default=None, metadata={"resume": RESUME_FREE})
     seed: int = 0
     optimizer: Any = None
     """The rule's optimizer settings (None: the rule has none, e.g. local_binary)."""
@@ -471,6 +501,8 @@ def dataclass_from_dict(cls: type, raw: Any, where: str) -> Any:
 
 
 TOP_KEYS = ("name", "seed", "data", "model", "rule", "optimizer", "schedule", "train")
+TOP_SECTIONS = ("", "data", "model", "rule", "optimizer", "schedule", "train")
+"""Where the fields of an experiment live: "" is the top level (``name``, ``seed``)."""
 
 
 def _selector(table: Any, section: str, key: str, default: str, registry: dict[str, type],
@@ -562,6 +594,39 @@ def section_keys(config: ExperimentConfig, section: str, *, evaluation: bool | N
         return []
     return [f"{section}.{f.name}" for f in fields(table)
             if evaluation is None or f.metadata.get("evaluation", False) == evaluation]
+
+
+def _field(config: ExperimentConfig, key: str) -> dataclasses.Field | None:
+    """The dataclass field behind ``key`` ("section.key", or a top-level key such as "name")."""
+    section, _, leaf = key.rpartition(".")
+    table = getattr(config, section, None) if section else config
+    if table is None or not dataclasses.is_dataclass(table):
+        return None
+    return next((item for item in fields(table) if item.name == leaf), None)
+
+
+def resume_policy(key: str, *configs: ExperimentConfig) -> str:
+    """What ``--resume`` may do with ``key``: the ``resume`` its field declares
+    (:func:`setting`) in the first of ``configs`` that has it; :data:`RESUME_REFUSED` for a key
+    no field declares (the seed, ``model.kind``, ``rule.name``, a field of another model)."""
+    for config in configs:
+        item = _field(config, key)
+        if item is not None:
+            return str(item.metadata.get("resume", RESUME_REFUSED))
+    return RESUME_REFUSED
+
+
+def resume_keys(config: ExperimentConfig, policy: str, sections: tuple[str, ...] = TOP_SECTIONS) -> list[str]:
+    """Every key of ``config`` in ``sections`` ("" for the top-level keys) whose field declares
+    ``resume=policy``."""
+    keys = []
+    for section in sections:
+        table = getattr(config, section, None) if section else config
+        if table is None or not dataclasses.is_dataclass(table):
+            continue
+        keys += [f"{section}.{item.name}" if section else item.name for item in fields(table)
+                 if item.metadata.get("resume", RESUME_REFUSED) == policy]
+    return keys
 
 
 def eval_keys(config: ExperimentConfig) -> list[str]:

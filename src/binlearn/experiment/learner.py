@@ -63,6 +63,11 @@ class Learner(Protocol):
     or from state saved in ``state_dict``.
     """
 
+    model: Any
+    """What is trained, typed (an ``nn.Sequential``, an ``EnergyNet``, a
+    :class:`~binlearn.rules.local_binary.SignNetwork`, a ``CommitteeMachine``): its type says
+    what a trained run can become (packed, spiking, NIR; :mod:`binlearn.artifacts.registry`)."""
+
     def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> StepStats:
         """One update from a mini-batch. ``x``: (batch, ...) on the learner's device,
         ``y``: (batch,) int64 class labels. Returns ``{"loss": float, "correct": float, ...}``
@@ -76,13 +81,6 @@ class Learner(Protocol):
     def end_epoch(self, epoch: int, train_accuracy: float, reducer: Reducer) -> dict[str, Any]:
         """Called after each epoch; returns extra metrics for metrics.jsonl (e.g. flips per
         layer). May adapt rule state (e.g. the reinforcement probability)."""
-        ...
-
-    @property
-    def model(self) -> Any:
-        """The trained model, typed (an ``nn.Sequential``, an ``EnergyNet``, a
-        :class:`~binlearn.rules.local_binary.SignNetwork`, a ``CommitteeMachine``): what its
-        artefacts (packed, spiking, NIR) are made from, keyed by its type."""
         ...
 
     def state_dict(self) -> dict[str, Any]:

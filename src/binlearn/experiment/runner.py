@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,14 +39,21 @@ from binlearn.errors import BinlearnError
 from binlearn.experiment import learners  # noqa: F401  (registers every learner)
 from binlearn.experiment.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from binlearn.experiment.config import (
-    OPTIMIZER_CONFIGS,
+    RESUME_EPOCHS,
+    RESUME_FREE,
+    RESUME_REFUSED,
+    RESUME_SCHEDULE,
     ConfigError,
+    DataConfig,
     ExperimentConfig,
     ScheduleConfig,
+    TrainConfig,
     apply_overrides,
     config_from_dict,
     config_to_dict,
     read_config_file,
+    resume_keys,
+    resume_policy,
     to_toml,
     upgrade_old_layout,
 )
@@ -211,25 +218,11 @@ def load_run(run_dir: Path, check: Callable[[ExperimentConfig], None] | None = N
     return config, checkpoint
 
 
-SCHEDULE_KEYS = tuple(f.name for f in fields(ScheduleConfig))
-"""The [schedule] keys a resumed run may change (runs with an optimizer: EP, BPTT, STE), provided
-the new schedule starts at or after the epochs already trained, so the run stays the run of the
-new config from its first epoch."""
-
-
-def optimizer_keys() -> tuple[str, ...]:
-    """The [optimizer] keys of every registered optimizer config but ``name`` (which optimizer
-    it is): a resumed run or a branch trains on with new values (the learner loads the saved
-    optimizer state under its config's settings,
-    :func:`~binlearn.experiment.learners.optimizer_state.load_optimizer_state`); a resume records
-    the change in meta.json."""
-    return tuple(sorted({f.name for cls in OPTIMIZER_CONFIGS.values() for f in fields(cls)} - {"name"}))
-
-
-FREE_ON_RESUME = ("name", "train.device", "train.threads", "train.checkpoint_every", "train.eval_every",
-                  "data.data_dir", "data.download", "data.verify", "data.eval_batch_size")
-"""Keys that say where and how a run is computed or stored, not what it learns (and any
-``eval_steps``: how the epochs are evaluated): a resume may change them (recorded in meta.json)."""
+FREE_ON_RESUME = tuple(resume_keys(ExperimentConfig(data=DataConfig(), train=TrainConfig()), RESUME_FREE,
+                                  ("", "train", "data")))
+"""The top-level, [train] and [data] keys declared ``resume=RESUME_FREE``: where and how a run is
+computed or stored, not what it learns (a resume may change them, recorded in meta.json; so
+may any ``eval_steps``, declared free on its rule's config)."""
 
 _MISSING = object()
 
@@ -247,19 +240,6 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -
     return changes
 
 
-def _resume_kind(key: str) -> str:
-    section, _, leaf = key.rpartition(".")
-    if key == "train.epochs":
-        return "epochs"
-    if key in FREE_ON_RESUME or leaf == "eval_steps":
-        return "free"
-    if section == "schedule" and leaf in SCHEDULE_KEYS:
-        return "schedule"
-    if section == "optimizer" and leaf in optimizer_keys():
-        return "optimizer"
-    return "refused"
-
-
 def _schedule_is_constant_until(table: dict[str, Any], epoch: int) -> bool:
     schedule = ScheduleConfig(**table["schedule"])
     return schedule.constant() or schedule.decay_start >= epoch
@@ -269,28 +249,32 @@ def check_resume(saved: dict[str, Any], config: ExperimentConfig, done: int) -> 
     """The changes from ``saved`` (the checkpoint's config, epoch ``done``) to ``config`` that a
     resume may make; a ConfigError (one line) for the first that would change the run.
 
-    Allowed: ``train.*`` but ``shuffle`` (``train.epochs`` >= ``done``), where the data lives and
-    how it is evaluated (:data:`FREE_ON_RESUME`), the optimizer settings (:func:`optimizer_keys`:
-    trained on from now), and for runs with an optimizer the schedule (:data:`SCHEDULE_KEYS`)
-    when it stays constant over the epochs already trained (the old one was, and the new
-    ``schedule.decay_start`` is at least ``done``): e.g. anneal a plateaued run now. Anything
+    What may change is declared with each field (``setting(resume=...)``,
+    :func:`~binlearn.experiment.config.resume_policy`): ``train.*`` but ``shuffle``
+    (``train.epochs`` >= ``done``), where the data lives and how it is evaluated
+    (:data:`FREE_ON_RESUME`, any ``eval_steps``), the optimizer settings but ``name``
+    (``RESUME_NEXT_EPOCH``: trained on from now; the learner loads the saved optimizer state
+    under the config's settings), and for runs with an optimizer the schedule
+    (``RESUME_SCHEDULE``) when it stays constant over the epochs already trained (the old one
+    was, and the new ``schedule.decay_start`` is at least ``done``): e.g. anneal a plateaued run now. Anything
     else — the seed, the model, the data, the estimator, the optimizer's kind, the shuffling —
     would make the run directory describe a run that never happened: train a branch instead.
     ``saved`` may be in the old layout (a checkpoint written before [optimizer] / [schedule]).
     """
-    old = config_to_dict(config_from_dict(upgrade_old_layout(saved)[0]))  # both through today's loader
-    new = config_to_dict(config)
+    saved_config = config_from_dict(upgrade_old_layout(saved)[0])  # both through today's loader
+    old, new = config_to_dict(saved_config), config_to_dict(config)
     changes = config_changes(old, new)
+    kinds = {key: resume_policy(key, config, saved_config) for key in changes}
     for key, (before, after) in changes.items():
-        kind = _resume_kind(key)
-        if kind == "refused":
+        kind = kinds[key]
+        if kind == RESUME_REFUSED:
             raise ConfigError(f"--resume cannot change {key!r} (the checkpoint's {before!r}, now {after!r}): "
                               "it would change the run; train a branch instead (binlearn train CONFIG "
                               "--branch-from RUN_DIR --run-dir NEW)")
-        if kind == "epochs" and not after >= done:
+        if kind == RESUME_EPOCHS and not after >= done:
             raise ConfigError(f"--resume asks for train.epochs = {after}, but {done} epochs are trained "
                               f"already: give train.epochs >= {done}")
-    schedule = [key for key in changes if _resume_kind(key) == "schedule"]
+    schedule = [key for key in changes if kinds[key] == RESUME_SCHEDULE]
     if schedule and not (_schedule_is_constant_until(old, done) and new["schedule"]["decay_start"] >= done):
         raise ConfigError(f"a schedule set on --resume must leave the {done} epochs already trained "
                           f"unchanged: set schedule.decay_start >= {done} (the run's schedule must also "

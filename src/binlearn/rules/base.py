@@ -56,8 +56,30 @@ class LocalRule(Protocol):
     ``seed`` a 64-bit seed of the step's randomness (the caller draws it, so a resumed run
     draws the same); ``reduce`` None, or a function summing an integer increment tensor
     over data-parallel ranks before it is applied (so every rank applies the same update).
+
+    The rule owns its state as an optimizer owns its slots (integer hidden weights, frozen
+    error-signal weights, reinforcement counters): kept in the model's arrays, written only by
+    the rule. ``start_epoch(model, train_accuracy)`` sets what depends on the last epoch;
+    ``state_dict(model)`` / ``load_state_dict(model, state)`` save and restore it (a resumed
+    run is the same run); ``layers(model)`` lists the trained layers (``hidden``,
+    ``weight_words``, ``reinforcement_numerator``); ``predict(model, x)`` reads the model out.
     """
 
     def step(self, model: Any, x: torch.Tensor, y: torch.Tensor, *, seed: int,
              reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> LocalStepResult:
+        ...
+
+    def predict(self, model: Any, x: torch.Tensor) -> torch.Tensor:
+        ...
+
+    def layers(self, model: Any) -> list[Any]:
+        ...
+
+    def start_epoch(self, model: Any, train_accuracy: float) -> None:
+        ...
+
+    def state_dict(self, model: Any) -> dict[str, Any]:
+        ...
+
+    def load_state_dict(self, model: Any, state: dict[str, Any]) -> None:
         ...

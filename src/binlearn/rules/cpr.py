@@ -49,6 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,15 +59,17 @@ from binlearn.binary.kernels.numba_cpu import pack_sign_matrix, xnor_popcount_de
 from binlearn.binary.packing import to_numpy_words
 from binlearn.rules.local_binary import (
     HIDDEN_DTYPES,
-    BinaryLayer,
+    IntegerLayer,
     StepResult,
     apply_increment,
+    probability_numerator,
     reinforce,
+    reinforcement_probability,
     scores_verdicts,
 )
 
-__all__ = ["VARIANTS", "CommitteeParameters", "CommitteeMachine", "init_committee", "committee_scores",
-           "committee_predict", "cpr_step", "CPR"]
+__all__ = ["VARIANTS", "CommitteeParameters", "CommitteeLayer", "CommitteeMachine", "init_committee",
+           "committee_scores", "committee_predict", "cpr_step", "CPR"]
 
 VARIANTS = ("reference", "class_committees")
 
@@ -83,13 +86,20 @@ class CommitteeParameters:
 
 
 @dataclass
-class CommitteeMachine:
-    """layer: the hidden layer (its classifier fields are unused: empty tensors);
-    committee_size: odd units per committee; num_classes: classes; readout: the frozen
-    (classes, committees) int8 ±1 readout of the ``"reference"`` variant, None for
-    ``"class_committees"``."""
+class CommitteeLayer(IntegerLayer):
+    """The committee machine's one hidden layer: integer hidden weights, their packed signs and
+    the reinforcement counter (:class:`~binlearn.rules.local_binary.IntegerLayer`). Unlike the
+    local rule's :class:`~binlearn.rules.local_binary.BinaryLayer` it has no classifier of its
+    own: the committees' votes are read out by the machine."""
 
-    layer: BinaryLayer
+
+@dataclass
+class CommitteeMachine:
+    """layer: the hidden layer; committee_size: odd units per committee; num_classes: classes;
+    readout: the frozen (classes, committees) int8 ±1 readout of the ``"reference"`` variant,
+    None for ``"class_committees"``."""
+
+    layer: CommitteeLayer
     committee_size: int
     num_classes: int
     readout: torch.Tensor | None = None
@@ -141,8 +151,7 @@ def init_committee(in_features: int, hidden: int, committee_size: int, num_class
     normal = torch.randn(hidden, in_features, generator=generator, dtype=torch.float64)
     weights = (normal * init_std).round().clamp(-limit, limit).to(dtype)
     words = torch.from_numpy(pack_sign_matrix(weights.numpy()).view(np.int64))
-    empty8, empty64 = torch.zeros(0, dtype=torch.int8), torch.zeros(0, dtype=torch.int64)
-    machine = CommitteeMachine(BinaryLayer(weights, words, empty8, empty64), committee_size, num_classes)
+    machine = CommitteeMachine(CommitteeLayer(weights, words), committee_size, num_classes)
     if variant == "reference":
         # drawn after H, so H is the same draw in both variants
         readout = (torch.randint(0, 2, (num_classes, machine.committees), generator=generator) * 2 - 1)
@@ -323,10 +332,55 @@ def cpr_step(machine: CommitteeMachine, x_signs: torch.Tensor, labels: torch.Ten
 @dataclass(frozen=True)
 class CPR:
     """CP+R as a :class:`~binlearn.rules.base.LocalRule`: ``step(machine, x_signs, labels,
-    seed=, reduce=)`` is :func:`cpr_step` with these ``params``."""
+    seed=, reduce=)`` is :func:`cpr_step` with these ``params``.
+
+    As :class:`~binlearn.rules.local_binary.LocalBinary`, the rule owns its state (the hidden
+    weights, the reinforcement counter and the frozen readout of the ``"reference"``
+    variant), kept in the machine's arrays and written by the rule alone (:meth:`start_epoch`,
+    :meth:`state_dict`, :meth:`load_state_dict`).
+    """
 
     params: CommitteeParameters
 
     def step(self, model: CommitteeMachine, x: torch.Tensor, y: torch.Tensor, *, seed: int,
              reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> StepResult:
         return cpr_step(model, x, y, self.params, seed, reduce)
+
+    def predict(self, model: CommitteeMachine, x: torch.Tensor) -> torch.Tensor:
+        """:func:`committee_predict`: x (batch, n_in) int8 ±1 -> (batch,) int64."""
+        return committee_predict(model, x)
+
+    def layers(self, model: CommitteeMachine) -> list[CommitteeLayer]:
+        """The one layer whose hidden weights the rule trains."""
+        return [model.layer]
+
+    def start_epoch(self, model: CommitteeMachine, train_accuracy: float) -> None:
+        """Set p_r for the coming epoch from the last one's training accuracy (0 before the first)."""
+        layer = model.layer
+        p = reinforcement_probability(self.params.reinforcement, train_accuracy, layer.in_features)
+        layer.reinforcement_numerator = probability_numerator(p, self.params.probability_bits)
+
+    def state_dict(self, model: CommitteeMachine) -> dict[str, Any]:
+        """``hidden`` (tensor), ``reinforcement_numerator`` (int) and, for ``"reference"``,
+        ``readout`` (tensor), copies."""
+        layer = model.layer
+        state: dict[str, Any] = {"hidden": layer.hidden.clone(),
+                                 "reinforcement_numerator": layer.reinforcement_numerator}
+        if model.readout is not None:
+            state["readout"] = model.readout.clone()
+        return state
+
+    def load_state_dict(self, model: CommitteeMachine, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` into ``model``; ValueError for other shapes or the other variant."""
+        layer = model.layer
+        if state["hidden"].shape != layer.hidden.shape or state["hidden"].dtype != layer.hidden.dtype:
+            raise ValueError(f"checkpoint hidden weights {tuple(state['hidden'].shape)} do not match the "
+                             f"model's {tuple(layer.hidden.shape)}")
+        saved = "reference" if "readout" in state else "class_committees"
+        if saved != model.variant:
+            raise ValueError(f"checkpoint is of the committee variant {saved!r}, the model of "
+                             f"{model.variant!r} (rule.variant)")
+        if "readout" in state:
+            model.set_readout(state["readout"].clone())
+        layer.load_hidden(state["hidden"])
+        layer.reinforcement_numerator = int(state["reinforcement_numerator"])

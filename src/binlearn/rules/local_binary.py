@@ -48,8 +48,9 @@ Baldassi et al., PNAS 104 (2007).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,6 +67,7 @@ from binlearn.binary.packing import to_numpy_words
 
 __all__ = ["SignNetwork",
     "LocalBinaryParameters",
+    "IntegerLayer",
     "BinaryLayer",
     "StepResult",
     "init_layers",
@@ -106,20 +108,22 @@ class LocalBinaryParameters:
 
 
 @dataclass
-class BinaryLayer:
-    """One hidden layer: rule state (hidden) and the frozen classifier, with packed twins.
+class IntegerLayer:
+    """What a local rule trains in a layer: integer hidden weights, their packed signs and the
+    reinforcement counter.
 
-    hidden: (out, in) int16|int32; weight_words: (out, words(in)) int64 = pack(hidden >= 0);
-    classifier: (classes, out) int8 in {−1, +1}; classifier_words: (classes, words(out))
-    int64; reinforcement_numerator: p_r · 2^bits (an int). increment: a scratch (out, in)
-    int32 buffer for the summed update, all zero between steps (kept to spare a 3-4 MB
-    allocation and its page faults per step; not rule state, never saved).
+    hidden: (out, in) int16|int32, the rule's state; weight_words: (out, words(in)) int64 =
+    pack(hidden >= 0), the binary weights the network computes with; reinforcement_numerator:
+    p_r · 2^bits (an int, the rule's counter, set by the rule's ``start_epoch``). increment: a
+    scratch (out, in) int32 buffer for the summed update, all zero between steps (kept to spare
+    a 3-4 MB allocation and its page faults per step; not rule state, never saved). Subclasses
+    add what their rule reads beside them (:class:`BinaryLayer`,
+    :class:`~binlearn.rules.cpr.CommitteeLayer`).
     """
 
     hidden: torch.Tensor
     weight_words: torch.Tensor
-    classifier: torch.Tensor
-    classifier_words: torch.Tensor
+    _: KW_ONLY
     reinforcement_numerator: int = 0
     increment: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -137,9 +141,29 @@ class BinaryLayer:
     def out_features(self) -> int:
         return self.hidden.shape[0]
 
+    def load_hidden(self, hidden: torch.Tensor) -> None:
+        """Install saved hidden weights and re-pack their signs (ValueError: another shape or dtype)."""
+        if hidden.shape != self.hidden.shape or hidden.dtype != self.hidden.dtype:
+            raise ValueError(f"checkpoint hidden weights {tuple(hidden.shape)} {hidden.dtype} do not "
+                             f"match the model's {tuple(self.hidden.shape)} {self.hidden.dtype}")
+        self.hidden = hidden.clone().contiguous()
+        self.weight_words = pack_sign_tensor(self.hidden)
+
+
+@dataclass
+class BinaryLayer(IntegerLayer):
+    """One hidden layer of the local rule: its integer weights (:class:`IntegerLayer`) and the
+    frozen classifier that gives the layer its error signal, with its packed twin.
+
+    classifier: (classes, out) int8 in {−1, +1}; classifier_words: (classes, words(out)) int64.
+    """
+
+    classifier: torch.Tensor
+    classifier_words: torch.Tensor
+
 
 @dataclass(frozen=True)
-class SignNetwork:
+class SignNetwork(Sequence[BinaryLayer]):
     """A local-binary network as its artefacts read it: the stack of ±1 sign layers, input
     layer first (synapses sign(H), sign(0) = +1), and the last layer's frozen classifier.
 
@@ -148,6 +172,12 @@ class SignNetwork:
     """
 
     layers: tuple[BinaryLayer, ...]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, index):  # int -> a layer, slice -> a tuple of layers
+        return self.layers[index]
 
     @property
     def hidden(self) -> list[torch.Tensor]:
@@ -361,14 +391,14 @@ def reinforcement_mask_words(seed: int, layer_index: int, rows: int, features: i
                                 numerator, bits)
 
 
-def _limits(layer: BinaryLayer, clip: int | None) -> tuple[int, int]:
+def _limits(layer: IntegerLayer, clip: int | None) -> tuple[int, int]:
     high = torch.iinfo(layer.hidden.dtype).max
     if clip is not None:
         high = min(high, clip)
     return -high, high
 
 
-def forward(layers: list[BinaryLayer], x_words: np.ndarray, in_features: int
+def forward(layers: Sequence[BinaryLayer], x_words: np.ndarray, in_features: int
             ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per layer: (pre-activations (B, out) int32, packed activations (B, words) uint64,
     class scores (B, classes) int32), all from the XNOR-popcount kernel."""
@@ -382,21 +412,21 @@ def forward(layers: list[BinaryLayer], x_words: np.ndarray, in_features: int
     return outputs
 
 
-def predict(layers: list[BinaryLayer], x_signs: torch.Tensor) -> torch.Tensor:
+def predict(layers: Sequence[BinaryLayer], x_signs: torch.Tensor) -> torch.Tensor:
     """argmax of the last layer's class scores (first index on ties), (batch,) int64."""
     x_words = pack_sign_matrix(x_signs.numpy())
     scores = forward(layers, x_words, x_signs.shape[1])[-1][2]
     return torch.from_numpy(scores.argmax(axis=1).astype(np.int64))
 
 
-def apply_increment(layer: BinaryLayer, delta: np.ndarray, touched: np.ndarray, clip: int | None) -> None:
+def apply_increment(layer: IntegerLayer, delta: np.ndarray, touched: np.ndarray, clip: int | None) -> None:
     """H[j] ← clamp(H[j] + delta[j]) for the touched rows (delta rows reset to 0), then
     re-pack those rows' signs. delta: (out, in) int32; touched: (out,) bool."""
     low, high = _limits(layer, clip)
     _apply_delta(layer.hidden.numpy(), delta, touched, low, high, to_numpy_words(layer.weight_words))
 
 
-def reinforce(layer: BinaryLayer, seed: int, stream: int, bits: int, clip: int | None) -> int:
+def reinforce(layer: IntegerLayer, seed: int, stream: int, bits: int, clip: int | None) -> int:
     """With probability numerator/2^bits per weight, H += 2·sign(H) (saturated); the masks
     are :func:`reinforcement_mask_words` (seed, stream). Returns how many were reinforced."""
     if not layer.reinforcement_numerator:
@@ -406,7 +436,7 @@ def reinforce(layer: BinaryLayer, seed: int, stream: int, bits: int, clip: int |
                           probability_digits(layer.reinforcement_numerator, bits), low, high))
 
 
-def local_binary_step(layers: list[BinaryLayer], x_signs: torch.Tensor, labels: torch.Tensor,
+def local_binary_step(layers: Sequence[BinaryLayer], x_signs: torch.Tensor, labels: torch.Tensor,
                       params: LocalBinaryParameters, seed: int,
                       reduce_increment=None) -> StepResult:
     """One mini-batch of the rule (module docstring) on every layer, in place.
@@ -455,13 +485,53 @@ def local_binary_step(layers: list[BinaryLayer], x_signs: torch.Tensor, labels: 
 @dataclass(frozen=True)
 class LocalBinary:
     """The rule as a :class:`~binlearn.rules.base.LocalRule`: ``step(layers, x_signs, labels,
-    seed=, reduce=)`` is :func:`local_binary_step` with these ``params``."""
+    seed=, reduce=)`` is :func:`local_binary_step` with these ``params``.
+
+    The rule owns its state as an optimizer owns its slots: the integer hidden weights, the
+    frozen classifiers that give each layer its error signal and the reinforcement counters
+    (p_r numerators). They live in the arrays of the layers it trains (the kernels update them
+    in place), and only the rule writes them: :meth:`start_epoch` sets the counters,
+    :meth:`state_dict` / :meth:`load_state_dict` save and restore the whole state.
+    """
 
     params: LocalBinaryParameters
 
-    def step(self, model: list[BinaryLayer], x: torch.Tensor, y: torch.Tensor, *, seed: int,
+    def step(self, model: Sequence[BinaryLayer], x: torch.Tensor, y: torch.Tensor, *, seed: int,
              reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> StepResult:
         return local_binary_step(model, x, y, self.params, seed, reduce)
+
+    def predict(self, model: Sequence[BinaryLayer], x: torch.Tensor) -> torch.Tensor:
+        """:func:`predict`: x (batch, n_in) int8 ±1 -> (batch,) int64."""
+        return predict(model, x)
+
+    def layers(self, model: Sequence[BinaryLayer]) -> list[BinaryLayer]:
+        """The layers whose hidden weights the rule trains, input to output."""
+        return list(model)
+
+    def start_epoch(self, model: Sequence[BinaryLayer], train_accuracy: float) -> None:
+        """Set every layer's p_r for the coming epoch from the last one's training accuracy
+        (0 before the first epoch): :func:`reinforcement_probability` at ``probability_bits``."""
+        for layer in model:
+            p = reinforcement_probability(self.params.reinforcement, train_accuracy, layer.in_features)
+            layer.reinforcement_numerator = probability_numerator(p, self.params.probability_bits)
+
+    def state_dict(self, model: Sequence[BinaryLayer]) -> dict[str, Any]:
+        """``hidden``, ``classifier`` (tensors per layer) and ``reinforcement_numerator`` (ints), copies."""
+        return {"hidden": [layer.hidden.clone() for layer in model],
+                "classifier": [layer.classifier.clone() for layer in model],
+                "reinforcement_numerator": [layer.reinforcement_numerator for layer in model]}
+
+    def load_state_dict(self, model: Sequence[BinaryLayer], state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` into ``model`` (re-packing the signs); ValueError when the
+        saved layers do not fit the model's."""
+        if len(state["hidden"]) != len(model):
+            raise ValueError(f"checkpoint has {len(state['hidden'])} layers, the model {len(model)}")
+        rows = zip(model, state["hidden"], state["classifier"], state["reinforcement_numerator"], strict=True)
+        for layer, hidden, classifier, numerator in rows:
+            layer.load_hidden(hidden)
+            layer.classifier = classifier.clone().contiguous()
+            layer.classifier_words = pack_sign_tensor(layer.classifier)
+            layer.reinforcement_numerator = int(numerator)
 
 
 def _float_signs(values: torch.Tensor) -> torch.Tensor:

@@ -1,17 +1,17 @@
-"""Energy-based networks wired as learners: ``[model] kind = "energy"``, ``[rule] name =
+"""Energy-based networks for the gradient learner: ``[model] kind = "energy"``, ``[rule] name =
 "ep" | "bptt"``.
 
-The learner owns an :class:`~binlearn.energy.EnergyNet`, a gradient rule
-(:class:`~binlearn.rules.EP` or :class:`~binlearn.rules.BPTT`) and the optimizers that
-consume its gradient dict: SGD for float weights, :class:`~binlearn.rules.Bop` (per-layer
-γ and threshold) for binary weights, SGD for biases (per-layer rates), the learned
-scaling factors α and a cross-entropy readout. Every gradient is averaged over ranks
-(``reducer.mean``) before any optimizer step, so data-parallel replicas stay identical.
+:class:`EnergyGradients` gives the :class:`~binlearn.experiment.learners.gradient.GradientLearner`
+an :class:`~binlearn.energy.EnergyNet`, a gradient rule (:class:`~binlearn.rules.EP` or
+:class:`~binlearn.rules.BPTT`) and its parameters by precision: binary weights for
+:class:`~binlearn.rules.Bop` (per-layer γ and threshold), float weights, biases (per-layer
+rates) and a cross-entropy readout for SGD, the learned scaling factors α for their own SGD.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -31,6 +31,7 @@ from binlearn.energy import (
 from binlearn.energy.costs import CrossEntropyReadout
 from binlearn.energy.neurons import Neuron
 from binlearn.experiment.config import (
+    RESUME_NEXT_EPOCH,
     ConfigError,
     ScheduleConfig,
     Settings,
@@ -38,14 +39,13 @@ from binlearn.experiment.config import (
     register_rule_config,
     setting,
 )
-from binlearn.experiment.learner import Reducer
-from binlearn.experiment.learners.optimizer_state import load_optimizer_state
+from binlearn.experiment.learner import Reducer, StepStats
+from binlearn.experiment.learners.gradient import BOP, SCALE, GradientLearner, ParameterGroup
 from binlearn.experiment.registry import register_learner
-from binlearn.experiment.schedule import Schedule
 from binlearn.rules import BPTT, EP, Bop
 
-__all__ = ["EnergyModelConfig", "EPConfig", "BPTTConfig", "EnergyOptimizerConfig", "EnergyLearner",
-           "build_energy_net", "build_energy_learner"]
+__all__ = ["EnergyModelConfig", "EPConfig", "BPTTConfig", "EnergyOptimizerConfig", "EnergyGradients",
+           "energy_learner", "EnergyLearner", "build_energy_net", "build_energy_learner"]
 
 _ARCHITECTURES = ("fc", "conv")
 _NEURONS = ("hard_sigmoid", "binary")
@@ -146,31 +146,34 @@ class BPTTConfig(_EnergyRuleConfig):
 
 @dataclass
 class EnergyOptimizerConfig(Settings):
-    """The optimizers of an energy learner: ``name`` sgd (float weights) | bop (binary weights:
-    per-coupling ``gamma`` γ and ``threshold`` τ); SGD for biases (and float weights), the
-    cross-entropy readout and the learned scaling factors α. Per-layer lists run input to
-    output (one value: every layer)."""
+    """The optimizers of an energy learner. Each weight's optimizer follows its precision
+    (:class:`EnergyGradients`): binary weights are trained by Bop (per-coupling ``gamma`` γ and
+    ``threshold`` τ), float weights by SGD (``learning_rates``); SGD also trains the biases, the
+    cross-entropy readout and the learned scaling factors α. ``name`` states what the weights
+    get, sgd (float weights) | bop (binary weights), and must agree with ``model.weights``.
+    Per-layer lists run input to output (one value: every layer)."""
 
     SECTION: ClassVar[str] = "optimizer"
 
     name: str = setting("sgd", choices=_OPTIMIZERS)
-    learning_rates: list[float] = setting(factory=lambda: [0.05], ge=0, nonempty=True)
+    learning_rates: list[float] = setting(factory=lambda: [0.05], ge=0, nonempty=True,
+                                          resume=RESUME_NEXT_EPOCH)
     """SGD weight learning rate per coupling, input to output (one value: all layers)."""
-    bias_learning_rates: list[float] | None = setting(None, ge=0, nonempty=True)
+    bias_learning_rates: list[float] | None = setting(None, ge=0, nonempty=True, resume=RESUME_NEXT_EPOCH)
     """Bias learning rate per layer (default: learning_rates; required with bop)."""
-    momentum: float = setting(0.0, ge=0, lt=1)
-    weight_decay: float = setting(0.0, ge=0)
-    gamma: list[float] | None = setting(None, gt=0, le=1, nonempty=True)
+    momentum: float = setting(0.0, ge=0, lt=1, resume=RESUME_NEXT_EPOCH)
+    weight_decay: float = setting(0.0, ge=0, resume=RESUME_NEXT_EPOCH)
+    gamma: list[float] | None = setting(None, gt=0, le=1, nonempty=True, resume=RESUME_NEXT_EPOCH)
     """Bop γ per coupling, input to output (bop only)."""
-    threshold: list[float] | None = setting(None, ge=0, nonempty=True)
+    threshold: list[float] | None = setting(None, ge=0, nonempty=True, resume=RESUME_NEXT_EPOCH)
     """Bop threshold τ per coupling, input to output (bop only)."""
-    flip_on_equal: bool = False
-    scaled_threshold: bool = False
+    flip_on_equal: bool = setting(False, resume=RESUME_NEXT_EPOCH)
+    scaled_threshold: bool = setting(False, resume=RESUME_NEXT_EPOCH)
     """Bop flips when (m · w) · α > τ (the effective weight) instead of m · w > τ."""
-    scale_learning_rate: float = setting(0.0, ge=0)
+    scale_learning_rate: float = setting(0.0, ge=0, resume=RESUME_NEXT_EPOCH)
     """Learning rate of the scaling factors α (model.learn_scale)."""
-    scale_decay: float = setting(0.0, ge=0)
-    readout_learning_rate: float | None = setting(None, gt=0)
+    scale_decay: float = setting(0.0, ge=0, resume=RESUME_NEXT_EPOCH)
+    readout_learning_rate: float | None = setting(None, gt=0, resume=RESUME_NEXT_EPOCH)
     """Cross-entropy readout learning rate (default: the last weight learning rate)."""
 
     def check(self) -> None:
@@ -215,159 +218,156 @@ def _per_layer(values: list[float] | None, count: int, key: str) -> list[float]:
     return list(values)
 
 
-class EnergyLearner:
-    """EnergyNet + EP/BPTT rule + optimizers (the runner's :class:`~binlearn.experiment.learner.Learner`)."""
+class EnergyGradients:
+    """An EnergyNet and its EP/BPTT rule as the gradient learner's
+    :class:`~binlearn.experiment.learners.gradient.GradientSource`.
+
+    Parameters are declared by precision, as their coupling says (``binary_weights``): binary
+    weights go to Bop (per-coupling γ and τ), float weights (per-layer rates), biases
+    (per-layer rates) and the cross-entropy readout to SGD, the learned α to their own SGD.
+    ``optimizer.name`` says which of the two the weights get ("bop" exactly when they are
+    binary), so a config file names the optimizer that runs.
+    """
+
+    lr_metric = "next"
 
     def __init__(self, net: EnergyNet, rule: EP | BPTT, cfg: _EnergyRuleConfig,
-                 optimizer: EnergyOptimizerConfig | None = None,
-                 schedule: ScheduleConfig | None = None) -> None:
+                 optimizer: EnergyOptimizerConfig | None = None) -> None:
         optimizer = optimizer or EnergyOptimizerConfig()
-        self.net, self.rule, self.cfg, self.optimizer_cfg = net, rule, cfg, optimizer
-        self.schedule = Schedule(schedule or ScheduleConfig())
+        self.model, self.rule, self.cfg, self.optimizer_cfg = net, rule, cfg, optimizer
         self.eval_steps = cfg.eval_steps or cfg.free_steps
         count = net.num_layers
         binary = [c.binary_weights for c in net.couplings]
-        if optimizer.name == "bop" and not all(binary):
-            raise ConfigError("optimizer.name = \"bop\" needs model.weights = \"binary\"")
-        if optimizer.name == "sgd" and any(binary):
-            raise ConfigError("model.weights = \"binary\" needs optimizer.name = \"bop\"")
-        weight_rates = _per_layer(optimizer.learning_rates, count, "learning_rates")
-        bias_rates = _per_layer(optimizer.bias_learning_rates or optimizer.learning_rates, count,
-                                "bias_learning_rates")
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        if optimizer.name == "bop":
-            # EnergyOptimizerConfig.check: bop has both
-            assert optimizer.gamma is not None and optimizer.threshold is not None
-            gammas = _per_layer(optimizer.gamma, count, "gamma")
-            thresholds = _per_layer(optimizer.threshold, count, "threshold")
-            self.optimizers["weights"] = Bop(
-                [{"params": [c.weight], "gamma": g, "threshold": t}
-                 for c, g, t in zip(net.couplings, gammas, thresholds, strict=True)],
-                flip_on_equal=optimizer.flip_on_equal,
-                scales=[c.scale for c in net.couplings] if optimizer.scaled_threshold else None)
-            self.schedule.drive_flips(self.optimizers["weights"])
-            float_groups = []
-        else:
-            float_groups = [{"params": [c.weight], "lr": lr, "weight_decay": optimizer.weight_decay}
-                            for c, lr in zip(net.couplings, weight_rates, strict=True)]
-        float_groups += [{"params": [c.bias], "lr": lr, "weight_decay": 0.0}
-                         for c, lr in zip(net.couplings, bias_rates, strict=True)]
-        if net.output_cost.readout:
-            rate = optimizer.readout_learning_rate or weight_rates[-1]
-            readout = cast(CrossEntropyReadout, net.cost)
-            float_groups.append({"params": [readout.weight, readout.bias], "lr": rate,
-                                 "weight_decay": optimizer.weight_decay})
-        self.optimizers["float"] = torch.optim.SGD(float_groups, lr=weight_rates[0],
-                                                   momentum=optimizer.momentum)
-        self.schedule.drive_rates(self.optimizers["float"])
+        routed = "bop" if any(binary) else "sgd"
+        if optimizer.name != routed:  # the file must name what the routing gives the weights
+            raise ConfigError("model.weights = \"binary\" needs optimizer.name = \"bop\"" if routed == "bop"
+                              else "optimizer.name = \"bop\" needs model.weights = \"binary\"")
+        self.weight_rates = _per_layer(optimizer.learning_rates, count, "learning_rates")
+        self.bias_rates = _per_layer(optimizer.bias_learning_rates or optimizer.learning_rates, count,
+                                     "bias_learning_rates")
+        self.gammas = self.thresholds = [math.nan] * count
+        if any(binary):
+            self.gammas = _per_layer(optimizer.gamma, count, "gamma")
+            self.thresholds = _per_layer(optimizer.threshold, count, "threshold")
         scales = [c.scale for c in net.couplings if c.scale is not None]
         self.learn_scale = bool(scales) and net.couplings[0].behaviour.learn_scale
-        if self.learn_scale:
-            if not optimizer.scale_learning_rate > 0:
-                raise ConfigError("model.learn_scale = true needs optimizer.scale_learning_rate > 0")
-            self.optimizers["scale"] = torch.optim.SGD(
-                scales, lr=optimizer.scale_learning_rate, weight_decay=optimizer.scale_decay)
-            self.schedule.drive_rates(self.optimizers["scale"])
-        self.epochs_done = 0
+        if self.learn_scale and not optimizer.scale_learning_rate > 0:
+            raise ConfigError("model.learn_scale = true needs optimizer.scale_learning_rate > 0")
         self._free_steps_run, self._free_phases = 0, 0
-        self._trained = {name: self.net.get_parameter(name) for name in net.gradient_names()
-                         if self.learn_scale or not name.endswith(".scale")}
+        self._trained = [name for name in net.gradient_names()
+                         if self.learn_scale or not name.endswith(".scale")]
 
-    def _estimate(self, x: torch.Tensor, y: torch.Tensor):
+    def parameter_groups(self) -> list[ParameterGroup]:
+        net, optimizer = self.model, self.optimizer_cfg
+        groups = []
+        for coupling, rate, gamma, threshold in zip(net.couplings, self.weight_rates, self.gammas,
+                                                    self.thresholds, strict=True):
+            if coupling.binary_weights:  # ±1 signs: Bop
+                groups.append(ParameterGroup([coupling.weight], True,
+                                             {"gamma": gamma, "threshold": threshold}, scale=coupling.scale))
+            else:
+                groups.append(ParameterGroup([coupling.weight], False,
+                                             {"lr": rate, "weight_decay": optimizer.weight_decay}))
+        groups += [ParameterGroup([c.bias], False, {"lr": rate, "weight_decay": 0.0})
+                   for c, rate in zip(net.couplings, self.bias_rates, strict=True)]
+        if net.output_cost.readout:
+            readout = cast(CrossEntropyReadout, net.cost)
+            groups.append(ParameterGroup([readout.weight, readout.bias], False,
+                                         {"lr": optimizer.readout_learning_rate or self.weight_rates[-1],
+                                          "weight_decay": optimizer.weight_decay}))
+        if self.learn_scale:
+            groups.append(ParameterGroup([c.scale for c in net.couplings if c.scale is not None], False, {},
+                                         scaling=True))
+        return groups
+
+    def build_optimizer(self, key: str, groups: list[dict[str, Any]],
+                        scales: list[Any]) -> torch.optim.Optimizer:
+        optimizer = self.optimizer_cfg
+        if key == BOP:
+            return Bop(groups, flip_on_equal=optimizer.flip_on_equal,
+                       scales=scales if optimizer.scaled_threshold else None)
+        if key == SCALE:
+            return torch.optim.SGD(groups, lr=optimizer.scale_learning_rate,
+                                   weight_decay=optimizer.scale_decay)
+        return torch.optim.SGD(groups, lr=self.weight_rates[0], momentum=optimizer.momentum)
+
+    def estimate(self, x: torch.Tensor, y: torch.Tensor
+                 ) -> tuple[dict[str, torch.Tensor], Callable[[], StepStats]]:
         if isinstance(self.rule, EP):
-            ep = self.rule.estimate(self.net, x, y)
+            ep = self.rule.estimate(self.model, x, y)
             self._free_steps_run += ep.free_steps
             self._free_phases += 1
-            return ep.gradients, ep.free_state
-        bptt = self.rule.estimate(self.net, x, y)
-        return bptt.gradients, bptt.final_state
+            gradients, free = ep.gradients, ep.free_state
+        else:
+            bptt = self.rule.estimate(self.model, x, y)
+            gradients, free = bptt.gradients, bptt.final_state
 
-    @property
-    def model(self) -> EnergyNet:
-        """The energy network (the typed model its artefacts are made from)."""
-        return self.net
+        def stats() -> StepStats:  # after the step: a cross-entropy readout reads its new weights
+            with torch.no_grad():
+                cost = self.model.output_cost
+                output = free.layers[-1]
+                activation = self.model.neurons[-1].activation(output)
+                loss = cost.loss(output, activation, cost.target(y)).sum()
+                correct = (cost.predict(output, activation) == y).sum()
+            return {"loss": float(loss), "correct": float(correct)}
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> dict[str, float]:
-        gradients, free = self._estimate(x, y)
-        for name, param in self._trained.items():
-            param.grad = reducer.mean(gradients[name])
-        for optimizer in self.optimizers.values():
-            optimizer.step()
-        for param in self._trained.values():
-            param.grad = None
-        if self.learn_scale:
-            self._check_scales()
-        with torch.no_grad():
-            cost = self.net.output_cost
-            output = free.layers[-1]
-            activation = self.net.neurons[-1].activation(output)
-            loss = cost.loss(output, activation, cost.target(y)).sum()
-            correct = (cost.predict(output, activation) == y).sum()
-        return {"loss": float(loss), "correct": float(correct)}
+        return {name: gradients[name] for name in self._trained}, stats
 
-    def _check_scales(self) -> None:
+    def after_step(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
         """Learned α must stay > 0: at α ≤ 0 a coupling's signs invert (or vanish) and the
         network silently falls to chance, so the run stops like a diverging one."""
+        if not self.learn_scale:
+            return
         from binlearn.energy import DivergenceError
 
-        couplings = self.net.couplings
+        couplings = self.model.couplings
         for index, coupling in enumerate(couplings, start=1):
             if coupling.scale is None:
                 continue
             low = float(coupling.scale.min())
             if not low > 0:
-                rate = self.optimizers["scale"].param_groups[0]["lr"]
+                rate = optimizers[SCALE].param_groups[0]["lr"]
                 raise DivergenceError(
                     f"the learned scaling factor α of coupling {index} of {len(couplings)} "
                     f"fell to {low:.3g} (it must stay > 0); lower optimizer.scale_learning_rate "
                     f"(now {rate:g})")
 
-    @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         from binlearn.energy import prepare, relax_until
 
-        initial = self.net.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
+        initial = self.model.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
         tolerance = self.rule.free_tolerance if isinstance(self.rule, EP) else None
-        state, _ = relax_until(self.net, x, initial, self.eval_steps, tolerance,
-                               schedule=self.cfg.relaxation, context=prepare(self.net, x))
-        return self.net.predict(state)
+        state, _ = relax_until(self.model, x, initial, self.eval_steps, tolerance,
+                               schedule=self.cfg.relaxation, context=prepare(self.model, x))
+        return self.model.predict(state)
 
-    def end_epoch(self, epoch: int, train_accuracy: float, reducer: Reducer) -> dict[str, Any]:
+    def end_epoch(self, reducer: Reducer) -> dict[str, Any]:
         metrics: dict[str, Any] = {}
-        if "weights" in self.optimizers:
-            metrics["flips"] = cast(Bop, self.optimizers["weights"]).flip_counts(reset=True)
         if self.learn_scale:
-            metrics["scale"] = [float(cast(torch.Tensor, c.scale).mean()) for c in self.net.couplings]
+            metrics["scale"] = [float(cast(torch.Tensor, c.scale).mean()) for c in self.model.couplings]
         if isinstance(self.rule, EP) and self.rule.free_tolerance is not None and self._free_phases:
             metrics["free_steps_mean"] = round(self._free_steps_run / self._free_phases, 2)
         self._free_steps_run, self._free_phases = 0, 0
-        self.epochs_done += 1
-        self.schedule.apply(self.epochs_done)
-        metrics["lr"] = self.optimizers["float"].param_groups[0]["lr"]
-        if self.schedule.config.anneal_flips:
-            metrics["thresholds"] = [g["threshold"] if math.isfinite(g["threshold"]) else None
-                                     for g in self.optimizers["weights"].param_groups]
-        if self.schedule.config.anneal_gamma:
-            metrics["gammas"] = [g["gamma"] for g in self.optimizers["weights"].param_groups]
         return metrics
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.net.state_dict(),
-                "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
-                "epochs_done": self.epochs_done}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["model"])
-        for name, optimizer in self.optimizers.items():  # the config's rates, the saved buffers
-            load_optimizer_state(optimizer, state["optimizers"][name])
-        self.epochs_done = int(state["epochs_done"])
-        self.schedule.apply(self.epochs_done)
+def energy_learner(net: EnergyNet, rule: EP | BPTT, cfg: _EnergyRuleConfig,
+                   optimizer: EnergyOptimizerConfig | None = None,
+                   schedule: ScheduleConfig | None = None) -> GradientLearner:
+    """The gradient learner of an EnergyNet trained by ``rule``."""
+    return GradientLearner(EnergyGradients(net, rule, cfg, optimizer), schedule)
+
+
+EnergyLearner = energy_learner
+"""The name of the energy learner before there was one gradient learner: builds a
+:class:`~binlearn.experiment.learners.gradient.GradientLearner` (it is no class to test with
+``isinstance``: ask ``learner.model`` its type)."""
 
 
 def build_energy_learner(model_cfg: EnergyModelConfig, rule_cfg: EPConfig | BPTTConfig,
                          input_shape: tuple[int, ...], num_classes: int, device: torch.device,
                          optimizer: EnergyOptimizerConfig | None = None,
-                         schedule: ScheduleConfig | None = None) -> EnergyLearner:
+                         schedule: ScheduleConfig | None = None) -> GradientLearner:
     if (isinstance(rule_cfg, EPConfig) and rule_cfg.nudge_placement == "free_drive"
             and model_cfg.readout != "mse"):
         raise ConfigError("rule.nudge_placement = \"free_drive\" needs model.readout = \"mse\" "
@@ -382,7 +382,7 @@ def build_energy_learner(model_cfg: EnergyModelConfig, rule_cfg: EPConfig | BPTT
             rule = BPTT(rule_cfg.free_steps, rule_cfg.truncation, rule_cfg.relaxation)
     except ValueError as error:
         raise ConfigError(f"rule: {error}") from None
-    return EnergyLearner(net, rule, rule_cfg, optimizer, schedule)
+    return energy_learner(net, rule, rule_cfg, optimizer, schedule)
 
 
 def energy_memory(cfg: EnergyModelConfig, input_shape: tuple[int, ...], num_classes: int) -> int:

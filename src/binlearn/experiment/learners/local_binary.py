@@ -1,26 +1,22 @@
-"""The binary-native local rule and its single-layer CP+R baseline wired as learners:
+"""The binary-native local rule and its single-layer CP+R baseline, configured and built for
+the :class:`~binlearn.experiment.learners.local.LocalLearner`:
 
 ``[model] kind = "binary_mlp"`` + ``[rule] name = "local_binary"``, and
 ``[model] kind = "committee"`` + ``[rule] name = "cpr"``.
 
-Inputs must be binary (``data.encoding = "binarize"`` or ``"thermometer"``, signed or not);
-they become ±1 bits once per batch at this boundary. The learners run on the CPU with the
-numba kernels whatever ``train.device`` says (tensors are moved at the boundary).
 Randomness: initial weights and classifiers come from torch's global generator (seeded by
-the runner before the build), and every step draws its reinforcement seed from it (re-seeded
-at each epoch start), so a resumed run is bit-identical.
+the runner before the build).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from binlearn.binary.packing import to_numpy_words
 from binlearn.experiment.config import (
     ConfigError,
     Settings,
@@ -28,16 +24,9 @@ from binlearn.experiment.config import (
     register_rule_config,
     setting,
 )
-from binlearn.experiment.learner import Reducer
+from binlearn.experiment.learners.local import LocalLearner
 from binlearn.experiment.registry import register_learner
-from binlearn.rules.cpr import (
-    CPR,
-    VARIANTS,
-    CommitteeMachine,
-    CommitteeParameters,
-    committee_predict,
-    init_committee,
-)
+from binlearn.rules.cpr import CPR, VARIANTS, CommitteeMachine, CommitteeParameters, init_committee
 from binlearn.rules.local_binary import (
     HIDDEN_DTYPES,
     BinaryLayer,
@@ -45,11 +34,6 @@ from binlearn.rules.local_binary import (
     LocalBinaryParameters,
     SignNetwork,
     init_layers,
-    input_signs,
-    pack_sign_tensor,
-    predict,
-    probability_numerator,
-    reinforcement_probability,
 )
 
 __all__ = ["BinaryMLPConfig", "LocalBinaryConfig", "CommitteeConfig", "CPRConfig",
@@ -128,147 +112,19 @@ class CPRConfig(Settings):
         return CommitteeParameters(self.robustness, self.reinforcement, self.clip, self.probability_bits)
 
 
-def _step_seed() -> int:
-    return int(torch.randint(0, 2**62, (), dtype=torch.int64))
+def LocalBinaryLearner(layers: list[BinaryLayer], params: LocalBinaryParameters,
+                       device: torch.device) -> LocalLearner:
+    """The name of the local binary rule's learner before there was one local learner: builds a
+    :class:`~binlearn.experiment.learners.local.LocalLearner` (no class to test with
+    ``isinstance``: ask ``learner.model`` its type)."""
+    return LocalLearner(layers, LocalBinary(params), device)
 
 
-def _reduce(reducer: Reducer):
-    return reducer.sum if reducer.world_size > 1 else None
-
-
-def _layer_metrics(layers: list[BinaryLayer], start_words: list[torch.Tensor], bits: int) -> dict[str, Any]:
-    """Mean |H| per layer and the fraction of binary weights whose sign changed this epoch."""
-    mean_abs, changed = [], []
-    for layer, before in zip(layers, start_words, strict=True):
-        mean_abs.append(round(float(layer.hidden.abs().double().mean()), 3))
-        flips = np.bitwise_count(to_numpy_words(layer.weight_words) ^ to_numpy_words(before)).sum()
-        changed.append(float(flips) / layer.hidden.numel())
-    return {"mean_abs_hidden": mean_abs, "sign_change_fraction": changed,
-            "reinforcement_probability": [layer.reinforcement_numerator / 2**bits for layer in layers]}
-
-
-class LocalBinaryLearner:
-    """Binary MLP + the local binary rule; state: hidden weights, classifiers, p_r numerators."""
-
-    def __init__(self, layers: list[BinaryLayer], params: LocalBinaryParameters,
-                 device: torch.device) -> None:
-        self.layers, self.params, self.device = layers, params, device
-        self.rule = LocalBinary(params)
-        self._set_probabilities(0.0)
-        self._epoch_start = [layer.weight_words.clone() for layer in layers]
-        self._updates = [0] * len(layers)
-
-    @property
-    def model(self) -> SignNetwork:
-        """The ±1 sign layers (the typed model its artefacts are made from)."""
-        return SignNetwork(tuple(self.layers))
-
-    def _set_probabilities(self, train_accuracy: float) -> None:
-        for layer in self.layers:
-            p = reinforcement_probability(self.params.reinforcement, train_accuracy, layer.in_features)
-            layer.reinforcement_numerator = probability_numerator(p, self.params.probability_bits)
-
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> dict[str, float]:
-        result = self.rule.step(self.layers, input_signs(x), y.cpu(), seed=_step_seed(),
-                                reduce=_reduce(reducer))
-        self._updates = [a + b for a, b in zip(self._updates, result.updates, strict=True)]
-        return {"loss": float(result.mistakes), "correct": float(result.correct)}
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return predict(self.layers, input_signs(x)).to(x.device)
-
-    def end_epoch(self, epoch: int, train_accuracy: float, reducer: Reducer) -> dict[str, Any]:
-        metrics = _layer_metrics(self.layers, self._epoch_start, self.params.probability_bits)
-        metrics["unit_updates"] = self._updates
-        self._set_probabilities(train_accuracy)  # p_r for the next epoch
-        self._epoch_start = [layer.weight_words.clone() for layer in self.layers]
-        self._updates = [0] * len(self.layers)
-        return metrics
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"hidden": [layer.hidden.clone() for layer in self.layers],
-                "classifier": [layer.classifier.clone() for layer in self.layers],
-                "reinforcement_numerator": [layer.reinforcement_numerator for layer in self.layers],
-                "epoch_start_words": [w.clone() for w in self._epoch_start]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if len(state["hidden"]) != len(self.layers):
-            raise ValueError(f"checkpoint has {len(state['hidden'])} layers, the model {len(self.layers)}")
-        rows = zip(self.layers, state["hidden"], state["classifier"], state["reinforcement_numerator"],
-                   strict=True)
-        for layer, hidden, classifier, numerator in rows:
-            if hidden.shape != layer.hidden.shape or hidden.dtype != layer.hidden.dtype:
-                raise ValueError(f"checkpoint hidden weights {tuple(hidden.shape)} {hidden.dtype} do not "
-                                 f"match the model's {tuple(layer.hidden.shape)} {layer.hidden.dtype}")
-            layer.hidden = hidden.clone().contiguous()
-            layer.weight_words = pack_sign_tensor(layer.hidden)
-            layer.classifier = classifier.clone().contiguous()
-            layer.classifier_words = pack_sign_tensor(layer.classifier)
-            layer.reinforcement_numerator = int(numerator)
-        self._epoch_start = [w.clone() for w in state["epoch_start_words"]]
-
-
-class CommitteeLearner:
-    """The single-layer CP+R committee machine baseline; state: hidden weights, p_r
-    numerator, and the frozen readout of the "reference" variant."""
-
-    def __init__(self, machine: CommitteeMachine, params: CommitteeParameters, device: torch.device) -> None:
-        self.machine, self.params, self.device = machine, params, device
-        self.rule = CPR(params)
-        self._set_probability(0.0)
-        self._epoch_start = [machine.layer.weight_words.clone()]
-        self._updates = 0
-
-    @property
-    def model(self) -> CommitteeMachine:
-        """The committee machine (the typed model its artefacts are made from)."""
-        return self.machine
-
-    def _set_probability(self, train_accuracy: float) -> None:
-        layer = self.machine.layer
-        p = reinforcement_probability(self.params.reinforcement, train_accuracy, layer.in_features)
-        layer.reinforcement_numerator = probability_numerator(p, self.params.probability_bits)
-
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> dict[str, float]:
-        result = self.rule.step(self.machine, input_signs(x), y.cpu(), seed=_step_seed(),
-                                reduce=_reduce(reducer))
-        self._updates += result.updates[0]
-        return {"loss": float(result.mistakes), "correct": float(result.correct)}
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return committee_predict(self.machine, input_signs(x)).to(x.device)
-
-    def end_epoch(self, epoch: int, train_accuracy: float, reducer: Reducer) -> dict[str, Any]:
-        metrics = _layer_metrics([self.machine.layer], self._epoch_start, self.params.probability_bits)
-        metrics["unit_updates"] = [self._updates]
-        self._set_probability(train_accuracy)
-        self._epoch_start = [self.machine.layer.weight_words.clone()]
-        self._updates = 0
-        return metrics
-
-    def state_dict(self) -> dict[str, Any]:
-        layer = self.machine.layer
-        state = {"hidden": layer.hidden.clone(), "reinforcement_numerator": layer.reinforcement_numerator,
-                 "epoch_start_words": self._epoch_start[0].clone()}
-        if self.machine.readout is not None:
-            state["readout"] = self.machine.readout.clone()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        layer = self.machine.layer
-        if state["hidden"].shape != layer.hidden.shape or state["hidden"].dtype != layer.hidden.dtype:
-            raise ValueError(f"checkpoint hidden weights {tuple(state['hidden'].shape)} do not match the "
-                             f"model's {tuple(layer.hidden.shape)}")
-        saved = "reference" if "readout" in state else "class_committees"
-        if saved != self.machine.variant:
-            raise ValueError(f"checkpoint is of the committee variant {saved!r}, the model of "
-                             f"{self.machine.variant!r} (rule.variant)")
-        if "readout" in state:
-            self.machine.set_readout(state["readout"].clone())
-        layer.hidden = state["hidden"].clone().contiguous()
-        layer.weight_words = pack_sign_tensor(layer.hidden)
-        layer.reinforcement_numerator = int(state["reinforcement_numerator"])
-        self._epoch_start = [state["epoch_start_words"].clone()]
+def CommitteeLearner(machine: CommitteeMachine, params: CommitteeParameters,
+                     device: torch.device) -> LocalLearner:
+    """The name of the CP+R learner before there was one local learner: builds a
+    :class:`~binlearn.experiment.learners.local.LocalLearner`."""
+    return LocalLearner(machine, CPR(params), device)
 
 
 def _in_features(input_shape: tuple[int, ...]) -> int:
@@ -277,18 +133,18 @@ def _in_features(input_shape: tuple[int, ...]) -> int:
 
 def build_local_binary_learner(model_cfg: BinaryMLPConfig, rule_cfg: LocalBinaryConfig,
                                input_shape: tuple[int, ...], num_classes: int,
-                               device: torch.device) -> LocalBinaryLearner:
+                               device: torch.device) -> LocalLearner:
     if any(width % rule_cfg.group_size for width in model_cfg.hidden):
         # as the reference code: every layer splits into whole groups of G units
         raise ConfigError(f"rule.group_size={rule_cfg.group_size} must divide every hidden width "
                           f"{model_cfg.hidden}")
     layers = init_layers([_in_features(input_shape), *model_cfg.hidden], num_classes,
                          model_cfg.init_std, model_cfg.hidden_dtype, clip=rule_cfg.clip)
-    return LocalBinaryLearner(layers, rule_cfg.parameters(), device)
+    return LocalLearner(SignNetwork(tuple(layers)), LocalBinary(rule_cfg.parameters()), device)
 
 
 def build_cpr_learner(model_cfg: CommitteeConfig, rule_cfg: CPRConfig, input_shape: tuple[int, ...],
-                      num_classes: int, device: torch.device) -> CommitteeLearner:
+                      num_classes: int, device: torch.device) -> LocalLearner:
     if rule_cfg.variant == "class_committees" and model_cfg.hidden % (model_cfg.committee_size * num_classes):
         raise ConfigError(f"model.hidden={model_cfg.hidden} must be a multiple of committee_size × classes "
                           f"= {model_cfg.committee_size * num_classes} (rule.variant = \"class_committees\")")
@@ -298,7 +154,7 @@ def build_cpr_learner(model_cfg: CommitteeConfig, rule_cfg: CPRConfig, input_sha
     machine = init_committee(_in_features(input_shape), model_cfg.hidden, model_cfg.committee_size,
                              num_classes, model_cfg.init_std, model_cfg.hidden_dtype, clip=rule_cfg.clip,
                              variant=rule_cfg.variant)
-    return CommitteeLearner(machine, rule_cfg.parameters(), device)
+    return LocalLearner(machine, CPR(rule_cfg.parameters()), device)
 
 
 def _hidden_weight_bytes(dtype: str) -> int:

@@ -1,4 +1,5 @@
-"""The STE back-prop baseline wired as a learner: ``[model] kind = "mlp"``, ``[rule] name = "ste"``."""
+"""The STE back-prop baseline for the gradient learner: ``[model] kind = "mlp"`` or
+``"convnet"``, ``[rule] name = "ste"``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from torch import nn
 
 from binlearn.binary import BinarySign, Heaviside, Sign
 from binlearn.experiment.config import (
+    RESUME_NEXT_EPOCH,
     ConfigError,
     ScheduleConfig,
     Settings,
@@ -20,15 +22,14 @@ from binlearn.experiment.config import (
     register_rule_config,
     setting,
 )
-from binlearn.experiment.learner import Reducer
-from binlearn.experiment.learners.optimizer_state import load_optimizer_state
+from binlearn.experiment.learner import Reducer, StepStats
+from binlearn.experiment.learners.gradient import GradientLearner, ParameterGroup
 from binlearn.experiment.registry import register_learner
-from binlearn.experiment.schedule import Schedule
 from binlearn.nn import QCFS, BinaryConv2d, BinaryLinear, convnet, mlp
 from binlearn.rules import STE
 
-__all__ = ["MLPConfig", "ConvNetConfig", "STEConfig", "STEOptimizerConfig", "STELearner", "build_mlp",
-           "build_convnet"]
+__all__ = ["MLPConfig", "ConvNetConfig", "STEConfig", "STEOptimizerConfig", "STEGradients", "ste_learner",
+           "STELearner", "build_mlp", "build_convnet"]
 
 _WEIGHTS = ("float", "binary")
 _ACTIVATIONS = ("relu", "hardtanh", "sign", "heaviside", "qcfs")
@@ -101,9 +102,9 @@ class STEOptimizerConfig(Settings):
     SECTION: ClassVar[str] = "optimizer"
 
     name: str = setting("adam", choices=("adam", "sgd"))
-    lr: float = setting(1e-3, gt=0)
-    momentum: float = setting(0.9, ge=0, lt=1)
-    weight_decay: float = setting(0.0, ge=0)
+    lr: float = setting(1e-3, gt=0, resume=RESUME_NEXT_EPOCH)
+    momentum: float = setting(0.9, ge=0, lt=1, resume=RESUME_NEXT_EPOCH)
+    weight_decay: float = setting(0.0, ge=0, resume=RESUME_NEXT_EPOCH)
 
 
 def _activation(cfg: MLPConfig | ConvNetConfig) -> Callable[[], nn.Module]:
@@ -137,76 +138,84 @@ def build_convnet(cfg: ConvNetConfig, input_shape: tuple[int, ...], num_classes:
     )
 
 
-class STELearner:
-    """Model + STE rule + optimizer + schedule. Gradients are averaged over ranks before each step."""
+class STEGradients:
+    """A feed-forward net and the STE rule as the gradient learner's
+    :class:`~binlearn.experiment.learners.gradient.GradientSource`: back-propagation through
+    the quantizers. Every parameter is float (binary layers keep latent float weights, the
+    quantizer makes their signs), so all go to the float optimizer (``optimizer.name``: adam |
+    sgd); ``clip_latent`` keeps the latent weights of binary layers in [−1, 1] after each step.
+    """
+
+    lr_metric = "trained"
 
     def __init__(self, model: nn.Module, cfg: STEConfig | None = None,
-                 optimizer: STEOptimizerConfig | None = None, schedule: ScheduleConfig | None = None) -> None:
-        cfg, optimizer = cfg or STEConfig(), optimizer or STEOptimizerConfig()
-        self.model, self.cfg, self.rule = model, cfg, STE()
-        params = model.parameters()
-        self.optimizer: torch.optim.Optimizer
-        if optimizer.name == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=optimizer.lr, weight_decay=optimizer.weight_decay)
-        else:
-            self.optimizer = torch.optim.SGD(params, lr=optimizer.lr, momentum=optimizer.momentum,
-                                             weight_decay=optimizer.weight_decay)
-        self.schedule = Schedule(schedule or ScheduleConfig())
-        self.schedule.drive_rates(self.optimizer)
-        self.epochs_done = 0
+                 optimizer: STEOptimizerConfig | None = None) -> None:
+        self.model, self.cfg, self.rule = model, cfg or STEConfig(), STE()
+        self.optimizer_cfg = optimizer or STEOptimizerConfig()
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, reducer: Reducer) -> dict[str, float]:
+    def parameter_groups(self) -> list[ParameterGroup]:
+        return [ParameterGroup(list(self.model.parameters()), False, {})]  # latent weights are floats
+
+    def build_optimizer(self, key: str, groups: list[dict[str, Any]],
+                        scales: list[Any]) -> torch.optim.Optimizer:
+        optimizer = self.optimizer_cfg
+        if optimizer.name == "adam":
+            return torch.optim.Adam(groups, lr=optimizer.lr, weight_decay=optimizer.weight_decay)
+        return torch.optim.SGD(groups, lr=optimizer.lr, momentum=optimizer.momentum,
+                               weight_decay=optimizer.weight_decay)
+
+    def estimate(self, x: torch.Tensor, y: torch.Tensor
+                 ) -> tuple[dict[str, torch.Tensor], Callable[[], StepStats]]:
         self.model.train()
         loss, logits = self.rule.loss(self.model, x, y)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.model.zero_grad(set_to_none=True)
         loss.backward()
-        for param in self.model.parameters():
-            if param.grad is not None:
-                param.grad = reducer.mean(param.grad)
-        self.optimizer.step()
+        gradients = {name: param.grad for name, param in self.model.named_parameters()
+                     if param.grad is not None}
+
+        def stats() -> StepStats:
+            return {"loss": float(loss.detach()) * len(y), "correct": float((logits.argmax(1) == y).sum())}
+
+        return gradients, stats
+
+    def after_step(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
         if self.cfg.clip_latent:
             with torch.no_grad():
                 for module in self.model.modules():
                     if (isinstance(module, BinaryLinear | BinaryConv2d)
                             and module.weight_quantizer is not None):
                         module.weight.clamp_(-1, 1)
-        return {"loss": float(loss.detach()) * len(y), "correct": float((logits.argmax(1) == y).sum())}
 
-    @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         self.model.eval()
         return self.model(x).argmax(1)
 
-    def end_epoch(self, epoch: int, train_accuracy: float, reducer: Reducer) -> dict[str, Any]:
+    def end_epoch(self, reducer: Reducer) -> dict[str, Any]:
         # BatchNorm running statistics are per rank: average them so every rank evaluates
         # (and rank 0 saves) the same model.
         for name, buffer in self.model.named_buffers():
             if buffer.is_floating_point() and "running" in name:
                 buffer.copy_(reducer.mean(buffer.clone()))
-        lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
-        self.epochs_done += 1
-        self.schedule.apply(self.epochs_done)
-        return {"lr": lr}
+        return {}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "epochs_done": self.epochs_done}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        load_optimizer_state(self.optimizer, state["optimizer"])  # the config's lr, the saved moments
-        # checkpoints written before the shared schedule kept torch's ExponentialLR state,
-        # whose last_epoch counts the epochs done
-        self.epochs_done = int(state["epochs_done"] if "epochs_done" in state
-                               else state["scheduler"]["last_epoch"])
-        self.schedule.apply(self.epochs_done)  # this config's schedule over the epochs done
+def ste_learner(model: nn.Module, cfg: STEConfig | None = None, optimizer: STEOptimizerConfig | None = None,
+                schedule: ScheduleConfig | None = None) -> GradientLearner:
+    """The gradient learner of a feed-forward net trained by STE back-propagation."""
+    return GradientLearner(STEGradients(model, cfg, optimizer), schedule)
+
+
+STELearner = ste_learner
+"""The name of the STE learner before there was one gradient learner: builds a
+:class:`~binlearn.experiment.learners.gradient.GradientLearner` (it is no class to test with
+``isinstance``: ask ``learner.model`` its type)."""
 
 
 def build_ste_learner(model_cfg: MLPConfig, rule_cfg: STEConfig, input_shape: tuple[int, ...],
                       num_classes: int, device: torch.device, optimizer: STEOptimizerConfig | None = None,
-                      schedule: ScheduleConfig | None = None) -> STELearner:
+                      schedule: ScheduleConfig | None = None) -> GradientLearner:
     model = build_mlp(model_cfg, input_shape, num_classes).to(device)
-    return STELearner(model, rule_cfg, optimizer, schedule)
+    return ste_learner(model, rule_cfg, optimizer, schedule)
 
 
 def mlp_memory(cfg: MLPConfig, input_shape: tuple[int, ...], num_classes: int) -> int:
@@ -217,9 +226,9 @@ def mlp_memory(cfg: MLPConfig, input_shape: tuple[int, ...], num_classes: int) -
 
 def build_convnet_learner(model_cfg: ConvNetConfig, rule_cfg: STEConfig, input_shape: tuple[int, ...],
                           num_classes: int, device: torch.device, optimizer: STEOptimizerConfig | None = None,
-                          schedule: ScheduleConfig | None = None) -> STELearner:
+                          schedule: ScheduleConfig | None = None) -> GradientLearner:
     model = build_convnet(model_cfg, input_shape, num_classes).to(device)
-    return STELearner(model, rule_cfg, optimizer, schedule)
+    return ste_learner(model, rule_cfg, optimizer, schedule)
 
 
 register_model_config("mlp", MLPConfig)
