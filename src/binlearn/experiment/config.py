@@ -90,6 +90,10 @@ MAX_EPOCHS = 1_000_000
 """Upper bound of every epoch count (epochs, cosine_epochs, decay_start): beyond it a run
 would never end, and huge integers overflow torch's generators."""
 
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest finite float32: every float setting ends up in float32 tensors, so a larger one
+is refused where it is read, not met as inf (or a traceback) mid-run."""
+
 _INT_LIMIT = 2**63
 """Integers must fit an int64 (torch, numpy): anything larger is refused, never wrapped."""
 
@@ -144,6 +148,9 @@ class Bounds:
             return f"is too large (integers must fit in 64 bits), got {value}"
         if isinstance(value, float) and not math.isfinite(value):
             return f"must be a finite number, got {value}"
+        if isinstance(value, float) and abs(value) > FLOAT32_MAX:
+            return (f"is too large for the float32 arithmetic it enters (|x| <= {FLOAT32_MAX:.4g}), "
+                    f"got {value:g}")
         for bound, ok, text in ((self.ge, lambda b: value >= b, ">="), (self.gt, lambda b: value > b, ">"),
                                 (self.le, lambda b: value <= b, "<="), (self.lt, lambda b: value < b, "<")):
             if bound is not None and not ok(bound):

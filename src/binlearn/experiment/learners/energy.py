@@ -86,7 +86,7 @@ class EnergyModelConfig(Settings):
     scale: float | str = setting("mean", gt=0, choices=("mean",))
     group_size: int = setting(1, ge=1, le=1_000_000)
     readout: str = setting("mse", choices=_READOUTS)
-    gain: float = setting(1.0, gt=0)
+    gain: float = setting(1.0, gt=0, le=1e6)  # the init bound gain·√(6/fan) must stay a float32
 
     def check(self) -> None:
         if self.readout == "cross_entropy" and self.group_size != 1:

@@ -63,7 +63,7 @@ class LocalBinaryConfig(Settings):
     SECTION: ClassVar[str] = "rule"
 
     group_size: int = setting(115, ge=1)
-    robustness: float = setting(0.25, ge=0)
+    robustness: float = setting(0.25, ge=0, le=1e4)  # robustness · fan-in is an int32 margin
     reinforcement: float = setting(0.5, ge=0, le=1)
     clip: int | None = setting(None, ge=1)
     probability_bits: int = setting(16, ge=1, le=40)
@@ -103,7 +103,7 @@ class CPRConfig(Settings):
     SECTION: ClassVar[str] = "rule"
 
     variant: str = setting("reference", choices=VARIANTS)
-    robustness: float = setting(0.25, ge=0)
+    robustness: float = setting(0.25, ge=0, le=1e4)  # robustness · fan-in is an int32 margin
     reinforcement: float = setting(0.5, ge=0, le=1)
     clip: int | None = setting(None, ge=1)
     probability_bits: int = setting(16, ge=1, le=40)
