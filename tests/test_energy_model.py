@@ -236,7 +236,7 @@ def test_sparse_binary_product_equals_the_gemm_exactly_and_declines_what_it_cann
 @pytest.mark.parametrize("schedule", ["synchronous", "even_odd"])
 def test_binary_relaxation_with_row_adds_is_bit_identical_to_the_gemm_path(monkeypatch, schedule):
     import binlearn.binary.kernels.sparse as sparse_kernels
-    import binlearn.energy.couplings as couplings
+    import binlearn.energy.plan as plan
 
     torch.manual_seed(3)
     net = fully_connected((1, 8, 8), [96, 80], 4, neuron=BinaryAccumulator(), weight=BinaryWeights(),
@@ -244,14 +244,14 @@ def test_binary_relaxation_with_row_adds_is_bit_identical_to_the_gemm_path(monke
     x = (torch.rand(6, *net.input_shape) < 0.3).float()
     target = net.output_cost.target(torch.tensor([0, 1, 2, 3, 0, 1]))
     used = []
-    original = couplings.sparse_binary_product
+    original = plan.sparse_binary_product
 
     def counted(*args, **kwargs):
         result = original(*args, **kwargs)
         used.append(result is not None)
         return result
 
-    monkeypatch.setattr(couplings, "sparse_binary_product", counted)
+    monkeypatch.setattr(plan, "sparse_binary_product", counted)
     monkeypatch.setattr(sparse_kernels, "SPARSE_DENSITY", 1.0)  # row adds whatever the activity
     states = {}
     for sparse in (False, True):

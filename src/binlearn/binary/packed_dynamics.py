@@ -14,7 +14,7 @@ by output groups (``docs/packed-format.md`` is the specification)::
 fl(·) is one float32 rounding; the means are float32 ``torch.mean`` over each class's
 group of g outputs. Every product is an integer popcount; everything after it is float32
 arithmetic in exactly the order the PyTorch relaxation uses (see
-:func:`binlearn.energy.relax.ordered_couplings`), so the states agree bit for bit. The
+:func:`binlearn.energy.plan.ordered_couplings`), so the states agree bit for bit. The
 schedule's groups are :mod:`binlearn.binary.schedules`' data, shared with that relaxation.
 """
 
