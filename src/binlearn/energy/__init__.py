@@ -35,7 +35,6 @@ from binlearn.energy.relax import (
     relax,
     relax_step,
     relax_until,
-    steps_to_fixed_point,
 )
 from binlearn.energy.state import EnergyState
 
@@ -71,5 +70,4 @@ __all__ = [
     "relax",
     "relax_until",
     "relax_step",
-    "steps_to_fixed_point",
 ]

@@ -50,7 +50,7 @@ __all__ = [
     "NudgePlacement", "DriveNudge", "StateNudge", "FreeDriveNudge", "DRIVE_NUDGE", "nudge_placement",
     "Nudge", "RelaxationContext", "DivergenceError",
     "StepRecord", "prepare", "relax", "relax_until", "relax_step", "schedule_groups", "check_schedule",
-    "steps_to_fixed_point", "RelaxationSchedule", "RelaxationPlan",
+    "RelaxationSchedule", "RelaxationPlan",
 ]
 
 SYNCHRONOUS, EVEN_ODD = SCHEDULES
@@ -447,24 +447,3 @@ def relax_until(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
              step_offset)
         raise DivergenceError(f"relaxation diverged within {run} steps")
     return EnergyState(tuple(layers)), run
-
-
-def steps_to_fixed_point(net: EnergyNet, x: torch.Tensor, schedule: str = SYNCHRONOUS,
-                         tolerance: float = 1e-5, max_steps: int = 1000,
-                         state: EnergyState | None = None) -> tuple[int, EnergyState]:
-    """Steps until max |s_{t+1} − s_t| < tolerance (over all layers and samples).
-
-    Returns ``(steps, state)``; ``steps = max_steps`` when not reached. Used to compare the
-    synchronous and even/odd schedules on the same network and input.
-    """
-    with torch.no_grad():
-        context = prepare(net, x)
-        current = state if state is not None else net.initial_state(x.shape[0], device=x.device)
-        for step in range(1, max_steps + 1):
-            following = relax(net, x, current, 1, schedule=schedule, context=context)
-            change = max(float((a - b).abs().max())
-                         for a, b in zip(following.layers, current.layers, strict=True))
-            current = following
-            if change < tolerance:
-                return step, current
-    return max_steps, current

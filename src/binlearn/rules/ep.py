@@ -138,12 +138,6 @@ class EP:
                 + ")")
 
     @torch.no_grad()
-    def free_phase(self, net: EnergyNet, x: torch.Tensor, steps: int | None = None,
-                   context=None) -> EnergyState:
-        """s⁰: ``steps`` (default T) free steps from the network's initial state."""
-        return self.free_phase_until(net, x, steps, context)[0]
-
-    @torch.no_grad()
     def free_phase_until(self, net: EnergyNet, x: torch.Tensor, steps: int | None = None,
                          context=None) -> tuple[EnergyState, int]:
         """(s⁰, steps run): at most ``steps`` (default T), fewer when ``free_tolerance`` is met."""
