@@ -119,6 +119,13 @@ class StateNudge(NudgePlacement):
     Added after the step and clamped to the neuron's range (Laydevant et al.'s code for
     float neurons): a saturated output still moves towards its target, so outputs cannot die
     at the clamp.
+
+    The price: EP with this placement does *not* approximate ∂L/∂θ as β → 0. An output
+    unit saturated against its target (step(s, u) at 0 or 1, the target on the other side)
+    moves by β(t − s) all the same, while the loss gradient through the saturated unit is 0,
+    so the estimate keeps a straight-through term that does not vanish with β. An
+    independent check (issue 23) measured the estimate 39–79 % off the true gradient.
+    :class:`DriveNudge` is the energy-gradient form for which the GDU property holds.
     """
 
     name = "state"

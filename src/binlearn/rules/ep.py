@@ -4,8 +4,12 @@
     g_θ = −(1/(2β B)) [∂Φ/∂θ(x, s^{+β}) − ∂Φ/∂θ(x, s^{−β})]         (symmetric)
 
 s⁰ is the free fixed point after T free steps from the initial state; s^β follows from
-s⁰ after K nudged steps with the output force −β ∂C/∂s. g approximates ∂L/∂θ (the loss
-gradient, batch mean), so ``θ ← θ − lr · g`` is a descent step, and the gradient dict
+s⁰ after K nudged steps with the output force −β ∂C/∂s. With the nudge inside the neuron's
+step (:class:`~binlearn.energy.DriveNudge`, the default) g approximates ∂L/∂θ (the loss
+gradient, batch mean) as β → 0, so ``θ ← θ − lr · g`` is a descent step; with the nudge
+after the step (:class:`~binlearn.energy.StateNudge`, ``nudge_placement = "state"``, the
+Laydevant configs) it does not: outputs saturated against their targets add a
+straight-through term that stays as β → 0 (see :class:`~binlearn.energy.StateNudge`). The gradient dict
 has exactly the names and shapes that :class:`~binlearn.rules.bptt.BPTT` returns
 (the GDU property of Ernoult et al. 2019 is then a plain comparison). For binary weights
 the estimate is with respect to the effective weight α ⊙ s, and ∂L/∂α follows by the
@@ -93,7 +97,8 @@ class EP:
         nudge_placement: where the nudge enters, a placement object
             (:class:`~binlearn.energy.DriveNudge`: inside the neuron's step, the
             energy-gradient form; :class:`~binlearn.energy.StateNudge`: after the step,
-            Laydevant et al.'s code; :class:`~binlearn.energy.FreeDriveNudge`: a constant push
+            Laydevant et al.'s code, whose estimate is not ∂L/∂θ as β → 0 (saturated outputs
+            add a straight-through term); :class:`~binlearn.energy.FreeDriveNudge`: a constant push
             from the free equilibrium) or its configuration name (``"drive"``, ``"state"``,
             ``"free_drive"``).
         sparse_products: products of sparse binary activations as row adds (bit-identical
