@@ -101,8 +101,9 @@ class EP:
             add a straight-through term); :class:`~binlearn.energy.FreeDriveNudge`: a constant push
             from the free equilibrium) or its configuration name (``"drive"``, ``"state"``,
             ``"free_drive"``).
-        sparse_products: products of sparse binary activations as row adds (bit-identical
-            to the GEMM; False: always the GEMM).
+        sparse_products: let the batch's plan (:func:`~binlearn.energy.prepare`) compute
+            products of sparse binary activations as row adds or from the units that changed
+            (bit-identical to the GEMM; False: always the GEMM).
         free_tolerance: None (default: every free phase runs T steps) or a convergence
             test: the free phase stops after the first step with max |Δs| < free_tolerance
             (at most T steps; :func:`~binlearn.energy.relax_until`); the steps run are in
