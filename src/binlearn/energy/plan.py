@@ -118,8 +118,9 @@ class DenseFused(DriveStrategy):
 
     name = "fused"
 
-    def up(self, bottom):
-        return self.coupling.drive_up(bottom, self.weight, self.bias, self.alpha)
+    def up(self, bottom):  # Dense.drive_up inlined: the FC rows' steps are short, calls count
+        drive = torch.addmm(self.bias.unsqueeze(1), self.weight, bottom.flatten(1).t(), alpha=self.alpha)
+        return drive.t(), None
 
     def down(self, top, cache, base, out=None):
         if out is None:
@@ -401,21 +402,19 @@ class PhaseDrives:
         self.activations = [n.activation(s) for n, s in zip(net.neurons, layers, strict=True)]
         self.scratch = [torch.empty_like(s) for s in layers] if inplace else None
 
-    def _up(self, index: int) -> None:
-        if self.ups[index] is None:
-            self.ups[index], self.caches[index] = self.strategies[index].up(self.activations[index - 1])
-
     def drive(self, index: int) -> torch.Tensor:
         """u_l = P(W_l ∗ a_{l−1}) + b_l + W_{l+1}ᵀ ∗ P⁻¹(a_{l+1}) from the current layers, a
         tensor the caller may overwrite."""
-        if index > 0:
-            self._up(index)
+        ups, caches = self.ups, self.caches
+        if index > 0 and ups[index] is None:
+            ups[index], caches[index] = self.strategies[index].up(self.activations[index - 1])
         if index < self.last:
-            if self.routes_down[index + 1]:  # max pooling routes through the maxima of W ∗ a_l
-                self._up(index + 1)
+            # max pooling routes the down-drive through the maxima of W ∗ a_l
+            if self.routes_down[index + 1] and ups[index + 1] is None:
+                ups[index + 1], caches[index + 1] = self.strategies[index + 1].up(self.activations[index])
             out = self.scratch[index] if self.scratch is not None else None
-            return self.strategies[index + 1].down(self.activations[index + 1], self.caches[index + 1],
-                                                   self.ups[index], out=out)
+            return self.strategies[index + 1].down(self.activations[index + 1], caches[index + 1],
+                                                   ups[index], out=out)
         # the output layer: its up-drive was computed for this update (ours to overwrite); the
         # shared input drive (a one-layer network) is never overwritten
         return self.ups[index] if index > 0 else self.ups[index].clone()
