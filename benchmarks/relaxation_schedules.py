@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ep_speed import load_inputs  # noqa: E402
 
-from binlearn.energy import EVEN_ODD, SYNCHRONOUS, EnergyNet, fully_connected, steps_to_fixed_point  # noqa: E402
+from binlearn.energy import EVEN_ODD, SYNCHRONOUS, EnergyNet, fully_connected, relax_until  # noqa: E402
 
 
 def _trained_net(run_dir: str) -> EnergyNet:
@@ -47,7 +47,9 @@ def compare(name: str, net: EnergyNet, x: torch.Tensor, tolerance: float, max_st
     states = {}
     for schedule in (SYNCHRONOUS, EVEN_ODD):
         start = time.perf_counter()
-        steps, state = steps_to_fixed_point(net, x, schedule, tolerance=tolerance, max_steps=max_steps)
+        with torch.no_grad():
+            state, steps = relax_until(net, x, net.initial_state(x.shape[0]), max_steps, tolerance,
+                                       schedule=schedule)
         case[schedule] = {"steps": steps, "seconds": round(time.perf_counter() - start, 3),
                           "converged": steps < max_steps}
         states[schedule] = state

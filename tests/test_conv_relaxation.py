@@ -92,7 +92,7 @@ def test_event_driven_binary_convolutions_equal_the_dense_ordered_relaxation_bit
     from binlearn.energy import DriveNudge, FreeDriveNudge, StateNudge, relax_step
 
     net = _binary_convnet()
-    assert prepare(net, torch.rand(1, *net.input_shape)).ordered == (False, True, True)
+    assert prepare(net, torch.rand(1, *net.input_shape)).plan.ordered == (False, True, True)
     counted: dict[str, list[int]] = {}
     def counting(name, original):
         def counted_kernel(*args):
@@ -109,7 +109,8 @@ def test_event_driven_binary_convolutions_equal_the_dense_ordered_relaxation_bit
     with torch.no_grad():
         context = prepare(net, x)
         dense_context = prepare(net, x, sparse_products=False)
-        assert context.event_tables[1] is not None and not any(dense_context.event_tables)
+        assert context.plan.names == ("conv float", "conv events", "events")
+        assert dense_context.plan.names == ("conv float", "conv ordered", "ordered")
         free = relax(net, x, net.initial_state(batch), 15, schedule=schedule, context=context)
         # the event paths ran and saw changes: the convolution's up- and down-drives, the dense layer's
         assert all(sum(counted.get(name, [])) > 0 for name in
@@ -141,7 +142,7 @@ def test_ordered_convolution_drives_are_exact_and_a_wide_spread_of_scales_is_ref
     assert torch.equal(integers.double(), exact)
     conv.scale.data[0] = 2.0 ** -60  # sums of such α no longer fit 53 bits: not ordered
     assert not conv.ordered_exact()
-    assert prepare(net, torch.rand(1, *net.input_shape)).ordered == (False, False, True)
+    assert prepare(net, torch.rand(1, *net.input_shape)).plan.ordered == (False, False, True)
 
 
 def test_event_driven_relaxation_from_a_random_state_and_a_fresh_context_is_bit_identical():
@@ -189,15 +190,17 @@ def test_rule_free_tolerance_is_a_bounded_setting_and_its_steps_are_in_the_epoch
 
 def test_integer_derivative_difference_equals_the_dense_weight_derivatives_exactly():
     from binlearn.energy.events import integer_derivative_difference
+    from binlearn.energy.plan import ConvOrdered
 
     net = _binary_convnet(seed=9)
     conv = net.couplings[1]
+    ordered = ConvOrdered(conv, conv.weight, conv.bias, 1.0)
     torch.manual_seed(10)
     bottoms = [(torch.rand(3, 5, 6, 6) < 0.5).float() for _ in range(2)]
     bottoms[1] = torch.where(torch.rand(3, 5, 6, 6) < 0.1, 1 - bottoms[0], bottoms[0])  # a few differ
     tops, caches = [], []
     for bottom in bottoms:
-        pooled, cache = conv.drive_up(bottom, conv.weight, conv.bias, ordered=True)
+        pooled, cache = ordered.up(bottom)
         tops.append((torch.rand_like(pooled) < 0.5).float())
         caches.append(cache)
     weight, bias = integer_derivative_difference(conv, bottoms[0], tops[0], caches[0],

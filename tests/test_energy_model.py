@@ -23,7 +23,7 @@ from binlearn.energy import (
     prepare,
     relax,
     relax_step,
-    steps_to_fixed_point,
+    relax_until,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -95,8 +95,9 @@ def test_even_odd_relaxation_decreases_energy_and_both_schedules_reach_the_same_
     energies = torch.stack(energies)
     assert bool((energies[1:] <= energies[:-1] + 1e-5).all()), "energy went up"
     assert float(energies[-1].mean()) < float(energies[0].mean())
-    sync_steps, sync_state = steps_to_fixed_point(net, x, "synchronous", max_steps=500)
-    async_steps, async_state = steps_to_fixed_point(net, x, "even_odd", max_steps=500)
+    with torch.no_grad():
+        sync_state, sync_steps = relax_until(net, x, net.initial_state(6), 500, 1e-5, schedule="synchronous")
+        async_state, async_steps = relax_until(net, x, net.initial_state(6), 500, 1e-5, schedule="even_odd")
     assert sync_steps < 500 and async_steps < 500
     assert async_steps < sync_steps  # each layer jumps to its minimiser: fewer steps
     for a, b in zip(sync_state.layers, async_state.layers, strict=True):
@@ -107,7 +108,8 @@ def test_synchronous_relaxation_reaches_a_fixed_point_for_conv():
     torch.manual_seed(3)
     net = convolutional((1, 12, 12), [3, 4], 3, kernel_size=3, padding=1, pool=2)
     x = torch.rand(4, *net.input_shape)
-    steps, state = steps_to_fixed_point(net, x, "synchronous", tolerance=1e-6, max_steps=400)
+    with torch.no_grad():
+        state, steps = relax_until(net, x, net.initial_state(4), 400, 1e-6, schedule="synchronous")
     assert steps < 400
     again = relax(net, x, state, 1)
     for a, b in zip(state.layers, again.layers, strict=True):
@@ -236,7 +238,7 @@ def test_sparse_binary_product_equals_the_gemm_exactly_and_declines_what_it_cann
 @pytest.mark.parametrize("schedule", ["synchronous", "even_odd"])
 def test_binary_relaxation_with_row_adds_is_bit_identical_to_the_gemm_path(monkeypatch, schedule):
     import binlearn.binary.kernels.sparse as sparse_kernels
-    import binlearn.energy.couplings as couplings
+    import binlearn.energy.plan as plan
 
     torch.manual_seed(3)
     net = fully_connected((1, 8, 8), [96, 80], 4, neuron=BinaryAccumulator(), weight=BinaryWeights(),
@@ -244,14 +246,14 @@ def test_binary_relaxation_with_row_adds_is_bit_identical_to_the_gemm_path(monke
     x = (torch.rand(6, *net.input_shape) < 0.3).float()
     target = net.output_cost.target(torch.tensor([0, 1, 2, 3, 0, 1]))
     used = []
-    original = couplings.sparse_binary_product
+    original = plan.sparse_binary_product
 
     def counted(*args, **kwargs):
         result = original(*args, **kwargs)
         used.append(result is not None)
         return result
 
-    monkeypatch.setattr(couplings, "sparse_binary_product", counted)
+    monkeypatch.setattr(plan, "sparse_binary_product", counted)
     monkeypatch.setattr(sparse_kernels, "SPARSE_DENSITY", 1.0)  # row adds whatever the activity
     states = {}
     for sparse in (False, True):

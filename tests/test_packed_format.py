@@ -33,7 +33,7 @@ from binlearn.cli import main
 from binlearn.data import raw_split
 from binlearn.energy import relax
 from binlearn.energy.packed import energy_to_packed
-from binlearn.energy.relax import ordered_couplings
+from binlearn.energy.plan import ordered_couplings
 from binlearn.experiment import load_config, train
 from binlearn.experiment.config import default_config
 from binlearn.experiment.registry import build_learner

@@ -14,7 +14,8 @@ by output groups (``docs/packed-format.md`` is the specification)::
 fl(·) is one float32 rounding; the means are float32 ``torch.mean`` over each class's
 group of g outputs. Every product is an integer popcount; everything after it is float32
 arithmetic in exactly the order the PyTorch relaxation uses (see
-:func:`binlearn.energy.relax.ordered_couplings`), so the states agree bit for bit.
+:func:`binlearn.energy.plan.ordered_couplings`), so the states agree bit for bit. The
+schedule's groups are :mod:`binlearn.binary.schedules`' data, shared with that relaxation.
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ import torch
 from binlearn.binary.kernels import binary_dense, popcount_int64
 from binlearn.binary.packed_manifest import check_choice, check_dict, check_int, fail, pack_nonnegative
 from binlearn.binary.packing import from_numpy_words, pack_bits, unpack_bits, words_for
+from binlearn.binary.schedules import SCHEDULES, relaxation_schedule
 
 __all__ = ["DYNAMICS_KINDS", "SCHEDULES", "PackedCoupling", "PackedDynamics", "BinaryRelaxation",
            "dynamics_manifest", "validate_dynamics"]
 
 DYNAMICS_KINDS = ("ep_binary_relaxation",)
-SCHEDULES = ("synchronous", "even_odd")
 NEURON_KINDS = ("binary_accumulator",)
 READOUT_KINDS = ("group_mean",)
 
@@ -204,9 +205,7 @@ class BinaryRelaxation:
         self.tie_break = float(np.float32(readout["tie_break"]))
         self.couplings = [self._prepare(c, arrays) for c in spec["couplings"]]
         self.sizes = [c["out_features"] for c in spec["couplings"]]
-        count = len(self.sizes)
-        self.groups = ([list(range(count))] if spec["schedule"] == "synchronous"
-                       else [list(range(0, count, 2)), list(range(1, count, 2))])
+        self.groups = relaxation_schedule(spec["schedule"]).groups(len(self.sizes))
 
     def _prepare(self, coupling: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         names = {role: entry["name"] for role, entry in coupling["arrays"].items()}

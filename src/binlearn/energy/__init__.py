@@ -6,9 +6,11 @@ Build a network from couplings (:class:`Dense`, :class:`ConvPool`), weight behav
 (:class:`FloatWeights`, :class:`BinaryWeights`), neuron objects (:class:`HardSigmoid`,
 :class:`BinaryAccumulator`) and a cost (:class:`SquaredError` with output groups,
 :class:`CrossEntropyReadout`), or with :func:`fully_connected` / :func:`convolutional`;
-relax it with :func:`relax` under a schedule (``"synchronous"`` or ``"even_odd"``), one
-step of which is :func:`relax_step`; a nudged phase places its force with
-:class:`DriveNudge`, :class:`StateNudge` or :class:`FreeDriveNudge`.
+relax it with :func:`relax` under a schedule (a :class:`RelaxationSchedule`, or its name
+``"synchronous"`` or ``"even_odd"``), one step of which is :func:`relax_step`; a nudged phase
+places its force with :class:`DriveNudge`, :class:`StateNudge` or :class:`FreeDriveNudge`.
+How each batch's drives are computed fast is :func:`prepare`'s :class:`RelaxationPlan`
+(:mod:`binlearn.energy.plan`), not a parameter of the math.
 Learning rules live in :mod:`binlearn.rules` (EP, BPTT, Bop).
 """
 
@@ -27,13 +29,14 @@ from binlearn.energy.relax import (
     Nudge,
     NudgePlacement,
     RelaxationContext,
+    RelaxationPlan,
+    RelaxationSchedule,
     StateNudge,
     nudge_placement,
     prepare,
     relax,
     relax_step,
     relax_until,
-    steps_to_fixed_point,
 )
 from binlearn.energy.state import EnergyState
 
@@ -62,10 +65,11 @@ __all__ = [
     "FreeDriveNudge",
     "nudge_placement",
     "RelaxationContext",
+    "RelaxationPlan",
+    "RelaxationSchedule",
     "DivergenceError",
     "prepare",
     "relax",
     "relax_until",
     "relax_step",
-    "steps_to_fixed_point",
 ]

@@ -7,11 +7,15 @@ weight tensor used in both directions (symmetric connections). It contributes
 
 to the primitive function, where ``W ∗`` is a matrix product (:class:`Dense`) or a
 stride-1 convolution followed by max pooling P (:class:`ConvPool`). Each coupling writes
-its three derivatives by hand (the fast path) and keeps ``phi`` as the autograd oracle:
+its three derivatives by hand and keeps ``phi`` as the autograd oracle:
 
 - ``drive_up``   = ∂Φ_c/∂top    = P(W ∗ bottom) + b
 - ``drive_down`` = ∂Φ_c/∂bottom = Wᵀ ∗ P⁻¹(top)     (P⁻¹: route to the max positions)
 - ``derivatives``= ∂Φ_c/∂W_eff, ∂Φ_c/∂b, summed over the batch.
+
+This module is the math only. How a batch's drives are computed fast (ordered integer
+products, row adds, event-driven updates) is a strategy chosen per batch in
+:mod:`binlearn.energy.plan`, and no parameter of these methods.
 
 Weight behaviours (passed as ``weight=``): :class:`FloatWeights` (W is the parameter) and
 :class:`BinaryWeights` (W = α ⊙ sign pattern, the parameter holds ±1, α one scaling
@@ -30,22 +34,9 @@ import torch.nn.functional as F
 import torch.nn.grad
 from torch import nn
 
-from binlearn.binary.kernels.sparse import sparse_binary_product
 from binlearn.binary.quantizers import sign
 
-__all__ = ["FloatWeights", "BinaryWeights", "Coupling", "Dense", "ConvPool", "ordered_drive"]
-
-
-def ordered_drive(product: torch.Tensor, alpha: float, base: torch.Tensor) -> torch.Tensor:
-    """product · α + base, in place on ``product``, as two separately rounded float32 steps.
-
-    For ±1 weights and {0, 1} or ±1 activations the matrix product is an exact integer in
-    float32 whatever the summation order, so the drive is fl(fl(α·n) + base): reproducible
-    bit for bit from the integer n (the packed format's EP relaxation does exactly this). A
-    fused ``addmm(base, ·, ·, alpha=α)`` instead rounds as the BLAS kernel pleases (FMA,
-    blocking over the inner dimension) and differs from it in the last bit.
-    """
-    return product.mul_(alpha).add_(base)
+__all__ = ["FloatWeights", "BinaryWeights", "Coupling", "Dense", "ConvPool"]
 
 
 class FloatWeights:
@@ -184,50 +175,25 @@ class Dense(Coupling):
         return (self.out_features,)
 
     def drive_up(self, bottom: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                 out: torch.Tensor | None = None, alpha: float = 1.0,
-                 ordered: bool = False, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
+                 alpha: float = 1.0) -> tuple[torch.Tensor, None]:
         """∂Φ_c/∂top = α · bottom Wᵀ + b.  bottom: (batch, *bottom_shape); returns (batch, out).
 
         Computed as (W bottomᵀ + b)ᵀ, a transposed view: with row-major W this GEMM layout
         is 1.3-1.5× faster on CPU for the thin output layers the relaxation loop is
-        dominated by. ``ordered``: (bottom Wᵀ)·α + b as separate float32 operations instead of
-        one fused ``addmm``, whose rounding depends on the BLAS (see :func:`ordered_drive`);
-        ``rows``: Wᵀ laid out row-major, which lets the product of sparse binary activations
-        be row adds (:func:`~binlearn.binary.kernels.sparse.sparse_binary_product`, the same
-        numbers); None: always the GEMM.
+        dominated by. ``alpha``: the weight's scalar factor (one α per layer), applied by
+        the GEMM instead of materialising α ⊙ s.
         """
-        if ordered:
-            product = None if rows is None else sparse_binary_product(bottom.flatten(1), rows, out)
-            if product is None:
-                product = (torch.mm(bottom.flatten(1), weight.t(), out=out) if out is not None
-                           else torch.mm(weight, bottom.flatten(1).t()).t())
-            return ordered_drive(product, alpha, bias), None
-        if out is not None:
-            return torch.addmm(bias, bottom.flatten(1), weight.t(), alpha=alpha, out=out), None
         return torch.addmm(bias.unsqueeze(1), weight, bottom.flatten(1).t(), alpha=alpha).t(), None
 
     def drive_down(self, top: torch.Tensor, weight: torch.Tensor, cache: Any,
-                   base: torch.Tensor, out: torch.Tensor | None = None,
-                   alpha: float = 1.0, ordered: bool = False, sparse: bool = False) -> torch.Tensor:
-        """base + ∂Φ_c/∂bottom = base + α · top W.  top: (batch, out); base: bottom's shape.
-
-        ``ordered``: (top W)·α + base as separate float32 operations (see
-        :func:`ordered_drive`); other shapes are always computed that way. ``sparse``
-        (ordered only): sparse binary ``top`` may take row adds of W, the same numbers."""
-        if ordered and base.dim() == 2:
-            product = None if not sparse else sparse_binary_product(
-                top, weight if weight.is_contiguous() else weight.contiguous, out)
-            if product is None:
-                product = torch.mm(top, weight, out=out) if out is not None else top @ weight
-            return ordered_drive(product, alpha, base)
+                   base: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        """base + ∂Φ_c/∂bottom = base + α · top W.  top: (batch, out); base: bottom's shape."""
         if base.dim() == 2:
-            if out is None:
-                return torch.addmm(base, top, weight, alpha=alpha)
-            return torch.addmm(base, top, weight, alpha=alpha, out=out)
+            return torch.addmm(base, top, weight, alpha=alpha)
         down = (top @ weight).view(base.shape)
         if alpha != 1.0:
             down = down * alpha
-        return torch.add(base, down, out=out) if out is not None else base + down
+        return base + down
 
     def phi(self, bottom: torch.Tensor, top: torch.Tensor, weight: torch.Tensor,
             bias: torch.Tensor) -> torch.Tensor:
@@ -288,18 +254,11 @@ class ConvPool(Coupling):
         return (self.out_channels, height // self.pool, width // self.pool)
 
     def drive_up(self, bottom: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                 out: torch.Tensor | None = None, alpha: float = 1.0,
-                 ordered: bool = False, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple]:
-        """∂Φ_c/∂top = maxpool(W ∗ bottom) + b; also returns the pooling cache.
+                 alpha: float = 1.0) -> tuple[torch.Tensor, tuple]:
+        """∂Φ_c/∂top = maxpool((α · W) ∗ bottom) + b; also returns the pooling cache.
 
         bottom: (batch, in_channels, H, W); returns (batch, out_channels, H', W').
-        ``ordered`` (binary weights): maxpool(fl(fl(α_c · n) + b_c)) from the exact integer
-        convolution n = s ∗ bottom of the coupling's own signs and scales (``weight`` is then
-        not read), as :meth:`ordered_conv` states; ``rows`` is accepted for the common
-        interface and ignored.
         """
-        if ordered:
-            return self.pool_drive(self.scale_integer_drive(self.ordered_conv(bottom), bias))
         if alpha != 1.0:
             weight = weight * alpha
         return self.pool_drive(F.conv2d(bottom, weight, bias, padding=self.padding))
@@ -346,11 +305,6 @@ class ConvPool(Coupling):
         ulp = 2.0 ** (math.floor(math.log2(low)) - 23)
         return self.out_channels * self.kernel_size ** 2 * high <= 2.0 ** 53 * ulp
 
-    def ordered_transposed_weight(self) -> torch.Tensor:
-        """α ⊙ s in float64 (exact), the weight of the ordered down-drive."""
-        assert self.scale is not None, "ordered drives need binary weights"
-        return self.weight.double() * self.scale.double().view(self._scale_view)
-
     def unpool(self, top: torch.Tensor, cache: tuple) -> torch.Tensor:
         indices, size = cache
         if indices is None:
@@ -358,25 +312,11 @@ class ConvPool(Coupling):
         return F.max_unpool2d(top, indices, (self.pool, self.pool), output_size=size)
 
     def drive_down(self, top: torch.Tensor, weight: torch.Tensor, cache: Any,
-                   base: torch.Tensor, out: torch.Tensor | None = None,
-                   alpha: float = 1.0, ordered: bool = False, sparse: bool = False) -> torch.Tensor:
-        """base + ∂Φ_c/∂bottom = base + Wᵀ ∗ unpool(top) (gradient routed to the maxima).
-
-        ``ordered`` (binary weights, {0, 1} ``top``): fl(fl(Wᵀ ∗ unpool(top)) + base), the
-        transposed convolution computed exactly in float64 with W = α ⊙ s
-        (:meth:`ordered_exact` states when it is) and rounded once, so any exact method (the
-        event-driven one of :mod:`binlearn.energy.events`) gives the same float32 numbers;
-        ``sparse`` is ignored.
-        """
-        if ordered:
-            exact = F.conv_transpose2d(self.unpool(top, cache).double(), self.ordered_transposed_weight(),
-                                       padding=self.padding)
-            down = exact.to(base.dtype)
-        else:
-            if alpha != 1.0:
-                weight = weight * alpha
-            down = F.conv_transpose2d(self.unpool(top, cache), weight, padding=self.padding)
-        return torch.add(base, down, out=out) if out is not None else base + down
+                   base: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        """base + ∂Φ_c/∂bottom = base + (α · W)ᵀ ∗ unpool(top) (gradient routed to the maxima)."""
+        if alpha != 1.0:
+            weight = weight * alpha
+        return base + F.conv_transpose2d(self.unpool(top, cache), weight, padding=self.padding)
 
     def phi(self, bottom: torch.Tensor, top: torch.Tensor, weight: torch.Tensor,
             bias: torch.Tensor) -> torch.Tensor:

@@ -17,8 +17,10 @@ position counts as a change of the unpooled map). Every sum is exact (the condit
     conv up   = maxpool(fl(fl(α_c · n) + b_c))       conv down  = fl(fl(d) + base)
     dense up  = fl(fl(α · n) + b)                    dense down = fl(fl(α · m) + base),
 
-equal the ordered dense drives of the couplings' ``drive_up`` / ``drive_down`` bit for bit
-(tested), whatever order the events arrive in. CPU, float32, no autograd.
+equal the ordered drives of :class:`~binlearn.energy.plan.ConvOrdered` and
+:class:`~binlearn.energy.plan.DenseOrdered` bit for bit (tested), whatever order the events
+arrive in. CPU, float32, no autograd. The plan's :class:`~binlearn.energy.plan.ConvEvents`
+and :class:`~binlearn.energy.plan.DenseEvents` strategies own one tracker each per batch.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from binlearn.binary.kernels.event_conv import (
 )
 from binlearn.energy.couplings import ConvPool, Dense
 
-__all__ = ["EventConvPool", "EventDense", "event_tables", "event_tracker", "DENSE_FRACTION",
+__all__ = ["EventConvPool", "EventDense", "event_tables", "DENSE_FRACTION",
            "integer_derivative_difference"]
 
 DENSE_FRACTION = 0.1
@@ -58,10 +60,6 @@ def event_tables(coupling: ConvPool | Dense) -> tuple:
         # int8 signs keep the tables in cache (the float64 α ⊙ s table of a 256-512 conv is 26 MB)
         return (forward_table(sign.numpy()), ones), (transposed_table(sign.numpy()), alpha)
     return sign.t().contiguous().numpy(), sign.contiguous().numpy()
-
-
-def event_tracker(coupling: ConvPool | Dense, tables: tuple) -> EventConvPool | EventDense:
-    return EventConvPool(coupling, tables) if isinstance(coupling, ConvPool) else EventDense(coupling, tables)
 
 
 def _same_for_every_sample(*tensors: torch.Tensor) -> bool:

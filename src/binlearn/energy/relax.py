@@ -7,8 +7,9 @@ One step of the dynamics, :func:`relax_step` (pure; the readable definition):
     a_l = activation_l(s_l)
 
 with the output's nudge placed by a :class:`NudgePlacement` object (:class:`DriveNudge`,
-:class:`StateNudge`, :class:`FreeDriveNudge`). Schedules are data (a string passed to
-:func:`relax`), and fix the groups:
+:class:`StateNudge`, :class:`FreeDriveNudge`). Schedules are data
+(:class:`~binlearn.binary.schedules.RelaxationSchedule`, or its name, passed to :func:`relax`;
+the packed format's integer relaxation reads the same groups), and fix the groups:
 
 - ``"synchronous"``: one group, every layer from the previous state at once (the
   prototypical dynamics of Ernoult et al. 2019 and Laydevant et al. 2021);
@@ -20,12 +21,15 @@ with the output's nudge placed by a :class:`NudgePlacement` object (:class:`Driv
 :func:`relax` runs the same steps in one fused loop that does not repeat work, and is
 tested to equal repeated :func:`relax_step` bit for bit (both schedules, dense and
 convolutional couplings, float and binary neurons, every nudge placement, with and without
-autograd). The clamped input's drive onto the first layer (and its pooling positions) is
-computed once by :func:`prepare` and shared by every phase of a batch; effective weights
-(α ⊙ sign) are built once per batch; each coupling's up-drive is computed once per change of
-its bottom layer (and serves both the top layer's drive and, for max pooling, the positions
-the bottom layer's drive is routed through). Under ``torch.no_grad`` the loop reuses
-scratch buffers in place; under autograd (BPTT) it is out of place and differentiable.
+autograd). :func:`prepare` builds, once per batch, the effective weights (α ⊙ sign), the
+clamped input's drive onto the first layer (and its pooling positions), and the execution
+plan (:mod:`binlearn.energy.plan`): one typed drive strategy per coupling, the only place
+the fast path lives (ordered integer products, row adds, event-driven updates). Each
+coupling's up-drive is computed once per change of its bottom layer (and serves both the
+top layer's drive and, for max pooling, the positions the bottom layer's drive is routed
+through). Under ``torch.no_grad`` the loop reuses scratch buffers in place; under autograd
+(BPTT) it is out of place and differentiable, with the plan's reference strategies, the
+ones :func:`relax_step` uses.
 """
 
 from __future__ import annotations
@@ -35,11 +39,10 @@ from typing import ClassVar, NamedTuple
 
 import torch
 
+from binlearn.binary.schedules import SCHEDULES, RelaxationSchedule, relaxation_schedule
 from binlearn.energy.costs import Cost
-from binlearn.energy.couplings import ConvPool, Dense
-from binlearn.energy.events import event_tables as build_event_tables
-from binlearn.energy.events import event_tracker
 from binlearn.energy.network import EnergyNet
+from binlearn.energy.plan import PhaseDrives, RelaxationPlan, ordered_couplings, plan_relaxation
 from binlearn.energy.state import EnergyState
 from binlearn.errors import BinlearnError
 
@@ -48,12 +51,10 @@ __all__ = [
     "NudgePlacement", "DriveNudge", "StateNudge", "FreeDriveNudge", "DRIVE_NUDGE", "nudge_placement",
     "Nudge", "RelaxationContext", "DivergenceError",
     "StepRecord", "prepare", "relax", "relax_until", "relax_step", "schedule_groups", "check_schedule",
-    "steps_to_fixed_point", "ordered_couplings", "tracked_couplings",
+    "RelaxationSchedule", "RelaxationPlan",
 ]
 
-SYNCHRONOUS = "synchronous"
-EVEN_ODD = "even_odd"
-SCHEDULES = (SYNCHRONOUS, EVEN_ODD)
+SYNCHRONOUS, EVEN_ODD = SCHEDULES
 
 
 class DivergenceError(BinlearnError, ValueError):
@@ -119,6 +120,13 @@ class StateNudge(NudgePlacement):
     Added after the step and clamped to the neuron's range (Laydevant et al.'s code for
     float neurons): a saturated output still moves towards its target, so outputs cannot die
     at the clamp.
+
+    The price: EP with this placement does *not* approximate ∂L/∂θ as β → 0. An output
+    unit saturated against its target (step(s, u) at 0 or 1, the target on the other side)
+    moves by β(t − s) all the same, while the loss gradient through the saturated unit is 0,
+    so the estimate keeps a straight-through term that does not vanish with β. An
+    independent check (issue 23) measured the estimate 39–79 % off the true gradient.
+    :class:`DriveNudge` is the energy-gradient form for which the GDU property holds.
     """
 
     name = "state"
@@ -189,23 +197,9 @@ class RelaxationContext(NamedTuple):
         alphas: scalar factor of each coupling's weight (1.0 unless one α per layer).
         input_drive: ∂Φ/∂a_1 contributed by the clamped input, ``(batch, *layer_shape[0])``.
         input_cache: pooling positions of the input's convolution (None for dense).
-        ordered: per coupling, whether its drives are computed as (integer product)·α + base
-            in separate float32 operations (:func:`ordered_couplings`).
-        rows_up: per coupling, its ±1 matrix transposed and row-major for the up-drives of
-            the relaxation loop (ordered dense couplings above the input when
-            ``sparse_products``; None elsewhere): sparse binary activations then cost one row
-            add each (:func:`~binlearn.binary.kernels.sparse.sparse_binary_product`).
-        sparse_products: let ordered products of sparse binary activations be row adds
-            (the same numbers as the GEMM; False: always the GEMM).
-        event_tables: per coupling, the scatter tables of its event-driven drives (ordered
-            convolutions on the CPU when ``sparse_products``; None elsewhere): the relaxation
-            loop then updates those drives from the units that changed
-            (:class:`~binlearn.energy.events.EventConvPool`, the same numbers).
-        trackers: the event trackers themselves, per coupling (filled by the first
-            no-autograd phase that needs them): every phase of the batch reuses them, so a
-            nudged phase starts from the free phase's products and pays only for what
-            changed (a tracker compares its inputs with the last ones it saw, whatever
-            state a phase starts from).
+        plan: one drive strategy per coupling (:mod:`binlearn.energy.plan`); its event
+            strategies keep their trackers for every phase of the batch, so a nudged phase
+            starts from the free phase's products and pays only for what changed.
     """
 
     weights: tuple[torch.Tensor, ...]
@@ -213,64 +207,32 @@ class RelaxationContext(NamedTuple):
     input_drive: torch.Tensor
     input_cache: object
     alphas: tuple[float, ...]
-    ordered: tuple[bool, ...]
-    rows_up: tuple[torch.Tensor | None, ...] = ()
-    sparse_products: bool = False
-    event_tables: tuple[tuple | None, ...] = ()
-    trackers: list | None = None
+    plan: RelaxationPlan
 
 
-def check_schedule(schedule: str) -> str:
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown relaxation schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
-    return schedule
+def check_schedule(schedule: str | RelaxationSchedule) -> str:
+    """The schedule's name; a one-line ``ValueError`` listing the valid names if unknown."""
+    return relaxation_schedule(schedule).name
 
 
-def schedule_groups(schedule: str, count: int) -> list[list[int]]:
+def schedule_groups(schedule: str | RelaxationSchedule, count: int) -> tuple[tuple[int, ...], ...]:
     """The layers (0-based) updated together, in order, in one step of ``count`` layers:
-    synchronous ``[[0, 1, …]]``; even/odd ``[[0, 2, …], [1, 3, …]]`` (layers 1, 3, … first)."""
-    check_schedule(schedule)
-    if schedule == SYNCHRONOUS:
-        return [list(range(count))]
-    return [list(range(0, count, 2)), list(range(1, count, 2))]
-
-
-def ordered_couplings(net: EnergyNet) -> tuple[bool, ...]:
-    """Per coupling: True for a dense coupling with ±1 weights and one α between binary
-    neurons (the input side counts as binary: the input is data), and for a convolution
-    with ±1 weights between two binary hidden layers whose float64 down-drive is exact
-    (:meth:`~binlearn.energy.couplings.ConvPool.ordered_exact`).
-
-    Its products are then exact integers, and the relaxation computes each drive as
-    fl(fl(α·n) + base) in separate float32 operations instead of one fused ``addmm``, so
-    that the packed format's integer relaxation reproduces the states bit for bit; an ordered
-    convolution's up-drive is fl(fl(α_c·n) + b_c) from the integer convolution n and its
-    down-drive the float64-exact transposed convolution rounded once, so that its
-    event-driven twin (:mod:`binlearn.energy.events`) gives the same numbers. Couplings
-    between float neurons keep the fused (faster) product.
-    """
-    flags = []
-    for index, coupling in enumerate(net.couplings):
-        binary_sides = net.neurons[index].binary and (index == 0 or net.neurons[index - 1].binary)
-        if isinstance(coupling, ConvPool):
-            flags.append(bool(index > 0 and binary_sides and coupling.ordered_exact()))
-            continue
-        single_alpha = coupling.scale is not None and coupling.scale.numel() == 1
-        flags.append(bool(single_alpha and binary_sides))
-    return tuple(flags)
+    synchronous ``((0, 1, …),)``; even/odd ``((0, 2, …), (1, 3, …))`` (layers 1, 3, … first)."""
+    return relaxation_schedule(schedule).groups(count)
 
 
 def prepare(net: EnergyNet, x: torch.Tensor, weights=None, biases=None,
             sparse_products: bool = True) -> RelaxationContext:
-    """Build the per-batch context: effective weights and the input's drive, computed once.
+    """Build the per-batch context: effective weights, the input's drive and the plan, once.
 
     Args:
         net: the network.
         x: clamped input, ``(batch, *net.input_shape)``.
         weights, biases: override the couplings' (effective) weights and biases (BPTT
             passes leaves that require gradients); default: the network's own.
-        sparse_products: products of sparse binary activations with ±1 weights as row adds
-            on the CPU (bit-identical to the GEMM, faster below 25 % activity); False: the GEMM.
+        sparse_products: let the plan compute products of sparse binary activations with ±1
+            weights as row adds or from the units that changed, on the CPU (bit-identical to
+            the GEMM, faster below 25 % activity); False: the GEMM.
     """
     if tuple(x.shape[1:]) != net.input_shape:
         raise ValueError(f"input of shape {tuple(x.shape[1:])} does not match the network's "
@@ -283,39 +245,12 @@ def prepare(net: EnergyNet, x: torch.Tensor, weights=None, biases=None,
         ordered = (False,) * len(weights)
     if biases is None:
         biases = tuple(c.bias for c in net.couplings)
-    input_drive, input_cache = net.couplings[0].drive_up(x, weights[0], biases[0],
-                                                         alpha=alphas[0], ordered=ordered[0])
+    plan = plan_relaxation(net, x, tuple(weights), tuple(biases), tuple(alphas), ordered, sparse_products)
+    input_drive, input_cache = plan.strategies[0].up(x)
     # dense drives come back as transposed views; every step adds to this one, and adding a
     # transposed base costs a strided copy per step: lay it out row-major once per batch
-    input_drive = input_drive.contiguous()
-    rows_up = tuple(weight.detach().t().contiguous()
-                    if index > 0 and ordered[index] and isinstance(coupling, Dense)
-                    and weight.device.type == "cpu" and sparse_products else None
-                    for index, (coupling, weight) in enumerate(zip(net.couplings, weights, strict=True)))
-    # event-driven drives between binary hidden layers (not from the clamped input); dense
-    # couplings only in convnets: in the fully connected rows (T = 20, many flips per step)
-    # the row adds of sparse_binary_product measure faster than events
-    convnet = any(isinstance(coupling, ConvPool) for coupling in net.couplings)
-    event_tables = tuple(build_event_tables(coupling)
-                         if index > 0 and ordered[index] and x.device.type == "cpu"
-                         and x.dtype == torch.float32 and sparse_products
-                         and (convnet or isinstance(coupling, ConvPool)) else None
-                         for index, coupling in enumerate(net.couplings))
-    return RelaxationContext(tuple(weights), tuple(biases), input_drive, input_cache,
-                             tuple(alphas), ordered, rows_up, bool(sparse_products), event_tables,
-                             [None] * len(event_tables))
-
-
-def tracked_couplings(net: EnergyNet, context: RelaxationContext) -> list:
-    """The context's event trackers, one per coupling (None: the coupling's dense drives),
-    created on first use (no autograd only: the trackers update their products in place)."""
-    count = net.num_layers
-    tables = context.event_tables or (None,) * count
-    trackers = context.trackers if context.trackers is not None else [None] * count
-    for index, table in enumerate(tables):
-        if table is not None and trackers[index] is None:
-            trackers[index] = event_tracker(net.couplings[index], table)
-    return list(trackers)
+    return RelaxationContext(tuple(weights), tuple(biases), input_drive.contiguous(), input_cache,
+                             tuple(alphas), plan)
 
 
 def _first_bad_layer(layers) -> int | None:
@@ -333,29 +268,48 @@ StepRecord = Callable[[int, tuple[torch.Tensor, ...]], None]
 
 def _owned_drive(net: EnergyNet, context: RelaxationContext, activations, index: int) -> torch.Tensor:
     """u_l = P(W_l ∗ a_{l−1}) + b_l + W_{l+1}ᵀ ∗ P⁻¹(a_{l+1}) for layer ``index`` (0-based),
-    a new tensor (the clamped input's drive, a_{−1} = x, comes from ``context``)."""
-    couplings, last = net.couplings, net.num_layers - 1
-    weights, biases, alphas, ordered = context.weights, context.biases, context.alphas, context.ordered
-    if index == 0:
-        up = context.input_drive
-    else:
-        rows = context.rows_up[index] if context.rows_up else None
-        up, _ = couplings[index].drive_up(activations[index - 1], weights[index], biases[index],
-                                          alpha=alphas[index], ordered=ordered[index], rows=rows)
+    a new tensor (the clamped input's drive, a_{−1} = x, comes from ``context``), with the
+    plan's reference strategies (the plain GEMM or convolution of each coupling's family)."""
+    strategies, last = context.plan.reference, net.num_layers - 1
+    up = context.input_drive if index == 0 else strategies[index].up(activations[index - 1])[0]
     if index == last:
         return up if index > 0 else up.clone()
-    above = couplings[index + 1]
+    above = strategies[index + 1]
     cache = None
-    if above.routes_down:  # max pooling routes the down-drive through the maxima of W ∗ a_l
-        cache = above.drive_up(activations[index], weights[index + 1], biases[index + 1],
-                               alpha=alphas[index + 1], ordered=ordered[index + 1])[1]
-    return above.drive_down(activations[index + 1], weights[index + 1], cache, up,
-                            alpha=alphas[index + 1], ordered=ordered[index + 1],
-                            sparse=context.sparse_products)
+    if above.coupling.routes_down:  # max pooling routes the down-drive through the maxima of W ∗ a_l
+        cache = above.up(activations[index])[1]
+    return above.down(activations[index + 1], cache, up)
+
+
+def _step_layer(net: EnergyNet, index: int, state: torch.Tensor, drive: torch.Tensor,
+                activation: torch.Tensor, nudge: Nudge | None, push: torch.Tensor | None,
+                inplace: bool) -> torch.Tensor:
+    """s_l ← step_l(s_l, u_l), the output's nudge placed around the step (``nudge`` active)."""
+    at_output = nudge is not None and index == net.num_layers - 1
+    if nudge is not None and at_output:
+        drive = nudge.placement.drive(net.output_cost, drive, state, activation, nudge, push, inplace)
+    neuron = net.neurons[index]
+    new = neuron.step_(state, drive) if inplace else neuron.step(state, drive)
+    if nudge is not None and at_output:
+        new = nudge.placement.state(net.output_cost, new, state, activation, nudge, inplace)
+    return new
+
+
+def _active(nudge: Nudge | None) -> Nudge | None:
+    return nudge if nudge is not None and nudge.beta != 0 else None
+
+
+def _check_finite(net: EnergyNet, layers: list, group: tuple[int, ...], step: int) -> None:
+    bad = _first_bad_layer([layers[i] for i in group])
+    if bad is not None:
+        layer = group[bad] + 1
+        raise DivergenceError(f"relaxation diverged: layer {layer} of {len(layers)} (shape "
+                              f"{tuple(net.layer_shapes[layer - 1])}) became NaN/inf at step {step}; "
+                              f"lower the learning rates or β")
 
 
 def relax_step(net: EnergyNet, x: torch.Tensor, state: EnergyState, nudge: Nudge | None = None,
-               schedule: str = SYNCHRONOUS, *, context: RelaxationContext | None = None,
+               schedule: str | RelaxationSchedule = SYNCHRONOUS, *, context: RelaxationContext | None = None,
                start: EnergyState | None = None) -> EnergyState:
     """One step of the dynamics; returns a new state (pure: ``state`` is kept).
 
@@ -375,7 +329,8 @@ def relax_step(net: EnergyNet, x: torch.Tensor, state: EnergyState, nudge: Nudge
         x: clamped input, ``(batch, *net.input_shape)``.
         state: the state before the step.
         nudge: output nudge (None or β = 0: a free step).
-        schedule: ``"synchronous"`` or ``"even_odd"`` (:func:`schedule_groups`).
+        schedule: a :class:`~binlearn.binary.schedules.RelaxationSchedule` or its name,
+            ``"synchronous"`` or ``"even_odd"`` (:func:`schedule_groups`).
         context: per-batch context from :func:`prepare` (built here when None).
         start: the state the nudged phase started from (:class:`FreeDriveNudge` reads its
             output; default: ``state``).
@@ -384,122 +339,49 @@ def relax_step(net: EnergyNet, x: torch.Tensor, state: EnergyState, nudge: Nudge
     context = context if context is not None else prepare(net, x)
     inplace = not torch.is_grad_enabled()
     layers = list(state.layers)
-    last = len(layers) - 1
-    active = nudge if nudge is not None and nudge.beta != 0 else None
+    active = _active(nudge)
     push = None
     if active is not None:
-        push = active.placement.phase_push(active, (start if start is not None else state).layers[last])
+        push = active.placement.phase_push(active, (start if start is not None else state).layers[-1])
     for group in groups:
         activations = net.activations(EnergyState(tuple(layers)))
         updated = {}
         for index in group:
-            neuron, at_output = net.neurons[index], active is not None and index == last
             drive = _owned_drive(net, context, activations, index)
-            if active is not None and at_output:
-                drive = active.placement.drive(net.output_cost, drive, layers[index], activations[index],
-                                               active, push, inplace)
-            new = neuron.step_(layers[index], drive) if inplace else neuron.step(layers[index], drive)
-            if active is not None and at_output:
-                new = active.placement.state(net.output_cost, new, layers[index], activations[index],
-                                             active, inplace)
-            updated[index] = new
+            updated[index] = _step_layer(net, index, layers[index], drive, activations[index], active, push,
+                                         inplace)
         for index, new in updated.items():
             layers[index] = new
     return EnergyState(tuple(layers))
 
 
 def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
-         nudge: Nudge | None, schedule: str, check_each_step: bool, step_offset: int,
+         nudge: Nudge | None, schedule: str | RelaxationSchedule, check_each_step: bool, step_offset: int,
          record: StepRecord | None = None, tolerance: float | None = None) -> tuple[list, int]:
     """The fused relaxation loop on ``layers`` (working copies owned by this call): the
-    steps of :func:`relax_step`, with each up-drive computed once per change of its bottom
-    layer and scratch buffers reused in place under ``torch.no_grad``. Returns the layers
+    steps of :func:`relax_step`, with the plan's strategies and each up-drive computed once per
+    change of its bottom layer (:class:`~binlearn.energy.plan.PhaseDrives`). Returns the layers
     and the number of steps run (fewer than ``steps`` only when ``tolerance`` is met: the
     step after which max |s_{t+1} − s_t| < tolerance over every layer and sample)."""
     inplace = not torch.is_grad_enabled()
-    count = len(layers)
-    couplings, neurons = net.couplings, net.neurons
-    weights, biases, alphas, ordered = context.weights, context.biases, context.alphas, context.ordered
-    sparse = context.sparse_products
-    rows_up = context.rows_up or (None,) * count
-    cost = net.output_cost
-    last = count - 1
-    groups = schedule_groups(schedule, count)
-    ups: list = [context.input_drive] + [None] * (count - 1)
-    caches: list = [context.input_cache] + [None] * (count - 1)
-    activations = [n.activation(s) for n, s in zip(neurons, layers, strict=True)]
-    active = nudge if nudge is not None and nudge.beta != 0 else None
-    push = None
-    if active is not None:
-        push = active.placement.phase_push(active, layers[last])  # fixed for the whole phase
-    scratch = [torch.empty_like(s) for s in layers] if inplace else None
-    events = tracked_couplings(net, context) if inplace else [None] * count
-
-    def drive_up(index: int) -> None:  # ups[index], caches[index] from the current state
-        tracker = events[index]
-        if tracker is not None:
-            ups[index], caches[index] = tracker.drive_up(activations[index - 1], biases[index])
-        else:
-            ups[index], caches[index] = couplings[index].drive_up(
-                activations[index - 1], weights[index], biases[index],
-                alpha=alphas[index], ordered=ordered[index], rows=rows_up[index])
-
+    drives = PhaseDrives(net, context.plan, context.input_drive, context.input_cache, layers, inplace)
+    active = _active(nudge)
+    push = None if active is None else active.placement.phase_push(active, layers[-1])  # fixed for the phase
     change = [torch.empty_like(s) for s in layers] if tolerance is not None else None
+    groups = schedule_groups(schedule, len(layers))
     for step in range(steps):
         largest = 0.0
         for group in groups:
-            for index in group:  # up-drives this group needs, from the current state
-                if index > 0 and ups[index] is None:
-                    drive_up(index)
-                if index < last and ups[index + 1] is None and couplings[index + 1].routes_down:
-                    # max pooling routes the down-drive through the positions of the maxima
-                    drive_up(index + 1)
-            new_layers = {}
-            for index in group:
-                tracker = events[index + 1] if index < last else None
-                if tracker is not None:
-                    drive = tracker.drive_down(activations[index + 1], caches[index + 1], ups[index],
-                                               out=scratch[index] if scratch is not None else None)
-                elif index < last:
-                    drive = couplings[index + 1].drive_down(
-                        activations[index + 1], weights[index + 1], caches[index + 1],
-                        ups[index], out=scratch[index] if scratch is not None else None,
-                        alpha=alphas[index + 1], ordered=ordered[index + 1], sparse=sparse)
-                elif index > 0:
-                    drive = ups[index]  # computed for this update, ours to overwrite
-                else:
-                    drive = ups[index].clone()  # the shared input drive is never overwritten
-                at_output = active is not None and index == last
-                if active is not None and at_output:
-                    drive = active.placement.drive(cost, drive, layers[index], activations[index],
-                                                   active, push, inplace)
-                if inplace:
-                    new = neurons[index].step_(layers[index], drive)
-                else:
-                    new = neurons[index].step(layers[index], drive)
-                if active is not None and at_output:
-                    new = active.placement.state(cost, new, layers[index], activations[index], active,
-                                                 inplace)
-                new_layers[index] = new
-            for index in group:
-                old, new = layers[index], new_layers[index]
+            updated = [(index, _step_layer(net, index, layers[index], drives.drive(index),
+                                           drives.activations[index], active, push, inplace))
+                       for index in group]
+            for index, new in updated:
                 if change is not None:
-                    largest = max(largest, float(torch.sub(new, old, out=change[index]).abs_().max()))
-                layers[index] = new
-                if scratch is not None and new is scratch[index]:
-                    scratch[index] = old
-                activations[index] = neurons[index].activation(new)
-                if index < last:  # the coupling above reads this layer: its up-drive is stale
-                    ups[index + 1] = None
-                    caches[index + 1] = None
+                    difference = torch.sub(new, layers[index], out=change[index])
+                    largest = max(largest, float(difference.abs_().max()))
+                drives.commit(index, new)
             if check_each_step:
-                bad = _first_bad_layer([layers[i] for i in group])
-                if bad is not None:
-                    layer = group[bad] + 1
-                    raise DivergenceError(
-                        f"relaxation diverged: layer {layer} of {count} "
-                        f"(shape {tuple(net.layer_shapes[layer - 1])}) became NaN/inf at step "
-                        f"{step_offset + step + 1}; lower the learning rates or β")
+                _check_finite(net, layers, group, step_offset + step + 1)
         if record is not None:
             record(step_offset + step + 1, tuple(layers))
         if tolerance is not None and largest < tolerance:
@@ -508,7 +390,7 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
 
 
 def relax(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
-          nudge: Nudge | None = None, schedule: str = SYNCHRONOUS,
+          nudge: Nudge | None = None, schedule: str | RelaxationSchedule = SYNCHRONOUS,
           context: RelaxationContext | None = None, step_offset: int = 0,
           record: StepRecord | None = None) -> EnergyState:
     """Run ``steps`` relaxation steps from ``state``; returns a new state (``state`` is kept).
@@ -522,7 +404,8 @@ def relax(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
         steps: number of steps (T for the free phase, K for a nudged phase), >= 0.
         nudge: output nudge (None or β = 0: free phase), its placement an object
             (:class:`DriveNudge`, :class:`StateNudge`, :class:`FreeDriveNudge`).
-        schedule: ``"synchronous"`` or ``"even_odd"``.
+        schedule: a :class:`~binlearn.binary.schedules.RelaxationSchedule` or its name,
+            ``"synchronous"`` or ``"even_odd"``.
         context: per-batch context from :func:`prepare` (built here when None; pass
             ``prepare(net, x, sparse_products=False)`` to keep every product a GEMM).
         step_offset: added to step numbers in divergence messages and records (phases after
@@ -539,7 +422,7 @@ def relax(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
 
 def relax_until(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
                 tolerance: float | None = None, nudge: Nudge | None = None,
-                schedule: str = SYNCHRONOUS, context: RelaxationContext | None = None,
+                schedule: str | RelaxationSchedule = SYNCHRONOUS, context: RelaxationContext | None = None,
                 step_offset: int = 0, record: StepRecord | None = None
                 ) -> tuple[EnergyState, int]:
     """:func:`relax` with a convergence test: stop after the first step t with
@@ -572,24 +455,3 @@ def relax_until(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
              step_offset)
         raise DivergenceError(f"relaxation diverged within {run} steps")
     return EnergyState(tuple(layers)), run
-
-
-def steps_to_fixed_point(net: EnergyNet, x: torch.Tensor, schedule: str = SYNCHRONOUS,
-                         tolerance: float = 1e-5, max_steps: int = 1000,
-                         state: EnergyState | None = None) -> tuple[int, EnergyState]:
-    """Steps until max |s_{t+1} − s_t| < tolerance (over all layers and samples).
-
-    Returns ``(steps, state)``; ``steps = max_steps`` when not reached. Used to compare the
-    synchronous and even/odd schedules on the same network and input.
-    """
-    with torch.no_grad():
-        context = prepare(net, x)
-        current = state if state is not None else net.initial_state(x.shape[0], device=x.device)
-        for step in range(1, max_steps + 1):
-            following = relax(net, x, current, 1, schedule=schedule, context=context)
-            change = max(float((a - b).abs().max())
-                         for a, b in zip(following.layers, current.layers, strict=True))
-            current = following
-            if change < tolerance:
-                return step, current
-    return max_steps, current

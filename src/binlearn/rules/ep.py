@@ -4,8 +4,12 @@
     g_θ = −(1/(2β B)) [∂Φ/∂θ(x, s^{+β}) − ∂Φ/∂θ(x, s^{−β})]         (symmetric)
 
 s⁰ is the free fixed point after T free steps from the initial state; s^β follows from
-s⁰ after K nudged steps with the output force −β ∂C/∂s. g approximates ∂L/∂θ (the loss
-gradient, batch mean), so ``θ ← θ − lr · g`` is a descent step, and the gradient dict
+s⁰ after K nudged steps with the output force −β ∂C/∂s. With the nudge inside the neuron's
+step (:class:`~binlearn.energy.DriveNudge`, the default) g approximates ∂L/∂θ (the loss
+gradient, batch mean) as β → 0, so ``θ ← θ − lr · g`` is a descent step; with the nudge
+after the step (:class:`~binlearn.energy.StateNudge`, ``nudge_placement = "state"``, the
+Laydevant configs) it does not: outputs saturated against their targets add a
+straight-through term that stays as β → 0 (see :class:`~binlearn.energy.StateNudge`). The gradient dict
 has exactly the names and shapes that :class:`~binlearn.rules.bptt.BPTT` returns
 (the GDU property of Ernoult et al. 2019 is then a plain comparison). For binary weights
 the estimate is with respect to the effective weight α ⊙ s, and ∂L/∂α follows by the
@@ -22,18 +26,16 @@ from typing import NamedTuple
 
 import torch
 
-from binlearn.energy.couplings import ConvPool
-from binlearn.energy.events import integer_derivative_difference
 from binlearn.energy.network import EnergyNet
 from binlearn.energy.relax import (
     DRIVE_NUDGE,
     Nudge,
     NudgePlacement,
+    RelaxationContext,
     check_schedule,
     prepare,
     relax,
     relax_until,
-    tracked_couplings,
 )
 from binlearn.energy.relax import nudge_placement as placement_named
 from binlearn.energy.state import EnergyState
@@ -53,52 +55,27 @@ class EPResult(NamedTuple):
 
 
 def parameter_derivative_difference(net: EnergyNet, x: torch.Tensor, first: EnergyState,
-                                    second: EnergyState, context, factor: float
+                                    second: EnergyState, context: RelaxationContext, factor: float
                                     ) -> dict[str, torch.Tensor]:
     """factor · [∂Φ/∂θ(x, first) − ∂Φ/∂θ(x, second)] for every coupling parameter.
 
     The input layer is the same in both states, so the first coupling's difference is one
     product with the difference of its top layer (one matmul or one convolution instead of
-    two, with the input's pooling positions computed once in ``context``).
+    two, with the input's pooling positions computed once in ``context``). The others come
+    from the batch's drive strategies (:meth:`~binlearn.energy.plan.DriveStrategy.derivative_difference`:
+    the pooling positions the relaxation used, exact integers between binary layers).
     """
     first_acts = (x, *net.activations(first))
     second_acts = (x, *net.activations(second))
-    # the relaxation's event trackers give the pooling positions for the few units that changed
-    trackers = tracked_couplings(net, context) if not torch.is_grad_enabled() else [None] * net.num_layers
+    strategies = context.plan.current()
     gradients: dict[str, torch.Tensor] = {}
     for index, coupling in enumerate(net.couplings):
-        # the factor scales the (small) top layer, not the (large) derivative
-        if index == 0:
+        if index == 0:  # the factor scales the (small) top layer, not the (large) derivative
             weight_diff, bias_diff = coupling.derivatives(
                 x, (first_acts[1] - second_acts[1]).mul_(factor), context.input_cache)
         else:
-            weight, bias = context.weights[index], context.biases[index]
-            alpha, ordered = context.alphas[index], context.ordered[index]
-            first_cache = second_cache = None
-            tracker = trackers[index]
-            if coupling.routes_down and tracker is not None:
-                first_cache = tracker.drive_up(first_acts[index], bias)[1]
-                second_cache = tracker.drive_up(second_acts[index], bias)[1]
-            elif coupling.routes_down:  # the pooling positions the relaxation used
-                first_cache = coupling.drive_up(first_acts[index], weight, bias, alpha=alpha,
-                                                ordered=ordered)[1]
-                second_cache = coupling.drive_up(second_acts[index], weight, bias, alpha=alpha,
-                                                 ordered=ordered)[1]
-            if isinstance(coupling, ConvPool) and tracker is not None:
-                # binary layers: the exact integer difference from the units that differ, scaled once
-                assert first_cache is not None and second_cache is not None
-                weight_diff, bias_diff = integer_derivative_difference(
-                    coupling, first_acts[index], first_acts[index + 1], first_cache,
-                    second_acts[index], second_acts[index + 1], second_cache)
-                weight_diff.mul_(factor)
-                bias_diff.mul_(factor)
-            else:
-                weight_diff, bias_diff = coupling.derivatives(
-                    first_acts[index], first_acts[index + 1] * factor, first_cache)
-                weight_second, bias_second = coupling.derivatives(
-                    second_acts[index], second_acts[index + 1] * factor, second_cache)
-                weight_diff.sub_(weight_second)
-                bias_diff.sub_(bias_second)
+            weight_diff, bias_diff = strategies[index].derivative_difference(
+                first_acts[index], first_acts[index + 1], second_acts[index], second_acts[index + 1], factor)
         prefix = f"couplings.{index}."
         gradients[prefix + "weight"] = weight_diff
         gradients[prefix + "bias"] = bias_diff
@@ -120,11 +97,13 @@ class EP:
         nudge_placement: where the nudge enters, a placement object
             (:class:`~binlearn.energy.DriveNudge`: inside the neuron's step, the
             energy-gradient form; :class:`~binlearn.energy.StateNudge`: after the step,
-            Laydevant et al.'s code; :class:`~binlearn.energy.FreeDriveNudge`: a constant push
+            Laydevant et al.'s code, whose estimate is not ∂L/∂θ as β → 0 (saturated outputs
+            add a straight-through term); :class:`~binlearn.energy.FreeDriveNudge`: a constant push
             from the free equilibrium) or its configuration name (``"drive"``, ``"state"``,
             ``"free_drive"``).
-        sparse_products: products of sparse binary activations as row adds (bit-identical
-            to the GEMM; False: always the GEMM).
+        sparse_products: let the batch's plan (:func:`~binlearn.energy.prepare`) compute
+            products of sparse binary activations as row adds or from the units that changed
+            (bit-identical to the GEMM; False: always the GEMM).
         free_tolerance: None (default: every free phase runs T steps) or a convergence
             test: the free phase stops after the first step with max |Δs| < free_tolerance
             (at most T steps; :func:`~binlearn.energy.relax_until`); the steps run are in
@@ -163,12 +142,6 @@ class EP:
                 f"nudge_placement={self.nudge_placement!r}"
                 + (f", free_tolerance={self.free_tolerance}" if self.free_tolerance is not None else "")
                 + ")")
-
-    @torch.no_grad()
-    def free_phase(self, net: EnergyNet, x: torch.Tensor, steps: int | None = None,
-                   context=None) -> EnergyState:
-        """s⁰: ``steps`` (default T) free steps from the network's initial state."""
-        return self.free_phase_until(net, x, steps, context)[0]
 
     @torch.no_grad()
     def free_phase_until(self, net: EnergyNet, x: torch.Tensor, steps: int | None = None,
