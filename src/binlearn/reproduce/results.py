@@ -4,7 +4,7 @@ with the paper's figure and our last measured one, and every table of ``docs/res
 One file, read by ``binlearn reproduce --list`` and rendered into docs/results.md (between
 ``<!-- table: ID -->`` and ``<!-- end table -->`` lines) and ``docs/figures/overview.png`` by
 ``binlearn reproduce --write-docs``, so the list, the tables and the figure cannot disagree
-(``tests/test_results.py`` checks the committed docs are what the file renders to).
+(``tests/reproduce/test_results.py`` checks the committed docs are what the file renders to).
 
 Layout of the TOML::
 

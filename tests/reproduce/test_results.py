@@ -27,7 +27,7 @@ from binlearn.reproduce.results import (
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results.toml"
 MARKDOWN = ROOT / "docs" / "results.md"
 

@@ -23,7 +23,7 @@ from binlearn.experiment.runner import RunError
 from binlearn.rules.cpr import CommitteeMachine
 from binlearn.rules.local_binary import SignNetwork
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -19,12 +19,12 @@ from binlearn.experiment import load_config, train
 from binlearn.experiment.checkpoint import load_checkpoint
 from binlearn.experiment.config import default_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STE_DIGITS = str(ROOT / "configs/baselines/digits-ste-binary-mlp.toml")  # the STE baseline
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-EP_CONFIG = Path(__file__).parents[1] / "configs" / "laydevant2021" / "fc-binary-weights.toml"
+EP_CONFIG = Path(__file__).parents[2] / "configs" / "laydevant2021" / "fc-binary-weights.toml"
 EP_QUICK = ["data.dataset=\"digits\"", "model.hidden=[16]", "rule.free_steps=5", "rule.nudged_steps=3",
             "train.threads=1"]
 STE_QUICK = ["model.hidden=[16]", "data.batch_size=128", "train.threads=1"]

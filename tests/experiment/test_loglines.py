@@ -13,7 +13,7 @@ import pytest
 
 from binlearn.experiment.loglines import ProgressLines
 
-STE_DIGITS = str(Path(__file__).resolve().parents[1] / "configs/baselines/digits-ste-binary-mlp.toml")
+STE_DIGITS = str(Path(__file__).resolve().parents[2] / "configs/baselines/digits-ste-binary-mlp.toml")
 
 
 class Clock:

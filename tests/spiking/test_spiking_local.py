@@ -18,7 +18,7 @@ from binlearn.spiking import simulate
 from binlearn.spiking.local import convert_sign_mlp, input_spikes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

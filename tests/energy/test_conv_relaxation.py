@@ -170,7 +170,7 @@ def test_rule_free_tolerance_is_a_bounded_setting_and_its_steps_are_in_the_epoch
     from binlearn.experiment.learner import LocalReducer
     from binlearn.experiment.registry import build_learner
 
-    path = Path(__file__).resolve().parents[1] / "configs" / "laydevant2021" / "conv-mnist-float.toml"
+    path = Path(__file__).resolve().parents[2] / "configs" / "laydevant2021" / "conv-mnist-float.toml"
     small = ["model.channels=[3,4]", "rule.free_steps=60", "rule.nudged_steps=2"]
     for bad in ("0", "2.0"):
         with pytest.raises(ConfigError, match="free_tolerance"):

@@ -20,7 +20,7 @@ from binlearn.experiment.config import default_config
 from binlearn.experiment.learner import LocalReducer
 from binlearn.experiment.registry import build_learner
 
-CONFIGS = sorted((Path(__file__).parents[1] / "configs" / "laydevant2021").glob("*.toml"))
+CONFIGS = sorted((Path(__file__).parents[2] / "configs" / "laydevant2021").glob("*.toml"))
 # shrink every architecture so one step runs in milliseconds (hyper-parameters untouched)
 SMALL = {"fc": ["model.hidden=[24]"], "fc2": ["model.hidden=[24,16]"],
          "conv": ["model.channels=[3,4]"], "cifar": ["model.channels=[2,3,3,4]"],

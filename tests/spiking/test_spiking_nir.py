@@ -40,7 +40,7 @@ from binlearn.spiking.nir import (
 nir = pytest.importorskip("nir")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +185,7 @@ def test_binlearn_export_format_nir_writes_the_converted_run(tmp_path, capsys):
     """`binlearn export RUN --format nir` on a binary-weight STE run (digits): the file reads back
     as the graph of the run converted with reset to zero, and the independent reader predicts
     what binlearn's simulator predicts for that conversion on every test image and step."""
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     config = load_config(root / "configs/lu2020/mnist-mlp-binary-weights.toml",
                          ["data.dataset=digits", "train.epochs=2", "model.hidden=[64,64]",
                           "data.batch_size=32"])

@@ -20,7 +20,7 @@ from binlearn.experiment.config import default_config
 from binlearn.experiment.rundir import MetricsWarning
 from binlearn.experiment.runner import resume_config
 
-STE_DIGITS = str(Path(__file__).resolve().parents[1] / "configs/baselines/digits-ste-binary-mlp.toml")
+STE_DIGITS = str(Path(__file__).resolve().parents[2] / "configs/baselines/digits-ste-binary-mlp.toml")
 QUICK = ["model.hidden=[32]", "data.batch_size=64", "train.epochs=3"]
 
 
@@ -76,7 +76,7 @@ def test_run_directory_and_bit_identical_resume(tmp_path):
     assert json.loads(lines[3])["epoch"] == 3
 
 
-EP_CONFIG = Path(__file__).parents[1] / "configs" / "laydevant2021" / "fc-binary-weights.toml"
+EP_CONFIG = Path(__file__).parents[2] / "configs" / "laydevant2021" / "fc-binary-weights.toml"
 EP_QUICK = ["data.dataset=\"digits\"", "model.hidden=[16]", "rule.free_steps=5", "rule.nudged_steps=3",
             "train.threads=1"]
 # no flips in epoch 4
@@ -278,7 +278,7 @@ def test_cli_end_to_end(tmp_path, data_root):
                       "--set", "data.train_size=500", "--set", "train.epochs=3",
                       "--set", "data.batch_size=25", "--set", "model.hidden=[64]",
                       "--run-dir", str(run), "--quiet",
-                      env={"BINLEARN_DATA": str(data_root)}, cwd=Path(__file__).parents[1])
+                      env={"BINLEARN_DATA": str(data_root)}, cwd=Path(__file__).parents[2])
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["dataset"] == "mnist" and summary["train_size"] == 500

@@ -15,7 +15,7 @@ from binlearn.data import DataError, load_dataset, read_idx
 from binlearn.experiment import ConfigError, load_config, train
 from binlearn.experiment.config import default_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STE_DIGITS = str(ROOT / "configs/baselines/digits-ste-binary-mlp.toml")  # the STE baseline
 
 

@@ -33,7 +33,7 @@ from binlearn.spiking.convert import ConversionError, convert
 from binlearn.spiking.synops import fanout, spiking_summary, totals
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "xnor_speed.py"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "xnor_speed.py"
 
 
 def _bench():

@@ -19,7 +19,7 @@ from binlearn.experiment.config import (
 )
 from binlearn.experiment.learners.ste import MLPConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_no_config_is_the_local_binary_quickstart():
@@ -89,7 +89,7 @@ def test_config_file_errors(tmp_path):
 def test_every_shipped_config_loads():
     from pathlib import Path
 
-    files = sorted(Path(__file__).parents[1].joinpath("configs").rglob("*.toml"))
+    files = sorted(Path(__file__).parents[2].joinpath("configs").rglob("*.toml"))
     assert files
     for path in files:
         load_config(path)

@@ -10,7 +10,7 @@ import pytest
 
 from binlearn.experiment import ConfigError, load_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EP = ROOT / "configs/laydevant2021/fc-binary-weights.toml"
 LOCAL = ROOT / "configs/quickstart/digits-local-binary.toml"
 STE = ROOT / "configs/baselines/digits-ste-binary-mlp.toml"

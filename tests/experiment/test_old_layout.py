@@ -17,7 +17,7 @@ from binlearn.cli import main
 from binlearn.experiment import load_config, train
 from binlearn.experiment.config import OLD_RULE_KEYS, upgrade_old_layout
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

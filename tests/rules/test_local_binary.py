@@ -23,7 +23,7 @@ from binlearn.experiment.checkpoint import load_checkpoint
 from binlearn.experiment.learner import LocalReducer
 from binlearn.experiment.registry import build_learner
 
-CONFIGS = Path(__file__).parents[1] / "configs" / "colombo2024"
+CONFIGS = Path(__file__).parents[2] / "configs" / "colombo2024"
 RULE = CONFIGS / "mnist-1035-1035.toml"
 COMMITTEE = CONFIGS / "mnist-committee-2070.toml"
 CLASS_COMMITTEES = "rule.variant=\"class_committees\""

@@ -403,7 +403,7 @@ def test_cli_errors_are_one_line(runs, packed_file, tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- binary EP networks
-CONFIGS = Path(__file__).parents[1] / "configs" / "laydevant2021"
+CONFIGS = Path(__file__).parents[2] / "configs" / "laydevant2021"
 EP_CONFIG = CONFIGS / "fc-binary-weights-activations-binary-input.toml"
 EP_DIGITS = ["data.dataset=\"digits\"", "train.epochs=1", "train.threads=1", "rule.free_steps=8",
              "rule.nudged_steps=3", "model.group_size=4", "optimizer.gamma=[2e-6]"]

@@ -127,7 +127,7 @@ def tiny_run(tmp_path_factory, mnist_dir):
     """A 784-64-100 binary W+A EP run, one epoch on 512 MNIST images, T = 6 free steps."""
     from binlearn.experiment import load_config, train
 
-    path = Path(__file__).parents[1] / "configs" / "laydevant2021" / "fc-binary-weights-activations.toml"
+    path = Path(__file__).parents[2] / "configs" / "laydevant2021" / "fc-binary-weights-activations.toml"
     config = load_config(path, ["model.hidden=[64]", "data.train_size=512", "train.epochs=1",
                                 "rule.free_steps=6", "rule.nudged_steps=3", "train.threads=1",
                                 "data.eval_batch_size=2500"])
