@@ -18,6 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "version": set(),
     "atomic": set(),
     "errors": set(),
+    "stop": set(),
     "data": {"atomic"},
     "binary": {"atomic"},
     "nn": {"atomic", "binary"},
@@ -31,7 +32,7 @@ ALLOWED: dict[str, set[str]] = {
             "reproduce"},
     "__main__": {"cli"},
 }
-GROUND = {"version", "atomic", "errors"}  # every floor may import these
+GROUND = {"version", "atomic", "errors", "stop"}  # every floor may import these
 
 
 def _module_name(path: Path) -> str:

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from binlearn.errors import BinlearnError
+from binlearn.stop import Terminated, clear, request_termination
 
 __all__ = ["main"]
 
@@ -362,12 +363,8 @@ def _out_of_memory(error: BaseException) -> str | None:
             "(a smaller model, data.batch_size or data.eval_batch_size needs less)")
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM (a job scheduler, ``kill``), handled as Ctrl-C is."""
-
-
-def _raise_terminated(signum, frame):  # noqa: ARG001 - the signal handler signature
-    raise _Terminated()
+_Terminated = Terminated  # SIGTERM (a job scheduler, ``kill``), handled as Ctrl-C is (binlearn.stop)
+_raise_terminated = request_termination  # the handler: records the request, then raises
 
 
 def _stopped(stop: KeyboardInterrupt, command: str) -> str:
@@ -432,6 +429,7 @@ def _main(args: argparse.Namespace) -> int:
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+        clear()  # a request belongs to this command (main() may be called again in one process)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ from binlearn.experiment.rundir import (
     refuse_if_busy,
     remove_stale_temporaries,
 )
+from binlearn.stop import check as check_stop
 from binlearn.version import __version__
 
 __all__ = ["train", "evaluate", "load_run", "resolve_device", "TrainingDiverged", "RunError"]
@@ -317,6 +318,7 @@ def _train_epoch(learner: Learner, data: Dataset, config: ExperimentConfig, epoc
     bar = tqdm(batches, desc=f"epoch {epoch}/{config.train.epochs}", unit="batch", leave=False,
                disable=True if quiet or not context.is_main else None)
     for step, idx in enumerate(bar, 1):
+        check_stop()  # a SIGTERM whose exception Python swallowed still stops here (binlearn.stop)
         idx = idx.to(data.x_train.device)
         x, y = data.x_train[idx], data.y_train[idx]
         if config.data.augment:
@@ -526,6 +528,7 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
     for epoch in epoch_bar:
         last = epoch == epochs
         try:
+            check_stop()
             stats = _train_epoch(learner, data, config, epoch, context, reducer, quiet, lines)
             train_accuracy = stats.correct / max(stats.samples, 1)
             extra = learner.end_epoch(epoch, train_accuracy, reducer) or {}
