@@ -20,7 +20,12 @@ from typing import IO, Any
 from binlearn.errors import BinlearnError
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "write_json", "default_file_mode",
-           "OutputPathError", "checked_output"]
+           "OutputPathError", "WriteError", "checked_output"]
+
+
+class WriteError(BinlearnError, OSError):
+    """A file that could not be written (a full disk, a directory in its place, no permission),
+    in one line that says what was kept. Also an OSError, for callers that catch those."""
 
 
 class OutputPathError(BinlearnError, ValueError):
@@ -94,8 +99,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
         ``path`` as a :class:`~pathlib.Path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    kept = "the previous file is kept" if path.is_file() else "nothing was written"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise WriteError(f"cannot write {path}: {_reason(error)}; {kept}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -103,6 +112,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
             os.fsync(handle.fileno())
         default_file_mode(tmp)
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, BinlearnError):
+            raise
+        raise WriteError(f"cannot write {path}: {_reason(error)}; {kept}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -14,6 +14,7 @@ import threading
 import warnings
 from pathlib import Path
 
+from binlearn.atomic import WriteError
 from binlearn.errors import BinlearnError
 from binlearn.stop import Terminated, clear, request_termination
 
@@ -103,8 +104,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     runs_root=Path(args.runs_root), branch_from=branch_from,
                     log_interval=args.log_interval)
     if summary.get("world_size", 1) == 1 or _rank() == 0:
-        print(json.dumps(summary, indent=2))
+        _print_summary(summary, summary.get("run_dir"))
     return 0
+
+
+def _print_summary(summary: dict, run_dir: str | None) -> None:
+    """The summary on stdout; a stdout that cannot take it (a full disk, a closed pipe) is one
+    line, the run being complete and its summary.json written."""
+    try:
+        print(json.dumps(summary, indent=2), flush=True)
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        kept = f"; the run finished and its summary is in {run_dir}/summary.json" if run_dir else ""
+        raise WriteError(f"cannot print the summary on stdout ({error.strerror or error}){kept}") from None
 
 
 def _rank() -> int:
@@ -397,6 +410,10 @@ def _one_line_warnings(shown):
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    if sys.stderr is None:  # started with stderr closed (2>&-): progress and errors go nowhere
+        sys.stderr = open(os.devnull, "w")  # kept open for the life of the process
     parser = _parser()
     args = parser.parse_args(argv)
     with warnings.catch_warnings():  # restores the warning display on return

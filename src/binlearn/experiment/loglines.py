@@ -21,6 +21,15 @@ DEFAULT_INTERVAL = 60.0
 """Seconds between two in-epoch lines."""
 
 
+def _say(line: str, stream: TextIO | None) -> None:
+    """Print a progress line and flush it; a stream that cannot take it (closed, a full disk, a
+    reader gone) loses the line, never the training that prints it."""
+    try:
+        print(line, file=stream or sys.stderr, flush=True)
+    except (OSError, ValueError, AttributeError):  # ValueError: a closed file; AttributeError: None
+        pass
+
+
 def _duration(seconds: float) -> str:
     if seconds < 10:
         return f"{seconds:.1f} s"
@@ -49,8 +58,7 @@ class ProgressLines:
         return cls(enabled=not quiet and not (isatty is not None and isatty()), interval=interval)
 
     def _write(self, line: str) -> None:
-        stream = self.stream or sys.stderr
-        print(line, file=stream, flush=True)
+        _say(line, self.stream)
 
     def start_epoch(self) -> None:
         self._epoch_start = self._last = self.clock()
@@ -99,7 +107,7 @@ class _PlainProgress:
         self._start = self._last = clock()
 
     def _write(self, line: str) -> None:
-        print(line, file=self.stream or sys.stderr, flush=True)
+        _say(line, self.stream)
 
     def update(self, count: int = 1) -> None:
         self.done += count

@@ -1,0 +1,91 @@
+"""Training survives its own output and a damaged run directory is one line (issue 25: R42,
+R43, LI14-LI16): stderr closed or full never stops a run, a full stdout makes the summary one
+line, a run file that is a directory is refused before anything is written, and an atomic
+write that fails says what was kept."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from binlearn.atomic import WriteError, atomic_write, atomic_write_text
+from binlearn.cli import main
+from binlearn.errors import BinlearnError
+
+ROOT = Path(__file__).resolve().parents[2]
+STE_DIGITS = ROOT / "configs/baselines/digits-ste-binary-mlp.toml"
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _bash(command: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env, timeout=300)
+
+
+def _train(run: Path, redirect: str, extra: str = "") -> subprocess.CompletedProcess:
+    return _bash(f"{sys.executable} -m binlearn train {STE_DIGITS} --set train.epochs=1 "
+                 f"--set train.threads=1 --run-dir {run} {extra} {redirect}")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("redirect", ["2>&-", "2>/dev/full"])
+def test_a_training_whose_stderr_is_closed_or_full_still_trains(tmp_path, redirect):
+    done = _train(tmp_path / "run", f"> {tmp_path}/out.json {redirect}", "--log-interval 0.001")
+    assert done.returncode == 0
+    assert (tmp_path / "run" / "summary.json").is_file() and (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_stdout_makes_the_summary_one_line(tmp_path):
+    done = _train(tmp_path / "run", "--quiet > /dev/full")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "cannot print the summary on stdout" in done.stderr
+    assert f"{tmp_path / 'run'}/summary.json" in done.stderr and (tmp_path / "run" / "summary.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("robust") / "run"
+    assert main(["train", str(STE_DIGITS), "--set", "train.epochs=1", "--set", "train.threads=1",
+                 "--run-dir", str(run), "--quiet"]) == 0
+    return run
+
+
+@pytest.mark.parametrize("name", ["meta.json", "metrics.jsonl", "summary.json"])
+def test_a_run_file_that_is_a_directory_is_one_line_at_resume(tmp_path, finished_run, capsys, name):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / name).unlink()
+    (run / name).mkdir()
+    before = sorted(p.name for p in run.iterdir())
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--set", "train.epochs=2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{name} is not a file" in err, err
+    assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_an_atomic_write_that_fails_says_what_was_kept(tmp_path):
+    target = tmp_path / "file.txt"
+    target.mkdir()  # a directory where the file goes
+    with pytest.raises(WriteError, match="nothing was written") as error:
+        atomic_write_text(target, "x")
+    assert isinstance(error.value, BinlearnError) and isinstance(error.value, OSError)
+    assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]  # the temporary is removed
+    kept = tmp_path / "kept.txt"
+    kept.write_text("old")
+
+    def full_disk(handle):
+        handle.write(b"new, half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(WriteError, match="No space left on device; the previous file is kept"):
+        atomic_write(kept, full_disk)
+    assert kept.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "kept.txt"]
