@@ -372,7 +372,8 @@ def _out_of_memory(error: BaseException) -> str | None:
     if asked:
         value = asked.group(1)
         size = f" {int(value) / 2**30:,.1f} GiB" if value.isdigit() else f" {value}"
-    return (f"out of memory: the run tried to allocate{size or ' more memory'} than is available "
+    more = f"{size} more" if size else " more memory"
+    return (f"out of memory: the run tried to allocate{more} than is available "
             "(a smaller model, data.batch_size or data.eval_batch_size needs less)")
 
 

@@ -87,6 +87,10 @@ class PackedDynamics:
         return self.couplings[0].input_values
 
 
+MAX_STEPS = 1_000_000
+"""The most relaxation steps a packed EP model may run (what training allows for
+``rule.free_steps``): a manifest asking for more is refused, not run for ever."""
+
 def dynamics_manifest(dynamics: PackedDynamics,
                       declare: Callable[[str, np.ndarray], dict[str, Any]]) -> dict[str, Any]:
     """The manifest section of ``dynamics``; ``declare(name, array)`` stores each array and
@@ -139,7 +143,7 @@ def validate_dynamics(spec: Any, features: int, input_values: str, num_classes: 
     """
     spec = check_dict(spec, "dynamics", source)
     check_choice(spec.get("kind"), DYNAMICS_KINDS, "dynamics.kind", source)
-    check_int(spec.get("steps"), "dynamics.steps", source, 1)
+    check_int(spec.get("steps"), "dynamics.steps", source, 1, MAX_STEPS)
     check_choice(spec.get("schedule"), SCHEDULES, "dynamics.schedule", source)
     neuron = check_dict(spec.get("neuron"), "dynamics.neuron", source)
     check_choice(neuron.get("kind"), NEURON_KINDS, "dynamics.neuron.kind", source)

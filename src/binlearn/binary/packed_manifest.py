@@ -29,10 +29,13 @@ def fail(source: str, message: str) -> PackedFormatError:
     return PackedFormatError(f"{source}: {message}" if source else message)
 
 
-def check_int(value: Any, where: str, source: str, minimum: int = 0) -> int:
-    """``value`` when it is an integer >= ``minimum`` (bool is not an integer here)."""
+def check_int(value: Any, where: str, source: str, minimum: int = 0, maximum: int | None = None) -> int:
+    """``value`` when it is an integer >= ``minimum`` (and <= ``maximum``; bool is not an
+    integer here)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise fail(source, f"manifest {where} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise fail(source, f"manifest {where} must be <= {maximum:,}, got {value:,}")
     return value
 
 

@@ -213,8 +213,9 @@ def _per_layer(values: list[float] | None, count: int, key: str) -> list[float]:
     if len(values) == 1:
         return list(values) * count
     if len(values) != count:
-        raise ConfigError(f"optimizer.{key} has {len(values)} values but the network has {count} "
-                          f"layers of weights (give 1 or {count})")
+        layers = "1 layer of weights (give 1 value)" if count == 1 else \
+            f"{count} layers of weights (give 1 or {count})"
+        raise ConfigError(f"optimizer.{key} has {len(values)} values but the network has {layers}")
     return list(values)
 
 
