@@ -35,3 +35,16 @@ def test_huge_values_are_one_line(config, item, message):
 def test_values_within_float32_still_load():
     assert load_config(EP, ["model.gain=1e6"]).model.gain == 1e6
     assert load_config(LOCAL, ["rule.robustness=1e4"]).rule.robustness == 1e4
+
+
+@pytest.mark.parametrize("items,message", [
+    (["model.init_std=1e9"], "saturates the int16 hidden weights"),
+    (["model.init_std=20000"], "give at most 10,922"),
+    (["model.init_std=1e9", "model.hidden_dtype=\"int32\""], "saturates the int32 hidden weights"),
+])
+def test_an_initial_spread_that_saturates_the_hidden_weights_is_refused(items, message):
+    """Issue 25 (X36b): init_std beyond the hidden dtype's range clipped every weight to ±max and
+    the run ended at chance without a word."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(LOCAL, items)
+    assert load_config(LOCAL, ["model.init_std=20000", "model.hidden_dtype=\"int32\""]).model.init_std == 20000

@@ -42,6 +42,18 @@ __all__ = ["BinaryMLPConfig", "LocalBinaryConfig", "CommitteeConfig", "CPRConfig
 _ERROR_SIGNALS = ("target", "difference")
 
 
+def check_init_std(init_std: float, hidden_dtype: str) -> None:
+    """Refuse an initial spread that saturates the integer hidden weights: with init_std above
+    a third of the dtype's largest value, more than 0.3 % of H ~ N(0, init_std²) are clipped to
+    ±max at the start, and far more beyond, where increments of ±1 cannot move them (X36b: the
+    run ends at chance without a word)."""
+    largest = int(torch.iinfo(HIDDEN_DTYPES[hidden_dtype]).max)
+    if init_std > largest / 3:
+        raise ConfigError(f"model.init_std = {init_std:g} saturates the {hidden_dtype} hidden weights "
+                          f"(|H| <= {largest:,}): give at most {largest // 3:,}, or model.hidden_dtype = "
+                          "\"int32\"")
+
+
 @dataclass
 class BinaryMLPConfig(Settings):
     """Binary hidden layers with integer hidden weights (H ~ round(N(0, init_std²)))."""
@@ -51,6 +63,9 @@ class BinaryMLPConfig(Settings):
     hidden: list[int] = setting(factory=lambda: [1035, 1035], ge=1, nonempty=True)
     init_std: float = setting(64.0, gt=0, le=1e9)
     hidden_dtype: str = setting("int16", choices=HIDDEN_DTYPES)
+
+    def check(self) -> None:
+        check_init_std(self.init_std, self.hidden_dtype)
 
 
 @dataclass
@@ -88,6 +103,7 @@ class CommitteeConfig(Settings):
     hidden_dtype: str = setting("int16", choices=HIDDEN_DTYPES)
 
     def check(self) -> None:
+        check_init_std(self.init_std, self.hidden_dtype)
         if self.committee_size % 2 == 0:
             raise ConfigError(f"model.committee_size must be odd, got {self.committee_size}")
 
