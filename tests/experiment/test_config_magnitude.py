@@ -47,4 +47,5 @@ def test_an_initial_spread_that_saturates_the_hidden_weights_is_refused(items, m
     the run ended at chance without a word."""
     with pytest.raises(ConfigError, match=message):
         load_config(LOCAL, items)
-    assert load_config(LOCAL, ["model.init_std=20000", "model.hidden_dtype=\"int32\""]).model.init_std == 20000
+    wide = load_config(LOCAL, ["model.init_std=20000", "model.hidden_dtype=\"int32\""])
+    assert wide.model.init_std == 20000

@@ -490,3 +490,15 @@ def test_write_docs_needs_a_results_md_beside_the_file(tmp_path, capsys):
     assert main(["reproduce", "--write-docs", "--results", str(results)]) == 2
     err = capsys.readouterr().err
     assert "results.md" in err and "does not exist" in err and err.count("\n") == 1
+
+
+def test_write_docs_with_no_rows_is_one_line_and_makes_nothing(tmp_path):
+    """Issue 25 (RP35): a results file without rows made an empty figures/ and a traceback."""
+    from binlearn.reproduce.results import Results, write_docs
+
+    markdown = tmp_path / "results.md"
+    markdown.write_text("# results\n")
+    with pytest.raises(ConfigError, match="has no \\[\\[row\\]\\]"):
+        write_docs(Results(tmp_path / "results.toml", [], {}), markdown,
+                   tmp_path / "figures" / "overview.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.md"]

@@ -456,6 +456,9 @@ def write_docs(results: Results, markdown: Path, figure: Path) -> list[Path]:
     """Re-render ``markdown``'s tables and the overview figure; returns the files written.
     Everything is checked and rendered before anything is written; a file that cannot be read
     or written is a one-line ConfigError."""
+    if not results.rows:  # nothing to draw: refused before anything (a figures/ folder) is made
+        raise ConfigError(f"--write-docs: {results.path} has no [[row]]: there is no paper row to render "
+                          "into the overview figure")
     staged = figure.with_name(f".{figure.name}.staged.tmp")
     try:
         text = render_markdown(markdown.read_text(), results, str(markdown))
