@@ -20,7 +20,7 @@ from typing import IO, Any
 from binlearn.errors import BinlearnError
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "write_json", "default_file_mode",
-           "OutputPathError", "WriteError", "checked_output"]
+           "OutputPathError", "WriteError", "checked_output", "remove_stale_temporaries"]
 
 
 class WriteError(BinlearnError, OSError):
@@ -136,3 +136,29 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """``obj`` as indented, key-sorted JSON plus a newline, written atomically to ``path``."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+STALE_AFTER = 60.0
+"""Seconds after which a temporary of :func:`atomic_write` counts as left by a killed process:
+a live write fills and renames its temporary within seconds."""
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, names: list[str] | tuple[str, ...],
+                             older_than: float = STALE_AFTER) -> list[Path]:
+    """Remove the temporaries ``.NAME.*.tmp`` of :func:`atomic_write` that a killed process
+    left beside the files ``names`` in ``folder``, when they were last written more than
+    ``older_than`` seconds ago (a write in progress elsewhere keeps its own). Returns what it
+    removed; a file it cannot remove is left."""
+    import time
+
+    removed = []
+    now = time.time()
+    for name in names:
+        for stale in Path(folder).glob(f".{name}.*.tmp"):
+            try:
+                if now - stale.stat().st_mtime > older_than:
+                    stale.unlink()
+                    removed.append(stale)
+            except OSError:
+                continue
+    return removed

@@ -89,3 +89,41 @@ def test_an_atomic_write_that_fails_says_what_was_kept(tmp_path):
         atomic_write(kept, full_disk)
     assert kept.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "kept.txt"]
+
+
+def test_a_repeated_epoch_record_is_skipped_with_a_warning(tmp_path):
+    """Issue 25 (R48): [1, 2, 3, 2, 4] was kept as it is; epochs only go up."""
+    import json
+
+    from binlearn.experiment.rundir import MetricsWarning, read_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    lines = [json.dumps({"epoch": e, "test_accuracy": 0.1 * e}) + "\n" for e in (1, 2, 3, 2, 4)]
+    path.write_text("".join(lines))
+    with pytest.warns(MetricsWarning, match="line 4 repeats epoch 2 after epoch 3"):
+        log = read_metrics(path)
+    assert [r["epoch"] for r in log.records] == [1, 2, 3, 4] and log.skipped == [4]
+    assert len(log.kept) == 4
+
+
+def test_temporaries_a_killed_export_or_convert_left_are_removed(finished_run, tmp_path, capsys):
+    """Issue 25 (ST01): only the training artefacts' temporaries were cleaned; a temporary of a
+    write in progress (written within the last minute) is left alone."""
+    import time
+
+    from binlearn.atomic import remove_stale_temporaries
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    old = time.time() - 3600
+    stale = [run / ".spiking.json.k1ll3d.tmp", run / ".latency.png.k1ll3d.tmp",
+             run / ".model.nir.k1ll3d.tmp"]
+    for path in stale:
+        path.write_text("half")
+        os.utime(path, (old, old))
+    fresh = run / ".spiking.json.l1v3.tmp"
+    fresh.write_text("being written")
+    assert main(["convert", str(run), "--timesteps", "1", "--quiet"]) == 0  # cleans its own leftovers
+    assert not stale[0].exists() and not stale[1].exists() and fresh.exists() and stale[2].exists()
+    assert remove_stale_temporaries(run, ["model.nir"]) == [stale[2]]
+    assert not stale[0].exists() and not stale[1].exists() and fresh.exists() and stale[2].exists()

@@ -28,7 +28,7 @@ from torch import nn
 from binlearn.artifacts.nir_export import export_nir
 from binlearn.artifacts.registry import ArtifactError, register, route
 from binlearn.artifacts.trained import TrainedRun, load_trained
-from binlearn.atomic import atomic_write_bytes, checked_output
+from binlearn.atomic import atomic_write_bytes, checked_output, remove_stale_temporaries
 from binlearn.binary.packed_dynamics import PackedDynamics
 from binlearn.binary.packed_format import PackedFormatError, PackedInput, PackedLayer, PackedModel
 from binlearn.data import SOURCES, DataError, load_dataset, raw_split
@@ -162,7 +162,9 @@ def export_packed(trained: TrainedRun, output: Path | None, *, verify: bool = Tr
             raise PackedFormatError(f"the packed model differs from the trained model on {differ} of "
                                     f"{len(expected)} test images; nothing written")
         summary["verified"] = {"split": "test", "samples": len(expected), "identical": len(expected)}
-    path = model.save(output or run_dir / DEFAULT_EXPORT_NAME)
+    target = Path(output or run_dir / DEFAULT_EXPORT_NAME)
+    remove_stale_temporaries(target.parent, [target.name])  # a killed export's leftovers
+    path = model.save(target)
     summary.update(output=str(path), bytes=path.stat().st_size)
     float_bytes = float32_bytes(summary["layers"])
     if float_bytes is not None:

@@ -30,6 +30,7 @@ from torch import nn
 from binlearn.artifacts.registry import ArtifactError, register, route
 from binlearn.artifacts.spiking import check_convertible
 from binlearn.artifacts.trained import TrainedRun
+from binlearn.atomic import remove_stale_temporaries
 from binlearn.energy.network import EnergyNet
 from binlearn.rules.local_binary import SignNetwork
 from binlearn.spiking.convert import convert
@@ -127,7 +128,9 @@ def export_nir(trained: TrainedRun, output: Path | None, *, verify: bool = True,
     """The ``nir`` format: ``output`` (default ``RUN_DIR/model.nir``); returns the summary."""
     form = nir_form(trained)
     graph = form.graph(form.network)
-    path = write_nir(graph, output or trained.run_dir / DEFAULT_NIR_NAME)
+    target = Path(output or trained.run_dir / DEFAULT_NIR_NAME)
+    remove_stale_temporaries(target.parent, [target.name])  # a killed export's leftovers
+    path = write_nir(graph, target)
     summary: dict[str, Any] = {
         "run_dir": str(trained.run_dir), "format": "nir", "epoch": trained.epoch,
         "conversion": dict(form.conversion), "nodes": describe(graph),

@@ -27,7 +27,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from binlearn.atomic import write_json
+from binlearn.atomic import remove_stale_temporaries, write_json
 from binlearn.experiment.plots import pyplot, save_png
 from binlearn.experiment.runner import RunError
 
@@ -62,6 +62,7 @@ def write_spiking(record: dict[str, Any], folder: Path,
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     json_path, png_path = folder / SPIKING_NAME, folder / LATENCY_NAME
+    remove_stale_temporaries(folder, [SPIKING_NAME, LATENCY_NAME])  # a killed convert's leftovers
     write_json(json_path, record)
     curves = [(label(record), record), *[(label(other), other) for _, other in (compare or [])]]
     name = Path(str(record.get("run_dir", "?"))).name

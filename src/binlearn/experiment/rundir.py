@@ -169,7 +169,8 @@ class MetricsLog:
 
     ``records``: the JSON records (epoch <= the epoch asked for); ``kept``: the lines to keep
     when the file is rewritten, verbatim and in file order (those records and every
-    unreadable line); ``skipped``: the 1-based numbers of the unreadable lines."""
+    unreadable line); ``skipped``: the 1-based numbers of the lines skipped: unreadable ones (kept
+    verbatim when the file is rewritten) and records that repeat an earlier epoch (dropped)."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
@@ -201,6 +202,10 @@ def read_metrics(path: Path, upto_epoch: float = math.inf) -> MetricsLog:
             log.kept.append(line)
             warnings.warn(f"{path} line {number} is not a JSON record (torn or edited); skipped",
                           MetricsWarning, stacklevel=2)
+        elif log.records and record["epoch"] <= log.records[-1]["epoch"]:
+            log.skipped.append(number)  # dropped when the file is rewritten: epochs only go up
+            warnings.warn(f"{path} line {number} repeats epoch {record['epoch']} after epoch "
+                          f"{log.records[-1]['epoch']} (edited?); skipped", MetricsWarning, stacklevel=2)
         elif record["epoch"] <= upto_epoch:
             log.records.append(record)
             log.kept.append(line)
