@@ -126,3 +126,16 @@ def test_temporaries_a_killed_export_or_convert_left_are_removed(finished_run, t
     assert main(["convert", str(run), "--timesteps", "1", "--quiet"]) == 0  # cleans its own leftovers
     assert not stale[0].exists() and not stale[1].exists() and fresh.exists() and stale[2].exists()
     assert remove_stale_temporaries(run, ["model.nir"]) == [stale[2]] and fresh.exists()
+
+
+def test_a_resume_on_another_thread_count_says_the_last_bits_will_differ(finished_run, tmp_path, capsys):
+    """Issue 25 (item 8): the README promised bit-identical resumes across thread counts."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)  # trained with train.threads = 1
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--set", "train.epochs=2", "--set", "train.threads=2",
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "last trained on 1 thread, this resume on 2" in err and "train.threads=1" in err
+    assert main(["train", "--resume", str(run), "--set", "train.epochs=3", "--quiet"]) == 0
+    assert "note:" not in capsys.readouterr().err  # config.toml now says 2 threads, as last time

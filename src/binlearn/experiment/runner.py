@@ -127,6 +127,25 @@ def _meta(config: ExperimentConfig, device: torch.device, context: Context) -> d
     }
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _last_threads(path: Path) -> int | None:
+    """The thread count the run last trained with (meta.json: the last resumption's, else the
+    start's); None when meta.json does not say."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    resumed = meta.get("resumed")
+    last = resumed[-1] if isinstance(resumed, list) and resumed and isinstance(resumed[-1], dict) else meta
+    threads = last.get("threads")
+    return threads if isinstance(threads, int) and not isinstance(threads, bool) else None
+
+
 def _note_resume(path: Path, epoch: int, changes: dict[str, list[Any]]) -> None:
     """Append this resumption (epoch, config changes, threads, command, time, revision) to
     meta.json's ``resumed``."""
@@ -508,6 +527,12 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
         log = read_metrics(run_dir / "metrics.jsonl", checkpoint["epoch"])
         kept, records = log.kept, log.records
         if context.is_main:  # the directory describes the run as continued (epochs, schedule)
+            before = _last_threads(run_dir / "meta.json")
+            if before is not None and before != torch.get_num_threads():
+                print(f"binlearn: note: {run_dir} last trained on {_count(before, 'thread')}, this resume "
+                      f"on {torch.get_num_threads()}: float sums run in another order, so from here the run "
+                      "differs from an uninterrupted one in the last bits (--set train.threads="
+                      f"{before} keeps it identical)", file=sys.stderr)
             atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))
             _note_resume(run_dir / "meta.json", int(checkpoint["epoch"]), changes)
             if changes:
