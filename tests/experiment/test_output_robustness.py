@@ -139,3 +139,19 @@ def test_a_resume_on_another_thread_count_says_the_last_bits_will_differ(finishe
     assert "last trained on 1 thread, this resume on 2" in err and "train.threads=1" in err
     assert main(["train", "--resume", str(run), "--set", "train.epochs=3", "--quiet"]) == 0
     assert "note:" not in capsys.readouterr().err  # config.toml now says 2 threads, as last time
+
+
+def test_a_resume_that_fails_leaves_config_toml_as_it_was(finished_run, tmp_path, capsys):
+    """Issue 25 (X40b): a resume that diverged had already written its settings, and the next
+    plain --resume reused them silently."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = (run / "config.toml").read_text()
+    capsys.readouterr()
+    code = main(["train", "--resume", str(run), "--set", "train.epochs=2", "--set", "optimizer.lr=1e30",
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "diverged" in err, err
+    assert (run / "config.toml").read_text() == before
+    assert main(["train", "--resume", str(run), "--set", "train.epochs=2", "--quiet"]) == 0
+    assert "lr" not in capsys.readouterr().err  # the failed attempt's setting is not reused

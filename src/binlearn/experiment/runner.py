@@ -131,6 +131,16 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
+def _commit_resume(run_dir: Path, config: ExperimentConfig, epoch: int,
+                   changes: dict[str, list[Any]]) -> None:
+    """Write a resumed run's config.toml and its meta.json entry, once the resumed run has
+    written a checkpoint (or had nothing to train): a resume that fails before (it diverges, it
+    is stopped) leaves config.toml as it was, so a plain ``--resume`` does not silently reuse
+    the settings of the failed attempt."""
+    atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))
+    _note_resume(run_dir / "meta.json", epoch, changes)
+
+
 def _last_threads(path: Path) -> int | None:
     """The thread count the run last trained with (meta.json: the last resumption's, else the
     start's); None when meta.json does not say."""
@@ -517,6 +527,7 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
          log_interval: float = DEFAULT_INTERVAL) -> dict[str, Any]:
     """Write the run directory and train its remaining epochs (rank 0 holds its lock)."""
     start_epoch, train_seconds, samples_seen = 1, 0.0, 0.0
+    pending_resume: tuple[int, dict[str, list[Any]]] | None = None
     kept: list[str] = []  # metrics.jsonl lines of the epochs before this process, kept verbatim
     records: list[dict[str, Any]] = []
     if checkpoint is not None:
@@ -533,8 +544,7 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
                       f"on {torch.get_num_threads()}: float sums run in another order, so from here the run "
                       "differs from an uninterrupted one in the last bits (--set train.threads="
                       f"{before} keeps it identical)", file=sys.stderr)
-            atomic_write_text(run_dir / "config.toml", to_toml(config_to_dict(config)))
-            _note_resume(run_dir / "meta.json", int(checkpoint["epoch"]), changes)
+            pending_resume = (int(checkpoint["epoch"]), changes)  # written with the first checkpoint
             if changes:
                 print(f"binlearn: resuming {run_dir} after epoch {checkpoint['epoch']} with "
                       f"{_describe(changes)} (recorded in meta.json)", file=sys.stderr)
@@ -602,9 +612,14 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
                     "train_seconds": train_seconds, "samples_seen": samples_seen,
                 })
                 progress.saved_epoch = epoch
+                if pending_resume is not None:  # a checkpoint of the resumed run: config.toml follows
+                    _commit_resume(run_dir, config, *pending_resume)
+                    pending_resume = None
             plot_curves(records, run_dir / "curves.png", title)
             lines.end_epoch(epoch, epochs, record, saved=progress.saved_epoch == epoch)
     epoch_bar.close()
+    if context.is_main and pending_resume is not None:  # no epoch left to train: only the config changed
+        _commit_resume(run_dir, config, *pending_resume)
 
     final = records[-1] if records else {}
     summary = {
