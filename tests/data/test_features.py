@@ -191,3 +191,17 @@ def test_npy_without_a_folder_is_a_cli_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().startswith("binlearn: error:") and "data.features" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_features_whose_range_overflows_float32_are_refused_at_load():
+    """Issue 25 (N33): every value within float32, but max − min beyond it, became NaN and was
+    reported as "training diverged"."""
+    import numpy as np
+
+    from binlearn.data.features import features_to_unit
+
+    train = np.array([[-3e38, 0.0], [3e38, 1.0]], dtype=np.float32)
+    with pytest.raises(DataError, match="span more than float32"):
+        features_to_unit(train, train)
+    fine = np.array([[-1e38, 0.0], [1e38, 1.0]], dtype=np.float32)
+    assert all(bool(t.isfinite().all()) for t in features_to_unit(fine, fine))

@@ -88,6 +88,10 @@ def features_to_unit(train: np.ndarray, *others: np.ndarray) -> list[torch.Tenso
     else:
         low = train.min(axis=0).astype(np.float64)
         span = train.max(axis=0).astype(np.float64) - low
+        largest = float(np.finfo(np.float32).max)
+        if (span > largest).any():  # max − min would be inf in float32, every scaled value NaN
+            raise DataError(f"the training features span more than float32 can hold in one feature "
+                            f"(max − min up to {float(span.max()):.3g} > {largest:.3g}); rescale them")
         span[span == 0] = np.inf  # constant feature: (x − low) / inf = 0, also for test values
         low32, span32 = torch.from_numpy(low.astype(np.float32)), torch.from_numpy(span.astype(np.float32))
         out = [((torch.from_numpy(np.asarray(a, dtype=np.float32)) - low32) / span32).clamp_(0.0, 1.0)
