@@ -155,3 +155,31 @@ def test_a_resume_that_fails_leaves_config_toml_as_it_was(finished_run, tmp_path
     assert (run / "config.toml").read_text() == before
     assert main(["train", "--resume", str(run), "--set", "train.epochs=2", "--quiet"]) == 0
     assert "lr" not in capsys.readouterr().err  # the failed attempt's setting is not reused
+
+
+def test_a_full_disk_at_a_checkpoint_is_one_line_saying_what_is_kept(tmp_path, capsys, monkeypatch):
+    """Issue 25, item 4 (F02): torch.save reports a short write as a RuntimeError; the run stops
+    with one line naming the checkpoint that is kept and how to continue."""
+    import binlearn.experiment.checkpoint as checkpoint
+
+    run = tmp_path / "run"
+    assert main(["train", str(STE_DIGITS), "--set", "train.epochs=1", "--set", "train.threads=1",
+                 "--run-dir", str(run), "--quiet"]) == 0
+    saved = (run / "checkpoint.pt").read_bytes()
+
+    def short_write(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 3840 vs 3734")
+
+    class Usage:
+        free = 0
+
+    monkeypatch.setattr(checkpoint.torch, "save", short_write)
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda path: Usage())
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--set", "train.epochs=2", "--quiet"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    errors = [line for line in lines if line.startswith("binlearn: error:")]
+    assert len(errors) == 1, lines
+    assert "No space left on device" in errors[0] and "epoch 1 is kept" in errors[0], lines
+    assert (run / "checkpoint.pt").read_bytes() == saved
+    assert not list(run.glob(".checkpoint.pt.*.tmp"))

@@ -4,6 +4,9 @@ half-written checkpoint."""
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,18 @@ class CheckpointError(BinlearnError, ValueError):
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    atomic_write(path, lambda handle: torch.save({"format": CHECKPOINT_FORMAT, **state}, handle))
+    """Write ``state`` atomically; a failure (a full disk among them) is one
+    :class:`~binlearn.atomic.WriteError` that says the previous checkpoint is kept."""
+
+    def write(handle) -> None:
+        try:
+            torch.save({"format": CHECKPOINT_FORMAT, **state}, handle)
+        except RuntimeError as error:  # torch reports a short write (a full disk) as a RuntimeError
+            full = shutil.disk_usage(Path(path).parent).free < (1 << 20)
+            reason = os.strerror(errno.ENOSPC) if full else f"torch.save failed: {str(error).splitlines()[0]}"
+            raise OSError(errno.ENOSPC if full else errno.EIO, reason) from None
+
+    atomic_write(path, write)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from binlearn.atomic import atomic_write_text, write_json
+from binlearn.atomic import WriteError, atomic_write_text, write_json
 from binlearn.data import Dataset, batch_indices, load_dataset, random_crop_flip
 from binlearn.energy import DivergenceError
 from binlearn.errors import BinlearnError
@@ -607,10 +607,16 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
         if context.is_main:
             _write_metrics(run_dir / "metrics.jsonl", kept, new)
             if last or epoch % config.train.checkpoint_every == 0:
-                save_checkpoint(run_dir / "checkpoint.pt", {
-                    "epoch": epoch, "learner": state, "config": config_to_dict(config),
-                    "train_seconds": train_seconds, "samples_seen": samples_seen,
-                })
+                try:
+                    save_checkpoint(run_dir / "checkpoint.pt", {
+                        "epoch": epoch, "learner": state, "config": config_to_dict(config),
+                        "train_seconds": train_seconds, "samples_seen": samples_seen,
+                    })
+                except WriteError as error:  # a full disk: say what the run directory still holds
+                    kept_epoch = progress.saved_epoch if progress.saved_epoch is not None else start_epoch - 1
+                    held = (f"the checkpoint of epoch {kept_epoch} is kept; free space, then "
+                            f"`binlearn train --resume {run_dir}`") if kept_epoch else "no checkpoint is kept"
+                    raise WriteError(f"epoch {epoch}: {str(error).split('; ')[0]}; {held}") from None
                 progress.saved_epoch = epoch
                 if pending_resume is not None:  # a checkpoint of the resumed run: config.toml follows
                     _commit_resume(run_dir, config, *pending_resume)
