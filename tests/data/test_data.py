@@ -223,3 +223,21 @@ def test_shards_partition_each_global_batch():
     shards = [list(batch_indices(50, 8, generator=gen(), rank=r, world_size=2)) for r in range(2)]
     for step, batch in enumerate(single):
         assert torch.equal(torch.cat([shards[0][step], shards[1][step]]), batch)
+
+
+def test_an_idx_file_of_another_dtype_is_named_by_its_dtype(tmp_path):
+    """Issue 25 (item 7): an IDX image file of float32 was reported by its shape only."""
+    import struct
+
+    import numpy as np
+
+    from binlearn.data.formats import read_idx_images, read_idx_labels
+
+    images = tmp_path / "images-idx3-ubyte"
+    images.write_bytes(struct.pack(">BBBB3I", 0, 0, 0x0D, 3, 2, 2, 2) + np.zeros(8, ">f4").tobytes())
+    with pytest.raises(DataError, match="expected a 3-d uint8 IDX image file, got a 3-d float32 array"):
+        read_idx_images(images)
+    labels = tmp_path / "labels-idx1-ubyte"
+    labels.write_bytes(struct.pack(">BBBBI", 0, 0, 0x0C, 1, 3) + np.zeros(3, ">i4").tobytes())
+    with pytest.raises(DataError, match="got a 1-d int32 array"):
+        read_idx_labels(labels)

@@ -57,14 +57,16 @@ def read_idx_images(path: Path) -> np.ndarray:
     """IDX images as ``(n, 1, rows, cols)`` uint8."""
     array = read_idx(path)
     if array.ndim != 3 or array.dtype != np.uint8:
-        raise DataError(f"{path}: expected a 3-d uint8 IDX image file, got shape {array.shape}")
+        raise DataError(f"{path}: expected a 3-d uint8 IDX image file, got a {array.ndim}-d "
+                        f"{array.dtype.name} array of shape {array.shape}")
     return array[:, None, :, :]
 
 
 def read_idx_labels(path: Path) -> np.ndarray:
     array = read_idx(path)
     if array.ndim != 1 or array.dtype != np.uint8:
-        raise DataError(f"{path}: expected a 1-d uint8 IDX label file, got shape {array.shape}")
+        raise DataError(f"{path}: expected a 1-d uint8 IDX label file, got a {array.ndim}-d "
+                        f"{array.dtype.name} array of shape {array.shape}")
     return array
 
 
