@@ -48,8 +48,8 @@ from binlearn.energy.couplings import ConvPool
 from binlearn.energy.events import EventConvPool, EventDense, event_tables, integer_derivative_difference
 from binlearn.energy.network import EnergyNet
 
-__all__ = ["DriveStrategy", "DenseFused", "DenseOrdered", "DenseRowAdds", "DenseEvents", "ConvFloat",
-           "ConvOrdered", "ConvEvents", "RelaxationPlan", "PhaseDrives", "ordered_couplings",
+__all__ = ["DriveStrategy", "DenseFused", "DenseOrdered", "DenseRowAdds", "EventDrives", "DenseEvents",
+           "ConvFloat", "ConvOrdered", "ConvEvents", "RelaxationPlan", "PhaseDrives", "ordered_couplings",
            "plan_relaxation", "ordered_drive"]
 
 
@@ -76,14 +76,18 @@ class DriveStrategy:
     name: ClassVar[str]
     ordered: ClassVar[bool] = False
     """Whether the drives are fl(fl(α·n) + base) from exact integer products."""
+    reference_type: ClassVar[type[DriveStrategy] | None] = None
+    """A fast strategy's plain twin (the same numbers); None: the strategy is plain itself."""
 
     def __init__(self, coupling: Any, weight: torch.Tensor, bias: torch.Tensor, alpha: float) -> None:
         self.coupling, self.weight, self.bias, self.alpha = coupling, weight, bias, alpha
+        kind = self.reference_type  # (no self-reference: a batch's strategies are freed by refcount)
+        self._reference = None if kind is None else kind(coupling, weight, bias, alpha)
 
     @property
     def reference(self) -> DriveStrategy:
         """The plain strategy of this one's family (the same numbers; itself unless fast)."""
-        return self
+        return self if self._reference is None else self._reference
 
     def up(self, bottom: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """(P(W ∗ bottom) + b, pooling cache): a new tensor the caller may overwrite."""
@@ -163,47 +167,48 @@ class DenseRowAdds(DenseOrdered):
     activity is dense): the same integers."""
 
     name = "row adds"
+    reference_type = DenseOrdered
 
     def __init__(self, coupling, weight, bias, alpha):
         super().__init__(coupling, weight, bias, alpha)
         self.rows = weight.detach().t().contiguous()  # Sᵀ row-major, for the up-drive
-        self._reference = DenseOrdered(coupling, weight, bias, alpha)
-
-    @property
-    def reference(self):
-        return self._reference
+        self.columns = weight if weight.is_contiguous() else weight.contiguous()  # S, for the down-drive
 
     def _up_product(self, bottom):
         product = sparse_binary_product(bottom.flatten(1), self.rows)
         return product if product is not None else super()._up_product(bottom)
 
     def _down_product(self, top, out):
-        weight = self.weight
-        product = sparse_binary_product(top, weight if weight.is_contiguous() else weight.contiguous, out)
+        product = sparse_binary_product(top, self.columns, out)
         return product if product is not None else super()._down_product(top, out)
 
 
-class DenseEvents(DriveStrategy):
-    """fl(fl(α·n) + base) with n updated from the units that changed
-    (:class:`~binlearn.energy.events.EventDense`, CPU float32, no autograd)."""
+class EventDrives(DriveStrategy):
+    """Drives updated from the units that changed since the last call: ``tracker_type`` (of
+    :mod:`binlearn.energy.events`, CPU float32, no autograd) over the coupling's event tables,
+    owned by the strategy for the batch; the numbers are those of ``reference_type``."""
 
-    name = "events"
     ordered = True
+    tracker_type: ClassVar[type]
 
     def __init__(self, coupling, weight, bias, alpha):
         super().__init__(coupling, weight, bias, alpha)
-        self.tracker = EventDense(coupling, event_tables(coupling))
-        self._reference = DenseOrdered(coupling, weight, bias, alpha)
-
-    @property
-    def reference(self):
-        return self._reference
+        self.tracker = self.tracker_type(coupling, event_tables(coupling))
 
     def up(self, bottom):
         return self.tracker.drive_up(bottom, self.bias)
 
     def down(self, top, cache, base, out=None):
         return self.tracker.drive_down(top, cache, base, out=out)
+
+
+class DenseEvents(EventDrives):
+    """fl(fl(α·n) + base) with n updated from the units that changed
+    (:class:`~binlearn.energy.events.EventDense`)."""
+
+    name = "events"
+    tracker_type = EventDense
+    reference_type = DenseOrdered
 
 
 # ----------------------------------------------------------------------------- convolutions
@@ -253,28 +258,14 @@ class ConvOrdered(DriveStrategy):
         return torch.add(base, down, out=out) if out is not None else base + down
 
 
-class ConvEvents(DriveStrategy):
+class ConvEvents(EventDrives):
     """:class:`ConvOrdered`'s numbers from the units that changed
-    (:class:`~binlearn.energy.events.EventConvPool`, CPU float32, no autograd); EP's weight
-    difference as exact integers from the units that differ between the two states."""
+    (:class:`~binlearn.energy.events.EventConvPool`); EP's weight difference as exact
+    integers from the units that differ between the two states."""
 
     name = "conv events"
-    ordered = True
-
-    def __init__(self, coupling, weight, bias, alpha):
-        super().__init__(coupling, weight, bias, alpha)
-        self.tracker = EventConvPool(coupling, event_tables(coupling))
-        self._reference = ConvOrdered(coupling, weight, bias, alpha)
-
-    @property
-    def reference(self):
-        return self._reference
-
-    def up(self, bottom):
-        return self.tracker.drive_up(bottom, self.bias)
-
-    def down(self, top, cache, base, out=None):
-        return self.tracker.drive_down(top, cache, base, out=out)
+    tracker_type = EventConvPool
+    reference_type = ConvOrdered
 
     def derivative_difference(self, first_bottom, first_top, second_bottom, second_top, factor):
         # the tracker gives the pooling positions from the few units that changed
