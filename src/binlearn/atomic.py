@@ -20,7 +20,8 @@ from typing import IO, Any
 from binlearn.errors import BinlearnError
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "write_json", "default_file_mode",
-           "OutputPathError", "WriteError", "checked_output", "remove_stale_temporaries"]
+           "OutputPathError", "WriteError", "checked_output", "remove_stale_temporaries",
+           "os_reason"]
 
 
 class WriteError(BinlearnError, OSError):
@@ -32,7 +33,8 @@ class OutputPathError(BinlearnError, ValueError):
     """An output path binlearn cannot write, in one line (which path, why, what to give)."""
 
 
-def _reason(error: OSError) -> str:
+def os_reason(error: OSError) -> str:
+    """An OSError in a few words (its strerror, else its type): the end of a one-line error."""
     return error.strerror or type(error).__name__
 
 
@@ -74,7 +76,8 @@ def checked_output(path: str | os.PathLike, *, option: str = "--output", directo
         os.close(fd)
         os.unlink(probe)
     except OSError as error:
-        raise OutputPathError(f"{option} {path}: cannot write the {what} there ({_reason(error)})") from None
+        reason = os_reason(error)
+        raise OutputPathError(f"{option} {path}: cannot write the {what} there ({reason})") from None
     return path
 
 
@@ -104,7 +107,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as error:
-        raise WriteError(f"cannot write {path}: {_reason(error)}; {kept}") from None
+        raise WriteError(f"cannot write {path}: {os_reason(error)}; {kept}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -116,7 +119,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
         Path(tmp).unlink(missing_ok=True)
         if isinstance(error, BinlearnError):
             raise
-        raise WriteError(f"cannot write {path}: {_reason(error)}; {kept}") from None
+        raise WriteError(f"cannot write {path}: {os_reason(error)}; {kept}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -147,8 +150,9 @@ def remove_stale_temporaries(folder: str | os.PathLike, names: list[str] | tuple
                              older_than: float = STALE_AFTER) -> list[Path]:
     """Remove the temporaries ``.NAME.*.tmp`` of :func:`atomic_write` that a killed process
     left beside the files ``names`` in ``folder``, when they were last written more than
-    ``older_than`` seconds ago (a write in progress elsewhere keeps its own). Returns what it
-    removed; a file it cannot remove is left."""
+    ``older_than`` seconds ago (a write in progress elsewhere keeps its own; ``-math.inf``:
+    every one, for a caller that holds the folder's lock). Returns what it removed; a file it
+    cannot remove is left."""
     import time
 
     removed = []

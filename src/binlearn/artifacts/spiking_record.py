@@ -23,12 +23,12 @@ one-line errors naming the file and the field.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from binlearn.atomic import remove_stale_temporaries, write_json
 from binlearn.experiment.plots import pyplot, save_png
+from binlearn.experiment.rundir import finite_number
 from binlearn.experiment.runner import RunError
 
 __all__ = ["SPIKING_NAME", "LATENCY_NAME", "RECORD_KEYS", "steps_within", "write_spiking", "plot_latency",
@@ -117,10 +117,6 @@ def plot_latency(curves: list[tuple[str, dict[str, Any]]], path: Path, title: st
     save_png(fig, path)
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def read_spiking_record(path: Path, option: str = "--compare") -> tuple[Path, dict[str, Any]]:
     """``path`` read as a spike record written by ``binlearn convert``: a JSON object whose
     ``accuracy_per_step`` is a non-empty list of finite numbers in [0, 1], ``source_accuracy``
@@ -143,17 +139,17 @@ def read_spiking_record(path: Path, option: str = "--compare") -> tuple[Path, di
     if accuracy is None:
         raise RunError(f"{where} has no accuracy_per_step (not written by binlearn convert)")
     if (not isinstance(accuracy, list) or not accuracy
-            or not all(_number(a) and 0 <= a <= 1 for a in accuracy)):
+            or not all(finite_number(a) and 0 <= a <= 1 for a in accuracy)):
         raise RunError(f"{where}: accuracy_per_step must be a non-empty list of numbers in [0, 1]")
     source: Any = record.get("source_accuracy")
-    if not (_number(source) and 0 <= source <= 1):
+    if not (finite_number(source) and 0 <= source <= 1):
         raise RunError(f"{where}: source_accuracy must be a number in [0, 1], not {source!r}")
     if not isinstance(record.get("settings", {}), dict):
         raise RunError(f"{where}: settings must be a table (JSON object)")
     ops = record.get("synaptic_ops_per_step")
-    if ops is not None and not (isinstance(ops, list) and all(_number(o) for o in ops)):
+    if ops is not None and not (isinstance(ops, list) and all(finite_number(o) for o in ops)):
         record = {k: v for k, v in record.items() if k != "synaptic_ops_per_step"}
     second = record.get("accuracy_per_step_spike_count")
-    if second is not None and not (isinstance(second, list) and all(_number(a) for a in second)):
+    if second is not None and not (isinstance(second, list) and all(finite_number(a) for a in second)):
         record = {k: v for k, v in record.items() if k != "accuracy_per_step_spike_count"}
     return path, record

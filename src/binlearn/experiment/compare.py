@@ -10,22 +10,17 @@ and part there.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from pathlib import Path
 from typing import Any
 
 from binlearn.atomic import checked_output
 from binlearn.experiment.plots import pyplot, save_png
-from binlearn.experiment.rundir import MetricsWarning, RunError, read_metrics
+from binlearn.experiment.rundir import MetricsWarning, RunError, finite_number, read_metrics
 
 __all__ = ["compare_runs", "METRICS"]
 
 METRICS = ("test_accuracy", "validation_accuracy", "train_accuracy", "train_loss")
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _metric_points(run_dir: Path, records: list[dict[str, Any]], metric: str) -> list[tuple[int, float]]:
@@ -36,7 +31,7 @@ def _metric_points(run_dir: Path, records: list[dict[str, Any]], metric: str) ->
         value = record.get(metric)
         if value is None:
             continue
-        if not _number(value):
+        if not finite_number(value):
             raise RunError(f"{run_dir}/metrics.jsonl, epoch {record['epoch']}: {metric} is {value!r}, not a "
                            "number (an edited file?)")
         points.append((record["epoch"], value))
@@ -78,7 +73,7 @@ def _run_figures(run_dir: Path, metric: str) -> dict[str, Any]:
                        "was not evaluated)")
     best = (min if metric == "train_loss" else max)(points, key=lambda p: p[1])
     seconds = [r.get("epoch_seconds", 0.0) for r in records]
-    wrong = next((r for r, s in zip(records, seconds, strict=True) if not _number(s)), None)
+    wrong = next((r for r, s in zip(records, seconds, strict=True) if not finite_number(s)), None)
     if wrong is not None:
         raise RunError(f"{run_dir}/metrics.jsonl, epoch {wrong['epoch']}: epoch_seconds is "
                        f"{wrong.get('epoch_seconds')!r}, not a number (an edited file?)")

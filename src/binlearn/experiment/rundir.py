@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from binlearn.atomic import os_reason
+from binlearn.atomic import remove_stale_temporaries as remove_stale_artefact_temporaries
 from binlearn.errors import BinlearnError
 
 try:  # POSIX; without it (Windows) runs are not locked
@@ -38,7 +40,7 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["RunError", "MetricsWarning", "MetricsLog", "LOCK_NAME", "RUN_ARTEFACTS", "check_run_dir",
            "make_run_dir", "refuse_if_busy", "locked", "remove_stale_temporaries", "read_metrics",
-           "metrics_text"]
+           "finite_number", "metrics_text"]
 
 LOCK_NAME = ".lock"
 RUN_ARTEFACTS = ("config.toml", "meta.json", "metrics.jsonl", "checkpoint.pt", "summary.json", "curves.png")
@@ -51,10 +53,6 @@ class RunError(BinlearnError, ValueError):
 
 class MetricsWarning(UserWarning):
     """A line of metrics.jsonl that is not a JSON record was skipped."""
-
-
-def _os_reason(error: OSError) -> str:
-    return error.strerror or type(error).__name__
 
 
 def check_run_dir(run_dir: Path) -> None:
@@ -81,7 +79,7 @@ def make_run_dir(run_dir: Path) -> None:
     try:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise RunError(f"cannot create run directory {run_dir}: {_os_reason(error)}") from None
+        raise RunError(f"cannot create run directory {run_dir}: {os_reason(error)}") from None
 
 
 def _holder(fd: int) -> str:
@@ -125,14 +123,14 @@ def locked(run_dir: Path) -> Iterator[None]:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
-            raise RunError(f"cannot lock run directory {run_dir}: {_os_reason(error)}") from None
+            raise RunError(f"cannot lock run directory {run_dir}: {os_reason(error)}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
             holder = _holder(fd)
             os.close(fd)
             if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise RunError(f"cannot lock run directory {run_dir}: {_os_reason(error)}") from None
+                raise RunError(f"cannot lock run directory {run_dir}: {os_reason(error)}") from None
             raise _busy(run_dir, holder) from None
         # The previous holder removes the file as it lets go: if it did so between our open and
         # our lock, we hold a lock on a file nobody else will open. Lock the file that is there.
@@ -154,13 +152,9 @@ def locked(run_dir: Path) -> Iterator[None]:
 
 def remove_stale_temporaries(run_dir: Path) -> list[Path]:
     """Remove the temporaries of the run's own artefacts (``.checkpoint.pt.*.tmp``, ...) that
-    a killed process left in ``run_dir``; call it holding the lock. Returns what it removed."""
-    removed = []
-    for name in RUN_ARTEFACTS:
-        for stale in Path(run_dir).glob(f".{name}.*.tmp"):
-            stale.unlink(missing_ok=True)
-            removed.append(stale)
-    return removed
+    a killed process left in ``run_dir``; call it holding the lock (so every one is stale).
+    Returns what it removed."""
+    return remove_stale_artefact_temporaries(run_dir, RUN_ARTEFACTS, older_than=-math.inf)
 
 
 @dataclass
@@ -175,6 +169,12 @@ class MetricsLog:
     records: list[dict[str, Any]] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
+
+
+def finite_number(value: Any) -> bool:
+    """A number read back from a JSON file that figures can be made of: an int or float (not a
+    bool), finite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _record(line: str) -> dict[str, Any] | None:

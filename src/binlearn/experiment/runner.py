@@ -63,6 +63,7 @@ from binlearn.experiment.loglines import DEFAULT_INTERVAL, ProgressLines
 from binlearn.experiment.plots import plot_curves, pyplot
 from binlearn.experiment.registry import build_learner, check_memory
 from binlearn.experiment.rundir import (
+    RUN_ARTEFACTS,
     RunError,
     check_run_dir,
     locked,
@@ -312,17 +313,13 @@ def check_resume(saved: dict[str, Any], config: ExperimentConfig, done: int) -> 
     return changes
 
 
-RESUMED_FILES = ("config.toml", "checkpoint.pt", "metrics.jsonl", "meta.json", "summary.json", "curves.png")
-"""The files a resumed run reads or replaces in its run directory."""
-
-
 def resume_config(run_dir: Path, overrides: list[str]) -> ExperimentConfig:
     """The config to continue ``run_dir`` with: its config.toml (hand edits included), with
     ``overrides`` applied, checked against the checkpoint's own config (:func:`check_resume`).
     A run file that is there but not a regular file (a directory named metrics.jsonl, say) is
     one line before anything is written."""
     config, checkpoint = load_run(run_dir)
-    for name in RESUMED_FILES:
+    for name in RUN_ARTEFACTS:  # the files a resumed run reads or replaces
         path = Path(run_dir) / name
         if path.exists() and not path.is_file():
             raise RunError(f"{path} is not a file (a directory?): the run directory is damaged; move "
