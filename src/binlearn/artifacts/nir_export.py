@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from binlearn.artifacts.registry import ArtifactError, register, route
-from binlearn.artifacts.spiking import check_convertible
+from binlearn.artifacts.spiking import calibration_images, check_convertible
 from binlearn.artifacts.trained import TrainedRun
 from binlearn.atomic import remove_stale_temporaries
 from binlearn.energy.network import EnergyNet
@@ -76,11 +76,8 @@ class NIRForm:
 
 
 def _feed_forward_for_nir(trained: TrainedRun) -> NIRForm:
-    images = trained.data.x_train
-    generator = torch.Generator().manual_seed(SEED)
-    count = min(CALIBRATION_IMAGES, len(images))
-    chosen = torch.randperm(len(images), generator=generator)[:count].to(images.device)
-    network = convert(trained.model, images[chosen], percentile=PERCENTILE, reset=RESET)
+    images = calibration_images(trained, CALIBRATION_IMAGES, SEED)
+    network = convert(trained.model, images, percentile=PERCENTILE, reset=RESET)
     return NIRForm(network, to_nir, dict(NIR_CONVERSION), _same)
 
 

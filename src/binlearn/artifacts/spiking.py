@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from binlearn.energy.network import EnergyNet
 from binlearn.experiment.config import DEVICE_PATTERN, ConfigError, ExperimentConfig
 from binlearn.experiment.loglines import progress
 from binlearn.experiment.registry import kind_and_rule
-from binlearn.experiment.runner import RunError, evaluate
+from binlearn.experiment.runner import RunError
 from binlearn.rules.cpr import CommitteeMachine
 from binlearn.rules.local_binary import SignNetwork
 from binlearn.spiking.convert import ConversionError, convert
@@ -48,7 +49,7 @@ from binlearn.spiking.network import SpikingNetwork
 from binlearn.spiking.simulate import simulate
 from binlearn.spiking.synops import spiking_summary, totals
 
-__all__ = ["ConvertSettings", "convert_run", "check_convertible", "feed_forward_network"]
+__all__ = ["ConvertSettings", "convert_run", "check_convertible", "calibration_images"]
 
 CONVERTIBLE_KINDS = ("mlp", "convnet")
 
@@ -178,62 +179,79 @@ def convert_run(run_dir: Path, settings: ConvertSettings, output: Path | None = 
     return record
 
 
-def feed_forward_network(trained: TrainedRun, settings: ConvertSettings
-                         ) -> tuple[SpikingNetwork, Callable[[torch.Tensor], torch.Tensor]]:
-    """A feed-forward run's spiking network and how a data batch becomes its input: the
-    ``"spiking"`` conversion of an STE ``nn.Sequential`` (threshold balancing on
-    ``settings.calibration_images`` training images drawn with ``settings.seed``) or of a
-    local-binary :class:`~binlearn.rules.local_binary.SignNetwork` (integer thresholds, exact
-    at T = 1; its inputs are the data's bits)."""
-    model, data = trained.model, trained.data
-    if isinstance(model, SignNetwork):
-        network = convert_sign_mlp(model.hidden, model.classifier, tuple(data.x_test.shape[1:]),
-                                   reset=settings.reset)
-        return network.to(trained.device), input_spikes
-    generator = torch.Generator().manual_seed(settings.seed)
-    count = min(settings.calibration_images, len(data.x_train))
-    chosen = torch.randperm(len(data.x_train), generator=generator)[:count].to(data.x_train.device)
-    network = convert(model, data.x_train[chosen], percentile=settings.percentile, reset=settings.reset,
+def calibration_images(trained: TrainedRun, count: int, seed: int) -> torch.Tensor:
+    """``count`` training images (at most all of them) drawn without replacement with ``seed``:
+    the images threshold balancing measures the ReLU activations on."""
+    images = trained.data.x_train
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(len(images), generator=generator)[:min(count, len(images))]
+    return images[chosen.to(images.device)]
+
+
+Inputs = Callable[[torch.Tensor], torch.Tensor]
+"""How a data batch becomes a spiking network's input."""
+
+
+def _calibrated_network(trained: TrainedRun, settings: ConvertSettings) -> tuple[SpikingNetwork, Inputs]:
+    """An STE ``nn.Sequential``: threshold balancing on ``settings.calibration_images``
+    training images drawn with ``settings.seed``; fed the data as it is."""
+    images = calibration_images(trained, settings.calibration_images, settings.seed)
+    network = convert(trained.model, images, percentile=settings.percentile, reset=settings.reset,
                       batch_size=settings.batch_size)
     return network.to(trained.device), _same
 
 
-def _feed_forward_record(trained: TrainedRun, settings: ConvertSettings, *, quiet: bool = False
-                         ) -> dict[str, Any]:
-    """The spike record of a feed-forward run's spiking network on the whole test set."""
+def _sign_network(trained: TrainedRun, settings: ConvertSettings) -> tuple[SpikingNetwork, Inputs]:
+    """A local-binary :class:`~binlearn.rules.local_binary.SignNetwork`: integer thresholds,
+    exact at T = 1; fed the data's bits."""
+    model = trained.model
+    network = convert_sign_mlp(model.hidden, model.classifier, tuple(trained.data.x_test.shape[1:]),
+                               reset=settings.reset)
+    return network.to(trained.device), input_spikes
+
+
+def _feed_forward_record(trained: TrainedRun, settings: ConvertSettings, *, quiet: bool = False,
+                         build: Callable[[TrainedRun, ConvertSettings], tuple[SpikingNetwork, Inputs]],
+                         source: str) -> dict[str, Any]:
+    """The spike record of a feed-forward run's spiking network (made by ``build``) on the
+    whole test set; the source's own predictions are made once, beside the simulation."""
     data, learner, device = trained.data, trained.learner, trained.device
     start = time.perf_counter()
-    source_accuracy = evaluate(learner, data.x_test, data.y_test, settings.batch_size)
-    if source_accuracy is None:
+    if len(data.x_test) == 0:
         raise RunError(f"{trained.run_dir}: its dataset has no test images to convert on")
-    network, inputs = feed_forward_network(trained, settings)
-    local = isinstance(trained.model, SignNetwork)
+    network, inputs = build(trained, settings)
+    local = source == "local_binary"
     encoding = encoding_from_name(settings.encoding, settings.seed)
     steps = settings.timesteps
     correct = torch.zeros(steps, dtype=torch.int64)
     agree = torch.zeros(steps, dtype=torch.int64)
+    source_correct = 0
     rows_sum: list[dict] | None = None
     seen = 0
     with progress(len(data.x_test), f"simulating T={steps}", "image", quiet=quiet) as bar:
         for x, y in zip(data.x_test.split(settings.batch_size), data.y_test.split(settings.batch_size),
                         strict=True):
+            with torch.no_grad():
+                expected = learner.predict(x)
+            source_correct += int((expected == y).sum())
             result = simulate(network, inputs(x), steps, encoding=encoding, delay=not settings.one_step,
                               init="half" if settings.init_half else "zero")
             predictions = result.predictions()
             correct += (predictions == y.to(device)).sum(1).cpu()
-            agree += (predictions == learner.predict(x)).sum(1).cpu()
+            agree += (predictions == expected).sum(1).cpu()
             rows = spiking_summary(network, result)
             rows_sum = rows if rows_sum is None else [_add_rows(a, b, seen, len(y)) for a, b in
                                                       zip(rows_sum, rows, strict=True)]
             seen += len(y)
             bar.update(len(y))
     assert rows_sum is not None
+    source_accuracy = source_correct / seen
     accuracy = [int(c) / seen for c in correct]  # exact ratios, as the source's accuracy is
     total = totals(rows_sum)
     return {
         "run_dir": str(trained.run_dir), "epoch": trained.epoch, "dataset": trained.config.data.dataset,
         "test_images": seen,
-        "source": "local_binary" if local else "ste",
+        "source": source,
         "source_accuracy": source_accuracy,
         "accuracy_per_step": accuracy,
         "agreement_with_source_per_step": [int(a) / seen for a in agree],
@@ -258,8 +276,10 @@ def _ep_record(trained: TrainedRun, settings: ConvertSettings, *, quiet: bool = 
                              quiet=quiet)
 
 
-register(nn.Sequential, "spiking", _feed_forward_record, what="STE mlp / convnet runs")
-register(SignNetwork, "spiking", _feed_forward_record, what="local-binary runs (binary_mlp)")
+register(nn.Sequential, "spiking", partial(_feed_forward_record, build=_calibrated_network, source="ste"),
+         what="STE mlp / convnet runs")
+register(SignNetwork, "spiking", partial(_feed_forward_record, build=_sign_network, source="local_binary"),
+         what="local-binary runs (binary_mlp)")
 register(EnergyNet, "spiking", _ep_record, what="binary fully connected EP runs")
 refuse(CommitteeMachine, "spiking", "a committee (CP+R) model cannot be converted: its prediction is a vote "
        "over committees, not a layer of neurons")
