@@ -377,13 +377,9 @@ def _out_of_memory(error: BaseException) -> str | None:
             "(a smaller model, data.batch_size or data.eval_batch_size needs less)")
 
 
-_Terminated = Terminated  # SIGTERM (a job scheduler, ``kill``), handled as Ctrl-C is (binlearn.stop)
-_raise_terminated = request_termination  # the handler: records the request, then raises
-
-
 def _stopped(stop: KeyboardInterrupt, command: str) -> str:
     """One line: how the process stopped and, for a train, what its run directory keeps."""
-    how = "terminated" if isinstance(stop, _Terminated) else "interrupted"
+    how = "terminated" if isinstance(stop, Terminated) else "interrupted"
     run_dir, epoch = getattr(stop, "run_dir", None), getattr(stop, "saved_epoch", None)
     if command != "train":
         return f"binlearn: {how}"
@@ -424,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
+    previous = signal.signal(signal.SIGTERM, request_termination) if main_thread else None
     try:
         return args.func(args)
     except BinlearnError as error:  # every user error derives from it (binlearn.errors)
@@ -443,7 +439,7 @@ def _main(args: argparse.Namespace) -> int:
         return 0
     except KeyboardInterrupt as stop:
         print(_stopped(stop, args.command), file=sys.stderr)
-        return 143 if isinstance(stop, _Terminated) else 130
+        return 143 if isinstance(stop, Terminated) else 130
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)

@@ -69,11 +69,12 @@ def simulate(network: SpikingNetwork, x: torch.Tensor, steps: int, *,
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}; valid: {', '.join(BACKENDS)}")
     check_init(init)
-    if backend == "events" or (backend == "auto" and events_apply(network, encoding)):
-        if not events_apply(network, encoding):
-            raise ValueError("the event-driven simulator runs CPU networks of a first layer, ±1 hidden "
-                             "layers and an output (Flatten/Linear synapses, one reset) with the direct "
-                             "encoding")
+    events = backend != "dense" and events_apply(network, encoding)
+    if backend == "events" and not events:
+        raise ValueError("the event-driven simulator runs CPU networks of a first layer, ±1 hidden "
+                         "layers and an output (Flatten/Linear synapses, one reset) with the direct "
+                         "encoding")
+    if events:
         return simulate_events(network, x.to(network.device), steps, delay=delay, init=init)
     encoding = encoding or Direct()
     device = network.device
