@@ -52,6 +52,8 @@ from binlearn.spiking.synops import spiking_summary, totals
 __all__ = ["ConvertSettings", "convert_run", "check_convertible", "calibration_images"]
 
 CONVERTIBLE_KINDS = ("mlp", "convnet")
+_VOTE = "its prediction is a vote over committees, not a layer of neurons"
+"""Why a committee (CP+R) has no spiking form: refused from its config and by the registry alike."""
 
 
 @dataclass
@@ -137,8 +139,7 @@ def check_convertible(config: ExperimentConfig, run_dir: Path) -> None:
         return  # a ±1 sign network: binlearn.spiking.local
     if kind == "committee" or rule == "cpr":
         raise ConversionError(f"{run_dir}: a committee run (model.kind = \"{kind}\", rule.name = "
-                              f"\"{rule}\") cannot be converted: its prediction is a vote over "
-                              "committees, not a layer of neurons; binlearn convert takes STE runs "
+                              f"\"{rule}\") cannot be converted: {_VOTE}; binlearn convert takes STE runs "
                               "(model.kind = mlp or convnet) and local-binary runs (binary_mlp)")
     if kind not in CONVERTIBLE_KINDS or rule != "ste":
         raise ConversionError(f"{run_dir}: model.kind = \"{kind}\" trained by rule \"{rule}\" cannot be "
@@ -281,8 +282,7 @@ register(nn.Sequential, "spiking", partial(_feed_forward_record, build=_calibrat
 register(SignNetwork, "spiking", partial(_feed_forward_record, build=_sign_network, source="local_binary"),
          what="local-binary runs (binary_mlp)")
 register(EnergyNet, "spiking", _ep_record, what="binary fully connected EP runs")
-refuse(CommitteeMachine, "spiking", "a committee (CP+R) model cannot be converted: its prediction is a vote "
-       "over committees, not a layer of neurons")
+refuse(CommitteeMachine, "spiking", f"a committee (CP+R) model cannot be converted: {_VOTE}")
 
 
 def _same(x: torch.Tensor) -> torch.Tensor:
