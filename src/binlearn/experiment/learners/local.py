@@ -51,8 +51,9 @@ def _layer_metrics(layers: list[Any], start_words: list[torch.Tensor], bits: int
 class LocalLearner:
     """A model trained by a local rule (the runner's :class:`~binlearn.experiment.learner.Learner`).
 
-    model: what the rule trains (a list of :class:`~binlearn.rules.local_binary.BinaryLayer`
-    for the local binary rule, a :class:`~binlearn.rules.cpr.CommitteeMachine` for CP+R);
+    model: what the rule trains (a :class:`~binlearn.rules.local_binary.SignNetwork`, the
+    sequence of its ±1 layers, for the local binary rule, a
+    :class:`~binlearn.rules.cpr.CommitteeMachine` for CP+R);
     rule: :class:`~binlearn.rules.LocalBinary` or :class:`~binlearn.rules.CPR`.
     """
 
@@ -95,11 +96,9 @@ class LocalLearner:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """The state of :meth:`state_dict`, or the layout written before the rule saved its own
         state (the rule's keys beside ``epoch_start_words``, a single tensor for CP+R)."""
-        if "rule" in state:
-            rule_state, words = state["rule"], state["epoch_start_words"]
-        else:
-            rule_state = {key: value for key, value in state.items() if key != "epoch_start_words"}
-            words = state["epoch_start_words"]
+        words = state["epoch_start_words"]
+        rule_state = state["rule"] if "rule" in state else \
+            {key: value for key, value in state.items() if key != "epoch_start_words"}
         self.rule.load_state_dict(self.model, rule_state)
         words = [words] if isinstance(words, torch.Tensor) else list(words)
         self._epoch_start = [w.clone() for w in words]
