@@ -16,7 +16,7 @@ from pathlib import Path
 
 from binlearn.atomic import WriteError
 from binlearn.errors import BinlearnError
-from binlearn.stop import Terminated, clear, request_termination
+from binlearn.stop import Terminated, check, clear, request_termination
 
 __all__ = ["main"]
 
@@ -422,7 +422,9 @@ def _main(args: argparse.Namespace) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, request_termination) if main_thread else None
     try:
-        return args.func(args)
+        code = args.func(args)
+        check()  # a SIGTERM that came during an import and found no later check
+        return code
     except BinlearnError as error:  # every user error derives from it (binlearn.errors)
         print(f"binlearn: error: {error}", file=sys.stderr)
         return 2

@@ -562,8 +562,8 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
 
     title = f"{run_dir.name}: {config.data.dataset}"
     epochs = config.train.epochs
-    if context.is_main:  # load matplotlib now: a signal inside its C extension's first import
-        pyplot()        # (at the first epoch's plot) would end as an ImportError, not a clean stop
+    if context.is_main:  # load matplotlib before the first epoch, not at its plot
+        pyplot()
     new: list[dict[str, Any]] = []  # this process's records
     lines = ProgressLines.for_stderr(quiet or not context.is_main, log_interval)
     epoch_bar = tqdm(range(start_epoch, epochs + 1), desc="training", unit="epoch",
