@@ -10,6 +10,14 @@ phase, gradient estimate, Bop flips and bias updates) for the published configur
                                    T = 100, K = 50
     conv_cifar10                   conv 3-64-128-256-256 + fc 10, binary weights, T = 150, K = 10
 
+and the other arms of the paper's paired claims (docs/claims.md):
+
+    fc_float                       FC 784-4096-10, float weights, T = 50, K = 10
+    fc2_float                      FC 784-4096-4096-10, float weights, T = 250, K = 10
+    fc2_binary_weights             FC 784-4096-4096-10, binary weights, T = 250, K = 10
+    fc2_binary_activations         FC 784-8192-8192-100, binary weights + activations, T = 30, K = 10
+    conv_mnist_float               conv 1-32-64 + fc 10, float weights, T = 150, K = 10
+
 and prints one JSON object. Seconds per epoch are extrapolated to 60,000 samples from a
 timed number of batches (after warm-up batches; the large convnets time one batch with no
 warm-up, see ``CASES``; ``--batch-size`` overrides the configs' batch size, and the JSON
@@ -52,6 +60,11 @@ CASES = {  # name: (config, timed batches, warm-up batches at most)
     "conv_mnist": ("conv-mnist-binary-weights.toml", 2, None),
     "conv_mnist_binary_activations": ("conv-mnist-binary-weights-activations.toml", 1, 0),
     "conv_cifar10": ("cifar10-binary-weights.toml", 1, 0),
+    "fc_float": ("fc-float.toml", 100, None),
+    "fc2_float": ("fc2-float.toml", 4, None),
+    "fc2_binary_weights": ("fc2-binary-weights.toml", 4, None),
+    "fc2_binary_activations": ("fc2-binary-weights-activations.toml", 4, None),
+    "conv_mnist_float": ("conv-mnist-float.toml", 2, None),
 }
 EPOCH_SAMPLES = 60_000
 
