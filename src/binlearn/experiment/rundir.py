@@ -31,7 +31,7 @@ from typing import Any
 
 from binlearn.atomic import os_reason
 from binlearn.atomic import remove_stale_temporaries as remove_stale_artefact_temporaries
-from binlearn.errors import BinlearnError
+from binlearn.errors import BinlearnError, BinlearnWarning
 
 try:  # POSIX; without it (Windows) runs are not locked
     import fcntl
@@ -51,7 +51,7 @@ class RunError(BinlearnError, ValueError):
     """A run directory problem, in one line."""
 
 
-class MetricsWarning(UserWarning):
+class MetricsWarning(BinlearnWarning):
     """A line of metrics.jsonl that is not a JSON record was skipped."""
 
 
