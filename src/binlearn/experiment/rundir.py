@@ -180,7 +180,7 @@ def finite_number(value: Any) -> bool:
 def _record(line: str) -> dict[str, Any] | None:
     try:
         record = json.loads(line)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, an integer of > 4300 digits, nested too deeply
         return None
     epoch = record.get("epoch") if isinstance(record, dict) else None
     return record if isinstance(epoch, int) and not isinstance(epoch, bool) else None

@@ -171,7 +171,7 @@ def _note_resume(path: Path, epoch: int, changes: dict[str, list[Any]]) -> None:
     meta.json's ``resumed``."""
     try:
         meta = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         meta = {}
     if not isinstance(meta, dict):
         meta = {}
