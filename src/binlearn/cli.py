@@ -393,12 +393,12 @@ def _stopped(stop: KeyboardInterrupt, command: str) -> str:
 
 
 def _one_line_warnings(shown):
-    """binlearn's own warnings (a skipped metrics line) as one ``binlearn: warning:`` line;
-    the others as ``shown`` shows them."""
-    from binlearn.experiment.rundir import MetricsWarning
+    """binlearn's own warnings (a skipped metrics line, a run at chance) as one
+    ``binlearn: warning:`` line; the others as ``shown`` shows them."""
+    from binlearn.errors import BinlearnWarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, MetricsWarning):
+        if issubclass(category, BinlearnWarning):
             print(f"binlearn: warning: {message}", file=sys.stderr)
         else:
             shown(message, category, filename, lineno, file, line)

@@ -13,8 +13,13 @@ one concern or all of them: ``except binlearn.BinlearnError``.
 
 from __future__ import annotations
 
-__all__ = ["BinlearnError"]
+__all__ = ["BinlearnError", "BinlearnWarning"]
 
 
 class BinlearnError(Exception):
     """A user error, explained in one line (the CLI prints it without a traceback)."""
+
+
+class BinlearnWarning(UserWarning):
+    """A problem worth one line that does not stop the command (a skipped metrics line, a run
+    that trains at chance): the CLI prints it as ``binlearn: warning: <message>``."""

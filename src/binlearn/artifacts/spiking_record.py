@@ -129,7 +129,7 @@ def read_spiking_record(path: Path, option: str = "--compare") -> tuple[Path, di
         raise RunError(f"{where} is not a file (a spiking.json written by binlearn convert)")
     try:
         record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not UTF-8 or JSON, an integer of > 4300 digits, too deep
         raise RunError(f"{where} is not a spiking.json file (not JSON)") from None
     except OSError as error:
         raise RunError(f"{where} cannot be read ({error.strerror or error})") from None

@@ -374,7 +374,7 @@ class PackedModel:
             raise fail(source, f"unexpected member {others[0]!r} in the archive")
         try:
             manifest = json.loads(manifest_bytes.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except ValueError as error:  # not UTF-8, not JSON, or an integer of more than 4300 digits
             raise fail(source, f"{MANIFEST_NAME} is not valid JSON ({error})") from None
         except RecursionError:
             raise fail(source, f"{MANIFEST_NAME} nests arrays or objects too deeply to be a "

@@ -290,6 +290,10 @@ class TrainConfig(Settings):
     shuffle: bool = True
     threads: int | None = setting(None, ge=1, le=4096, evaluation=True)
     """torch intra-op threads (None: torch's default)."""
+    stop_on_collapse: bool = setting(False, resume=RESUME_FREE)
+    """An epoch whose training accuracy is at chance always warns (and is marked in its metrics
+    record); true: the run also stops there, with a one-line error, once the epoch's
+    checkpoint is written (:mod:`binlearn.experiment.collapse`)."""
 
 
 @dataclass

@@ -31,7 +31,7 @@ from typing import Any
 
 from binlearn.atomic import os_reason
 from binlearn.atomic import remove_stale_temporaries as remove_stale_artefact_temporaries
-from binlearn.errors import BinlearnError
+from binlearn.errors import BinlearnError, BinlearnWarning
 
 try:  # POSIX; without it (Windows) runs are not locked
     import fcntl
@@ -51,7 +51,7 @@ class RunError(BinlearnError, ValueError):
     """A run directory problem, in one line."""
 
 
-class MetricsWarning(UserWarning):
+class MetricsWarning(BinlearnWarning):
     """A line of metrics.jsonl that is not a JSON record was skipped."""
 
 
@@ -180,7 +180,7 @@ def finite_number(value: Any) -> bool:
 def _record(line: str) -> dict[str, Any] | None:
     try:
         record = json.loads(line)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, an integer of > 4300 digits, nested too deeply
         return None
     epoch = record.get("epoch") if isinstance(record, dict) else None
     return record if isinstance(epoch, int) and not isinstance(epoch, bool) else None

@@ -23,6 +23,7 @@ import platform
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,14 @@ from binlearn.energy import DivergenceError
 from binlearn.errors import BinlearnError
 from binlearn.experiment import learners  # noqa: F401  (registers every learner)
 from binlearn.experiment.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from binlearn.experiment.collapse import (
+    CHANCE,
+    CollapseWarning,
+    TrainingCollapsed,
+    at_chance,
+    chance_level,
+    collapse_message,
+)
 from binlearn.experiment.config import (
     RESUME_EPOCHS,
     RESUME_FREE,
@@ -162,7 +171,7 @@ def _note_resume(path: Path, epoch: int, changes: dict[str, list[Any]]) -> None:
     meta.json's ``resumed``."""
     try:
         meta = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         meta = {}
     if not isinstance(meta, dict):
         meta = {}
@@ -517,6 +526,20 @@ def _refuse_a_run(run_dir: Path) -> None:
                        "or choose another --run-dir")
 
 
+def _report_collapse(config: ExperimentConfig, epoch: int, accuracy: float, chance: float,
+                     samples: float, context: Context, saved_epoch: int | None, run_dir: Path) -> None:
+    """An epoch at chance: one warning line (rank 0), and with ``train.stop_on_collapse`` the
+    run stops (every rank: the statistics are reduced, so all agree) after its checkpoint."""
+    message = collapse_message(epoch, accuracy, chance, samples, config)
+    if not config.train.stop_on_collapse:
+        if context.is_main:
+            warnings.warn(message, CollapseWarning, stacklevel=2)
+        return
+    kept = (f"the checkpoint of epoch {saved_epoch} is kept in {run_dir}" if saved_epoch is not None
+            else "no checkpoint was written")
+    raise TrainingCollapsed(f"stopped (train.stop_on_collapse): {message}; {kept}")
+
+
 def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Dataset,
          checkpoint: dict[str, Any] | None, parent: ExperimentConfig | None, *, resume: bool,
          quiet: bool, context: Context, reducer: Reducer, device: torch.device,
@@ -565,6 +588,7 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
     if context.is_main:  # load matplotlib before the first epoch, not at its plot
         pyplot()
     new: list[dict[str, Any]] = []  # this process's records
+    chance = chance_level(data.y_train)
     lines = ProgressLines.for_stderr(quiet or not context.is_main, log_interval)
     epoch_bar = tqdm(range(start_epoch, epochs + 1), desc="training", unit="epoch",
                      disable=True if quiet or not context.is_main else None)
@@ -587,6 +611,9 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
                                                    context, reducer)
             state = learner.state_dict()
             _check_finite(state, epoch)
+            collapsed = at_chance(train_accuracy, chance, stats.samples)
+            if collapsed:
+                record["warnings"] = [CHANCE]
         except _divergence_errors() as error:
             message = f"training diverged: {error}"
             if context.is_main and progress.saved_epoch is not None:
@@ -620,6 +647,9 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
                     pending_resume = None
             plot_curves(records, run_dir / "curves.png", title)
             lines.end_epoch(epoch, epochs, record, saved=progress.saved_epoch == epoch)
+        if collapsed:
+            _report_collapse(config, epoch, train_accuracy, chance, stats.samples, context,
+                             progress.saved_epoch, run_dir)
     epoch_bar.close()
     if context.is_main and pending_resume is not None:  # no epoch left to train: only the config changed
         _commit_resume(run_dir, config, *pending_resume)
