@@ -200,19 +200,32 @@ def _cmd_infer(args: argparse.Namespace) -> int:
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from binlearn.experiment.config import ConfigError
-    from binlearn.reproduce.reproduce import format_list, format_result, list_rows, reproduce
+    from binlearn.reproduce.reproduce import (
+        format_claim_result,
+        format_claims,
+        format_list,
+        format_result,
+        list_claims,
+        list_rows,
+        reproduce,
+        reproduce_claim,
+    )
     from binlearn.reproduce.results import load_results, write_docs
 
-    if sum([bool(args.list), bool(args.write_docs), args.row is not None]) != 1:
-        raise ConfigError("give one of ROW, --list or --write-docs "
-                          "(binlearn reproduce --list shows the rows)")
+    if sum([bool(args.list), bool(args.claims), bool(args.write_docs), args.row is not None]) != 1:
+        raise ConfigError("give one of ROW (or CLAIM), --list, --claims or --write-docs "
+                          "(binlearn reproduce --list shows the rows, --claims the claims)")
     if args.row is None and (args.quick or args.as_recorded or args.run_dir or args.set or args.data_dir):
-        raise ConfigError("--quick, --as-recorded, --run-dir, --set and --data-dir apply to a ROW run")
+        raise ConfigError("--quick, --as-recorded, --run-dir, --set and --data-dir apply to a ROW run "
+                          "(all but --as-recorded to a CLAIM run too)")
     if args.write_docs and args.json:
-        raise ConfigError("--json applies to a ROW run and --list, not to --write-docs")
-    if args.list:
+        raise ConfigError("--json applies to a ROW or CLAIM run, --list and --claims, not to --write-docs")
+    if args.list or args.claims:
         results = load_results(args.results)
-        print(json.dumps(list_rows(results), indent=2) if args.json else format_list(results))
+        if args.claims:
+            print(json.dumps(list_claims(results), indent=2) if args.json else format_claims(results))
+        else:
+            print(json.dumps(list_rows(results), indent=2) if args.json else format_list(results))
         return 0
     if args.write_docs:
         results = load_results(args.results)
@@ -220,12 +233,23 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         if not (docs / "results.md").is_file():
             raise ConfigError(f"--write-docs renders {results.path}'s tables into the results.md beside it, "
                               f"and {docs / 'results.md'} does not exist")
-        for path in write_docs(results, docs / "results.md", docs / "figures" / "overview.png"):
+        figures = docs / "figures"
+        written = write_docs(results, docs / "results.md", figures / "overview.png", figures / "claims.png")
+        for path in written:
             print(f"wrote {path}")
         return 0
-    record = reproduce(args.row, quick=args.quick, as_recorded=args.as_recorded,
-                       run_dir=Path(args.run_dir) if args.run_dir else None, overrides=args.set,
-                       data_dir=args.data_dir, results_path=args.results, quiet=args.quiet)
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    if load_results(args.results).claim(args.row) is not None:
+        if args.as_recorded:
+            raise ConfigError("--as-recorded applies to a ROW run: a CLAIM runs both arms at the claim's "
+                              "settings (--quick: scaled down)")
+        record = reproduce_claim(args.row, quick=args.quick, run_dir=run_dir, overrides=args.set,
+                                 data_dir=args.data_dir, results_path=args.results, quiet=args.quiet)
+        print(json.dumps(record, indent=2) if args.json else format_claim_result(record))
+        return 0
+    record = reproduce(args.row, quick=args.quick, as_recorded=args.as_recorded, run_dir=run_dir,
+                       overrides=args.set, data_dir=args.data_dir, results_path=args.results,
+                       quiet=args.quiet)
     print(json.dumps(record, indent=2) if args.json else format_result(record))
     return 0
 
@@ -325,24 +349,31 @@ def _parser() -> argparse.ArgumentParser:
     infer.add_argument("--quiet", action="store_true")
     infer.set_defaults(func=_cmd_infer)
 
-    reproduce = commands.add_parser("reproduce", help="the paper-table rows: list them, or run one and set "
-                                                      "its figure beside the paper's")
+    reproduce = commands.add_parser("reproduce", help="the paper-table rows and claims: list them, or run "
+                                                      "one and set its figure beside the paper's")
     reproduce.add_argument("row", nargs="?", metavar="ROW",
-                           help="a row id, e.g. laydevant2021/fc-binary-weights")
+                           help="a row id, e.g. laydevant2021/fc-binary-weights, or a claim id, e.g. "
+                                "laydevant2021/C1-fc (both arms, every seed; resumable with the same "
+                                "--run-dir)")
     reproduce.add_argument("--list", action="store_true",
                            help="every row: paper, the paper's figure, our last measured one and its command")
+    reproduce.add_argument("--claims", action="store_true",
+                           help="every claim: each arm's test accuracy and the paired difference over the "
+                                "seeds, the paper's difference and the verdict")
     reproduce.add_argument("--quick", action="store_true",
                            help="a scaled-down run that finishes in minutes (the output says what was cut)")
     reproduce.add_argument("--as-recorded", action="store_true",
                            help="the row's recorded overrides: the --set items of the run that measured "
                                 "the recorded figure (default: the config as published)")
-    reproduce.add_argument("--run-dir", help="where to write the run (default: runs/reproduce/ROW-TIME)")
+    reproduce.add_argument("--run-dir", help="where to write the run (default: runs/reproduce/ROW-TIME; a "
+                                             "claim's runs: DIR/ARM-sSEED, default runs/claims/CLAIM-TIME)")
     reproduce.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                            help="override a config value after the row's (and --quick's) settings")
     reproduce.add_argument("--data-dir", help="dataset folder (default: $BINLEARN_DATA, else the user cache)")
     reproduce.add_argument("--results", metavar="FILE", help="the results file (default: docs/results.toml)")
     reproduce.add_argument("--write-docs", action="store_true",
-                           help="render docs/results.md's tables and docs/figures/overview.png from the file")
+                           help="render docs/results.md's tables, docs/figures/overview.png and "
+                                "docs/figures/claims.png from the file")
     reproduce.add_argument("--json", action="store_true", help="print JSON")
     reproduce.add_argument("--quiet", action="store_true")
     reproduce.set_defaults(func=_cmd_reproduce)

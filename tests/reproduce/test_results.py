@@ -1,5 +1,5 @@
 """docs/results.toml: the one file that `binlearn reproduce --list`, the tables of
-docs/results.md and docs/figures/overview.png come from — checked to agree, and
+docs/results.md and docs/figures/overview.png and claims.png come from — checked to agree, and
 `binlearn reproduce ROW --quick` run for one row of each paper."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from binlearn.reproduce.results import (
     find_results_file,
     load_results,
     marked_tables,
+    plot_claims,
     plot_overview,
     render_markdown,
 )
@@ -42,7 +43,7 @@ def test_results_md_tables_regenerate_byte_identical(results):
     assert render_markdown(text, results) == text, "run `binlearn reproduce --write-docs` and commit"
     marked = marked_tables(text)
     # every table of the file is on the page, once, and every paper has its summary
-    assert sorted(marked) == sorted([*results.tables, *(f"summary-{p}" for p in PAPERS)])
+    assert sorted(marked) == sorted([*results.tables, *(f"summary-{p}" for p in PAPERS), "claims"])
     # no table on the page outside the generated blocks
     outside, inside = [], False
     for line in text.split("\n"):
@@ -148,14 +149,15 @@ def test_convert_option_defaults_are_convert_settings():
     assert _settings(_parser().parse_args(["convert", "r"])) == ConvertSettings()
 
 
-def test_overview_figure(results, tmp_path):
+@pytest.mark.parametrize("name, plot", [("overview.png", plot_overview), ("claims.png", plot_claims)])
+def test_figures_are_what_the_file_renders_to(results, tmp_path, name, plot):
     from matplotlib.image import imread
 
-    plot_overview(results, tmp_path / "overview.png")
-    assert (tmp_path / "overview.png").stat().st_size > 20_000
-    committed = imread(ROOT / "docs/figures/overview.png")
-    assert (imread(tmp_path / "overview.png") == committed).all(), \
-        "docs/figures/overview.png is stale: run `binlearn reproduce --write-docs` and commit"
+    plot(results, tmp_path / name)
+    assert (tmp_path / name).stat().st_size > 20_000
+    committed = imread(ROOT / "docs/figures" / name)
+    assert (imread(tmp_path / name) == committed).all(), \
+        f"docs/figures/{name} is stale: run `binlearn reproduce --write-docs` and commit"
 
 
 def test_cells_escape_pipes():
@@ -199,7 +201,7 @@ def test_reproduce_list(capsys):
 @pytest.mark.parametrize("argv, needle", [
     (["reproduce", "laydevant2021/nope"], "unknown row 'laydevant2021/nope'"),
     (["reproduce", "fc-float"], "did you mean laydevant2021/fc-float"),
-    (["reproduce"], "give one of ROW, --list or --write-docs"),
+    (["reproduce"], "give one of ROW (or CLAIM), --list, --claims or --write-docs"),
     (["reproduce", "--list", "--quick"], "apply to a ROW run"),
     (["reproduce", "--list", "--results", "no/such/results.toml"], "results file not found"),
     (["reproduce", "--list", "--results", "docs"], "is a folder"),
@@ -473,7 +475,7 @@ def test_results_files_that_cannot_be_read_or_written(tmp_path, capsys, monkeypa
     assert main(["reproduce", "--write-docs", "--results", str(results)]) == 0
     assert "stale" not in markdown.read_text() and figure.read_bytes() != b"old figure"
     assert main(["reproduce", "--write-docs", "--json", "--results", str(results)]) == 2
-    assert "--json applies to a ROW run" in capsys.readouterr().err
+    assert "--json applies to a ROW or CLAIM run" in capsys.readouterr().err
 
 
 def test_a_binlearn_checkout_in_the_current_folder_is_taken_first(tmp_path, monkeypatch):

@@ -38,6 +38,29 @@ Layout of the TOML::
     columns = ["paper row", ...]
     rows = [["FC 784-4096-10 ...", ...], ...]
 
+    [[claim]]                     # a relative claim of a paper, tested as a paired comparison
+    id = "laydevant2021/C1-fc"                 # PAPER/NAME, the CLAIM of `reproduce`
+    paper = "laydevant2021"
+    claim = "binary weights reach the accuracy of full-precision EP, fully connected (MNIST)"
+    paper_difference = 0.0                     # the claimed binary − float difference, in points
+    within = 0.5                               # met when mean(binary − float) >= paper_difference − within
+    setting = "published"                      # the relaxation: "published" (the configs' T) or
+                                               # "fast_fixed_point" (FAST_FIXED_POINT first)
+    overrides = ["data.train_size=8000", ...]  # --set items shared by both arms (the pairing)
+    quick = ["data.train_size=500", ...]       # --quick: after the overrides, first seed only
+    seeds = [0, 1, 2]
+    labels = ["BPTT", "EP"]                    # optional: the arms' names (default float, binary)
+    not_testable = "needs ..."                 # optional: why it cannot be tested here
+    note = "..."                               # optional free text
+    float = {row = "laydevant2021/fc-float", overrides = [], test = [0.97, 0.971], validation = [...]}
+    binary = {row = "laydevant2021/fc-binary-weights", test = [], validation = []}
+
+  Each arm names a [[row]] (its config), optional ``overrides`` of its own (after the claim's)
+  and the measured ``test`` / ``validation`` accuracies, one per seed in ``seeds`` order (fewer:
+  those seeds are not run yet). The paired difference of seed i is binary.test[i] −
+  float.test[i]; ``Claim.verdict`` and the statistics (mean ± sample sd, in points) come from
+  them, and ``binlearn reproduce CLAIM`` runs both arms for every seed (:meth:`Claim.settings`).
+
 The command shown for a row (``reproduce --list``, the summary tables) is rendered from those
 fields by :meth:`PaperRow.command`; nothing reads shell text back.
 """
@@ -57,7 +80,8 @@ from binlearn.atomic import atomic_write_text
 from binlearn.experiment.config import ConfigError, parse_toml
 
 __all__ = ["PaperRow", "Table", "Results", "load_results", "render_markdown", "find_results_file",
-           "PAPERS", "plot_overview"]
+           "PAPERS", "plot_overview", "Arm", "Claim", "Stats", "FAST_FIXED_POINT", "SETTINGS", "claims_table",
+           "plot_claims"]
 
 PAPERS = {
     "laydevant2021": "Binary EP (Laydevant et al. 2021)",
@@ -67,6 +91,21 @@ PAPERS = {
 _ROW_KEYS = {"id", "paper", "config", "row", "paper_figure", "paper_value", "ours", "ours_data", "table",
              "quick", "quick_note", "overrides", "run_dir", "convert", "ours_step", "runs_note"}
 _TABLE_KEYS = {"id", "columns", "rows"}
+_CLAIM_KEYS = {"id", "paper", "claim", "paper_difference", "within", "setting", "overrides", "quick", "seeds",
+               "labels", "not_testable", "note", "float", "binary"}
+_ARM_KEYS = {"row", "overrides", "test", "validation"}
+_CLAIMS_ID = "claims"  # the generated claims table of docs/results.md
+
+FAST_FIXED_POINT = ('rule.relaxation="even_odd"', "rule.free_tolerance=1e-5")
+"""The ``--set`` items of a claim's ``setting = "fast_fixed_point"``, put before every other
+item of both arms: the even/odd schedule, whose half-sweeps set each layer to its exact
+minimiser given its neighbours, plus a convergence test that ends the free phase once no state
+moves by more than 1e-5. Not the published T (a fixed number of synchronous steps): whether it
+changes a claim's outcome is being validated by an A/B in docs/claims.md."""
+
+SETTINGS = {"published": "the configs' T (as published)",
+            "fast_fixed_point": "even/odd relaxation to a fixed point (FAST_FIXED_POINT)"}
+"""A claim's ``setting`` values, with what each means."""
 _BEGIN = re.compile(r"^<!-- table: ([\w./-]+) -->$")
 _END = "<!-- end table -->"
 _SUMMARY_IDS = {f"summary-{paper}": paper for paper in PAPERS}  # the generated per-paper tables
@@ -163,10 +202,137 @@ def _cell(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class Stats:
+    """Mean ± sample sd (ddof = 1; None for one value) of ``n`` figures, in accuracy points."""
+
+    n: int
+    mean: float | None
+    sd: float | None
+
+    @classmethod
+    def of(cls, points: list[float]) -> Stats:
+        n = len(points)
+        if n == 0:
+            return cls(0, None, None)
+        mean = sum(points) / n
+        sd = math.sqrt(sum((p - mean) ** 2 for p in points) / (n - 1)) if n > 1 else None
+        return cls(n, mean, sd)
+
+    def text(self, signed: bool = False, unit: str = "") -> str:
+        """``97.12 ± 0.05 UNIT (n=3)``, the sd as ``–`` for one value; ``not run yet`` for none."""
+        if self.mean is None:
+            return "not run yet"
+        mean = f"{self.mean:+.2f}" if signed else f"{self.mean:.2f}"
+        sd = "–" if self.sd is None else f"{self.sd:.2f}"
+        return f"{mean} ± {sd}{' ' + unit if unit else ''} (n={self.n})"
+
+    def record(self) -> dict[str, Any]:
+        return {"n": self.n, "mean": self.mean, "sd": self.sd}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of a claim: its row (config), its own --set items and its measured figures, one
+    per seed of the claim in the claim's order."""
+
+    row: str
+    overrides: list[str] = field(default_factory=list)
+    test: list[float] = field(default_factory=list)
+    validation: list[float] = field(default_factory=list)
+
+    @property
+    def stats(self) -> Stats:
+        """The test accuracies, in points."""
+        return Stats.of([100 * value for value in self.test])
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A relative claim of a paper tested as a paired comparison of two arms, same data, epochs
+    and schedule, several seeds (see the module docstring for the fields)."""
+
+    id: str
+    paper: str
+    claim: str
+    paper_difference: float
+    within: float
+    setting: str
+    overrides: list[str]
+    quick: list[str]
+    seeds: list[int]
+    float_arm: Arm
+    binary_arm: Arm
+    labels: tuple[str, str] = ("float", "binary")
+    not_testable: str | None = None
+    note: str | None = None
+
+    @property
+    def arms(self) -> dict[str, Arm]:
+        """The arms by their key (``float``, ``binary``: the run directories' names), float first."""
+        return {"float": self.float_arm, "binary": self.binary_arm}
+
+    def settings(self, arm: str, seed: int, quick: bool = False) -> list[str]:
+        """An arm's --set items for one seed: FAST_FIXED_POINT (for that setting), the claim's
+        overrides, the arm's, the claim's quick items (``quick``), then ``seed=SEED``."""
+        fast = list(FAST_FIXED_POINT) if self.setting == "fast_fixed_point" else []
+        return [*fast, *self.overrides, *self.arms[arm].overrides, *(self.quick if quick else []),
+                f"seed={seed}"]
+
+    @property
+    def differences(self) -> list[float]:
+        """binary.test[i] − float.test[i] in points, over the seeds both arms have."""
+        return [100 * (b - f) for f, b in zip(self.float_arm.test, self.binary_arm.test, strict=False)]
+
+    @property
+    def difference(self) -> Stats:
+        return Stats.of(self.differences)
+
+    @property
+    def threshold(self) -> float:
+        """The paired difference's mean at and above which the claim is met, in points."""
+        return self.paper_difference - self.within
+
+    @property
+    def verdict(self) -> str:
+        """``not testable here``, ``pending (k of n seeds)`` while an arm lacks a seed's figure,
+        else ``met`` or ``not met`` (mean difference >= threshold, compared at 1e-9 points so
+        that a difference on the threshold written in decimals counts as on it)."""
+        if self.not_testable is not None:
+            return "not testable here"
+        done = min(len(self.float_arm.test), len(self.binary_arm.test))
+        if done < len(self.seeds):
+            return f"pending ({done} of {len(self.seeds)} seeds)"
+        return meets(self.difference, self.threshold)
+
+    def record(self) -> dict[str, Any]:
+        """The claim, its statistics and verdict as a JSON-able record (``--claims --json``)."""
+        arms = {key: {"label": label, "row": arm.row, "overrides": arm.overrides, "test": arm.test,
+                      "validation": arm.validation, "test_points": arm.stats.record()}
+                for (key, arm), label in zip(self.arms.items(), self.labels, strict=True)}
+        return {"claim": self.id, "paper": self.paper, "what": self.claim, "setting": self.setting,
+                "seeds": self.seeds, "overrides": self.overrides, **arms,
+                "difference_points": {**self.difference.record(), "values": self.differences},
+                "paper_difference": self.paper_difference, "within": self.within,
+                "threshold": self.threshold, "verdict": self.verdict,
+                "not_testable": self.not_testable, "note": self.note}
+
+
+def meets(difference: Stats, threshold: float) -> str:
+    """``met`` when the mean paired difference reaches ``threshold`` (points), else ``not met``."""
+    assert difference.mean is not None
+    return "met" if round(difference.mean - threshold, 9) >= 0 else "not met"
+
+
+@dataclass(frozen=True)
 class Results:
     path: Path
     rows: list[PaperRow]
     tables: dict[str, Table]
+    claims: list[Claim] = field(default_factory=list)
+
+    def claim(self, claim_id: str) -> Claim | None:
+        """The claim of that id (None: not a claim)."""
+        return next((c for c in self.claims if c.id == claim_id), None)
 
     def row(self, row_id: str) -> PaperRow:
         for row in self.rows:
@@ -177,7 +343,8 @@ class Results:
             count = sum(r.paper == stem for r in self.rows)
             raise ConfigError(f"unknown row {row_id!r}: {stem} is a paper with {count} rows, named "
                               f"{stem}/NAME (binlearn reproduce --list shows them all)")
-        close = [r.id for r in self.rows if stem and stem in r.id]
+        ids = [*(r.id for r in self.rows), *(c.id for c in self.claims)]
+        close = [found for found in ids if stem and stem in found]
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(f"unknown row {row_id!r}{hint} (binlearn reproduce --list shows them all)")
 
@@ -361,6 +528,127 @@ def _table(raw: Any, index: int) -> Table:
     return Table(_text(where, raw["id"], "id"), columns, rows)
 
 
+def _number(where: str, value: Any, key: str, minimum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else f" >= {minimum:g}"
+        raise ConfigError(f"{where}: {key} must be a number{bound} (accuracy points), got {value!r}")
+    return float(value)
+
+
+def _seeds(where: str, value: Any) -> list[int]:
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63 for v in value):
+        raise ConfigError(f"{where}: seeds must be a non-empty list of seeds (integers >= 0), got {value!r}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: seeds repeats a seed: {value!r}")
+    return list(value)
+
+
+def _arm(where: str, raw: Any, key: str, seeds: list[int]) -> Arm:
+    """An arm's table: its row, its --set items and its figures (at most one per seed)."""
+    where = f"{where}: {key}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table {{row = ..., overrides = [...], test = [...], "
+                          "validation = [...]}")
+    unknown = set(raw) - _ARM_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; valid: "
+                          f"{', '.join(sorted(_ARM_KEYS))}")
+    if "row" not in raw:
+        raise ConfigError(f"{where}: missing row (the [[row]] id whose config the arm trains)")
+    figures = {}
+    for name in ("test", "validation"):
+        values = raw.get(name, [])
+        if not isinstance(values, list):
+            raise ConfigError(f"{where}.{name} must be a list of accuracies, one per seed")
+        if len(values) > len(seeds):
+            raise ConfigError(f"{where}.{name} has {len(values)} figures for {len(seeds)} seeds "
+                              f"{seeds} (one per seed, in their order)")
+        checked = [_figure(where, v, f"{name}[{i}]") for i, v in enumerate(values)]
+        figures[name] = [v for v in checked if v is not None]  # TOML has no null: all of them
+    return Arm(row=_text(where, raw["row"], "row"), overrides=_settings(where, raw.get("overrides", [])),
+               test=figures["test"], validation=figures["validation"])
+
+
+def _settings(where: str, value: Any, key: str = "overrides") -> list[str]:
+    """A list of ``section.key=value`` --set items."""
+    items = _strings(where, value, key)
+    for item in items:
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            raise ConfigError(f"{where}: {key}: {item!r} is not section.key=value")
+    return items
+
+
+def _labels(where: str, value: Any) -> tuple[str, str]:
+    labels = _strings(where, value, "labels")
+    if len(labels) != 2 or not all(label.strip() for label in labels):
+        raise ConfigError(f"{where}: labels must name the two arms, float's then binary's, got {value!r}")
+    return labels[0], labels[1]
+
+
+def _optional_text(where: str, raw: dict[str, Any], key: str) -> str | None:
+    if raw.get(key) is None:
+        return None
+    text = _text(where, raw[key], key)
+    if not text.strip():
+        raise ConfigError(f"{where}: {key} is empty (leave it out instead)")
+    return text
+
+
+def _claim(raw: Any, index: int) -> Claim:
+    where = f"claim {index + 1}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table")
+    where = f"claim {raw.get('id', index + 1)!r}"
+    unknown = set(raw) - _CLAIM_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; valid: "
+                          f"{', '.join(sorted(_CLAIM_KEYS))}")
+    missing = _CLAIM_KEYS - {"labels", "not_testable", "note"} - set(raw)
+    if missing:
+        raise ConfigError(f"{where}: missing {', '.join(sorted(missing))}")
+    paper = _text(where, raw["paper"], "paper")
+    if paper not in PAPERS:
+        raise ConfigError(f"{where}: unknown paper {paper!r}; valid: {', '.join(PAPERS)}")
+    claim_id = _text(where, raw["id"], "id")
+    if not claim_id.startswith(f"{paper}/") or not re.fullmatch(r"[\w.-]+", claim_id[len(paper) + 1:]):
+        raise ConfigError(f"{where}: id must be {paper}/NAME (the paper, then the claim's name), "
+                          f"got {claim_id!r}")
+    setting = _text(where, raw["setting"], "setting")
+    if setting not in SETTINGS:
+        raise ConfigError(f"{where}: unknown setting {setting!r}; valid: {', '.join(SETTINGS)}")
+    seeds = _seeds(where, raw["seeds"])
+    return Claim(
+        id=claim_id, paper=paper, claim=_text(where, raw["claim"], "claim"),
+        paper_difference=_number(where, raw["paper_difference"], "paper_difference"),
+        within=_number(where, raw["within"], "within", minimum=0), setting=setting,
+        overrides=_settings(where, raw["overrides"]), quick=_settings(where, raw["quick"], "quick"),
+        seeds=seeds, float_arm=_arm(where, raw["float"], "float", seeds),
+        binary_arm=_arm(where, raw["binary"], "binary", seeds),
+        labels=_labels(where, raw["labels"]) if "labels" in raw else ("float", "binary"),
+        not_testable=_optional_text(where, raw, "not_testable"), note=_optional_text(where, raw, "note"))
+
+
+def _check_claim(found: Path, claim: Claim, rows: dict[str, PaperRow]) -> None:
+    """Each arm names a row of the file, and its settings (plain and --quick, first seed) load
+    with that row's config, so a bad key is an error when the file is read, not mid-claim."""
+    from binlearn.experiment.config import load_config
+
+    for key, arm in claim.arms.items():
+        if arm.row not in rows:
+            raise ConfigError(f"{found}: claim {claim.id!r}: {key}.row {arm.row!r} is not a row of the file")
+        config = _repository(found) / rows[arm.row].config
+        if not config.is_file():
+            continue
+        for quick in (False, True):
+            try:
+                load_config(config, claim.settings(key, claim.seeds[0], quick))
+            except ConfigError as error:
+                what = "overrides and quick" if quick else "overrides"
+                raise ConfigError(f"{found}: claim {claim.id!r}: {key} arm's {what}: {error}") from None
+
+
 def load_results(path: str | Path | None = None) -> Results:
     """Read and check the results file (one-line ConfigError for anything malformed)."""
     found = find_results_file(path)
@@ -370,10 +658,10 @@ def load_results(path: str | Path | None = None) -> Results:
         raise ConfigError(f"{found}: cannot be read ({error.strerror or error})") from None
     except UnicodeDecodeError as error:
         raise ConfigError(f"{found}: not valid TOML ({error})") from None
-    unknown = set(raw) - {"row", "table"}
+    unknown = set(raw) - {"row", "table", "claim"}
     if unknown:
-        raise ConfigError(f"{found}: unknown top-level key {sorted(unknown)[0]!r}; valid: row, table")
-    for key in ("row", "table"):
+        raise ConfigError(f"{found}: unknown top-level key {sorted(unknown)[0]!r}; valid: row, table, claim")
+    for key in ("row", "table", "claim"):
         if not isinstance(raw.get(key, []), list):
             raise ConfigError(f"{found}: {key} must be an array of tables ([[{key}]] blocks), got "
                               f"{type(raw[key]).__name__}")
@@ -389,7 +677,20 @@ def load_results(path: str | Path | None = None) -> Results:
             raise ConfigError(f"{found}: row {row.id!r} cites table {row.table!r}, which the file does "
                               "not have")
         _check_overrides(found, row)
-    return Results(found, rows, by_id)
+    if _CLAIMS_ID in by_id:
+        raise ConfigError(f"{found}: table id {_CLAIMS_ID!r} is the generated table of the claims; "
+                          "name the table otherwise")
+    claims = [_claim(c, i) for i, c in enumerate(raw.get("claim", []))]
+    ids = [c.id for c in claims]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{found}: two claims share an id")
+    by_row = {r.id: r for r in rows}
+    for claim in claims:
+        if claim.id in by_row:
+            raise ConfigError(f"{found}: claim {claim.id!r} has the id of a row (reproduce ID would not "
+                              "know which to run)")
+        _check_claim(found, claim, by_row)
+    return Results(found, rows, by_id, claims)
 
 
 def _check_overrides(found: Path, row: PaperRow) -> None:
@@ -417,6 +718,23 @@ def summary_table(results: Results, paper: str) -> Table:
     return Table(f"summary-{paper}", ["row", "what", "paper", "ours (last measured)", "command"], rows)
 
 
+def claims_table(results: Results) -> Table:
+    """The generated table of the claims: each arm's test accuracy and the paired difference
+    (mean ± sample sd over the seeds, in points), the paper's difference and the verdict."""
+    rows = []
+    for claim in results.claims:
+        first, second = claim.labels
+        arms = [f"{label}, `{arm.row.split('/', 1)[1]}`: {arm.stats.text()}"
+                for label, arm in zip(claim.labels, claim.arms.values(), strict=True)]
+        rows.append([f"`{claim.id}`", claim.claim, claim.setting, *arms,
+                     f"{second} − {first}: {claim.difference.text(signed=True)}",
+                     f"{claim.paper_difference:+.1f} (met at ≥ {claim.threshold:+.1f})",
+                     claim.verdict + (f": {claim.not_testable}" if claim.not_testable else "")])
+    columns = ["claim", "the paper's claim", "relaxation", "float arm, test %", "binary arm, test %",
+               "paired difference, points", "paper, points", "verdict"]
+    return Table(_CLAIMS_ID, columns, rows)
+
+
 def render_markdown(text: str, results: Results, name: str = "docs/results.md") -> str:
     """``text`` (docs/results.md) with every marked table replaced by its rendering from the
     results file. Raises ConfigError for a marker of an unknown table or an unclosed one."""
@@ -433,6 +751,8 @@ def render_markdown(text: str, results: Results, name: str = "docs/results.md") 
         table_id = begin.group(1)
         if table_id in _SUMMARY_IDS:
             table = summary_table(results, _SUMMARY_IDS[table_id])
+        elif table_id == _CLAIMS_ID:
+            table = claims_table(results)
         elif table_id in results.tables:
             table = results.tables[table_id]
         else:
@@ -452,27 +772,35 @@ def marked_tables(text: str) -> list[str]:
     return [m.group(1) for line in text.split("\n") if (m := _BEGIN.match(line))]
 
 
-def write_docs(results: Results, markdown: Path, figure: Path) -> list[Path]:
-    """Re-render ``markdown``'s tables and the overview figure; returns the files written.
-    Everything is checked and rendered before anything is written; a file that cannot be read
-    or written is a one-line ConfigError."""
+def write_docs(results: Results, markdown: Path, figure: Path,
+               claims_figure: Path | None = None) -> list[Path]:
+    """Re-render ``markdown``'s tables, the overview figure and (where the file has claims and
+    ``claims_figure`` is given) the claims figure; returns the files written. Everything is
+    checked and rendered before anything is written; a file that cannot be read or written is a
+    one-line ConfigError."""
     if not results.rows:  # nothing to draw: refused before anything (a figures/ folder) is made
         raise ConfigError(f"--write-docs: {results.path} has no [[row]]: there is no paper row to render "
                           "into the overview figure")
-    staged = figure.with_name(f".{figure.name}.staged.tmp")
+    figures = [(figure, plot_overview)]
+    if claims_figure is not None and results.claims:
+        figures.append((claims_figure, plot_claims))
+    staged = [path.with_name(f".{path.name}.staged.tmp") for path, _ in figures]
     try:
         text = render_markdown(markdown.read_text(), results, str(markdown))
-        figure.parent.mkdir(parents=True, exist_ok=True)
-        plot_overview(results, staged)  # the figure waits until the page is written
+        for (path, plot), stage in zip(figures, staged, strict=True):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            plot(results, stage)  # the figures wait until the page is written
         atomic_write_text(markdown, text)
-        os.replace(staged, figure)
+        for (path, _), stage in zip(figures, staged, strict=True):
+            os.replace(stage, path)
     except (OSError, UnicodeDecodeError) as error:
-        with contextlib.suppress(OSError):
-            staged.unlink(missing_ok=True)
+        for stage in staged:
+            with contextlib.suppress(OSError):
+                stage.unlink(missing_ok=True)
         where = getattr(error, "filename", None) or markdown
         reason = getattr(error, "strerror", None) or error
         raise ConfigError(f"--write-docs: {where}: {reason}") from None
-    return [markdown, figure]
+    return [markdown, *(path for path, _ in figures)]
 
 
 def plot_overview(results: Results, path: Path) -> None:
@@ -504,5 +832,49 @@ def plot_overview(results: Results, path: Path) -> None:
         ax.grid(axis="x", alpha=0.3)
     axes[-1, 0].set_xlabel("test accuracy (bar: ours, last measured; black mark: the paper's figure; "
                            "x axis from 0.8)", fontsize=8)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def plot_claims(results: Results, path: Path) -> None:
+    """One line per claim: the paired difference (second arm − first, in points) as a dot with
+    an error bar of ± its sample sd, the paper's difference as a black mark and the ``within``
+    band around it shaded (met: the dot at or right of the band's left edge), the verdict beside
+    it; a pending claim is drawn with the seeds it has, one with none labelled "not run yet"."""
+    from binlearn.experiment.plots import pyplot, save_png
+
+    plt = pyplot()
+    claims = results.claims
+    edges = [-3.0, 1.5]
+    for claim in claims:
+        edges += [claim.threshold - 0.5, claim.paper_difference + claim.within + 0.5]
+        stats = claim.difference
+        if stats.mean is not None:
+            edges += [stats.mean - (stats.sd or 0) - 0.5, stats.mean + (stats.sd or 0) + 0.5]
+    low, high = min(edges), max(edges)
+    fig, ax = plt.subplots(figsize=(9, 0.45 * max(len(claims), 1) + 1.4))
+    positions = list(range(len(claims)))[::-1]
+    ax.axvline(0, color="0.7", linewidth=0.8, linestyle=":", zorder=0)
+    for y, claim in zip(positions, claims, strict=True):
+        ax.fill_betweenx([y - 0.3, y + 0.3], claim.threshold, claim.paper_difference + claim.within,
+                         color="tab:green", alpha=0.15, linewidth=0)
+        ax.plot([claim.paper_difference], [y], marker="|", color="black", markersize=14, mew=2)
+        stats = claim.difference
+        if stats.mean is not None:
+            ax.errorbar([stats.mean], [y], xerr=[stats.sd or 0], fmt="o", color="tab:blue", capsize=3,
+                        markersize=5)
+        label = "not run yet" if stats.mean is None and claim.not_testable is None else claim.verdict
+        ax.text(1.01, y, label, transform=ax.get_yaxis_transform(), va="center", ha="left", fontsize=7,
+                color="0.35")  # the verdict, in a column right of the axes, clear of the bands
+    ax.set_xlim(low, high)
+    ax.set_ylim(-0.6, len(claims) - 0.4)
+    ax.set_yticks(positions)
+    names = [f"{c.id.split('/', 1)[1]} ({c.labels[1]} − {c.labels[0]})" for c in claims]
+    ax.set_yticklabels(names, fontsize=7)
+    ax.set_title("Claims as paired comparisons (binlearn reproduce --claims)", fontsize=9, loc="left")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_xlabel("paired test-accuracy difference, points (dot: mean over the seeds ± sample sd)\n"
+                  "black mark: the paper's difference; shaded: ± within (met at or right of its left edge)",
+                  fontsize=7)
     fig.tight_layout()
     save_png(fig, path)
