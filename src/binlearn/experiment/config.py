@@ -716,9 +716,13 @@ def parse_toml(text: str, where: str) -> dict[str, Any]:
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if path.is_dir():
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except OSError as error:  # a folder on its way this user may not enter
+        raise ConfigError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if is_dir:
         raise ConfigError(f"{path} is a directory, not a config file (give a .toml file, e.g. configs/...)")
-    if not path.is_file():
+    if not is_file:
         raise ConfigError(f"config file not found: {path}")
     try:
         text = path.read_bytes().decode("utf-8")

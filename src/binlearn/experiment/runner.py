@@ -65,6 +65,7 @@ from binlearn.experiment.registry import build_learner, check_memory
 from binlearn.experiment.rundir import (
     RUN_ARTEFACTS,
     RunError,
+    check_enterable,
     check_run_dir,
     locked,
     make_run_dir,
@@ -234,6 +235,7 @@ def load_run(run_dir: Path, check: Callable[[ExperimentConfig], None] | None = N
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"run directory not found: {run_dir}")
+    check_enterable(run_dir)
     if not (run_dir / "config.toml").is_file():
         raise RunError(f"{run_dir} is not a binlearn run directory (no config.toml)")
     config = config_from_dict(read_config_file(run_dir / "config.toml"))
