@@ -315,6 +315,25 @@ def check_resume(saved: dict[str, Any], config: ExperimentConfig, done: int) -> 
     return changes
 
 
+def saved_config(run_dir: Path, config: ExperimentConfig, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The config the checkpointed epochs ran under, to check a resume against: the one stored
+    in the checkpoint; a checkpoint of an older binlearn stored none, so then ``config`` (the run
+    directory's config.toml, which a hand edit may have changed) with the seed meta.json recorded
+    when the run started (a seed edited into config.toml is still refused: it cannot change within
+    a run)."""
+    if "config" in checkpoint:
+        return checkpoint["config"]
+    table = config_to_dict(config)
+    try:
+        meta = json.loads((Path(run_dir) / "meta.json").read_text())
+    except (OSError, ValueError, RecursionError):
+        return table
+    seed = meta.get("seed") if isinstance(meta, dict) else None
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        table["seed"] = seed
+    return table
+
+
 def resume_config(run_dir: Path, overrides: list[str]) -> ExperimentConfig:
     """The config to continue ``run_dir`` with: its config.toml (hand edits included), with
     ``overrides`` applied, checked against the checkpoint's own config (:func:`check_resume`).
@@ -327,7 +346,7 @@ def resume_config(run_dir: Path, overrides: list[str]) -> ExperimentConfig:
             raise RunError(f"{path} is not a file (a directory?): the run directory is damaged; move "
                            f"{name} away to resume the run")
     new = config_from_dict(apply_overrides(config_to_dict(config), overrides))
-    check_resume(checkpoint.get("config", config_to_dict(config)), new, int(checkpoint["epoch"]))
+    check_resume(saved_config(run_dir, config, checkpoint), new, int(checkpoint["epoch"]))
     return new
 
 
@@ -457,11 +476,10 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     loaded = None  # the checkpoint file a resume read
     if resume:
         assert run_dir is not None
-        _, checkpoint = load_run(run_dir)
+        on_file, checkpoint = load_run(run_dir)
         loaded = _stamp(Path(run_dir) / "checkpoint.pt")
         progress.run_dir, progress.saved_epoch = Path(run_dir), int(checkpoint["epoch"])
-        if "config" in checkpoint:
-            changes = check_resume(checkpoint["config"], config, int(checkpoint["epoch"]))
+        changes = check_resume(saved_config(run_dir, on_file, checkpoint), config, int(checkpoint["epoch"]))
     elif branch_from is not None:
         parent, checkpoint = load_run(branch_from)
         if config.train.epochs <= checkpoint["epoch"]:
