@@ -290,6 +290,9 @@ class TrainConfig(Settings):
     shuffle: bool = True
     threads: int | None = setting(None, ge=1, le=4096, evaluation=True)
     """torch intra-op threads (None: torch's default)."""
+    dist_timeout: float = setting(300.0, gt=0, le=86400, resume=RESUME_FREE)
+    """Under torchrun: seconds a rank waits for the others before the run stops with one line
+    (a lost rank; torch's own default is 30 minutes)."""
 
 
 @dataclass

@@ -57,7 +57,7 @@ from binlearn.experiment.config import (
     to_toml,
     upgrade_old_layout,
 )
-from binlearn.experiment.distributed import AllReduce, Context, setup, teardown
+from binlearn.experiment.distributed import AllReduce, Context, RankLost, setup, teardown
 from binlearn.experiment.learner import Learner, LocalReducer, Reducer
 from binlearn.experiment.loglines import DEFAULT_INTERVAL, ProgressLines
 from binlearn.experiment.plots import plot_curves, pyplot
@@ -438,17 +438,25 @@ def train(config: ExperimentConfig, run_dir: Path | None = None, *, resume: bool
     if resume and branch_from is not None:
         raise ConfigError("give either --resume or --branch-from, not both")
     context = setup("cuda" if config.train.device.startswith("cuda") or
-                    (config.train.device == "auto" and torch.cuda.is_available()) else "cpu")
+                    (config.train.device == "auto" and torch.cuda.is_available()) else "cpu",
+                    config.train.dist_timeout)
     progress = _Progress()
+    clean = False
     try:
-        return _train(config, run_dir, resume=resume, quiet=quiet, runs_root=runs_root,
-                      context=context, branch_from=branch_from, progress=progress,
-                      log_interval=log_interval)
-    except KeyboardInterrupt as stop:  # the CLI says what is kept where
+        try:
+            summary = _train(config, run_dir, resume=resume, quiet=quiet, runs_root=runs_root,
+                             context=context, branch_from=branch_from, progress=progress,
+                             log_interval=log_interval)
+            clean = True
+            return summary
+        except RankLost as lost:
+            raise RankLost(f"{lost}; {progress.kept()}") from None
+        finally:
+            teardown(context, clean=clean)
+    except KeyboardInterrupt as stop:  # the CLI says what is kept where (torchrun's SIGTERM may come
+        # while a lost rank is being reported, hence around the teardown too)
         stop.run_dir, stop.saved_epoch = progress.run_dir, progress.saved_epoch  # type: ignore[attr-defined]
         raise
-    finally:
-        teardown(context)
 
 
 @dataclass
@@ -458,6 +466,15 @@ class _Progress:
 
     run_dir: Path | None = None
     saved_epoch: int | None = None
+
+    def kept(self) -> str:
+        """What the run directory holds now, and how to go on, for a one-line error."""
+        if self.run_dir is None:
+            return "no run directory was written"
+        if self.saved_epoch is None:
+            return f"{self.run_dir} holds no checkpoint yet (nothing to resume; start the run again)"
+        return (f"the checkpoint of epoch {self.saved_epoch} is kept in {self.run_dir}: continue with "
+                f"`binlearn train --resume {self.run_dir}` (under torchrun or alone)")
 
 
 def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quiet: bool,
@@ -508,6 +525,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
         load_learner_state(learner, checkpoint, Path(branch_from) if branch_from is not None else run_dir,
                            "does not fit this config's model")
     if not context.is_main:  # only rank 0 writes, so only rank 0 holds the directory
+        progress.run_dir = run_dir
         return _run(config, run_dir, learner, data, checkpoint, parent, resume=resume, quiet=quiet,
                     context=context, reducer=reducer, device=device, branch_from=branch_from,
                     changes=changes, progress=progress, log_interval=log_interval)
@@ -640,6 +658,8 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
                     pending_resume = None
             plot_curves(records, run_dir / "curves.png", title)
             lines.end_epoch(epoch, epochs, record, saved=progress.saved_epoch == epoch)
+        elif last or epoch % config.train.checkpoint_every == 0:
+            progress.saved_epoch = epoch  # rank 0 wrote it (had it failed, the next collective would)
     epoch_bar.close()
     if context.is_main and pending_resume is not None:  # no epoch left to train: only the config changed
         _commit_resume(run_dir, config, *pending_resume)
