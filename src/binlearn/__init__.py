@@ -31,7 +31,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from binlearn.kernel_cache import place_kernel_cache
 from binlearn.version import __version__
+
+place_kernel_cache()  # before any binlearn module imports numba (binlearn.kernel_cache says why)
 
 _EXPORTS: dict[str, str] = {
     "BinlearnError": "binlearn.errors",

@@ -126,6 +126,16 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def _world_size() -> int:
+    """How many processes torchrun started (1: not under torchrun)."""
+    import os
+
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from binlearn.artifacts import evaluate_run
 
@@ -411,6 +421,8 @@ def _out_of_memory(error: BaseException) -> str | None:
 def _stopped(stop: KeyboardInterrupt, command: str) -> str:
     """One line: how the process stopped and, for a train, what its run directory keeps."""
     how = "terminated" if isinstance(stop, Terminated) else "interrupted"
+    if how == "terminated" and _world_size() > 1:  # torchrun's agent stops the others when a rank ends
+        how = "terminated (under torchrun: another rank was lost, or torchrun was stopped)"
     run_dir, epoch = getattr(stop, "run_dir", None), getattr(stop, "saved_epoch", None)
     if command != "train":
         return f"binlearn: {how}"

@@ -119,3 +119,45 @@ def test_old_run_directory_is_read_in_the_new_layout_by_convert(tmp_path, capsys
     config, _ = load_run(run)  # the old [rule] keys are moved, not refused as unknown keys
     check_convertible(config, run)
     assert len(_notes(capsys.readouterr().err)) == 1
+
+
+def _without_stored_config(tmp_path: Path, name: str) -> Path:
+    """The fixture as an older binlearn wrote it: a checkpoint with no config stored in it."""
+    import torch
+
+    run = _copy(tmp_path, name)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    del state["config"]
+    torch.save(state, run / "checkpoint.pt")
+    return run
+
+
+@pytest.mark.parametrize("how", ["--set", "config.toml", "train()"])
+def test_a_seed_change_at_resume_is_refused_without_a_config_in_the_checkpoint(tmp_path, capsys, how):
+    """The seed the run started with (meta.json) stands in for the checkpoint's config: a seed
+    given with --set, edited into config.toml or passed to train() is refused in one line, as
+    it is for a checkpoint that stores its config; the run directory is left as it was."""
+    from binlearn.experiment.config import ConfigError
+
+    run = _without_stored_config(tmp_path, "old-layout-ste-run")
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    if how == "train()":
+        with pytest.raises(ConfigError, match="cannot change 'seed'"):
+            config = load_config(run / "config.toml", ["seed=5", "train.epochs=2"])
+            train(config, run, resume=True, quiet=True)
+    else:
+        edit = ["--set", "seed=5"] if how == "--set" else []
+        if how == "config.toml":
+            text = (run / "config.toml").read_text()
+            (run / "config.toml").write_text(text.replace("seed = 0", "seed = 5"))
+            before["config.toml"] = (run / "config.toml").read_bytes()
+        assert main(["train", "--resume", str(run), *edit, "--set", "train.epochs=2", "--quiet"]) == 2
+        error = capsys.readouterr().err.splitlines()[-1]
+        assert error.startswith("binlearn: error: --resume cannot change 'seed'") and "--branch-from" in error
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+
+
+def test_a_checkpoint_without_its_config_still_resumes(tmp_path, capsys):
+    run = _without_stored_config(tmp_path, "old-layout-ste-run")
+    assert main(["train", "--resume", str(run), "--set", "train.epochs=2", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs"] == 2

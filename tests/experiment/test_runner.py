@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -270,6 +271,79 @@ def test_torchrun_two_processes_match_one(tmp_path):
     for key, tensor in one.items():
         assert torch.allclose(tensor, two[key], atol=1e-5), key
     assert json.loads((tmp_path / "two" / "summary.json").read_text())["world_size"] == 2
+
+
+def _rank_pid(parent: int, rank: int) -> int | None:
+    """The pid of torchrun worker ``rank`` (a child of ``parent`` with RANK=rank), None if none yet."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and f"RANK={rank}".encode() in environ:
+            return int(entry.name)
+    return None
+
+
+def _ended(pid: int) -> bool:
+    """Whether process ``pid`` (not our child) has exited: gone, or a zombie its parent has not reaped."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="finds torchrun's workers in /proc")
+@pytest.mark.parametrize("how", ["killed", "stopped"])
+def test_a_rank_lost_under_torchrun_ends_the_run_in_one_line_and_it_resumes(tmp_path, how):
+    """One of two torchrun workers is lost mid-run. ``killed`` (SIGKILL): the survivor's next
+    all-reduce fails at once (gloo: the connection is reset); ``stopped`` (SIGSTOP, a rank that
+    hangs): it fails after train.dist_timeout, not torch's 30 minutes. The survivor says, in one
+    line, that a rank was lost and which checkpoint is kept, with no traceback of binlearn's
+    (torchrun's agent also SIGTERMs it once it sees a worker die, so the line may be the one for
+    a stop under torchrun instead; torchrun then prints its own summary and a traceback of its
+    own, ChildFailedError, which are not binlearn's to change). The run then resumes from its
+    last checkpoint."""
+    pytest.importorskip("torch.distributed.run")
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "binlearn", "train", STE_DIGITS, "--set", "model.hidden=[32]", "--set",
+               "train.epochs=100000", "--set", "train.dist_timeout=10", "--run-dir", str(run), "--quiet"]
+    torchrun = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120  # torchrun's start on a loaded machine
+        while (not (run / "checkpoint.pt").is_file() and torchrun.poll() is None
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        survivor, victim = _rank_pid(torchrun.pid, 0), _rank_pid(torchrun.pid, 1)
+        assert survivor is not None and victim is not None and torchrun.poll() is None, "no run started"
+        start = time.monotonic()
+        os.kill(victim, signal.SIGKILL if how == "killed" else signal.SIGSTOP)
+        while how == "stopped" and not _ended(survivor) and time.monotonic() - start < 60:
+            time.sleep(0.1)
+        if how == "stopped":  # torchrun would wait 30 s for a stopped process to take its SIGTERM
+            print(f"rank 0 ended {time.monotonic() - start:.1f} s after rank 1 stopped")
+            assert _ended(survivor), "rank 0 waits on for the stopped rank"
+            os.kill(victim, signal.SIGKILL)
+        _, err = torchrun.communicate(timeout=60)
+        print(f"torchrun ended {time.monotonic() - start:.1f} s after rank 1 was {how}")
+    finally:
+        if torchrun.poll() is None:  # a hang: stop it and its workers (torchrun forwards SIGTERM)
+            torchrun.terminate()
+            torchrun.communicate(timeout=60)
+    assert torchrun.returncode != 0
+    ours = [line for line in err.splitlines() if line.startswith("binlearn: ")]
+    assert len(ours) == 1, err[-4000:]
+    assert "lost" in ours[0] and f"--resume {run}" in ours[0], err[-4000:]
+    assert str(Path(__file__).parents[2] / "src") not in err, err[-4000:]  # no traceback of binlearn's
+    done = load_run(run)[1]["epoch"]
+    resumed = _run_cli("train", "--resume", str(run), "--set", f"train.epochs={done + 1}", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_run(run)[1]["epoch"] == done + 1
 
 
 def test_cli_end_to_end(tmp_path, data_root):

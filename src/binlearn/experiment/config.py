@@ -294,6 +294,9 @@ class TrainConfig(Settings):
     """An epoch whose training accuracy is at chance always warns (and is marked in its metrics
     record); true: the run also stops there, with a one-line error, once the epoch's
     checkpoint is written (:mod:`binlearn.experiment.collapse`)."""
+    dist_timeout: float = setting(300.0, gt=0, le=86400, resume=RESUME_FREE)
+    """Under torchrun: seconds a rank waits for the others before the run stops with one line
+    (a lost rank; torch's own default is 30 minutes)."""
 
 
 @dataclass
@@ -720,9 +723,13 @@ def parse_toml(text: str, where: str) -> dict[str, Any]:
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if path.is_dir():
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except OSError as error:  # a folder on its way this user may not enter
+        raise ConfigError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if is_dir:
         raise ConfigError(f"{path} is a directory, not a config file (give a .toml file, e.g. configs/...)")
-    if not path.is_file():
+    if not is_file:
         raise ConfigError(f"config file not found: {path}")
     try:
         text = path.read_bytes().decode("utf-8")

@@ -39,6 +39,7 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["RunError", "MetricsWarning", "MetricsLog", "LOCK_NAME", "RUN_ARTEFACTS", "check_run_dir",
+           "check_enterable",
            "make_run_dir", "refuse_if_busy", "locked", "remove_stale_temporaries", "read_metrics",
            "finite_number", "metrics_text"]
 
@@ -74,6 +75,16 @@ def check_run_dir(run_dir: Path) -> None:
                        "(permission denied)")
 
 
+def check_enterable(run_dir: Path) -> None:
+    """Refuse, in one line, an existing ``run_dir`` this user may not enter or list (another
+    user's, mode 000): every look inside it (its lock, its config.toml) would fail with a
+    PermissionError."""
+    run_dir = Path(run_dir)
+    if run_dir.is_dir() and not os.access(run_dir, os.R_OK | os.X_OK):
+        raise RunError(f"cannot enter run directory {run_dir} (permission denied); its owner can "
+                       "open it to you, or choose another directory")
+
+
 def make_run_dir(run_dir: Path) -> None:
     """``mkdir -p run_dir``, with an OS refusal in one line."""
     try:
@@ -91,6 +102,7 @@ def _holder(fd: int) -> str:
 def refuse_if_busy(run_dir: Path) -> None:
     """A RunError naming the holder's pid when a process holds ``run_dir``'s lock now (asked
     early, so a busy directory is named as such before anything else is said about it)."""
+    check_enterable(run_dir)
     path = Path(run_dir) / LOCK_NAME
     if fcntl is None or not path.is_file():
         return

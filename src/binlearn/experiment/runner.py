@@ -66,7 +66,7 @@ from binlearn.experiment.config import (
     to_toml,
     upgrade_old_layout,
 )
-from binlearn.experiment.distributed import AllReduce, Context, setup, teardown
+from binlearn.experiment.distributed import AllReduce, Context, RankLost, setup, teardown
 from binlearn.experiment.learner import Learner, LocalReducer, Reducer
 from binlearn.experiment.loglines import DEFAULT_INTERVAL, ProgressLines
 from binlearn.experiment.plots import plot_curves, pyplot
@@ -74,6 +74,7 @@ from binlearn.experiment.registry import build_learner, check_memory
 from binlearn.experiment.rundir import (
     RUN_ARTEFACTS,
     RunError,
+    check_enterable,
     check_run_dir,
     locked,
     make_run_dir,
@@ -243,6 +244,7 @@ def load_run(run_dir: Path, check: Callable[[ExperimentConfig], None] | None = N
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"run directory not found: {run_dir}")
+    check_enterable(run_dir)
     if not (run_dir / "config.toml").is_file():
         raise RunError(f"{run_dir} is not a binlearn run directory (no config.toml)")
     config = config_from_dict(read_config_file(run_dir / "config.toml"))
@@ -322,6 +324,25 @@ def check_resume(saved: dict[str, Any], config: ExperimentConfig, done: int) -> 
     return changes
 
 
+def saved_config(run_dir: Path, config: ExperimentConfig, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The config the checkpointed epochs ran under, to check a resume against: the one stored
+    in the checkpoint; a checkpoint of an older binlearn stored none, so then ``config`` (the run
+    directory's config.toml, which a hand edit may have changed) with the seed meta.json recorded
+    when the run started (a seed edited into config.toml is still refused: it cannot change within
+    a run)."""
+    if "config" in checkpoint:
+        return checkpoint["config"]
+    table = config_to_dict(config)
+    try:
+        meta = json.loads((Path(run_dir) / "meta.json").read_text())
+    except (OSError, ValueError, RecursionError):
+        return table
+    seed = meta.get("seed") if isinstance(meta, dict) else None
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        table["seed"] = seed
+    return table
+
+
 def resume_config(run_dir: Path, overrides: list[str]) -> ExperimentConfig:
     """The config to continue ``run_dir`` with: its config.toml (hand edits included), with
     ``overrides`` applied, checked against the checkpoint's own config (:func:`check_resume`).
@@ -334,7 +355,7 @@ def resume_config(run_dir: Path, overrides: list[str]) -> ExperimentConfig:
             raise RunError(f"{path} is not a file (a directory?): the run directory is damaged; move "
                            f"{name} away to resume the run")
     new = config_from_dict(apply_overrides(config_to_dict(config), overrides))
-    check_resume(checkpoint.get("config", config_to_dict(config)), new, int(checkpoint["epoch"]))
+    check_resume(saved_config(run_dir, config, checkpoint), new, int(checkpoint["epoch"]))
     return new
 
 
@@ -426,17 +447,25 @@ def train(config: ExperimentConfig, run_dir: Path | None = None, *, resume: bool
     if resume and branch_from is not None:
         raise ConfigError("give either --resume or --branch-from, not both")
     context = setup("cuda" if config.train.device.startswith("cuda") or
-                    (config.train.device == "auto" and torch.cuda.is_available()) else "cpu")
+                    (config.train.device == "auto" and torch.cuda.is_available()) else "cpu",
+                    config.train.dist_timeout)
     progress = _Progress()
+    clean = False
     try:
-        return _train(config, run_dir, resume=resume, quiet=quiet, runs_root=runs_root,
-                      context=context, branch_from=branch_from, progress=progress,
-                      log_interval=log_interval)
-    except KeyboardInterrupt as stop:  # the CLI says what is kept where
+        try:
+            summary = _train(config, run_dir, resume=resume, quiet=quiet, runs_root=runs_root,
+                             context=context, branch_from=branch_from, progress=progress,
+                             log_interval=log_interval)
+            clean = True
+            return summary
+        except RankLost as lost:
+            raise RankLost(f"{lost}; {progress.kept()}") from None
+        finally:
+            teardown(context, clean=clean)
+    except KeyboardInterrupt as stop:  # the CLI says what is kept where (torchrun's SIGTERM may come
+        # while a lost rank is being reported, hence around the teardown too)
         stop.run_dir, stop.saved_epoch = progress.run_dir, progress.saved_epoch  # type: ignore[attr-defined]
         raise
-    finally:
-        teardown(context)
 
 
 @dataclass
@@ -446,6 +475,15 @@ class _Progress:
 
     run_dir: Path | None = None
     saved_epoch: int | None = None
+
+    def kept(self) -> str:
+        """What the run directory holds now, and how to go on, for a one-line error."""
+        if self.run_dir is None:
+            return "no run directory was written"
+        if self.saved_epoch is None:
+            return f"{self.run_dir} holds no checkpoint yet (nothing to resume; start the run again)"
+        return (f"the checkpoint of epoch {self.saved_epoch} is kept in {self.run_dir}: continue with "
+                f"`binlearn train --resume {self.run_dir}` (under torchrun or alone)")
 
 
 def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quiet: bool,
@@ -464,11 +502,10 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
     loaded = None  # the checkpoint file a resume read
     if resume:
         assert run_dir is not None
-        _, checkpoint = load_run(run_dir)
+        on_file, checkpoint = load_run(run_dir)
         loaded = _stamp(Path(run_dir) / "checkpoint.pt")
         progress.run_dir, progress.saved_epoch = Path(run_dir), int(checkpoint["epoch"])
-        if "config" in checkpoint:
-            changes = check_resume(checkpoint["config"], config, int(checkpoint["epoch"]))
+        changes = check_resume(saved_config(run_dir, on_file, checkpoint), config, int(checkpoint["epoch"]))
     elif branch_from is not None:
         parent, checkpoint = load_run(branch_from)
         if config.train.epochs <= checkpoint["epoch"]:
@@ -497,6 +534,7 @@ def _train(config: ExperimentConfig, run_dir: Path | None, *, resume: bool, quie
         load_learner_state(learner, checkpoint, Path(branch_from) if branch_from is not None else run_dir,
                            "does not fit this config's model")
     if not context.is_main:  # only rank 0 writes, so only rank 0 holds the directory
+        progress.run_dir = run_dir
         return _run(config, run_dir, learner, data, checkpoint, parent, resume=resume, quiet=quiet,
                     context=context, reducer=reducer, device=device, branch_from=branch_from,
                     changes=changes, progress=progress, log_interval=log_interval)
@@ -647,6 +685,8 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
                     pending_resume = None
             plot_curves(records, run_dir / "curves.png", title)
             lines.end_epoch(epoch, epochs, record, saved=progress.saved_epoch == epoch)
+        elif last or epoch % config.train.checkpoint_every == 0:
+            progress.saved_epoch = epoch  # rank 0 wrote it (had it failed, the next collective would)
         if collapsed:
             _report_collapse(config, epoch, train_accuracy, chance, stats.samples, context,
                              progress.saved_epoch, run_dir)
