@@ -20,11 +20,15 @@ mix(mix(seed, step), parameter index), so a run is reproducible and a resumed ru
 
 ``counter`` (:class:`IntegerCounter`): a signed b-bit counter c per synapse,
 
-    c ← sat_b(c − (c >> k) + u);   w ← −w and c ← 0  where  c · w ≥ θ   (θ ≥ 1 an integer)
+    c ← sat_b(c − sign(c)·(|c| >> k) + u);   w ← −w and c ← 0  where  c · w ≥ θ   (θ ≥ 1 an integer)
 
-sat_b clips to [−2^(b−1), 2^(b−1) − 1]; c − (c >> k) is the integer form of Bop's (1 − γ)
-with γ = 2^(−k) (an arithmetic shift rounds towards −∞: a positive c stops leaking below 2^k,
-a negative c leaks to 0 — the price of one shift, no multiply). c · w ≥ θ is Bop's test
+sat_b clips to [−2^(b−1), 2^(b−1) − 1]; c − sign(c)·(|c| >> k) is the integer form of Bop's
+(1 − γ) with γ = 2^(−k), the leak rounded towards 0 on both signs: |c| < 2^k stops leaking.
+The plain arithmetic shift, c − (c >> k), rounds towards −∞ instead: every negative c rises by
+at least 1 per step (−1 >> k = −1) while a positive c below 2^k keeps its value, a drift towards
+positive counters, so towards flipping +1 weights and holding −1 weights, that grows with k
+(k ≥ b − 1: every negative counter climbs by exactly 1 per step). The symmetric form costs a
+sign-magnitude shift (or a conditional add of 1 before the shift). c · w ≥ θ is Bop's test
 m · w > τ (:mod:`binlearn.rules.bop`: flip where the filtered gradient agrees with the sign,
 i.e. the update −c pushes against it), with |c| ≥ θ. After a flip c is reset to 0: the flip
 consumed the evidence, and a counter kept at |c| ≥ θ would point against the new sign (Bop
@@ -100,11 +104,11 @@ def integer_update(gradient: torch.Tensor, scale: float, seed: int, bits: int) -
 
 def counter_update(weight: torch.Tensor, counter: torch.Tensor, update: torch.Tensor, bits: int,
                    leak_shift: int, threshold: int) -> torch.Tensor:
-    """c ← sat_b(c − (c >> k) + u); w ← −w and c ← 0 where c · w ≥ θ. In place on ``weight``
-    (±1 floats) and ``counter`` (integer); returns the number of flips (int64 tensor)."""
+    """c ← sat_b(c − sign(c)·(|c| >> k) + u); w ← −w and c ← 0 where c · w ≥ θ. In place on
+    ``weight`` (±1 floats) and ``counter`` (integer); returns the number of flips (int64 tensor)."""
     low, high = _range(bits)
     value = counter.to(torch.int32)
-    value = (value - (value >> leak_shift) + update).clamp_(low, high)
+    value = (value - value.sign() * (value.abs() >> leak_shift) + update).clamp_(low, high)
     sign = torch.where(weight >= 0, 1, -1).to(torch.int32)
     flip = value * sign >= threshold
     weight.mul_(flip.to(weight.dtype).mul_(-2.0).add_(1.0))
@@ -223,7 +227,7 @@ class IntegerSynapseOptimizer(torch.optim.Optimizer):
 
 class IntegerCounter(IntegerSynapseOptimizer):
     """Bop with a leaky b-bit integer counter (see the module docstring):
-    c ← sat_b(c − (c >> k) + u); w ← −w, c ← 0 where c · w ≥ θ.
+    c ← sat_b(c − sign(c)·(|c| >> k) + u); w ← −w, c ← 0 where c · w ≥ θ.
 
     Args:
         params: ±1-valued tensors, or parameter groups with their own ``threshold``.
