@@ -41,9 +41,13 @@ c ← 0 the new sign is judged on fresh evidence only, and nothing of the old is
 
 the integer form of SGD on a latent weight (w ← w − lr·g) with lr folded into the bits. h starts
 at w · h₀, h₀ = ⌈2^(b−1) / 8⌉ (an eighth of the range: 16 for b = 8). No threshold: the
-hysteresis is |h|, so h₀ is the evidence a first flip needs. Measured on the digits (784-32-100
+hysteresis is |h|, so h₀ is the evidence a first flip needs. Measured on the digits (64-32-100
 binary EP, 2 epochs, b = 8): h₀ = 1 flipped 40 % of the synapses in the first epoch and stayed
 at chance (0.125); h₀ = 16 reached 0.386.
+
+The exact update is as large as the batch makes it (|u| ≤ B per synapse and step): with few
+bits against a large batch one step can saturate the state. A ``scale`` below |β|·B (then
+rounded stochastically) would be the knob; the energy learner always sets |β|·B.
 
 Bits of learning state per synapse (:meth:`state_bits`): counter b + 1 (c and the sign),
 hidden_int b (the sign is h's). Biases are not synapses: the learner trains them in float32 by
