@@ -3,10 +3,12 @@
 ``train(config)`` writes a run directory::
 
     config.toml      the resolved configuration (every default filled in)
-    meta.json        seed, binlearn/torch versions, git revision, device, world size, command
+    meta.json        seed, binlearn/torch versions, git revision, device, world size, command,
+                     learning_memory (bits of learning state per synapse, total bytes)
     metrics.jsonl    one JSON object per epoch
     checkpoint.pt    the latest epoch's learner state (atomic: written, then renamed)
-    summary.json     final figures (test_accuracy, train_seconds, samples_per_second, ...)
+    summary.json     final figures (test_accuracy, train_seconds, samples_per_second, ...,
+                     learning_memory as in meta.json)
     curves.png       loss and accuracy against epoch
 
 Reproducibility: torch's global generator is re-seeded from (seed, epoch) at the start of
@@ -136,6 +138,13 @@ def _meta(config: ExperimentConfig, device: torch.device, context: Context) -> d
         "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
         "command": sys.argv, "started": datetime.now().isoformat(timespec="seconds"),
     }
+
+
+def _learning_memory(learner: Learner) -> dict[str, Any] | None:
+    """Bits of learning state per synapse and the network's total, for learners that say
+    (the gradient learner: :func:`~binlearn.experiment.learners.gradient.learning_memory`)."""
+    report = getattr(learner, "learning_memory", None)
+    return report() if callable(report) else None
 
 
 def _count(number: int, noun: str) -> str:
@@ -585,6 +594,7 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
          log_interval: float = DEFAULT_INTERVAL) -> dict[str, Any]:
     """Write the run directory and train its remaining epochs (rank 0 holds its lock)."""
     start_epoch, train_seconds, samples_seen = 1, 0.0, 0.0
+    memory = _learning_memory(learner)
     pending_resume: tuple[int, dict[str, list[Any]]] | None = None
     kept: list[str] = []  # metrics.jsonl lines of the epochs before this process, kept verbatim
     records: list[dict[str, Any]] = []
@@ -608,6 +618,8 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
                       f"{_describe(changes)} (recorded in meta.json)", file=sys.stderr)
     else:
         meta = _meta(config, device, context)
+        if memory is not None:
+            meta["learning_memory"] = memory
         if parent is not None:  # a branch: the parent's first K records, and who the parent is
             assert branch_from is not None and checkpoint is not None
             log = read_metrics(Path(branch_from) / "metrics.jsonl", checkpoint["epoch"])
@@ -704,6 +716,8 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
         "samples_per_second": samples_seen / train_seconds if train_seconds else None,
         "world_size": context.world_size, "device": str(device), "run_dir": str(run_dir),
     }
+    if memory is not None:
+        summary["learning_memory"] = memory
     if context.is_main:
         write_json(run_dir / "summary.json", summary)
     return summary

@@ -12,7 +12,9 @@ uses output number w·bits + i + 1 from the row's seed, a function of the counte
 one digit's words for a whole row are one vectorisable loop.
 
 Used by the binary-native local rule (:mod:`binlearn.rules.local_binary`) to draw its
-reinforcement masks; the kernels are primitives and know nothing of the rule.
+reinforcement masks, and (:func:`stochastic_round`, one uniform per value from the same
+counter stream) by the integer-synapse optimizers (:mod:`binlearn.rules.integer_synapse`);
+the kernels are primitives and know nothing of the rules.
 
 Reference: G. Steele, D. Lea, C. Flood, "Fast splittable pseudorandom number generators",
 OOPSLA 2014 (splitmix64).
@@ -24,7 +26,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["GOLDEN_GAMMA", "splitmix64_mix", "splitmix64_next", "mix_seed", "row_masks",
-           "probability_digits", "bernoulli_mask_words"]
+           "probability_digits", "bernoulli_mask_words", "stochastic_round"]
 
 GOLDEN_GAMMA = 0x9E3779B97F4A7C15
 """splitmix64's increment (the odd integer closest to 2^64 / φ)."""
@@ -110,3 +112,37 @@ def bernoulli_mask_words(seed: int, rows: int, features: int, numerator: int, bi
     out = np.empty((rows, (features + 63) // 64), np.uint64)
     _mask_rows(np.uint64(seed), rows, features, probability_digits(numerator, bits), out)
     return out
+
+
+_UNIFORM_BITS = 53
+"""Random bits per uniform of :func:`stochastic_round` (a float64 holds them exactly)."""
+
+
+@njit(cache=True)
+def _stochastic_round(seed, values, out):
+    scale = 1.0 / float(np.uint64(1) << np.uint64(_UNIFORM_BITS))
+    for i in range(values.size):
+        low = np.floor(values[i])
+        word = splitmix64_mix(seed + np.uint64(i + 1) * np.uint64(GOLDEN_GAMMA))
+        uniform = float(word >> np.uint64(64 - _UNIFORM_BITS)) * scale  # in [0, 1)
+        out[i] = np.int64(low) + (1 if uniform < values[i] - low else 0)
+
+
+def stochastic_round(values: np.ndarray, seed: int) -> np.ndarray:
+    """⌊v⌋ + [r < v − ⌊v⌋] per value, r uniform in [0, 1): an unbiased integer (E = v).
+
+    r_i is the top 53 bits of splitmix64 output number i + 1 from ``seed`` (a counter, as
+    :func:`row_masks` draws its words), over 2^53; the result is a function of (seed, i, v_i)
+    only.
+
+    Args:
+        values: float64 array, finite, |v| < 2^62 (the caller clips).
+        seed: the stream's seed, an integer in [0, 2^64) (e.g. :func:`mix_seed` of a step).
+
+    Returns:
+        int64 array of the shape of ``values``.
+    """
+    flat = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
+    out = np.empty(flat.shape, np.int64)
+    _stochastic_round(np.uint64(seed), flat, out)
+    return out.reshape(np.shape(values))

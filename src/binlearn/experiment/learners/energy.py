@@ -4,8 +4,10 @@
 :class:`EnergyGradients` gives the :class:`~binlearn.experiment.learners.gradient.GradientLearner`
 an :class:`~binlearn.energy.EnergyNet`, a gradient rule (:class:`~binlearn.rules.EP` or
 :class:`~binlearn.rules.BPTT`) and its parameters by precision: binary weights for
-:class:`~binlearn.rules.Bop` (per-layer γ and threshold), float weights, biases (per-layer
-rates) and a cross-entropy readout for SGD, the learned scaling factors α for their own SGD.
+:class:`~binlearn.rules.Bop` (per-layer γ and threshold) or the integer synapse optimizers
+(:class:`~binlearn.rules.IntegerCounter`, :class:`~binlearn.rules.HiddenInteger`), float weights,
+biases (per-layer rates) and a cross-entropy readout for SGD, the learned scaling factors α for their
+own SGD.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from binlearn.experiment.config import (
 from binlearn.experiment.learner import Reducer, StepStats
 from binlearn.experiment.learners.gradient import BOP, SCALE, GradientLearner, ParameterGroup
 from binlearn.experiment.registry import register_learner
-from binlearn.rules import BPTT, EP, Bop
+from binlearn.rules import BPTT, EP, Bop, HiddenInteger, IntegerCounter
+from binlearn.rules.integer_synapse import IntegerSynapseOptimizer
 
 __all__ = ["EnergyModelConfig", "EPConfig", "BPTTConfig", "EnergyOptimizerConfig", "EnergyGradients",
            "energy_learner", "EnergyLearner", "build_energy_net", "build_energy_learner"]
@@ -51,7 +54,10 @@ _ARCHITECTURES = ("fc", "conv")
 _NEURONS = ("hard_sigmoid", "binary")
 _WEIGHTS = ("float", "binary")
 _READOUTS = ("mse", "cross_entropy")
-_OPTIMIZERS = ("sgd", "bop")
+_OPTIMIZERS = ("sgd", "bop", "counter", "hidden_int")
+_BINARY_OPTIMIZERS = ("bop", "counter", "hidden_int")
+"""What trains binary (±1) weights: Bop's float32 momentum, or integer synapse state."""
+_INTEGER_OPTIMIZERS = ("counter", "hidden_int")
 _MAX_STEPS = 1_000_000
 
 
@@ -150,7 +156,11 @@ class EnergyOptimizerConfig(Settings):
     (:class:`EnergyGradients`): binary weights are trained by Bop (per-coupling ``gamma`` γ and
     ``threshold`` τ), float weights by SGD (``learning_rates``); SGD also trains the biases, the
     cross-entropy readout and the learned scaling factors α. ``name`` states what the weights
-    get, sgd (float weights) | bop (binary weights), and must agree with ``model.weights``.
+    get, sgd (float weights) | bop | counter | hidden_int (binary weights), and must agree with
+    ``model.weights``. counter and hidden_int keep ``bits``-bit integers per synapse instead of
+    Bop's float32 m (:mod:`binlearn.rules.integer_synapse`; rule "ep" only): counter a leaky
+    counter (``leak_shift`` k, integer ``threshold`` θ per coupling), hidden_int a hidden
+    integer weight; the biases stay float32 (SGD, ``bias_learning_rates``).
     Per-layer lists run input to output (one value: every layer)."""
 
     SECTION: ClassVar[str] = "optimizer"
@@ -166,7 +176,12 @@ class EnergyOptimizerConfig(Settings):
     gamma: list[float] | None = setting(None, gt=0, le=1, nonempty=True, resume=RESUME_NEXT_EPOCH)
     """Bop γ per coupling, input to output (bop only)."""
     threshold: list[float] | None = setting(None, ge=0, nonempty=True, resume=RESUME_NEXT_EPOCH)
-    """Bop threshold τ per coupling, input to output (bop only)."""
+    """Bop threshold τ per coupling, input to output (bop); counter: the integer θ per coupling,
+    1 <= θ < 2^(bits − 1)."""
+    bits: int = setting(8, ge=2, le=16)
+    """counter | hidden_int: bits b of the signed integer state per synapse."""
+    leak_shift: int = setting(4, ge=1, le=15, resume=RESUME_NEXT_EPOCH)
+    """counter: the leak c ← c − (c >> leak_shift) per step (Bop's γ = 2^(−leak_shift))."""
     flip_on_equal: bool = setting(False, resume=RESUME_NEXT_EPOCH)
     scaled_threshold: bool = setting(False, resume=RESUME_NEXT_EPOCH)
     """Bop flips when (m · w) · α > τ (the effective weight) instead of m · w > τ."""
@@ -177,10 +192,25 @@ class EnergyOptimizerConfig(Settings):
     """Cross-entropy readout learning rate (default: the last weight learning rate)."""
 
     def check(self) -> None:
-        if self.name == "bop":
-            for key in ("gamma", "threshold", "bias_learning_rates"):
-                if getattr(self, key) is None:
-                    raise ConfigError(f"optimizer.name = \"bop\" needs optimizer.{key} (one per layer)")
+        needed = {"bop": ("gamma", "threshold", "bias_learning_rates"),
+                  "counter": ("threshold", "bias_learning_rates"),
+                  "hidden_int": ("bias_learning_rates",)}.get(self.name, ())
+        for key in needed:
+            if getattr(self, key) is None:
+                raise ConfigError(f"optimizer.name = \"{self.name}\" needs optimizer.{key} (one per layer)")
+        if self.name not in _INTEGER_OPTIMIZERS:
+            return
+        bop_only = ["gamma", *(["threshold"] if self.name == "hidden_int" else []),
+                    *[key for key in ("flip_on_equal", "scaled_threshold") if getattr(self, key)]]
+        for key in bop_only:
+            if getattr(self, key) not in (None, False):
+                raise ConfigError(f"optimizer.{key} is Bop's, not a setting of optimizer.name = "
+                                  f"\"{self.name}\" (remove it)")
+        top = 1 << (self.bits - 1)
+        for theta in self.threshold or []:
+            if not (float(theta).is_integer() and 1 <= theta < top):
+                raise ConfigError(f"optimizer.threshold of counter must be integers in [1, {top}) "
+                                  f"for optimizer.bits = {self.bits}, got {self.threshold}")
 
 
 def build_energy_net(cfg: EnergyModelConfig, input_shape: tuple[int, ...],
@@ -224,10 +254,13 @@ class EnergyGradients:
     :class:`~binlearn.experiment.learners.gradient.GradientSource`.
 
     Parameters are declared by precision, as their coupling says (``binary_weights``): binary
-    weights go to Bop (per-coupling γ and τ), float weights (per-layer rates), biases
-    (per-layer rates) and the cross-entropy readout to SGD, the learned α to their own SGD.
-    ``optimizer.name`` says which of the two the weights get ("bop" exactly when they are
-    binary), so a config file names the optimizer that runs.
+    weights go to Bop (per-coupling γ and τ) or to an integer synapse optimizer (counter:
+    per-coupling θ; hidden_int), float weights (per-layer rates), biases (per-layer rates) and
+    the cross-entropy readout to SGD, the learned α to their own SGD. ``optimizer.name`` says
+    what the weights get ("bop", "counter" or "hidden_int" exactly when they are binary), so a
+    config file names the optimizer that runs. An integer synapse optimizer gets the update
+    scale |β|·B (2|β|·B symmetric) of every batch, which makes EP's estimate between 0/1
+    units an exact integer (:mod:`binlearn.rules.integer_synapse`).
     """
 
     lr_metric = "next"
@@ -239,16 +272,21 @@ class EnergyGradients:
         self.eval_steps = cfg.eval_steps or cfg.free_steps
         count = net.num_layers
         binary = [c.binary_weights for c in net.couplings]
-        routed = "bop" if any(binary) else "sgd"
-        if optimizer.name != routed:  # the file must name what the routing gives the weights
-            raise ConfigError("model.weights = \"binary\" needs optimizer.name = \"bop\"" if routed == "bop"
-                              else "optimizer.name = \"bop\" needs model.weights = \"binary\"")
+        if any(binary) != (optimizer.name in _BINARY_OPTIMIZERS):  # the file names what the weights get
+            raise ConfigError("model.weights = \"binary\" needs optimizer.name = \"bop\", \"counter\" or "
+                              "\"hidden_int\"" if any(binary)
+                              else f"optimizer.name = \"{optimizer.name}\" needs model.weights = \"binary\"")
+        if optimizer.name in _INTEGER_OPTIMIZERS and not isinstance(rule, EP):
+            raise ConfigError(f"optimizer.name = \"{optimizer.name}\" needs rule.name = \"ep\" (its integer "
+                              "update is EP's difference of 0/1 products)")
+        self._integer: IntegerSynapseOptimizer | None = None
         self.weight_rates = _per_layer(optimizer.learning_rates, count, "learning_rates")
         self.bias_rates = _per_layer(optimizer.bias_learning_rates or optimizer.learning_rates, count,
                                      "bias_learning_rates")
         self.gammas = self.thresholds = [math.nan] * count
-        if any(binary):
+        if optimizer.name == "bop":
             self.gammas = _per_layer(optimizer.gamma, count, "gamma")
+        if optimizer.name in ("bop", "counter"):
             self.thresholds = _per_layer(optimizer.threshold, count, "threshold")
         scales = [c.scale for c in net.couplings if c.scale is not None]
         self.learn_scale = bool(scales) and net.couplings[0].behaviour.learn_scale
@@ -263,9 +301,11 @@ class EnergyGradients:
         groups = []
         for coupling, rate, gamma, threshold in zip(net.couplings, self.weight_rates, self.gammas,
                                                     self.thresholds, strict=True):
-            if coupling.binary_weights:  # ±1 signs: Bop
-                groups.append(ParameterGroup([coupling.weight], True,
-                                             {"gamma": gamma, "threshold": threshold}, scale=coupling.scale))
+            if coupling.binary_weights:  # ±1 signs: Bop, or an integer synapse optimizer
+                options: dict[str, Any] = {"gamma": gamma, "threshold": threshold}
+                if optimizer.name in _INTEGER_OPTIMIZERS:
+                    options = {"threshold": int(threshold)} if optimizer.name == "counter" else {}
+                groups.append(ParameterGroup([coupling.weight], True, options, scale=coupling.scale))
             else:
                 groups.append(ParameterGroup([coupling.weight], False,
                                              {"lr": rate, "weight_decay": optimizer.weight_decay}))
@@ -284,6 +324,13 @@ class EnergyGradients:
     def build_optimizer(self, key: str, groups: list[dict[str, Any]],
                         scales: list[Any]) -> torch.optim.Optimizer:
         optimizer = self.optimizer_cfg
+        if key == BOP and optimizer.name in _INTEGER_OPTIMIZERS:
+            # the rounding stream's seed, from the generator the runner seeded with config.seed
+            seed = int(torch.randint(0, 2**62, ()))
+            self._integer = (
+                IntegerCounter(groups, optimizer.bits, optimizer.leak_shift, seed=seed)
+                if optimizer.name == "counter" else HiddenInteger(groups, optimizer.bits, seed=seed))
+            return self._integer
         if key == BOP:
             return Bop(groups, flip_on_equal=optimizer.flip_on_equal,
                        scales=scales if optimizer.scaled_threshold else None)
@@ -299,6 +346,9 @@ class EnergyGradients:
             self._free_steps_run += ep.free_steps
             self._free_phases += 1
             gradients, free = ep.gradients, ep.free_state
+            if self._integer is not None:  # g·|β|B (2|β|B symmetric) is EP's integer product difference
+                nudges = 2.0 if self.rule.symmetric else 1.0
+                self._integer.set_update_scale(nudges * abs(ep.beta) * x.shape[0])
         else:
             bptt = self.rule.estimate(self.model, x, y)
             gradients, free = bptt.gradients, bptt.final_state

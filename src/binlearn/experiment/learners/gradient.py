@@ -27,11 +27,14 @@ from binlearn.experiment.learner import Reducer, StepStats
 from binlearn.experiment.learners.optimizer_state import load_optimizer_state
 from binlearn.experiment.schedule import Schedule
 from binlearn.rules import Bop
+from binlearn.rules.integer_synapse import IntegerSynapseOptimizer
 
-__all__ = ["ParameterGroup", "GradientSource", "route", "GradientLearner", "BOP", "FLOAT", "SCALE"]
+__all__ = ["ParameterGroup", "GradientSource", "route", "GradientLearner", "BOP", "FLOAT", "SCALE",
+           "state_bits", "learning_memory"]
 
 BOP = "weights"
-"""The optimizer of the binary (±1) weights: Bop (its key in ``optimizers`` and checkpoints)."""
+"""The optimizer of the binary (±1) weights: Bop or an integer synapse optimizer (its key in
+``optimizers`` and checkpoints)."""
 FLOAT = "float"
 """The optimizer of the float parameters: the family's SGD or Adam."""
 SCALE = "scale"
@@ -128,9 +131,9 @@ class GradientLearner:
         self.optimizers = route(source.parameter_groups(), source.build_optimizer)
         self.schedule = Schedule(schedule or ScheduleConfig())
         for key, optimizer in self.optimizers.items():
-            if key == BOP:
+            if isinstance(optimizer, Bop):
                 self.schedule.drive_flips(optimizer)
-            else:
+            elif key != BOP:  # integer synapse state has no rate (the config refuses a flip schedule)
                 self.schedule.drive_rates(optimizer)
         self._parameters = dict(self.model.named_parameters())
         self.epochs_done = 0
@@ -154,7 +157,7 @@ class GradientLearner:
     def end_epoch(self, epoch: int, train_accuracy: float, reducer: Reducer) -> dict[str, Any]:
         metrics: dict[str, Any] = {}
         bop = self.optimizers.get(BOP)
-        if isinstance(bop, Bop):
+        if isinstance(bop, Bop | IntegerSynapseOptimizer):
             metrics["flips"] = bop.flip_counts(reset=True)
         metrics.update(self.source.end_epoch(reducer))
         trained_rate = self.optimizers[FLOAT].param_groups[0]["lr"]  # the rate this epoch trained with
@@ -168,6 +171,10 @@ class GradientLearner:
         if self.schedule.config.anneal_gamma:
             metrics["gammas"] = [g["gamma"] for g in self.optimizers[BOP].param_groups]
         return metrics
+
+    def learning_memory(self) -> dict[str, Any]:
+        """The bits of learning state per synapse and the network's total (:func:`learning_memory`)."""
+        return learning_memory(self.model, self.optimizers)
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(),
@@ -185,3 +192,45 @@ class GradientLearner:
         self.epochs_done = int(state["epochs_done"] if "epochs_done" in state
                                else state["scheduler"]["last_epoch"])
         self.schedule.apply(self.epochs_done)  # this config's schedule over the epochs done
+
+
+def state_bits(optimizer: torch.optim.Optimizer, group: dict[str, Any]) -> int:
+    """Bits of learning state per synapse of an optimizer's parameter group: what a chip must
+    store to go on learning (the weight and the optimizer's state).
+
+    Bop: 32 + 1 (float32 m and the sign); counter: b + 1; hidden_int: b (the weight is h's
+    sign); SGD: 32 (the float32 weight), + 32 with momentum (its buffer); Adam / AdamW: 32 · 3.
+    """
+    if isinstance(optimizer, IntegerSynapseOptimizer):
+        return optimizer.state_bits(group)
+    if isinstance(optimizer, Bop):
+        return 32 + 1
+    if isinstance(optimizer, torch.optim.Adam | torch.optim.AdamW):
+        return 3 * 32
+    if isinstance(optimizer, torch.optim.SGD):
+        return 32 * (2 if group.get("momentum", 0.0) else 1)
+    raise TypeError(f"no bit count for {type(optimizer).__name__}")
+
+
+def learning_memory(model: nn.Module, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, Any]:
+    """Synapses (every trained parameter whose name ends in ``weight``: couplings, layers, a
+    readout; biases and scaling factors are not synapses) with their optimizer and bits of
+    learning state each (:func:`state_bits`), and the total on-chip learning memory::
+
+        {"layers": [{"parameter", "synapses", "optimizer", "bits_per_synapse"}, ...],
+         "synapses": N, "bits": Σ synapses · bits, "bytes": ⌈bits / 8⌉, "kib": bytes / 1024}
+    """
+    names = {id(param): name for name, param in model.named_parameters()}
+    layers = []
+    for optimizer in optimizers.values():
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                name = names.get(id(param), "")
+                if not name.endswith("weight"):
+                    continue
+                layers.append({"parameter": name, "synapses": param.numel(),
+                               "optimizer": type(optimizer).__name__,
+                               "bits_per_synapse": state_bits(optimizer, group)})
+    bits = sum(row["synapses"] * row["bits_per_synapse"] for row in layers)
+    return {"layers": layers, "synapses": sum(row["synapses"] for row in layers), "bits": bits,
+            "bytes": (bits + 7) // 8, "kib": round((bits + 7) // 8 / 1024, 3)}
