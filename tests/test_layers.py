@@ -19,6 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "atomic": set(),
     "errors": set(),
     "stop": set(),
+    "kernel_cache": set(),  # where numba caches kernels; set by binlearn/__init__ before numba loads
     "data": {"atomic"},
     "binary": {"atomic"},
     "nn": {"atomic", "binary"},
