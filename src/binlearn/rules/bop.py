@@ -95,7 +95,40 @@ def bop_update(weight: torch.Tensor, momentum: torch.Tensor, gradient: torch.Ten
                            threshold32, bool(flip_on_equal)) for r in range(alpha.size))
 
 
-class Bop(torch.optim.Optimizer):
+class FlipCountingOptimizer(torch.optim.Optimizer):
+    """An optimizer of ±1 parameters that counts sign flips in its state (``flips``) and keeps
+    the dtypes of its state tensors through a checkpoint (Bop, the integer-synapse rules)."""
+
+    def load_state_dict(self, state_dict) -> None:
+        """torch's loader casts every state tensor of a float parameter to the parameter's
+        dtype, which turns the int64 ``flips`` counters into float32: load, then give each
+        state tensor back the dtype it was saved with (a resumed run is the same run)."""
+        saved = [{key: value.dtype for key, value in state_dict["state"].get(index, {}).items()
+                  if isinstance(value, torch.Tensor)}
+                 for group in state_dict["param_groups"] for index in group["params"]]
+        super().load_state_dict(state_dict)
+        params = [param for group in self.param_groups for param in group["params"]]
+        for param, dtypes in zip(params, saved, strict=True):
+            state = self.state.get(param, {})
+            for key, dtype in dtypes.items():
+                state[key] = state[key].to(dtype)
+
+    def flip_counts(self, reset: bool = True) -> list[int]:
+        """Flips per parameter group since the last reset (one group per layer)."""
+        counts = []
+        for group in self.param_groups:
+            total = 0
+            for param in group["params"]:
+                state = self.state.get(param)
+                if state and "flips" in state:
+                    total += int(state["flips"])
+                    if reset:
+                        state["flips"].zero_()
+            counts.append(total)
+        return counts
+
+
+class Bop(FlipCountingOptimizer):
     """Flip signs of ±1 parameters from a filtered gradient.
 
     Args:
@@ -148,30 +181,3 @@ class Bop(torch.optim.Optimizer):
                                              gamma, threshold, group["flip_on_equal"], scale)
         return loss
 
-    def load_state_dict(self, state_dict) -> None:
-        """torch's loader casts every state tensor of a float parameter to the parameter's
-        dtype, which turns the int64 ``flips`` counters into float32: load, then give each
-        state tensor back the dtype it was saved with (a resumed run is the same run)."""
-        saved = [{key: value.dtype for key, value in state_dict["state"].get(index, {}).items()
-                  if isinstance(value, torch.Tensor)}
-                 for group in state_dict["param_groups"] for index in group["params"]]
-        super().load_state_dict(state_dict)
-        params = [param for group in self.param_groups for param in group["params"]]
-        for param, dtypes in zip(params, saved, strict=True):
-            state = self.state.get(param, {})
-            for key, dtype in dtypes.items():
-                state[key] = state[key].to(dtype)
-
-    def flip_counts(self, reset: bool = True) -> list[int]:
-        """Flips per parameter group since the last reset (one group per layer)."""
-        counts = []
-        for group in self.param_groups:
-            total = 0
-            for param in group["params"]:
-                state = self.state.get(param)
-                if state and "flips" in state:
-                    total += int(state["flips"])
-                    if reset:
-                        state["flips"].zero_()
-            counts.append(total)
-        return counts

@@ -67,6 +67,7 @@ import numpy as np
 import torch
 
 from binlearn.binary.kernels.bernoulli import mix_seed, stochastic_round
+from binlearn.rules.bop import FlipCountingOptimizer
 
 __all__ = ["IntegerSynapseOptimizer", "IntegerCounter", "HiddenInteger", "integer_update",
            "counter_update", "hidden_update", "hidden_initial", "state_dtype", "MIN_BITS", "MAX_BITS",
@@ -133,7 +134,7 @@ def hidden_update(weight: torch.Tensor, hidden: torch.Tensor, update: torch.Tens
     return flips
 
 
-class IntegerSynapseOptimizer(torch.optim.Optimizer):
+class IntegerSynapseOptimizer(FlipCountingOptimizer):
     """The shared part: integer updates from the gradient, the step counter, flip counts, and
     a ``load_state_dict`` that keeps the integer dtypes.
 
@@ -200,33 +201,6 @@ class IntegerSynapseOptimizer(torch.optim.Optimizer):
                 update = integer_update(param.grad, self.scale, seed, group["bits"])
                 state["flips"] += self._apply(param.data, state[self.STATE], update, group)
         return loss
-
-    def load_state_dict(self, state_dict) -> None:
-        """torch casts every state tensor of a float parameter but ``step`` to the parameter's
-        dtype (int8 counters would come back float32): load, then restore the saved dtypes."""
-        saved = [{key: value.dtype for key, value in state_dict["state"].get(index, {}).items()
-                  if isinstance(value, torch.Tensor)}
-                 for group in state_dict["param_groups"] for index in group["params"]]
-        super().load_state_dict(state_dict)
-        params = [param for group in self.param_groups for param in group["params"]]
-        for param, dtypes in zip(params, saved, strict=True):
-            state = self.state.get(param, {})
-            for key, dtype in dtypes.items():
-                state[key] = state[key].to(dtype)
-
-    def flip_counts(self, reset: bool = True) -> list[int]:
-        """Sign changes per parameter group since the last reset (one group per layer)."""
-        counts = []
-        for group in self.param_groups:
-            total = 0
-            for param in group["params"]:
-                state = self.state.get(param)
-                if state and "flips" in state:
-                    total += int(state["flips"])
-                    if reset:
-                        state["flips"].zero_()
-            counts.append(total)
-        return counts
 
 
 class IntegerCounter(IntegerSynapseOptimizer):
