@@ -201,6 +201,37 @@ def test_ep_estimate_between_binary_units_is_an_exact_integer(one_thread):
     assert state["counter"].dtype == torch.int8 and int(state["step"]) == 1
 
 
+@pytest.mark.parametrize("shift", [0, 3])
+def test_update_shift_divides_the_integer_update_by_a_power_of_two(one_thread, shift):
+    """optimizer.update_shift = s: the scale the learner sets is |β|·B / 2^s, so the update is the
+    exact product difference D / 2^s, rounded stochastically where it is not an integer."""
+    config = _config(["model.hidden=[24]", "data.batch_size=16", f"optimizer.update_shift={shift}"])
+    torch.manual_seed(0)
+    learner = build_learner(config, (1, 8, 8), 10, torch.device("cpu"))
+    x = (torch.rand(16, 1, 8, 8) > 0.5).float()
+    y = torch.arange(16) % 10
+    gradients, _ = learner.source.estimate(x, y)
+    optimizer = learner.optimizers[BOP]
+    assert optimizer.scale == pytest.approx(abs(config.rule.beta) * 16 / 2**shift)
+    scaled = gradients["couplings.0.weight"].double() * optimizer.scale * 2**shift
+    assert (scaled - scaled.round()).abs().max() <= 1e-3 and scaled.abs().max() >= 2
+
+
+def test_an_empty_set_value_restores_the_default_and_unknown_keys_still_fail():
+    raw = read_toml(BINARY_INPUT)  # a Bop config: gamma and threshold set
+    config = config_from_dict(apply_overrides(raw, [*DIGITS, "optimizer.name=\"hidden_int\"",
+                                                    "optimizer.gamma=", "optimizer.threshold="]))
+    assert config.optimizer.name == "hidden_int" and config.optimizer.gamma is None
+    with pytest.raises(ConfigError, match="optimizer.gamma is Bop's"):
+        config_from_dict(apply_overrides(raw, [*DIGITS, "optimizer.name=\"hidden_int\"",
+                                               "optimizer.threshold="]))
+    with pytest.raises(ConfigError, match="unknown key optimizer.gamma_typo"):
+        config_from_dict(apply_overrides(raw, ["optimizer.gamma_typo="]))
+    with pytest.raises(ConfigError, match=r"\[optimizer\] is a section"):
+        apply_overrides(raw, ["optimizer="])
+    assert config_from_dict(apply_overrides(raw, ["seed=7", "seed="])).seed == 0
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["optimizer.bits=1"], "optimizer.bits must be >= 2"),
     (["optimizer.bits=17"], "optimizer.bits must be <= 16"),
@@ -212,6 +243,9 @@ def test_ep_estimate_between_binary_units_is_an_exact_integer(one_thread):
     (["optimizer.threshold=[0]"], "must be integers"),
     (["optimizer.gamma=[0.5]"], "optimizer.gamma is Bop's"),
     (["optimizer.flip_on_equal=true"], "optimizer.flip_on_equal is Bop's"),
+    (["optimizer.update_shift=16"], "optimizer.update_shift must be <= 15"),
+    (["optimizer.name=\"bop\"", "optimizer.gamma=[1e-4]", "optimizer.update_shift=1"],
+     "update_shift is a setting of the integer synapse optimizers"),
 ])
 def test_config_bounds_are_one_line_errors(overrides, message):
     with pytest.raises(ConfigError, match=message) as error:

@@ -510,7 +510,7 @@ def dataclass_from_dict(cls: type, raw: Any, where: str) -> Any:
         raise ConfigError(
             f"unknown key {where}.{unknown[0]}{hint}; valid keys of [{where}]: {', '.join(names)}"
         )
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items()}
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items() if v is not RESET}
     return cls(**kwargs)  # validated by Settings.__post_init__
 
 
@@ -525,6 +525,8 @@ def _selector(table: Any, section: str, key: str, default: str, registry: dict[s
     if not isinstance(table, dict):
         raise ConfigError(f"[{section}] must be a table, got {table!r}")
     value = table.get(key, default)
+    if value is RESET:
+        value = default
     if not isinstance(value, str) or value not in registry:
         raise ConfigError(f"unknown {section}.{key} {value!r}; valid {what}: {', '.join(sorted(registry))}")
     return value
@@ -662,8 +664,19 @@ def _parse_value(text: str) -> Any:
     return value
 
 
+class _Reset:
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+RESET: Any = _Reset()
+"""What ``--set section.key=`` puts in a raw table: the key is checked, then its default used."""
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``section.key=value`` strings to a raw table (before validation)."""
+    """Apply ``section.key=value`` strings to a raw table (before validation). An empty value,
+    ``section.key=``, removes the key, so that its default applies (e.g. Bop's ``optimizer.gamma``
+    when ``optimizer.name`` becomes another optimizer); ``section.key=""`` is the empty string."""
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     for item in overrides:
         if "=" not in item:
@@ -673,6 +686,20 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         value = _parse_value(text.strip())
         if not all(parts):
             raise ConfigError(f"--set expects section.key=value, got {item!r}")
+        if not text.strip():  # `key=`: back to the default
+            if len(parts) == 1 and parts[0] in TOP_KEYS and parts[0] not in ("name", "seed"):
+                raise ConfigError(f"--set {parts[0]}=: [{parts[0]}] is a section; reset one of its keys, "
+                                  f"e.g. --set {parts[0]}.KEY=")
+            if len(parts) == 1:
+                raw.pop(parts[0], None) if parts[0] in TOP_KEYS else raw.__setitem__(parts[0], RESET)
+                continue
+            if len(parts) > 2:
+                raise ConfigError(f"--set expects section.key=value, got {item!r}")
+            section = raw.setdefault(parts[0], {})
+            if not isinstance(section, dict):
+                raise ConfigError(f"--set {path}: {parts[0]} is not a section")
+            section[parts[1]] = RESET  # checked as a key (unknown keys fail), then left out
+            continue
         if len(parts) == 1:
             if parts[0] in TOP_KEYS and parts[0] not in ("name", "seed"):
                 raise ConfigError(f"--set {parts[0]}={text.strip()}: [{parts[0]}] is a section; "

@@ -46,8 +46,10 @@ binary EP, 2 epochs, b = 8): h₀ = 1 flipped 40 % of the synapses in the first 
 at chance (0.125); h₀ = 16 reached 0.386.
 
 The exact update is as large as the batch makes it (|u| ≤ B per synapse and step): with few
-bits against a large batch one step can saturate the state. A ``scale`` below |β|·B (then
-rounded stochastically) would be the knob; the energy learner always sets |β|·B.
+bits against a large batch one step can saturate the state. The knob is ``scale``: the energy
+learner sets |β|·B / 2^s with s = ``optimizer.update_shift`` (default 0), so u = D / 2^s rounded
+stochastically, ⌊D / 2^s⌋ + [r < frac]: in integer hardware an arithmetic shift of D and a
+random carry from the counter-based stream.
 
 Bits of learning state per synapse (:meth:`state_bits`): counter b + 1 (c and the sign),
 hidden_int b (the sign is h's). Biases are not synapses: the learner trains them in float32 by

@@ -182,6 +182,10 @@ class EnergyOptimizerConfig(Settings):
     """counter | hidden_int: bits b of the signed integer state per synapse."""
     leak_shift: int = setting(4, ge=1, le=15, resume=RESUME_NEXT_EPOCH)
     """counter: the leak c ← c − (c >> leak_shift) per step (Bop's γ = 2^(−leak_shift))."""
+    update_shift: int = setting(0, ge=0, le=15, resume=RESUME_NEXT_EPOCH)
+    """counter | hidden_int: the batch's integer update D is divided by 2^update_shift, rounded
+    stochastically (u = ⌊D / 2^s⌋ + [r < frac], E[u] = D / 2^s; a shift with a random carry), so
+    that a few bits are not saturated by one batch (|D| ≤ B)."""
     flip_on_equal: bool = setting(False, resume=RESUME_NEXT_EPOCH)
     scaled_threshold: bool = setting(False, resume=RESUME_NEXT_EPOCH)
     """Bop flips when (m · w) · α > τ (the effective weight) instead of m · w > τ."""
@@ -199,6 +203,10 @@ class EnergyOptimizerConfig(Settings):
             if getattr(self, key) is None:
                 raise ConfigError(f"optimizer.name = \"{self.name}\" needs optimizer.{key} (one per layer)")
         if self.name not in _INTEGER_OPTIMIZERS:
+            if self.update_shift:
+                raise ConfigError("optimizer.update_shift is a setting of the integer synapse optimizers "
+                                  f"(counter, hidden_int), not of optimizer.name = \"{self.name}\" "
+                                  "(remove it)")
             return
         bop_only = ["gamma", *(["threshold"] if self.name == "hidden_int" else []),
                     *[key for key in ("flip_on_equal", "scaled_threshold") if getattr(self, key)]]
@@ -348,7 +356,8 @@ class EnergyGradients:
             gradients, free = ep.gradients, ep.free_state
             if self._integer is not None:  # g·|β|B (2|β|B symmetric) is EP's integer product difference
                 nudges = 2.0 if self.rule.symmetric else 1.0
-                self._integer.set_update_scale(nudges * abs(ep.beta) * x.shape[0])
+                self._integer.set_update_scale(nudges * abs(ep.beta) * x.shape[0]
+                                               / (1 << self.optimizer_cfg.update_shift))
         else:
             bptt = self.rule.estimate(self.model, x, y)
             gradients, free = bptt.gradients, bptt.final_state
