@@ -16,9 +16,12 @@ an interrupted one resumed, so the command can be repeated.
 
 Settings: ``ep-1024`` is configs/laydevant2021/fc-binary-weights-activations-binary-input.toml
 with one hidden layer of 1024 (the published 8192 narrowed; Bop at the same width) on MNIST 8k
-with 1,000 validation images, 10 epochs; ``local-1035`` the same rule at the local binary
-rule's width and data (configs/colombo2024/mnist-1035-1035.toml: 784-1035-1035, inputs
-binarised at 0), MNIST 8k, 1,000 validation images, 10 epochs.
+with 1,000 validation images, 10 epochs; ``local-1035`` the same at the local binary
+rule's width and data (configs/colombo2024/mnist-1035-1035.toml: hidden layers of 1035, inputs
+binarised at 0, batch 100) with one hidden layer, MNIST 8k, 1,000 validation images, 10 epochs,
+beside the local rule itself on the same data at 784-1035 and at its published 784-1035-1035
+(16 bits per synapse: int16 hidden weights). EP on 784-1035-1035 with binary units costs about
+6× the one-layer net per sample here (30 free steps through two 1035-wide layers) and is not run.
 
 The candidates put the evidence a first flip needs (in units of one sample's 0/1 product
 difference) near 6, 13 or 26: Bop at the published thresholds (2e-7 with γ = 2e-6, B = 64,
@@ -54,10 +57,17 @@ SETTINGS: dict[str, dict[str, Any]] = {
     },
     "local-1035": {
         "config": "configs/laydevant2021/fc-binary-weights-activations-binary-input.toml",
-        "layers": 3,
-        "overrides": ["model.hidden=[1035, 1035]", "data.threshold=0.0", "data.batch_size=100",
+        "layers": 2,
+        "overrides": ["model.hidden=[1035]", "data.threshold=0.0", "data.batch_size=100",
                       "data.train_size=8000", "data.validation_size=1000", "train.epochs=10",
-                      "train.threads=1", "rule.free_steps=30", "optimizer.bias_learning_rates=[1e-7]"],
+                      "train.threads=1"],
+        # the local binary rule itself on the same data: at this width (784-1035) and at its
+        # published 784-1035-1035, as published but for the data and epochs; its hidden weights
+        # are int16 (16 bits per synapse, the weight is their sign)
+        "local": {"config": "configs/colombo2024/mnist-1035-1035.toml", "bits_per_synapse": 16,
+                  "overrides": ["data.train_size=8000", "data.validation_size=1000", "train.epochs=10",
+                                "train.threads=1"],
+                  "candidates": {"1035": ["model.hidden=[1035]"], "1035-1035": []}},
     },
 }
 
@@ -65,6 +75,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
 def candidates(method: str, bits: int, layers: int) -> dict[str, list[str]]:
     """name -> the --set items of each candidate of (method, bits)."""
     out: dict[str, list[str]] = {}
+    if method == "local_binary":  # not a sweep: each variant is a point of its own
+        return dict(SETTINGS[next(k for k in SETTINGS if SETTINGS[k].get("local"))]["local"]["candidates"])
     if method == "bop":
         for factor in (0.5, 1.0, 2.0):
             thresholds = [BOP_THRESHOLD[min(i, 1)] * factor for i in range(layers)]
@@ -94,13 +106,14 @@ def candidates(method: str, bits: int, layers: int) -> dict[str, list[str]]:
 
 
 def run_dir(out: Path, setting: str, method: str, bits: int, name: str, seed: int) -> Path:
-    return out / setting / (f"bop-{name}-s{seed}" if method == "bop" else f"{method}-b{bits}-{name}-s{seed}")
+    plain = method in ("bop", "local_binary")
+    return out / setting / (f"{method}-{name}-s{seed}" if plain else f"{method}-b{bits}-{name}-s{seed}")
 
 
-def train(setting: str, items: list[str], seed: int, target: Path) -> None:
+def train(setting: str, method: str, items: list[str], seed: int, target: Path) -> None:
     if (target / "summary.json").is_file():
         return
-    spec = SETTINGS[setting]
+    spec = SETTINGS[setting]["local"] if method == "local_binary" else SETTINGS[setting]
     command = [sys.executable, "-m", "binlearn", "train", str(ROOT / spec["config"]), "--quiet",
                *[part for item in [*spec["overrides"], *items, f"seed={seed}"] for part in ("--set", item)]]
     resume = (target / "checkpoint.pt").is_file()
@@ -109,13 +122,29 @@ def train(setting: str, items: list[str], seed: int, target: Path) -> None:
     subprocess.run(command, check=False, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
 
 
-def methods() -> list[tuple[str, int]]:
-    return [("bop", 32), *[(m, b) for b in reversed(BITS) for m in ("counter", "hidden_int")]]
+def methods(setting: str) -> list[tuple[str, int]]:
+    spec = SETTINGS[setting]
+    local = [("local_binary", spec["local"]["bits_per_synapse"])] if "local" in spec else []
+    return [("bop", 32), *local,
+            *[(m, b) for b in reversed(spec.get("bits", BITS)) for m in ("counter", "hidden_int")]]
 
 
 def summary(target: Path) -> dict[str, Any] | None:
     path = target / "summary.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def picks(out: Path, setting: str, method: str, bits: int) -> list[tuple[str, float]] | None:
+    """The points of (method, bits): the candidate with the best final validation accuracy
+    (seed 0) with that figure; for the local rule, every variant (each a point of its own)."""
+    if method != "local_binary":
+        pick = chosen(out, setting, method, bits)
+        return None if pick is None else [pick]
+    records = {name: summary(run_dir(out, setting, method, bits, name, 0))
+               for name in candidates(method, bits, SETTINGS[setting]["layers"])}
+    if any(record is None for record in records.values()):
+        return None
+    return [(name, record["validation_accuracy"]) for name, record in records.items() if record]
 
 
 def chosen(out: Path, setting: str, method: str, bits: int) -> tuple[str, float] | None:
@@ -139,33 +168,35 @@ def main() -> None:
     parser.add_argument("--bits", type=int, nargs="*", default=None, help="only these b (default all)")
     args = parser.parse_args()
     layers = SETTINGS[args.setting]["layers"]
-    wanted = [(m, b) for m, b in methods() if args.bits is None or m == "bop" or b in args.bits]
+    wanted = [(m, b) for m, b in methods(args.setting)
+              if args.bits is None or m in ("bop", "local_binary") or b in args.bits]
     if args.stage == "sweep":
         for method, bits in wanted:
             for name, items in candidates(method, bits, layers).items():
-                train(args.setting, items, 0, run_dir(args.out, args.setting, method, bits, name, 0))
+                train(args.setting, method, items, 0, run_dir(args.out, args.setting, method, bits, name, 0))
     elif args.stage == "final":
         for method, bits in wanted:
-            pick = chosen(args.out, args.setting, method, bits)
-            if pick is None:
+            found = picks(args.out, args.setting, method, bits)
+            if found is None:
                 print(f"{method} b={bits}: the sweep is not finished", file=sys.stderr)
                 continue
-            for seed in SEEDS[1:]:
-                items = candidates(method, bits, layers)[pick[0]]
-                train(args.setting, items, seed, run_dir(args.out, args.setting, method, bits, pick[0], seed))
+            for (name, _), seed in ((pick, seed) for pick in found for seed in SEEDS[1:]):
+                target = run_dir(args.out, args.setting, method, bits, name, seed)
+                train(args.setting, method, candidates(method, bits, layers)[name], seed, target)
     else:
         rows = []
-        for method, bits in wanted:
-            pick = chosen(args.out, args.setting, method, bits)
-            if pick is None:
-                continue
+        points = [(m, b, p) for m, b in wanted for p in picks(args.out, args.setting, m, b) or []]
+        for method, bits, pick in points:
             runs = [summary(run_dir(args.out, args.setting, method, bits, pick[0], seed)) for seed in SEEDS]
             tests = [r["test_accuracy"] for r in runs if r is not None]
-            memory = runs[0]["learning_memory"] if runs[0] else None
-            per_synapse = sorted({row["bits_per_synapse"] for row in memory["layers"]}) if memory else None
+            memory = runs[0].get("learning_memory") if runs[0] else None
+            per_synapse: Any = (sorted({row["bits_per_synapse"] for row in memory["layers"]})
+                                if memory else None)
             if per_synapse and len(per_synapse) == 1:
                 per_synapse = per_synapse[0]
-            rows.append({"method": method, "bits": None if method == "bop" else bits,
+            if per_synapse is None and method == "local_binary":
+                per_synapse = bits  # the int16 hidden weights (no learning_memory in its summary)
+            rows.append({"method": method, "bits": None if method in ("bop", "local_binary") else bits,
                          "bits_per_synapse": per_synapse,
                          "chosen": pick[0], "validation": pick[1], "test": tests,
                          "mean": statistics.fmean(tests) if tests else None,
@@ -173,7 +204,8 @@ def main() -> None:
                          "learning_memory_kib": memory["kib"] if memory else None,
                          "candidates": {name: (summary(run_dir(args.out, args.setting, method, bits, name, 0))
                                                or {}).get("validation_accuracy")
-                                        for name in candidates(method, bits, layers)}})
+                                        for name in candidates(method, bits, layers)
+                                        if method != "local_binary"}})
         json.dump({"setting": args.setting, **SETTINGS[args.setting], "rows": rows}, sys.stdout, indent=1)
         print()
 

@@ -244,7 +244,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             raise ConfigError(f"--write-docs renders {results.path}'s tables into the results.md beside it, "
                               f"and {docs / 'results.md'} does not exist")
         figures = docs / "figures"
-        written = write_docs(results, docs / "results.md", figures / "overview.png", figures / "claims.png")
+        written = write_docs(results, docs / "results.md", figures / "overview.png", figures / "claims.png",
+                             figures / "bits-per-synapse.png")
         for path in written:
             print(f"wrote {path}")
         return 0

@@ -55,6 +55,19 @@ Layout of the TOML::
     float = {row = "laydevant2021/fc-float", overrides = [], test = [0.97, 0.971], validation = [...]}
     binary = {row = "laydevant2021/fc-binary-weights", test = [], validation = []}
 
+    [[curve]]                     # a measured curve: accuracy against bits of learning state
+    id = "bits-ep-1024"                        # its generated table is `curve-ID` in results.md
+    title = "binary EP 784-1024-100, MNIST 8k"
+    data = "MNIST 8k (+ 1,000 validation), 10 epochs"
+    machine = "AMD EPYC (Zen 4), one thread per run"
+    command = "python benchmarks/bits_per_synapse.py final --setting ep-1024"
+    points = [{method = "counter", bits = 8, bits_per_synapse = 9, chosen = "e13-th13-s0",
+               validation = 0.93, test = [0.90, 0.91, 0.90]}, ...]
+
+  A curve's points are drawn as one line per ``method`` in docs/figures/bits-per-synapse.png,
+  x = ``bits_per_synapse``, y = the mean test accuracy ± sample sd over its seeds; ``validation``
+  is the figure that chose the point's setting (``chosen``).
+
   Each arm names a [[row]] (its config), optional ``overrides`` of its own (after the claim's)
   and the measured ``test`` / ``validation`` accuracies, one per seed in ``seeds`` order (fewer:
   those seeds are not run yet). The paired difference of seed i is binary.test[i] −
@@ -81,7 +94,7 @@ from binlearn.experiment.config import ConfigError, parse_toml
 
 __all__ = ["PaperRow", "Table", "Results", "load_results", "render_markdown", "find_results_file",
            "PAPERS", "plot_overview", "Arm", "Claim", "Stats", "FAST_FIXED_POINT", "SETTINGS", "claims_table",
-           "plot_claims"]
+           "plot_claims", "Curve", "CurvePoint", "plot_curves", "curve_table"]
 
 PAPERS = {
     "laydevant2021": "Binary EP (Laydevant et al. 2021)",
@@ -94,6 +107,8 @@ _TABLE_KEYS = {"id", "columns", "rows"}
 _CLAIM_KEYS = {"id", "paper", "claim", "paper_difference", "within", "setting", "overrides", "quick", "seeds",
                "labels", "not_testable", "note", "float", "binary"}
 _ARM_KEYS = {"row", "overrides", "test", "validation"}
+_CURVE_KEYS = {"id", "title", "data", "machine", "command", "points", "note"}
+_POINT_KEYS = {"method", "bits", "bits_per_synapse", "chosen", "validation", "test"}
 _CLAIMS_ID = "claims"  # the generated claims table of docs/results.md
 
 FAST_FIXED_POINT = ('rule.relaxation="even_odd"', "rule.free_tolerance=1e-5")
@@ -231,6 +246,40 @@ class Stats:
 
 
 @dataclass(frozen=True)
+class CurvePoint:
+    """One setting of a curve: a method at ``bits`` (None: not a b-bit method), its bits of
+    learning state per synapse, the setting the validation figure chose and the test figures."""
+
+    method: str
+    bits: int | None
+    bits_per_synapse: float
+    chosen: str
+    validation: float | None
+    test: list[float]
+
+    @property
+    def stats(self) -> Stats:
+        return Stats.of([100 * value for value in self.test])
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Accuracy against bits of learning state per synapse, measured by one command."""
+
+    id: str
+    title: str
+    data: str
+    machine: str
+    command: str
+    points: list[CurvePoint]
+    note: str | None = None
+
+    def methods(self) -> list[str]:
+        """The methods in the order they first appear."""
+        return list(dict.fromkeys(point.method for point in self.points))
+
+
+@dataclass(frozen=True)
 class Arm:
     """One arm of a claim: its row (config), its own --set items and its measured figures, one
     per seed of the claim in the claim's order."""
@@ -329,6 +378,7 @@ class Results:
     rows: list[PaperRow]
     tables: dict[str, Table]
     claims: list[Claim] = field(default_factory=list)
+    curves: list[Curve] = field(default_factory=list)
 
     def claim(self, claim_id: str) -> Claim | None:
         """The claim of that id (None: not a claim)."""
@@ -658,10 +708,11 @@ def load_results(path: str | Path | None = None) -> Results:
         raise ConfigError(f"{found}: cannot be read ({error.strerror or error})") from None
     except UnicodeDecodeError as error:
         raise ConfigError(f"{found}: not valid TOML ({error})") from None
-    unknown = set(raw) - {"row", "table", "claim"}
+    unknown = set(raw) - {"row", "table", "claim", "curve"}
     if unknown:
-        raise ConfigError(f"{found}: unknown top-level key {sorted(unknown)[0]!r}; valid: row, table, claim")
-    for key in ("row", "table", "claim"):
+        raise ConfigError(f"{found}: unknown top-level key {sorted(unknown)[0]!r}; valid: row, table, claim, "
+                          "curve")
+    for key in ("row", "table", "claim", "curve"):
         if not isinstance(raw.get(key, []), list):
             raise ConfigError(f"{found}: {key} must be an array of tables ([[{key}]] blocks), got "
                               f"{type(raw[key]).__name__}")
@@ -690,7 +741,64 @@ def load_results(path: str | Path | None = None) -> Results:
             raise ConfigError(f"{found}: claim {claim.id!r} has the id of a row (reproduce ID would not "
                               "know which to run)")
         _check_claim(found, claim, by_row)
-    return Results(found, rows, by_id, claims)
+    curves = [_curve(c, i) for i, c in enumerate(raw.get("curve", []))]
+    if len({c.id for c in curves}) != len(curves):
+        raise ConfigError(f"{found}: two curves share an id")
+    for curve in curves:
+        if f"curve-{curve.id}" in by_id:
+            raise ConfigError(f"{found}: table id 'curve-{curve.id}' is the generated table of curve "
+                              f"{curve.id!r}; name the table otherwise")
+    return Results(found, rows, by_id, claims, curves)
+
+
+def _curve_point(where: str, raw: Any, index: int) -> CurvePoint:
+    where = f"{where}: point {index + 1}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table")
+    unknown = set(raw) - _POINT_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; valid: "
+                          f"{', '.join(sorted(_POINT_KEYS))}")
+    missing = {"method", "bits_per_synapse", "chosen", "test"} - set(raw)
+    if missing:
+        raise ConfigError(f"{where}: missing {', '.join(sorted(missing))}")
+    bits = raw.get("bits")
+    if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int) or bits < 1):
+        raise ConfigError(f"{where}: bits must be a positive integer, got {bits!r}")
+    test = raw["test"]
+    if not isinstance(test, list):
+        raise ConfigError(f"{where}: test must be a list of accuracies, got {test!r}")
+    figures = [_figure(where, value, "test") for value in test]
+    validation = _figure(where, raw["validation"], "validation") if "validation" in raw else None
+    return CurvePoint(method=_text(where, raw["method"], "method"), bits=bits,
+                      bits_per_synapse=_number(where, raw["bits_per_synapse"], "bits_per_synapse", minimum=1),
+                      chosen=_text(where, raw["chosen"], "chosen"), validation=validation,
+                      test=[value for value in figures if value is not None])
+
+
+def _curve(raw: Any, index: int) -> Curve:
+    where = f"curve {index + 1}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table")
+    where = f"curve {raw.get('id', index + 1)!r}"
+    unknown = set(raw) - _CURVE_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; valid: "
+                          f"{', '.join(sorted(_CURVE_KEYS))}")
+    missing = _CURVE_KEYS - {"note"} - set(raw)
+    if missing:
+        raise ConfigError(f"{where}: missing {', '.join(sorted(missing))}")
+    curve_id = _text(where, raw["id"], "id")
+    if not re.fullmatch(r"[\w.-]+", curve_id):
+        raise ConfigError(f"{where}: id must be letters, digits, '.', '_' or '-', got {curve_id!r}")
+    points = raw["points"]
+    if not isinstance(points, list):
+        raise ConfigError(f"{where}: points must be an array of tables")
+    return Curve(id=curve_id, title=_text(where, raw["title"], "title"),
+                 data=_text(where, raw["data"], "data"), machine=_text(where, raw["machine"], "machine"),
+                 command=_text(where, raw["command"], "command"),
+                 points=[_curve_point(where, point, i) for i, point in enumerate(points)],
+                 note=_optional_text(where, raw, "note"))
 
 
 def _check_overrides(found: Path, row: PaperRow) -> None:
@@ -735,6 +843,17 @@ def claims_table(results: Results) -> Table:
     return Table(_CLAIMS_ID, columns, rows)
 
 
+def curve_table(curve: Curve) -> Table:
+    """The generated table of one curve: a line per point, best first within each method."""
+    rows = [[point.method, "–" if point.bits is None else str(point.bits), f"{point.bits_per_synapse:g}",
+             f"`{point.chosen}`", "–" if point.validation is None else f"{point.validation:.4f}",
+             ", ".join(f"{value:.4f}" for value in point.test) or "not run yet", point.stats.text()]
+            for point in curve.points]
+    columns = ["method", "b", "bits per synapse", "setting (chosen on validation)", "validation (seed 0)",
+               "test, per seed", "test %, mean ± sd"]
+    return Table(f"curve-{curve.id}", columns, rows)
+
+
 def render_markdown(text: str, results: Results, name: str = "docs/results.md") -> str:
     """``text`` (docs/results.md) with every marked table replaced by its rendering from the
     results file. Raises ConfigError for a marker of an unknown table or an unclosed one."""
@@ -753,6 +872,8 @@ def render_markdown(text: str, results: Results, name: str = "docs/results.md") 
             table = summary_table(results, _SUMMARY_IDS[table_id])
         elif table_id == _CLAIMS_ID:
             table = claims_table(results)
+        elif table_id.startswith("curve-") and any(f"curve-{c.id}" == table_id for c in results.curves):
+            table = curve_table(next(c for c in results.curves if f"curve-{c.id}" == table_id))
         elif table_id in results.tables:
             table = results.tables[table_id]
         else:
@@ -773,7 +894,7 @@ def marked_tables(text: str) -> list[str]:
 
 
 def write_docs(results: Results, markdown: Path, figure: Path,
-               claims_figure: Path | None = None) -> list[Path]:
+               claims_figure: Path | None = None, curves_figure: Path | None = None) -> list[Path]:
     """Re-render ``markdown``'s tables, the overview figure and (where the file has claims and
     ``claims_figure`` is given) the claims figure; returns the files written. Everything is
     checked and rendered before anything is written; a file that cannot be read or written is a
@@ -784,6 +905,8 @@ def write_docs(results: Results, markdown: Path, figure: Path,
     figures = [(figure, plot_overview)]
     if claims_figure is not None and results.claims:
         figures.append((claims_figure, plot_claims))
+    if curves_figure is not None and results.curves:
+        figures.append((curves_figure, plot_curves))
     staged = [path.with_name(f".{path.name}.staged.tmp") for path, _ in figures]
     try:
         text = render_markdown(markdown.read_text(), results, str(markdown))
@@ -876,5 +999,46 @@ def plot_claims(results: Results, path: Path) -> None:
     ax.set_xlabel("paired test-accuracy difference, points (dot: mean over the seeds ± sample sd)\n"
                   "black mark: the paper's difference; shaded: ± within (met at or right of its left edge)",
                   fontsize=7)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+_METHOD_STYLE = {"bop": ("Bop (float32 momentum)", "black", "s"), "counter": ("counter", "tab:blue", "o"),
+                 "hidden_int": ("hidden integer weight", "tab:orange", "^"),
+                 "local_binary": ("local binary rule (its own hidden integers)", "tab:green", "D")}
+
+
+def plot_curves(results: Results, path: Path) -> None:
+    """One panel per curve: the mean test accuracy ± sample sd against bits of learning state
+    per synapse (log scale), one line per method; each panel names its data, machine and command."""
+    from binlearn.experiment.plots import pyplot, save_png
+
+    plt = pyplot()
+    curves = results.curves
+    fig, axes = plt.subplots(1, max(len(curves), 1), figsize=(5.2 * max(len(curves), 1), 4.6), squeeze=False)
+    for ax, curve in zip(axes[0], curves, strict=False):
+        for method in curve.methods():
+            points = sorted((p for p in curve.points if p.method == method and p.test),
+                            key=lambda p: p.bits_per_synapse)
+            if not points:
+                continue
+            label, color, marker = _METHOD_STYLE.get(method, (method, "tab:gray", "x"))
+            xs = [p.bits_per_synapse for p in points]
+            means = [p.stats.mean for p in points]
+            sds = [p.stats.sd or 0.0 for p in points]
+            ax.errorbar(xs, means, yerr=sds, color=color, marker=marker, capsize=3, markersize=5,
+                        label=label, linewidth=1.2)
+        ax.set_xscale("log", base=2)
+        ticks = sorted({p.bits_per_synapse for p in curve.points})
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{t:g}" for t in ticks], fontsize=7)
+        ax.minorticks_off()
+        ax.set_xlabel("bits of learning state per synapse (log scale)", fontsize=8)
+        ax.set_ylabel("test accuracy, % (mean ± sd over the seeds)", fontsize=8)
+        ax.set_title(curve.title, fontsize=9, loc="left")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.text(0.0, -0.2, f"{curve.data}\n{curve.machine}\n{curve.command}", transform=ax.transAxes,
+                fontsize=6, va="top", color="0.35")
     fig.tight_layout()
     save_png(fig, path)
