@@ -39,9 +39,11 @@ def test_a_curve_loads_and_renders_its_table_and_figure(tmp_path):
     (curve,) = results.curves
     assert curve.methods() == ["bop", "counter"]
     assert [p.bits for p in curve.points] == [None, 8, 2]
-    assert curve.points[0].stats.mean == pytest.approx(91.0) and curve.points[0].stats.sd == pytest.approx(1.0)
+    stats = curve.points[0].stats
+    assert stats.mean == pytest.approx(91.0) and stats.sd == pytest.approx(1.0)
     table = curve_table(curve).markdown()
-    assert table.split("\n")[2].startswith("| bop | – | 33 | `t1` | 0.9300 | 0.9000, 0.9100, 0.9200 | 91.00 ± 1.00")
+    assert table.split("\n")[2].startswith(
+        "| bop | – | 33 | `t1` | 0.9300 | 0.9000, 0.9100, 0.9200 | 91.00 ± 1.00")
     assert "| counter | 2 | 3 | `e6` | – | 0.5000 | 50.00 ± – (n=1) |" in table
     plot_curves(results, tmp_path / "bits.png")
     assert (tmp_path / "bits.png").stat().st_size > 10_000
