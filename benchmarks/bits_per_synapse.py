@@ -21,7 +21,7 @@ with one hidden layer of 1024 (the published 8192 narrowed; Bop at the same widt
 with 1,000 validation images, 10 epochs; ``local-1035`` the same at the local binary
 rule's width and data (configs/colombo2024/mnist-1035-1035.toml: hidden layers of 1035, inputs
 binarised at 0, batch 100) with one hidden layer, MNIST 8k, 1,000 validation images, 10 epochs,
-beside the local rule itself on the same data at 784-1035 and at its published 784-1035-1035
+at b ∈ {2, 4, 8}, beside the local rule itself on the same data at 784-1035 and at its published 784-1035-1035
 (16 bits per synapse: int16 hidden weights). EP on 784-1035-1035 with binary units costs about
 6× the one-layer net per sample here (30 free steps through two 1035-wide layers) and is not run.
 
@@ -63,6 +63,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "overrides": ["model.hidden=[1035]", "data.threshold=0.0", "data.batch_size=100",
                       "data.train_size=8000", "data.validation_size=1000", "train.epochs=10",
                       "train.threads=1", "train.eval_every=10"],
+        "bits": (2, 4, 8),
         # the local binary rule itself on the same data: at this width (784-1035) and at its
         # published 784-1035-1035, as published but for the data and epochs; its hidden weights
         # are int16 (16 bits per synapse, the weight is their sign)
