@@ -66,6 +66,29 @@ def test_settled_stops_early_with_the_activations_of_the_full_relaxation(schedul
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("gamma", (0.5, 0.2))
+def test_settled_extrapolated_gives_the_full_state_up_to_rounding(schedule, gamma):
+    """The accumulators, carried in closed form over the steps left, are those of the full
+    relaxation to a few float32 ulps (T = 300 and T = 30, which some batches settle after)."""
+    for seed in range(3):
+        net, x = _fc(seed, gamma)
+        for total in (300, 30):
+            with torch.no_grad():
+                full = relax(net, x, net.initial_state(8), total, schedule=schedule)
+                carried, steps = relax_until(net, x, net.initial_state(8), total, schedule=schedule,
+                                             stop="settled_extrapolated")
+                settled, same = relax_until(net, x, net.initial_state(8), total, schedule=schedule,
+                                            stop="settled")
+            assert steps == same <= total
+            assert _same(_activations(net, carried), _activations(net, full))
+            gap = max(float((a - b).abs().max()) for a, b in zip(carried.layers, full.layers, strict=True))
+            assert gap < 1e-6, gap
+            if steps < total:  # the plain settled state is further away: the extrapolation did the work
+                assert max(float((a - b).abs().max())
+                           for a, b in zip(settled.layers, full.layers, strict=True)) > 1e-4
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
 def test_settled_on_a_binary_convnet_equals_the_full_relaxation(schedule):
     torch.manual_seed(3)
     net = convolutional((1, 12, 12), [3, 4], 3, kernel_size=3, padding=1, pool=2,
@@ -99,9 +122,10 @@ def test_the_flip_count_alone_stops_too_early_where_settled_does_not():
         assert _same(_activations(net, settled), _activations(net, full))
 
 
-@pytest.mark.parametrize("stop", FREE_STOPS)
+@pytest.mark.parametrize("stop", ("no_flips", "settled"))
 def test_a_stopped_relaxation_is_the_same_number_of_plain_steps(stop):
-    """The tests only read the loop: the state after k stopped steps is relax(…, k) bit for bit."""
+    """The tests only read the loop: the state after k stopped steps is relax(…, k) bit for bit
+    (settled_extrapolated then moves the accumulators on: tested above)."""
     net, x = _fc(2)
     with torch.no_grad():
         stopped, steps = relax_until(net, x, net.initial_state(8), 300, stop=stop)
@@ -116,7 +140,7 @@ def test_bad_stop_arguments_are_one_line_errors():
     hard = fully_connected((20,), [16], 3)  # hard-sigmoid neurons
     cases = [
         (lambda: relax_until(net, x, start, 10, stop="flips"),
-         "unknown stop test 'flips'; valid: no_flips, settled"),
+         "unknown stop test 'flips'; valid: no_flips, settled, settled_extrapolated"),
         (lambda: relax_until(hard, x, hard.initial_state(8), 10, stop="settled"), "needs binary neurons"),
         (lambda: relax_until(net, x, start, 10, 1e-5, stop="settled"), "not both"),
         (lambda: relax_until(net, x, start, 10, nudge=Nudge(torch.zeros(8, 6), 0.5), stop="no_flips"),
@@ -130,6 +154,21 @@ def test_bad_stop_arguments_are_one_line_errors():
         with pytest.raises(ValueError, match=needle) as error, torch.no_grad():
             call()
         assert "\n" not in str(error.value)
+
+
+def test_settled_extrapolated_predicts_as_the_full_relaxation_where_settled_may_not():
+    """Binary outputs tie often and the output accumulators break the ties: the plain settled
+    state may predict another class than T steps; the extrapolated one does not."""
+    torch.manual_seed(2)
+    net = fully_connected((20,), [32], 4, BinaryAccumulator(), BinaryWeights(), group_size=3)
+    x = torch.rand(256, 20)
+    with torch.no_grad():
+        full = relax(net, x, net.initial_state(256), 200)
+        settled, _ = relax_until(net, x, net.initial_state(256), 200, stop="settled")
+        carried, _ = relax_until(net, x, net.initial_state(256), 200, stop="settled_extrapolated")
+    assert _same(_activations(net, settled), _activations(net, full))
+    assert int((net.predict(settled) != net.predict(full)).sum()) == 1  # a tie broken the other way
+    assert torch.equal(net.predict(carried), net.predict(full))
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
@@ -156,7 +195,7 @@ def test_rule_free_stop_is_a_checked_setting_and_its_steps_are_in_the_epoch_metr
         load_config(CONFIGS / "fc-binary-weights-bptt.toml", [*SMALL, 'rule.free_stop="settled"'])
     metrics = {}
     x, y = torch.rand(16, 1, 8, 8), torch.arange(16) % 10
-    for stop in (None, "no_flips", "settled"):
+    for stop in (None, *FREE_STOPS):
         config = load_config(BINARY, SMALL + ([f'rule.free_stop="{stop}"'] if stop else []))
         torch.manual_seed(0)
         learner = build_learner(config, (1, 8, 8), 10, torch.device("cpu"))
@@ -166,6 +205,7 @@ def test_rule_free_stop_is_a_checked_setting_and_its_steps_are_in_the_epoch_metr
         metrics[stop] = learner.end_epoch(1, 0.5, LocalReducer())
     assert "free_steps_mean" not in metrics[None]
     assert 1 <= metrics["no_flips"]["free_steps_mean"] <= metrics["settled"]["free_steps_mean"] < 40
+    assert metrics["settled_extrapolated"]["free_steps_mean"] == metrics["settled"]["free_steps_mean"]
 
 
 @pytest.mark.filterwarnings("ignore::binlearn.experiment.collapse.CollapseWarning")  # 256 digits, Bop's γ

@@ -42,6 +42,7 @@ import torch
 from binlearn.binary.schedules import SCHEDULES, RelaxationSchedule, relaxation_schedule
 from binlearn.energy.costs import Cost
 from binlearn.energy.network import EnergyNet
+from binlearn.energy.neurons import BinaryAccumulator
 from binlearn.energy.plan import PhaseDrives, RelaxationPlan, ordered_couplings, plan_relaxation
 from binlearn.energy.state import EnergyState
 from binlearn.errors import BinlearnError
@@ -56,7 +57,7 @@ __all__ = [
 
 SYNCHRONOUS, EVEN_ODD = SCHEDULES
 
-FREE_STOPS = ("no_flips", "settled")
+FREE_STOPS = ("no_flips", "settled", "settled_extrapolated")
 """The stop tests of binary-activation networks (``relax_until(…, stop=…)``, config
 ``rule.free_stop``), whose accumulators never stop moving, so ``tolerance`` never fires:
 
@@ -65,7 +66,11 @@ FREE_STOPS = ("no_flips", "settled")
 - ``"settled"``: stop after the first step in which no unit flips *and* every accumulator
   is on the same side of θ as the target clamp(u, 0, 1) of the drive u the step used. The
   drives then repeat, each accumulator moves monotonically towards its target, and no unit
-  can flip again: the activations equal those after any number of further steps.
+  can flip again: the activations equal those after any number of further steps;
+- ``"settled_extrapolated"``: ``"settled"``, then every accumulator is carried in closed form
+  to where the remaining steps would take it under its fixed drive,
+  s ← clamp(u + (1 − γ)^n (s − u), 0, 1) for n steps left: the state of the full relaxation
+  up to float rounding (so the nudged phase and the accumulators' tie-break start from it).
 """
 
 
@@ -329,6 +334,19 @@ def _target_side(neuron, drive: torch.Tensor, out: torch.Tensor) -> torch.Tensor
     return torch.gt(drive, threshold, out=out)  # for θ in [0, 1): clamp(u) > θ ⇔ u > θ
 
 
+def _extrapolate(net: EnergyNet, layers: list, drives: list, remaining: int) -> None:
+    """s ← clamp(u + (1 − γ)^n (s − u), 0, 1) for every layer, n = ``remaining``: n steps of
+    s ← clamp((1 − γ)s + γu, 0, 1) under a fixed drive u, in closed form (with u in [0, 1] the
+    clamp never acts; beyond, the unclamped sequence is monotone and the clamp, once reached,
+    holds)."""
+    if remaining <= 0:
+        return
+    for index, (neuron, drive) in enumerate(zip(net.neurons, drives, strict=True)):
+        assert isinstance(neuron, BinaryAccumulator)  # check_stop: every layer is binary
+        factor = (1.0 - neuron.gamma) ** remaining
+        layers[index] = torch.clamp(drive + factor * (layers[index] - drive), 0.0, 1.0)
+
+
 def _active(nudge: Nudge | None) -> Nudge | None:
     return nudge if nudge is not None and nudge.beta != 0 else None
 
@@ -404,7 +422,10 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
     active = _active(nudge)
     push = None if active is None else active.placement.phase_push(active, layers[-1])  # fixed for the phase
     change = [torch.empty_like(s) for s in layers] if tolerance is not None else None
-    targets = [torch.empty_like(s) for s in layers] if stop == "settled" else None
+    settles = stop in ("settled", "settled_extrapolated")
+    targets = [torch.empty_like(s) for s in layers] if settles else None
+    # the drives the step used, kept to carry the accumulators forward once settled
+    used = [torch.empty_like(s) for s in layers] if stop == "settled_extrapolated" else None
     groups = schedule_groups(schedule, len(layers))
     for step in range(steps):
         largest = 0.0
@@ -415,6 +436,8 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
                 drive = drives.drive(index)
                 if targets is not None:  # the step may overwrite the drive: read its side of θ first
                     _target_side(net.neurons[index], drive, targets[index])
+                if used is not None:
+                    used[index].copy_(drive)
                 updated.append((index, _step_layer(net, index, layers[index], drive,
                                                    drives.activations[index], active, push, inplace)))
             for index, new in updated:
@@ -435,6 +458,8 @@ def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
         if tolerance is not None and largest < tolerance:
             return layers, step + 1
         if stop is not None and not flipped and not unsettled:
+            if used is not None:
+                _extrapolate(net, layers, used, steps - step - 1)
             return layers, step + 1
     return layers, steps
 
@@ -495,7 +520,10 @@ def relax_until(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
       change; under ``"even_odd"`` too, as no unit flipped during the whole step), each
       clamp((1 − γ)s + γu) lies between s and clamp(u), both on the same side of θ, and by
       induction no unit ever flips again: the activations equal those of the full ``steps``
-      relaxation exactly (the accumulators differ, still on their way to clamp(u)).
+      relaxation exactly (the accumulators differ, still on their way to clamp(u));
+    - ``"settled_extrapolated"``: ``"settled"``, and the accumulators are then carried in
+      closed form over the steps left, s ← clamp(u + (1 − γ)^n (s − u), 0, 1): the state of
+      the full relaxation up to float rounding (``record`` sees only the steps run).
 
     Each costs one comparison per layer and step (``"settled"`` one more); ``tolerance`` and
     ``stop`` are exclusive.

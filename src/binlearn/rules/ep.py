@@ -114,7 +114,9 @@ class EP:
             ``"no_flips"`` stops the free phase after the first step in which no unit flips,
             ``"settled"`` after the first step in which no unit flips and every accumulator is
             on the side of θ its drive pulls it to, so that the free phase's activations equal
-            those after T steps (:func:`~binlearn.energy.relax_until`). Exclusive with
+            those after T steps, ``"settled_extrapolated"`` as ``"settled"`` with the
+            accumulators then carried in closed form over the steps left to T (the T-step
+            state up to float rounding; :func:`~binlearn.energy.relax_until`). Exclusive with
             ``free_tolerance``; checked against the network when a phase runs.
     """
 

@@ -143,8 +143,11 @@ class EPConfig(_EnergyRuleConfig):
     after the first step in which no unit of the batch flips; settled after the first step in
     which no unit flips and every accumulator is on the side of θ its drive pulls it to, so that
     the free phase's binary activations equal those after all T steps (the accumulators still
-    differ). Exclusive with free_tolerance; the mean free steps run per training epoch are in
-    the metrics (``free_steps_mean``)."""
+    differ); settled_extrapolated as settled, then the accumulators are carried in closed form
+    over the steps left to T, which gives the T-step state up to float rounding (the nudged
+    phase starts from it, and the output accumulators break ties between equal group
+    activities in predictions). Exclusive with free_tolerance; the mean free steps run per
+    training epoch are in the metrics (``free_steps_mean``)."""
 
     def check(self) -> None:
         if self.free_stop is not None and self.free_tolerance is not None:
