@@ -49,7 +49,8 @@ def _summary(values: list[int]) -> dict:
     return {"mean": round(statistics.fmean(values), 2), "min": min(values), "max": max(values)}
 
 
-def measure(net: EnergyNet, free_steps: int, batches: list[torch.Tensor], max_steps: int, schedule: str) -> dict:
+def measure(net: EnergyNet, free_steps: int, batches: list[torch.Tensor], max_steps: int,
+            schedule: str) -> dict:
     settled_steps, flips_steps, differing, output_differing, units, outputs = [], [], 0, 0, 0, 0
     predictions = {"settled": 0, "no_flips": 0}
     samples = 0

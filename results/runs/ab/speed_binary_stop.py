@@ -78,7 +78,8 @@ def main():
     print(json.dumps({"run": args.run, "machine": {"platform": platform.platform(),
                                                    "cpu_count": os.cpu_count(),
                                                    "load_average_1min": os.getloadavg()[0]},
-                      "torch": torch.__version__, "threads": 1, "gemm_only": args.gemm_only, "batches": args.batches,
+                      "torch": torch.__version__, "threads": 1, "gemm_only": args.gemm_only,
+                      "batches": args.batches,
                       "repeats": args.repeats, "arms": result}, indent=1))
 
 

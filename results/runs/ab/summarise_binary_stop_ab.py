@@ -43,10 +43,12 @@ for arm in ARMS:
         if any(r is None for r in b) or base == arm:
             cells.append("–")
             continue
-        diffs = [100 * (r["test"] - q["test"]) for r, q in zip(rs, b)]
+        diffs = [100 * (r["test"] - q["test"]) for r, q in zip(rs, b, strict=True)]
         cells.append(" / ".join(f"{d:+.2f}" for d in diffs) + f": **{statistics.fmean(diffs):+.2f} ± "
                      f"{statistics.stdev(diffs):.2f}**")
+    steps = " / ".join(format(r["steps"], ".1f") for r in rs)
+    speeds = " / ".join(format(r["sps"], ".0f") for r in rs)
     print(f"| {arm} | {' / '.join(f'{t:.4f}' for t in tests)} | **{msd(tests)}** | {cells[0]} | {cells[1]} | "
-          f"{' / '.join(format(r['steps'], '.1f') for r in rs)} | {' / '.join(format(r['sps'], '.0f') for r in rs)} |")
+          f"{steps} | {speeds} |")
 if "--json" in sys.argv:
     print(json.dumps(runs, indent=1))
