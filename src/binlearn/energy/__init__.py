@@ -20,6 +20,7 @@ from binlearn.energy.network import EnergyNet, convolutional, fully_connected
 from binlearn.energy.neurons import BinaryAccumulator, HardSigmoid
 from binlearn.energy.relax import (
     EVEN_ODD,
+    FREE_STOPS,
     NUDGE_PLACEMENTS,
     SCHEDULES,
     SYNCHRONOUS,
@@ -32,6 +33,7 @@ from binlearn.energy.relax import (
     RelaxationPlan,
     RelaxationSchedule,
     StateNudge,
+    check_stop,
     nudge_placement,
     prepare,
     relax,
@@ -58,6 +60,8 @@ __all__ = [
     "EVEN_ODD",
     "SCHEDULES",
     "NUDGE_PLACEMENTS",
+    "FREE_STOPS",
+    "check_stop",
     "Nudge",
     "NudgePlacement",
     "DriveNudge",

@@ -42,6 +42,7 @@ import torch
 from binlearn.binary.schedules import SCHEDULES, RelaxationSchedule, relaxation_schedule
 from binlearn.energy.costs import Cost
 from binlearn.energy.network import EnergyNet
+from binlearn.energy.neurons import BinaryAccumulator
 from binlearn.energy.plan import PhaseDrives, RelaxationPlan, ordered_couplings, plan_relaxation
 from binlearn.energy.state import EnergyState
 from binlearn.errors import BinlearnError
@@ -51,10 +52,26 @@ __all__ = [
     "NudgePlacement", "DriveNudge", "StateNudge", "FreeDriveNudge", "DRIVE_NUDGE", "nudge_placement",
     "Nudge", "RelaxationContext", "DivergenceError",
     "StepRecord", "prepare", "relax", "relax_until", "relax_step", "schedule_groups", "check_schedule",
-    "RelaxationSchedule", "RelaxationPlan",
+    "FREE_STOPS", "check_stop", "RelaxationSchedule", "RelaxationPlan",
 ]
 
 SYNCHRONOUS, EVEN_ODD = SCHEDULES
+
+FREE_STOPS = ("no_flips", "settled", "settled_extrapolated")
+"""The stop tests of binary-activation networks (``relax_until(…, stop=…)``, config
+``rule.free_stop``), whose accumulators never stop moving, so ``tolerance`` never fires:
+
+- ``"no_flips"``: stop after the first step in which no unit of the batch flips (H(s − θ)
+  unchanged for every unit and sample);
+- ``"settled"``: stop after the first step in which no unit flips *and* every accumulator
+  is on the same side of θ as the target clamp(u, 0, 1) of the drive u the step used. The
+  drives then repeat, each accumulator moves monotonically towards its target, and no unit
+  can flip again: the activations equal those after any number of further steps;
+- ``"settled_extrapolated"``: ``"settled"``, then every accumulator is carried in closed form
+  to where the remaining steps would take it under its fixed drive,
+  s ← clamp(u + (1 − γ)^n (s − u), 0, 1) for n steps left: the state of the full relaxation
+  up to float rounding (so the nudged phase and the accumulators' tie-break start from it).
+"""
 
 
 class DivergenceError(BinlearnError, ValueError):
@@ -295,6 +312,41 @@ def _step_layer(net: EnergyNet, index: int, state: torch.Tensor, drive: torch.Te
     return new
 
 
+def check_stop(net: EnergyNet, stop: str | None) -> str | None:
+    """``stop`` if it is None or one of :data:`FREE_STOPS` and every layer of ``net`` has binary
+    neurons; a one-line ``ValueError`` otherwise."""
+    if stop is None:
+        return None
+    if stop not in FREE_STOPS:
+        raise ValueError(f"unknown stop test {stop!r}; valid: {', '.join(FREE_STOPS)}")
+    if not all(getattr(neuron, "binary", False) for neuron in net.neurons):
+        raise ValueError(f"the stop test {stop!r} needs binary neurons (BinaryAccumulator) in every "
+                         f"layer; hard-sigmoid networks stop with a tolerance on |Δs|")
+    return stop
+
+
+def _target_side(neuron, drive: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """H(clamp(u, 0, 1) − θ) as 0.0 / 1.0 into ``out``: the activation the accumulator tends
+    to under a fixed drive u (read before the neuron's in-place step overwrites u)."""
+    threshold = neuron.threshold
+    if threshold < 0.0 or threshold >= 1.0:  # the clamped target is always / never above θ
+        return out.fill_(1.0 if threshold < 0.0 else 0.0)
+    return torch.gt(drive, threshold, out=out)  # for θ in [0, 1): clamp(u) > θ ⇔ u > θ
+
+
+def _extrapolate(net: EnergyNet, layers: list, drives: list, remaining: int) -> None:
+    """s ← clamp(u + (1 − γ)^n (s − u), 0, 1) for every layer, n = ``remaining``: n steps of
+    s ← clamp((1 − γ)s + γu, 0, 1) under a fixed drive u, in closed form (with u in [0, 1] the
+    clamp never acts; beyond, the unclamped sequence is monotone and the clamp, once reached,
+    holds)."""
+    if remaining <= 0:
+        return
+    for index, (neuron, drive) in enumerate(zip(net.neurons, drives, strict=True)):
+        assert isinstance(neuron, BinaryAccumulator)  # check_stop: every layer is binary
+        factor = (1.0 - neuron.gamma) ** remaining
+        layers[index] = torch.clamp(drive + factor * (layers[index] - drive), 0.0, 1.0)
+
+
 def _active(nudge: Nudge | None) -> Nudge | None:
     return nudge if nudge is not None and nudge.beta != 0 else None
 
@@ -357,34 +409,57 @@ def relax_step(net: EnergyNet, x: torch.Tensor, state: EnergyState, nudge: Nudge
 
 def _run(net: EnergyNet, context: RelaxationContext, layers: list, steps: int,
          nudge: Nudge | None, schedule: str | RelaxationSchedule, check_each_step: bool, step_offset: int,
-         record: StepRecord | None = None, tolerance: float | None = None) -> tuple[list, int]:
+         record: StepRecord | None = None, tolerance: float | None = None,
+         stop: str | None = None) -> tuple[list, int]:
     """The fused relaxation loop on ``layers`` (working copies owned by this call): the
     steps of :func:`relax_step`, with the plan's strategies and each up-drive computed once per
     change of its bottom layer (:class:`~binlearn.energy.plan.PhaseDrives`). Returns the layers
     and the number of steps run (fewer than ``steps`` only when ``tolerance`` is met: the
-    step after which max |s_{t+1} − s_t| < tolerance over every layer and sample)."""
+    step after which max |s_{t+1} − s_t| < tolerance over every layer and sample; or when the
+    binary stop test ``stop`` of :data:`FREE_STOPS` is met)."""
     inplace = not torch.is_grad_enabled()
     drives = PhaseDrives(net, context.plan, context.input_drive, context.input_cache, layers, inplace)
     active = _active(nudge)
     push = None if active is None else active.placement.phase_push(active, layers[-1])  # fixed for the phase
     change = [torch.empty_like(s) for s in layers] if tolerance is not None else None
+    settles = stop in ("settled", "settled_extrapolated")
+    targets = [torch.empty_like(s) for s in layers] if settles else None
+    # the drives the step used, kept to carry the accumulators forward once settled
+    used = [torch.empty_like(s) for s in layers] if stop == "settled_extrapolated" else None
     groups = schedule_groups(schedule, len(layers))
     for step in range(steps):
         largest = 0.0
+        flipped = unsettled = False
         for group in groups:
-            updated = [(index, _step_layer(net, index, layers[index], drives.drive(index),
-                                           drives.activations[index], active, push, inplace))
-                       for index in group]
+            updated = []
+            for index in group:
+                drive = drives.drive(index)
+                if targets is not None:  # the step may overwrite the drive: read its side of θ first
+                    _target_side(net.neurons[index], drive, targets[index])
+                if used is not None:
+                    used[index].copy_(drive)
+                updated.append((index, _step_layer(net, index, layers[index], drive,
+                                                   drives.activations[index], active, push, inplace)))
             for index, new in updated:
                 if change is not None:
                     difference = torch.sub(new, layers[index], out=change[index])
                     largest = max(largest, float(difference.abs_().max()))
+                before = drives.activations[index]
                 drives.commit(index, new)
+                if stop is not None and not flipped:
+                    after = drives.activations[index]
+                    flipped = not torch.equal(before, after)
+                    if targets is not None and not flipped and not unsettled:
+                        unsettled = not torch.equal(after, targets[index])
             if check_each_step:
                 _check_finite(net, layers, group, step_offset + step + 1)
         if record is not None:
             record(step_offset + step + 1, tuple(layers))
         if tolerance is not None and largest < tolerance:
+            return layers, step + 1
+        if stop is not None and not flipped and not unsettled:
+            if used is not None:
+                _extrapolate(net, layers, used, steps - step - 1)
             return layers, step + 1
     return layers, steps
 
@@ -423,7 +498,7 @@ def relax(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
 def relax_until(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
                 tolerance: float | None = None, nudge: Nudge | None = None,
                 schedule: str | RelaxationSchedule = SYNCHRONOUS, context: RelaxationContext | None = None,
-                step_offset: int = 0, record: StepRecord | None = None
+                step_offset: int = 0, record: StepRecord | None = None, stop: str | None = None
                 ) -> tuple[EnergyState, int]:
     """:func:`relax` with a convergence test: stop after the first step t with
 
@@ -432,12 +507,38 @@ def relax_until(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
     and return ``(state, steps run)``; ``tolerance=None`` runs all ``steps`` (then it is
     :func:`relax`, bit for bit, and so are the first t steps of any run). The test costs one
     elementwise pass and one device-to-host read per step. Other arguments as in :func:`relax`.
+
+    Binary-activation networks never meet ``tolerance`` (their accumulators s keep moving
+    geometrically towards the drive); for them ``stop`` names one of the tests of
+    :data:`FREE_STOPS`, for free phases only (no nudge), with every layer binary:
+
+    - ``"no_flips"``: stop after the first step t with H(s_t − θ) = H(s_{t−1} − θ) for every
+      layer, sample and unit (it can stop early: an accumulator on its way to θ flips later);
+    - ``"settled"``: stop after the first step t with no flip and, for every layer, sample and
+      unit, H(s_t − θ) = H(clamp(u_t, 0, 1) − θ), u_t the drive the step used. Then the next
+      step's drives equal u_t (they are functions of the binary activations, which did not
+      change; under ``"even_odd"`` too, as no unit flipped during the whole step), each
+      clamp((1 − γ)s + γu) lies between s and clamp(u), both on the same side of θ, and by
+      induction no unit ever flips again: the activations equal those of the full ``steps``
+      relaxation exactly (the accumulators differ, still on their way to clamp(u));
+    - ``"settled_extrapolated"``: ``"settled"``, and the accumulators are then carried in
+      closed form over the steps left, s ← clamp(u + (1 − γ)^n (s − u), 0, 1): the state of
+      the full relaxation up to float rounding (``record`` sees only the steps run).
+
+    Each costs one comparison per layer and step (``"settled"`` one more); ``tolerance`` and
+    ``stop`` are exclusive.
     """
     check_schedule(schedule)
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     if tolerance is not None and not tolerance > 0:
         raise ValueError(f"tolerance must be > 0 (or None: run every step), got {tolerance}")
+    check_stop(net, stop)
+    if stop is not None and tolerance is not None:
+        raise ValueError("give a tolerance (hard-sigmoid networks) or a binary stop test, not both")
+    if stop is not None and _active(nudge) is not None:
+        raise ValueError(f"the stop test {stop!r} is for free phases (no nudge): the nudge moves the "
+                         f"output's drive with its accumulator")
     if nudge is not None and not isinstance(nudge.placement, NudgePlacement):
         raise TypeError(f"nudge placement must be a NudgePlacement (DriveNudge(), StateNudge(), "
                         f"FreeDriveNudge(); nudge_placement(name) maps the names "
@@ -448,7 +549,7 @@ def relax_until(net: EnergyNet, x: torch.Tensor, state: EnergyState, steps: int,
         context = prepare(net, x)
     working = [s.clone() for s in state.layers]
     layers, run = _run(net, context, working, steps, nudge, schedule, False, step_offset, record,
-                       tolerance)
+                       tolerance, stop)
     if _first_bad_layer(layers) is not None:
         # rare path: replay with a check after every step to name the layer and step
         _run(net, context, [s.clone() for s in state.layers], run, nudge, schedule, True,

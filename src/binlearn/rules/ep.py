@@ -29,6 +29,7 @@ import torch
 from binlearn.energy.network import EnergyNet
 from binlearn.energy.relax import (
     DRIVE_NUDGE,
+    FREE_STOPS,
     Nudge,
     NudgePlacement,
     RelaxationContext,
@@ -46,7 +47,7 @@ __all__ = ["EP", "EPResult", "parameter_derivative_difference"]
 class EPResult(NamedTuple):
     """gradients: {name: tensor} (loss gradients, batch mean); free_state: s⁰; beta: the
     β used for this batch (signed, after the random sign); free_steps: the free steps run
-    (T, or fewer when ``free_tolerance`` stopped the phase)."""
+    (T, or fewer when ``free_tolerance`` or ``free_stop`` stopped the phase)."""
 
     gradients: dict[str, torch.Tensor]
     free_state: EnergyState
@@ -108,13 +109,23 @@ class EP:
             test: the free phase stops after the first step with max |Δs| < free_tolerance
             (at most T steps; :func:`~binlearn.energy.relax_until`); the steps run are in
             :attr:`EPResult.free_steps`.
+        free_stop: None (default) or the stop test of binary-activation networks, whose
+            accumulators never meet a tolerance (:data:`~binlearn.energy.FREE_STOPS`):
+            ``"no_flips"`` stops the free phase after the first step in which no unit flips,
+            ``"settled"`` after the first step in which no unit flips and every accumulator is
+            on the side of θ its drive pulls it to, so that the free phase's activations equal
+            those after T steps, ``"settled_extrapolated"`` as ``"settled"`` with the
+            accumulators then carried in closed form over the steps left to T (the T-step
+            state up to float rounding; :func:`~binlearn.energy.relax_until`). Exclusive with
+            ``free_tolerance``; checked against the network when a phase runs.
     """
 
     def __init__(self, free_steps: int, nudged_steps: int, beta: float,
                  random_sign: bool = False, symmetric: bool = False,
                  schedule: str = "synchronous",
                  nudge_placement: NudgePlacement | str = DRIVE_NUDGE,
-                 sparse_products: bool = True, free_tolerance: float | None = None) -> None:
+                 sparse_products: bool = True, free_tolerance: float | None = None,
+                 free_stop: str | None = None) -> None:
         if free_steps < 1:
             raise ValueError(f"free_steps (T) must be >= 1, got {free_steps}")
         if nudged_steps < 1:
@@ -134,6 +145,12 @@ class EP:
         if free_tolerance is not None and not free_tolerance > 0:
             raise ValueError(f"free_tolerance must be > 0 (or None), got {free_tolerance}")
         self.free_tolerance = None if free_tolerance is None else float(free_tolerance)
+        if free_stop is not None and free_stop not in FREE_STOPS:
+            raise ValueError(f"unknown free_stop {free_stop!r}; valid: {', '.join(FREE_STOPS)}")
+        if free_stop is not None and free_tolerance is not None:
+            raise ValueError("free_tolerance (hard-sigmoid networks) and free_stop (binary-activation "
+                             "networks) are two stop tests; give one")
+        self.free_stop = free_stop
 
     def __repr__(self) -> str:
         return (f"EP(free_steps={self.free_steps}, nudged_steps={self.nudged_steps}, "
@@ -141,16 +158,19 @@ class EP:
                 f"symmetric={self.symmetric}, schedule={self.schedule!r}, "
                 f"nudge_placement={self.nudge_placement!r}"
                 + (f", free_tolerance={self.free_tolerance}" if self.free_tolerance is not None else "")
+                + (f", free_stop={self.free_stop!r}" if self.free_stop is not None else "")
                 + ")")
 
     @torch.no_grad()
     def free_phase_until(self, net: EnergyNet, x: torch.Tensor, steps: int | None = None,
                          context=None) -> tuple[EnergyState, int]:
-        """(s⁰, steps run): at most ``steps`` (default T), fewer when ``free_tolerance`` is met."""
+        """(s⁰, steps run): at most ``steps`` (default T), fewer when ``free_tolerance`` or
+        ``free_stop`` is met."""
         context = context if context is not None else prepare(net, x, sparse_products=self.sparse_products)
         initial = net.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
         return relax_until(net, x, initial, self.free_steps if steps is None else steps,
-                           self.free_tolerance, schedule=self.schedule, context=context)
+                           self.free_tolerance, schedule=self.schedule, context=context,
+                           stop=self.free_stop)
 
     @torch.no_grad()
     def estimate(self, net: EnergyNet, x: torch.Tensor, y: torch.Tensor) -> EPResult:

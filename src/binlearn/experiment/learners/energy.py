@@ -20,6 +20,7 @@ from typing import Any, ClassVar, cast
 import torch
 
 from binlearn.energy import (
+    FREE_STOPS,
     NUDGE_PLACEMENTS,
     SCHEDULES,
     BinaryAccumulator,
@@ -135,6 +136,23 @@ class EPConfig(_EnergyRuleConfig):
     step with max |Δs| < free_tolerance (over the batch). Changes the published setting, so
     it is never on by default; the mean free steps run per training epoch are in the metrics
     (``free_steps_mean``)."""
+    free_stop: str | None = setting(None, choices=FREE_STOPS)
+    """Optional stop test of binary-activation networks (model.neuron = "binary"), whose
+    accumulators never meet free_tolerance (default off: every free phase runs free_steps T,
+    and evaluation eval_steps): no_flips stops a free phase, in training and in evaluation,
+    after the first step in which no unit of the batch flips; settled after the first step in
+    which no unit flips and every accumulator is on the side of θ its drive pulls it to, so that
+    the free phase's binary activations equal those after all T steps (the accumulators still
+    differ); settled_extrapolated as settled, then the accumulators are carried in closed form
+    over the steps left to T, which gives the T-step state up to float rounding (the nudged
+    phase starts from it, and the output accumulators break ties between equal group
+    activities in predictions). Exclusive with free_tolerance; the mean free steps run per
+    training epoch are in the metrics (``free_steps_mean``)."""
+
+    def check(self) -> None:
+        if self.free_stop is not None and self.free_tolerance is not None:
+            raise ConfigError("rule.free_tolerance (hard-sigmoid networks) and rule.free_stop "
+                              "(binary-activation networks) are two stop tests; set one")
 
 
 @dataclass
@@ -397,15 +415,18 @@ class EnergyGradients:
 
         initial = self.model.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
         tolerance = self.rule.free_tolerance if isinstance(self.rule, EP) else None
+        stop = self.rule.free_stop if isinstance(self.rule, EP) else None
         state, _ = relax_until(self.model, x, initial, self.eval_steps, tolerance,
-                               schedule=self.cfg.relaxation, context=prepare(self.model, x))
+                               schedule=self.cfg.relaxation, context=prepare(self.model, x), stop=stop)
         return self.model.predict(state)
 
     def end_epoch(self, reducer: Reducer) -> dict[str, Any]:
         metrics: dict[str, Any] = {}
         if self.learn_scale:
             metrics["scale"] = [float(cast(torch.Tensor, c.scale).mean()) for c in self.model.couplings]
-        if isinstance(self.rule, EP) and self.rule.free_tolerance is not None and self._free_phases:
+        stops = isinstance(self.rule, EP) and (self.rule.free_tolerance is not None
+                                               or self.rule.free_stop is not None)
+        if stops and self._free_phases:
             metrics["free_steps_mean"] = round(self._free_steps_run / self._free_phases, 2)
         self._free_steps_run, self._free_phases = 0, 0
         return metrics
@@ -432,12 +453,16 @@ def build_energy_learner(model_cfg: EnergyModelConfig, rule_cfg: EPConfig | BPTT
             and model_cfg.readout != "mse"):
         raise ConfigError("rule.nudge_placement = \"free_drive\" needs model.readout = \"mse\" "
                           "(it pushes the output neurons towards their targets)")
+    if isinstance(rule_cfg, EPConfig) and rule_cfg.free_stop is not None and model_cfg.neuron != "binary":
+        raise ConfigError(f"rule.free_stop = \"{rule_cfg.free_stop}\" needs model.neuron = \"binary\" "
+                          f"(hard-sigmoid networks stop with rule.free_tolerance)")
     net = build_energy_net(model_cfg, input_shape, num_classes).to(device)
     try:
         if isinstance(rule_cfg, EPConfig):
             rule: EP | BPTT = EP(rule_cfg.free_steps, rule_cfg.nudged_steps, rule_cfg.beta,
                                  rule_cfg.random_sign, rule_cfg.symmetric, rule_cfg.relaxation,
-                                 rule_cfg.nudge_placement, free_tolerance=rule_cfg.free_tolerance)
+                                 rule_cfg.nudge_placement, free_tolerance=rule_cfg.free_tolerance,
+                                 free_stop=rule_cfg.free_stop)
         else:
             rule = BPTT(rule_cfg.free_steps, rule_cfg.truncation, rule_cfg.relaxation)
     except ValueError as error:
