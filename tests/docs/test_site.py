@@ -11,9 +11,9 @@ from binlearn.reproduce.results import load_results, marked_tables, render_markd
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-MACHINES = ("CPU-2", "AMD EPYC", "machine")
-"""How the pages name a machine (docs/results.md defines CPU-2 and the AMD EPYC machine; "the
-project's machine" points there)."""
+MACHINES = ("CPU-2", "AMD EPYC")
+"""The machines figures were measured on, as the pages name them (docs/results.md and
+docs/conv-ep.md describe each)."""
 COMMAND = re.compile(r"`(?:binlearn |python benchmarks/|torchrun )[^`]*`|binlearn reproduce --write-docs")
 IMAGE = re.compile(r"!\[[^\]]*\]\(([^)]+)\)")
 PERFORMANCE = re.compile(r"\d[\d,.]*\s*(?:×(?!\s*\d)|x faster|samples/s|GOPS|TOPS|ms\b|s of training|seconds)")
