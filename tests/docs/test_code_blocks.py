@@ -35,6 +35,14 @@ _MARKER = re.compile(r"^<!-- (skip|scaled|needs): ?(.*?) ?-->$")
 _COMMAND = re.compile(r"^(?P<head>.*\bbinlearn (?:train|reproduce)\b.*?)(?P<tail>(?:\s+\|.*)?)$")
 NEEDS = {"mnist": "mnist/train-images-idx3-ubyte.gz"}
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # the Python blocks run in this process
+
+CHECKS = {
+    # the figure a page states about its own example: "test accuracy about 0.8" (0.82 with seed 0)
+    "docs/getting-started.md": lambda namespace: namespace["accuracy"] > 0.7,
+}
+"""Page -> a check of what its Python blocks computed, beyond running without an error."""
+
 
 @dataclass
 class Block:
@@ -91,7 +99,7 @@ def test_the_convention_is_kept():
             if "scaled" in block.markers:
                 assert any(_COMMAND.match(line) for line in block.code.split("\n")), (
                     f"{block.where}: <!-- scaled --> above a block without a binlearn train/reproduce line")
-    for page in PAGES[2:]:
+    for page in [p for p in PAGES[2:] if not p.endswith("index.md")]:  # every guide shows its task
         assert any(b.language in RUNNABLE and "skip" not in b.markers for b in blocks(page)), page
 
 
@@ -138,3 +146,5 @@ def test_the_code_blocks_of_a_page_run(page, tmp_path, monkeypatch):
             printed = io.StringIO()
             with contextlib.redirect_stdout(printed):
                 exec(compile(code, block.where, "exec"), namespace)
+    if page in CHECKS:
+        assert CHECKS[page](namespace), f"{page}: its example does not compute what the page says"
