@@ -97,7 +97,8 @@ def test_readme_python_example_has_five_lines_and_trains_the_local_rule(tmp_path
 
 def _pip(line: str) -> str:
     """A pip command as the README writes it: ``pip install X`` (python3 -m pip, quiet flags dropped)."""
-    words = [w for w in shlex.split(line) if not w.startswith("--quiet") and w != "--disable-pip-version-check"]
+    quiet = ("--quiet", "--disable-pip-version-check")
+    words = [w for w in shlex.split(line) if w not in quiet]
     if words[:3] in (["python3", "-m", "pip"], ["python", "-m", "pip"]):
         words = ["pip", *words[3:]]
     return " ".join(words)

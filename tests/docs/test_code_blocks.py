@@ -95,7 +95,8 @@ def test_the_convention_is_kept():
             if "skip" in block.markers:
                 assert block.markers["skip"].strip(), f"{block.where}: <!-- skip: --> needs a reason"
             if "needs" in block.markers:
-                assert block.markers["needs"] in NEEDS, f"{block.where}: unknown need {block.markers['needs']!r}"
+                need = block.markers["needs"]
+                assert need in NEEDS, f"{block.where}: unknown need {need!r}"
             if "scaled" in block.markers:
                 assert any(_COMMAND.match(line) for line in block.code.split("\n")), (
                     f"{block.where}: <!-- scaled --> above a block without a binlearn train/reproduce line")
@@ -141,7 +142,8 @@ def test_the_code_blocks_of_a_page_run(page, tmp_path, monkeypatch):
         if block.language == "bash":
             done = subprocess.run(["bash", "-euo", "pipefail", "-c", _shell_prelude() + code], cwd=tmp_path,
                                   env=env, capture_output=True, text=True, timeout=900)
-            assert done.returncode == 0, f"{block.where} failed:\n{code}\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
+            output = done.stdout[-2000:] + done.stderr[-3000:]
+            assert done.returncode == 0, f"{block.where} failed:\n{code}\n{output}"
         else:
             printed = io.StringIO()
             with contextlib.redirect_stdout(printed):

@@ -26,8 +26,8 @@ def test_every_config_key_and_its_bounds_are_on_the_page():
         for cls in registry.values():
             for item in dataclasses.fields(cls):
                 section = cls.SECTION
-                row = next((line for line in page.splitlines() if line.startswith(f"| `{section}.{item.name}` |")),
-                           None)
+                key = f"| `{section}.{item.name}` |"
+                row = next((line for line in page.splitlines() if line.startswith(key)), None)
                 assert row is not None, f"{section}.{item.name} ({cls.__name__}) is not on the page"
                 bounds = item.metadata.get("bounds")
                 if bounds is not None and bounds_text(bounds):

@@ -16,7 +16,8 @@ MACHINES = ("CPU-2", "AMD EPYC")
 docs/conv-ep.md describe each)."""
 COMMAND = re.compile(r"`(?:binlearn |python benchmarks/|torchrun )[^`]*`|binlearn reproduce --write-docs")
 IMAGE = re.compile(r"!\[[^\]]*\]\(([^)]+)\)")
-PERFORMANCE = re.compile(r"\d[\d,.]*\s*(?:×(?!\s*\d)|x faster|samples/s|GOPS|TOPS|ms\b|s of training|seconds)")
+PERFORMANCE = re.compile(
+    r"\d[\d,.]*\s*(?:×(?!\s*\d)|x faster|samples/s|GOPS|TOPS|ms\b|s of training|seconds)")
 
 
 def _nav_pages() -> list[str]:

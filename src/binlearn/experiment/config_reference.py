@@ -10,9 +10,9 @@ again and compares (``python -m binlearn.reference_pages`` rewrites it).
 from __future__ import annotations
 
 import ast
-import re
 import dataclasses
 import inspect
+import re
 import textwrap
 import typing
 from typing import Any
@@ -79,8 +79,8 @@ _ROLE = re.compile(r":(?:func|class|mod|meth|data|attr|obj):`~?([\w.]+)`")
 
 def markdown(text: str) -> str:
     """A docstring's reStructuredText inline markup as markdown: ``x`` -> `x`, :class:`~a.B` -> `B`."""
-    text = _ROLE.sub(lambda m: f"`{m.group(1).rsplit('.', 1)[-1]}`" if "~" in m.group(0) else f"`{m.group(1)}`",
-                     text)
+    text = _ROLE.sub(lambda m: f"`{m.group(1).rsplit('.', 1)[-1]}`" if "~" in m.group(0)
+                     else f"`{m.group(1)}`", text)
     return text.replace("``", "`")
 
 
