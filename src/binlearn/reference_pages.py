@@ -8,9 +8,12 @@ A page holds hand-written prose and generated blocks between two markers::
 
 ``config`` (docs/reference/config.md) is rendered from the config dataclasses
 (:mod:`binlearn.experiment.config_reference`), ``cli`` (docs/reference/cli.md) from the
-argument parser of :mod:`binlearn.cli`. ``python -m binlearn.reference_pages`` rewrites the
-blocks; ``--check`` exits 1 naming the stale pages (``tests/docs/test_reference_pages.py``
-does the same check).
+argument parser of :mod:`binlearn.cli`. Pages other than docs/results.md (which ``binlearn
+reproduce --write-docs`` renders) may also quote a table of docs/results.toml between
+``<!-- table: ID -->`` and ``<!-- end table -->``; they are rendered here the same way
+(:func:`binlearn.reproduce.results.render_markdown`). ``python -m binlearn.reference_pages``
+rewrites every such block; ``--check`` exits 1 naming the stale pages (``tests/docs`` does the
+same checks).
 """
 
 from __future__ import annotations
@@ -109,14 +112,28 @@ def render_page(text: str, where: str = "page") -> str:
     return "\n".join(out)
 
 
+def _quoting_pages(root: Path) -> list[str]:
+    """The docs pages, besides docs/results.md, that quote a table of docs/results.toml."""
+    from binlearn.reproduce.results import marked_tables
+
+    return [str(path.relative_to(root)) for path in sorted((root / "docs").rglob("*.md"))
+            if path.relative_to(root) != Path("docs/results.md") and marked_tables(path.read_text())]
+
+
 def stale_pages(root: Path, write: bool = False) -> list[str]:
-    """The pages (relative paths) whose generated blocks differ from a fresh rendering; with
-    ``write`` they are rewritten."""
+    """The pages (relative paths) whose generated blocks or quoted results tables differ from a
+    fresh rendering; with ``write`` they are rewritten."""
+    from binlearn.reproduce.results import load_results, render_markdown
+
+    quoting = _quoting_pages(root)
+    results = load_results(root / "docs" / "results.toml") if quoting else None
     stale = []
-    for page in sorted({page for page, _ in GENERATED.values()}):
+    for page in sorted({page for page, _ in GENERATED.values()} | set(quoting)):
         path = root / page
         text = path.read_text()
         fresh = render_page(text, page)
+        if results is not None and page in quoting:
+            fresh = render_markdown(fresh, results, page)
         if fresh != text:
             stale.append(page)
             if write:

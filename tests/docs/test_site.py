@@ -47,7 +47,8 @@ def test_every_results_table_on_a_page_is_what_results_toml_renders():
             continue
         assert render_markdown(text, results, str(page)) == text, (
             f"{page.relative_to(ROOT)}: a table differs from docs/results.toml; re-render it "
-            "(binlearn reproduce --write-docs does docs/results.md; render_markdown the others)")
+            "(`binlearn reproduce --write-docs` for docs/results.md, `python -m binlearn.reference_pages` "
+            "for the other pages)")
 
 
 def test_every_picture_names_its_machine_and_command():
