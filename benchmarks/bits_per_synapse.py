@@ -163,9 +163,34 @@ def chosen(out: Path, setting: str, method: str, bits: int) -> tuple[str, float]
     return best[1], best[0]
 
 
+TITLES = {"ep-1024": "binary EP 784-1024-100, binary inputs (MNIST 8k)",
+          "local-1035": "binary EP 784-1035-100 beside the local rule (MNIST 8k)"}
+DATA = {"ep-1024": "MNIST 8k (+ 1,000 validation), 10 epochs, batch 64, pixels > 0.5",
+        "local-1035": "MNIST 8k (+ 1,000 validation), 10 epochs, batch 100, pixels > 0 (the local rule's)"}
+
+
+def curve_toml(setting: str, rows: list[dict[str, Any]], machine: str) -> str:
+    """The [[curve]] entry of docs/results.toml for ``rows`` (what ``collect`` prints)."""
+    points = []
+    for row in rows:
+        if row["bits_per_synapse"] is None or isinstance(row["bits_per_synapse"], list):
+            continue
+        bits = "" if row["bits"] is None else f"bits = {row['bits']}, "
+        method = "local_binary" if row["method"] == "local_binary" else row["method"]
+        test = ", ".join(f"{value:.4f}" for value in row["test"])
+        points.append(f'  {{method = "{method}", {bits}bits_per_synapse = {row["bits_per_synapse"]}, '
+                      f'chosen = "{row["chosen"]}", validation = {row["validation"]}, test = [{test}]}},')
+    body = "\n".join(points)
+    return (f'[[curve]]\nid = "bits-{setting}"\ntitle = "{TITLES[setting]}"\ndata = "{DATA[setting]}"\n'
+            f'machine = "{machine}"\n'
+            f'command = "python benchmarks/bits_per_synapse.py sweep|final|toml --setting {setting}"\n'
+            f"points = [\n{body}\n]\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("stage", choices=["sweep", "final", "collect"])
+    parser.add_argument("stage", choices=["sweep", "final", "collect", "toml"])
+    parser.add_argument("--machine", default="", help="toml: the machine that measured the runs")
     parser.add_argument("--setting", choices=sorted(SETTINGS), default="ep-1024")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "runs" / "bits")
     parser.add_argument("--bits", type=int, nargs="*", default=None, help="only these b (default all)")
@@ -209,8 +234,11 @@ def main() -> None:
                                                or {}).get("validation_accuracy")
                                         for name in candidates(method, bits, layers)
                                         if method != "local_binary"}})
-        json.dump({"setting": args.setting, **SETTINGS[args.setting], "rows": rows}, sys.stdout, indent=1)
-        print()
+        if args.stage == "collect":
+            json.dump({"setting": args.setting, **SETTINGS[args.setting], "rows": rows}, sys.stdout, indent=1)
+            print()
+        else:
+            print(curve_toml(args.setting, rows, args.machine))
 
 
 if __name__ == "__main__":
