@@ -116,7 +116,7 @@ def counter_update(weight: torch.Tensor, counter: torch.Tensor, update: torch.Te
     value = (value - value.sign() * (value.abs() >> leak_shift) + update).clamp_(low, high)
     sign = torch.where(weight >= 0, 1, -1).to(torch.int32)
     flip = value * sign >= threshold
-    weight.mul_(flip.to(weight.dtype).mul_(-2.0).add_(1.0))
+    weight.mul_(flip.to(weight.dtype).mul_(-2).add_(1))  # integer scalars: int8 signs stay int8
     counter.copy_(value.masked_fill_(flip, 0))
     return flip.sum()
 
@@ -128,7 +128,7 @@ def hidden_update(weight: torch.Tensor, hidden: torch.Tensor, update: torch.Tens
     low, high = _range(bits)
     value = (hidden.to(torch.int32) - update).clamp_(low, high)
     hidden.copy_(value)
-    new = torch.where(value >= 0, 1.0, -1.0).to(weight.dtype)
+    new = torch.where(value >= 0, 1, -1).to(weight.dtype)  # no float formed (integer signs stay integer)
     flips = (new != weight).sum()
     weight.copy_(new)
     return flips
