@@ -46,7 +46,7 @@ hidden_int: h ← sat_b(h − u), w = sign(h)). The biases take the SGD step b �
 as integers, rounded stochastically with integer arithmetic only:
 
     R_l = round(lr_l · 2^(F + Q) / (n |β| B))                 (a host integer, once per step)
-    Bias_l ← clamp(Bias_l − ((R_l u^b_l + r) >> Q), −2^30, 2^30),   r uniform in [0, 2^Q)
+    Bias_l ← clamp(Bias_l − ((R_l u^b_l + r) >> Q), −(2^24 − 1), 2^24 − 1),   r uniform in [0, 2^Q)
 
 Q = 32, so E[ΔBias] = lr_l g^b_l 2^F up to the rounding of R_l (relative 2^−Q / rate), r the
 top Q bits of the counter-based splitmix64 word of
@@ -95,8 +95,10 @@ __all__ = ["IntegerEPParameters", "IntegerNetwork", "IntegerSynapseRule", "Integ
 
 RATE_SHIFT = 32
 """Q: the bias rates R_l are fixed point with Q fractional bits below 2^−F."""
-BIAS_LIMIT = 1 << 30
-"""|Bias_l| saturates here (|b| < 2^(30 − F)), far from int32's end."""
+BIAS_LIMIT = (1 << 24) - 1
+"""|Bias_l| saturates here (|b| < 2^(24 − F): 256 at F = 16): below 2^24 the float32 copy
+b_l = Bias_l · 2^−F that a checkpoint and the float engine read is exact, so the integer is
+recovered from it bit for bit."""
 PLACEMENTS = ("drive", "state", "free_drive")
 
 
