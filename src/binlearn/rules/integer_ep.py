@@ -247,7 +247,8 @@ def _target(params: IntegerEPParameters, labels: torch.Tensor) -> torch.Tensor:
 
 def _nudge(params: IntegerEPParameters, beta: int, target: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
     """(β_signed (Tg − S)) >> F, in int64, returned as int32."""
-    return (target - state).to(torch.int64).mul_(beta).bitwise_right_shift_(params.fraction_bits).to(torch.int32)
+    product = (target - state).to(torch.int64).mul_(beta)
+    return product.bitwise_right_shift_(params.fraction_bits).to(torch.int32)
 
 
 def integer_relax(params: IntegerEPParameters, network: IntegerNetwork, drive: torch.Tensor,
@@ -258,8 +259,10 @@ def integer_relax(params: IntegerEPParameters, network: IntegerNetwork, drive: t
     in ``params.placement`` (module docstring). ``drive``: the input drive I."""
     layers = [s.clone() for s in state]
     count, top, shift = len(layers), 1 << params.fraction_bits, params.gamma_shift
-    nudged = beta != 0 and target is not None
-    push = _nudge(params, beta, target, layers[-1]) if nudged and params.placement == "free_drive" else None
+    goal = target if target is not None and beta != 0 else None
+    push = None
+    if goal is not None and params.placement == "free_drive":  # from the phase's starting output
+        push = _nudge(params, beta, goal, layers[-1])
     for _ in range(steps):
         activations = [torch.gt(s, params.threshold).to(torch.uint8) for s in layers]
         drives = []
@@ -276,14 +279,14 @@ def integer_relax(params: IntegerEPParameters, network: IntegerNetwork, drive: t
                 total.add_(down(activations[index + 1]), alpha=network.scales[index + 1])
             drives.append(total)
         before = layers[-1]
-        if nudged and params.placement == "drive":
-            drives[-1].add_(_nudge(params, beta, target, before))
+        if goal is not None and params.placement == "drive":
+            drives[-1].add_(_nudge(params, beta, goal, before))
         elif push is not None:
             drives[-1].add_(push)
         new = [torch.sub(u, s).bitwise_right_shift_(shift).add_(s).clamp_(0, top)
                for u, s in zip(drives, layers, strict=True)]
-        if nudged and params.placement == "state":
-            new[-1] = new[-1].add_(_nudge(params, beta, target, before)).clamp_(0, top)
+        if goal is not None and params.placement == "state":
+            new[-1] = new[-1].add_(_nudge(params, beta, goal, before)).clamp_(0, top)
         layers = new
     return tuple(layers)
 
@@ -305,7 +308,8 @@ def integer_free_phase(params: IntegerEPParameters, network: IntegerNetwork, x: 
     """S⁰ after ``steps`` (default T) free steps from S_init: int32, one per layer."""
     x = _prepare_input(x)
     tables = _Tables(network, x.shape[0])
-    return integer_relax(params, network, input_drive(params, network, x), _initial(params, network, x.shape[0]),
+    initial = _initial(params, network, x.shape[0])
+    return integer_relax(params, network, input_drive(params, network, x), initial,
                          params.free_steps if steps is None else steps, tables)
 
 
@@ -367,8 +371,9 @@ def integer_ep_step(params: IntegerEPParameters, rule: IntegerSynapseRule, netwo
     signs, biases, states, flips, updates, decrements = [], [], [], [], [], []
     top = 1 << rule.bits
     step_seed = np.uint64(seed)
-    for index, (weight, bias, synapse) in enumerate(zip(network.signs, network.biases, synapses, strict=True)):
-        if index == 0 and x.dtype != torch.uint8:  # float pixels: the one float product, rounded stochastically
+    layers = zip(network.signs, network.biases, synapses, strict=True)
+    for index, (weight, bias, synapse) in enumerate(layers):
+        if index == 0 and x.dtype != torch.uint8:  # float pixels: the float product, rounded stochastically
             difference = torch.mm((first_acts[0].double() - second_acts[0].double()).t(), x.double())
             rounded = stochastic_round(difference.mul_(-sign).clamp_(-top, top).numpy(),
                                        int(mix_seed(step_seed, np.uint64(1))))
@@ -431,7 +436,8 @@ def integer_parameters(net, ep, fraction_bits: int) -> IntegerEPParameters:
     neuron = neurons[0]
     shift = gamma_shift(neuron.gamma)
     if shift is None:
-        raise ValueError(f"the integer step needs model.neuron_gamma = 2^-g (1, 0.5, 0.25, ...), got {neuron.gamma}")
+        raise ValueError(f"the integer step needs model.neuron_gamma = 2^-g (1, 0.5, 0.25, ...), "
+                         f"got {neuron.gamma}")
     if not isinstance(net.cost, SquaredError):
         raise ValueError("the integer step needs model.readout = \"mse\" (the output in the dynamics)")
     if ep.schedule != "synchronous":
@@ -443,9 +449,11 @@ def integer_parameters(net, ep, fraction_bits: int) -> IntegerEPParameters:
     if not -1.0 <= neuron.threshold <= 2.0:
         raise ValueError(f"the integer step needs model.neuron_threshold in [-1, 2], got {neuron.threshold}")
     if fixed(ep.beta, fraction_bits) < 1 or ep.beta > 64:
-        raise ValueError(f"rule.beta = {ep.beta} has no fixed-point value in [2^-F, 64] for F = {fraction_bits}")
+        raise ValueError(f"rule.beta = {ep.beta} has no fixed-point value in [2^-F, 64] "
+                         f"for F = {fraction_bits}")
     return IntegerEPParameters(
-        fraction_bits, shift, fixed(neuron.threshold, fraction_bits), fixed(neuron.initial_value, fraction_bits),
+        fraction_bits, shift, fixed(neuron.threshold, fraction_bits),
+        fixed(neuron.initial_value, fraction_bits),
         fixed(ep.beta, fraction_bits), ep.free_steps, ep.nudged_steps, ep.nudge_placement.name,
         ep.symmetric, net.cost.num_classes, net.cost.group_size)
 

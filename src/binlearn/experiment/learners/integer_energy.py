@@ -23,14 +23,16 @@ checkpoint, so a resumed run is the uninterrupted one bit for bit.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import torch
 
 from binlearn.binary.kernels.bernoulli import mix_seed
+from binlearn.energy import Dense, EnergyNet
 from binlearn.experiment.config import ConfigError, ScheduleConfig
 from binlearn.experiment.learner import Reducer, StepStats
+from binlearn.experiment.learners.energy import EnergyGradients
 from binlearn.experiment.learners.gradient import BOP, FLOAT, GradientLearner
 from binlearn.rules import EP
 from binlearn.rules.integer_ep import (
@@ -59,13 +61,14 @@ class IntegerEnergyLearner(GradientLearner):
         schedule: the rates' schedule.
     """
 
-    def __init__(self, source: Any, fraction_bits: int, schedule: ScheduleConfig | None = None) -> None:
+    def __init__(self, source: EnergyGradients, fraction_bits: int,
+                 schedule: ScheduleConfig | None = None) -> None:
         super().__init__(source, schedule)
         if not isinstance(self.rule, EP):
             raise ConfigError("rule.arithmetic = \"integer\" needs rule.name = \"ep\"")
         if not isinstance(self.optimizers.get(BOP), IntegerSynapseOptimizer):
-            raise ConfigError("rule.arithmetic = \"integer\" needs optimizer.name = \"counter\" or \"hidden_int\" "
-                              "(integer synapse state)")
+            raise ConfigError("rule.arithmetic = \"integer\" needs optimizer.name = \"counter\" or "
+                              "\"hidden_int\" (integer synapse state)")
         try:
             self.params: IntegerEPParameters = integer_parameters(self.model, self.rule, fraction_bits)
             check_range(self.params, network_integers(self.model, fraction_bits))
@@ -79,8 +82,12 @@ class IntegerEnergyLearner(GradientLearner):
     def synapse_optimizer(self) -> IntegerSynapseOptimizer:
         return cast(IntegerSynapseOptimizer, self.optimizers[BOP])
 
+    def _couplings(self) -> list[Dense]:
+        # fully connected: integer_parameters checked it
+        return [cast(Dense, c) for c in cast(EnergyNet, self.model).couplings]
+
     def _mirrored(self) -> list[torch.Tensor]:
-        return [t for c in self.model.couplings for t in (c.weight, c.bias)]
+        return [t for c in self._couplings() for t in (c.weight, c.bias)]
 
     def integers(self) -> IntegerNetwork:
         """The signs and biases as integers: kept from the last step, or read from the net when
@@ -94,7 +101,7 @@ class IntegerEnergyLearner(GradientLearner):
     def _write(self, network: IntegerNetwork) -> None:
         unit = 2.0 ** -self.fraction_bits
         with torch.no_grad():
-            for coupling, signs, bias in zip(self.model.couplings, network.signs, network.biases, strict=True):
+            for coupling, signs, bias in zip(self._couplings(), network.signs, network.biases, strict=True):
                 coupling.weight.copy_(signs)
                 coupling.bias.copy_(bias.to(torch.float64).mul_(unit))
         self._network = network
@@ -103,8 +110,9 @@ class IntegerEnergyLearner(GradientLearner):
     def _rule(self, batch: int) -> IntegerSynapseRule:
         optimizer = self.synapse_optimizer
         rates = {id(p): group["lr"] for group in self.optimizers[FLOAT].param_groups for p in group["params"]}
-        bias_rates = tuple(bias_rate(rates[id(c.bias)], self.fraction_bits, self.rule.beta, batch, self.rule.symmetric)
-                           for c in self.model.couplings)
+        rule = cast(EP, self.rule)
+        bias_rates = tuple(bias_rate(rates[id(c.bias)], self.fraction_bits, rule.beta, batch, rule.symmetric)
+                           for c in self._couplings())
         group = optimizer.param_groups[0]
         if isinstance(optimizer, IntegerCounter):
             return IntegerSynapseRule("counter", int(group["bits"]), int(group["leak_shift"]),
@@ -118,7 +126,7 @@ class IntegerEnergyLearner(GradientLearner):
         if x.device.type != "cpu":
             raise ConfigError("rule.arithmetic = \"integer\" runs on the CPU (train.device = \"cpu\")")
         optimizer = self.synapse_optimizer
-        weights = [c.weight for c in self.model.couplings]
+        weights = [c.weight for c in self._couplings()]
         states = []
         for weight, group in zip(weights, optimizer.param_groups, strict=True):
             state = optimizer.state[weight]
@@ -130,7 +138,8 @@ class IntegerEnergyLearner(GradientLearner):
             states.append(state)
         step_seed = int(mix_seed(np.uint64(optimizer.seed), np.uint64(int(states[0]["step"]))))
         sign = 1
-        if self.rule.random_sign and not self.rule.symmetric:  # EP's draw, from the same generator
+        rule = cast(EP, self.rule)
+        if rule.random_sign and not rule.symmetric:  # EP's draw, from the same generator
             sign = 1 if int(torch.randint(0, 2, (1,))) == 1 else -1
         network = self.integers()
         result = integer_ep_step(self.params, self._rule(x.shape[0]), network,
@@ -148,4 +157,5 @@ class IntegerEnergyLearner(GradientLearner):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return integer_predict(self.params, self.integers(), x.cpu(), self.source.eval_steps).to(x.device)
+        steps = cast(EnergyGradients, self.source).eval_steps
+        return integer_predict(self.params, self.integers(), x.cpu(), steps).to(x.device)
