@@ -84,7 +84,7 @@ import numpy as np
 import torch
 
 from binlearn.binary.kernels.bernoulli import mix_seed, stochastic_round, stochastic_shift
-from binlearn.binary.kernels.integer_rows import add_row_changes, outer_difference
+from binlearn.binary.kernels.integer_rows import accumulate, add_row_changes, outer_difference
 from binlearn.rules.integer_synapse import counter_update, hidden_update
 
 __all__ = ["IntegerEPParameters", "IntegerNetwork", "IntegerSynapseRule", "IntegerStepResult",
@@ -196,18 +196,33 @@ def check_range(params: IntegerEPParameters, network: IntegerNetwork) -> None:
                              f"its drive could reach {largest} >= 2^31 (lower rule.fraction_bits)")
 
 
+def _product_dtype(terms: int) -> torch.dtype:
+    """int16 holds a sum of fewer than 2^15 terms ±1 (half the memory traffic of int32)."""
+    return torch.int16 if terms < 1 << 15 else torch.int32
+
+
 class _RowProduct:
     """a Mᵀ for a {0, 1} activation a, kept between calls and updated from the units that
-    changed (:func:`~binlearn.binary.kernels.integer_rows.add_row_changes`)."""
+    changed (:func:`~binlearn.binary.kernels.integer_rows.add_row_changes`), in int16 below 2^15
+    rows. A first call whose rows are all equal (a relaxation starts from one state for every
+    sample) computes one row and copies it."""
 
     def __init__(self, rows: torch.Tensor, batch: int) -> None:
         self.rows = rows.numpy()
         self.old = torch.zeros((batch, rows.shape[0]), dtype=torch.uint8)
-        self.product = torch.zeros((batch, rows.shape[1]), dtype=torch.int32)
+        self.product = torch.zeros((batch, rows.shape[1]), dtype=_product_dtype(rows.shape[0]))
         self.events = 0
+        self.fresh = True
 
     def __call__(self, new: torch.Tensor) -> torch.Tensor:
-        self.events += add_row_changes(new.numpy(), self.old.numpy(), self.rows, self.product.numpy())
+        if self.fresh and new.shape[0] > 1 and torch.equal(new, new[:1].expand_as(new)):
+            self.events += add_row_changes(new[:1].numpy(), self.old[:1].numpy(), self.rows,
+                                           self.product[:1].numpy())
+            self.old.copy_(self.old[:1].expand_as(self.old))
+            self.product.copy_(self.product[:1].expand_as(self.product))
+        else:
+            self.events += add_row_changes(new.numpy(), self.old.numpy(), self.rows, self.product.numpy())
+        self.fresh = False
         return self.product
 
 
@@ -234,7 +249,7 @@ def input_drive(params: IntegerEPParameters, network: IntegerNetwork, x: torch.T
     signs, scale, bias = network.signs[0], network.scales[0], network.biases[0]
     if x.dtype == torch.uint8:
         product = _RowProduct(signs.t().contiguous(), x.shape[0])(x.contiguous())
-        return product.mul(scale).add_(bias)
+        return product.to(torch.int32).mul_(scale).add_(bias)
     exact = torch.mm(x.double(), signs.t().double()).mul_(scale).round_()
     return exact.to(torch.int32).add_(bias)
 
@@ -256,38 +271,44 @@ def integer_relax(params: IntegerEPParameters, network: IntegerNetwork, drive: t
                   target: torch.Tensor | None = None, beta: int = 0) -> tuple[torch.Tensor, ...]:
     """``steps`` synchronous integer steps from ``state`` (int32 per layer; a new tuple is
     returned), the output nudged with the signed ``beta`` (σ B_β; 0: free) towards ``target``
-    in ``params.placement`` (module docstring). ``drive``: the input drive I."""
+    in ``params.placement`` (module docstring). ``drive``: the input drive I. Each layer's
+    drive and accumulator step is one fused pass
+    (:func:`~binlearn.binary.kernels.integer_rows.accumulate`)."""
     layers = [s.clone() for s in state]
     count, top, shift = len(layers), 1 << params.fraction_bits, params.gamma_shift
     goal = target if target is not None and beta != 0 else None
     push = None
     if goal is not None and params.placement == "free_drive":  # from the phase's starting output
         push = _nudge(params, beta, goal, layers[-1])
+    activations = [torch.gt(s, params.threshold).to(torch.uint8) for s in layers]
+    absent = torch.zeros((0, 0), dtype=torch.int32).numpy()
+    no_bias = torch.zeros(drive.shape[1], dtype=torch.int32).numpy()
     for _ in range(steps):
-        activations = [torch.gt(s, params.threshold).to(torch.uint8) for s in layers]
-        drives = []
+        ups, downs = [], []
         for index in range(count):
-            if index == 0:
-                total = drive.clone()
-            else:
-                up = tables.up[index]
-                assert up is not None
-                total = up(activations[index - 1]).mul(network.scales[index]).add_(network.biases[index])
-            if index + 1 < count:
-                down = tables.down[index + 1]
-                assert down is not None
-                total.add_(down(activations[index + 1]), alpha=network.scales[index + 1])
-            drives.append(total)
+            up = tables.up[index]
+            ups.append(drive if up is None else up(activations[index - 1]))
+        for index in range(count - 1):
+            down = tables.down[index + 1]
+            assert down is not None
+            downs.append(down(activations[index + 1]))
         before = layers[-1]
+        extra = push
         if goal is not None and params.placement == "drive":
-            drives[-1].add_(_nudge(params, beta, goal, before))
-        elif push is not None:
-            drives[-1].add_(push)
-        new = [torch.sub(u, s).bitwise_right_shift_(shift).add_(s).clamp_(0, top)
-               for u, s in zip(drives, layers, strict=True)]
+            extra = _nudge(params, beta, goal, before)
+        new = [torch.empty_like(s) for s in layers]
+        acts = [torch.empty_like(a) for a in activations]
+        for index in range(count):
+            last = index + 1 == count
+            accumulate(ups[index].numpy(), 1 if index == 0 else network.scales[index],
+                       no_bias if index == 0 else network.biases[index].numpy(),
+                       absent if last else downs[index].numpy(), 0 if last else network.scales[index + 1],
+                       extra.numpy() if last and extra is not None else absent,
+                       layers[index].numpy(), shift, top, params.threshold, new[index].numpy(), acts[index].numpy())
         if goal is not None and params.placement == "state":
             new[-1] = new[-1].add_(_nudge(params, beta, goal, before)).clamp_(0, top)
-        layers = new
+            acts[-1] = torch.gt(new[-1], params.threshold).to(torch.uint8)
+        layers, activations = new, acts
     return tuple(layers)
 
 
@@ -329,11 +350,14 @@ def integer_predict(params: IntegerEPParameters, network: IntegerNetwork, x: tor
     return integer_scores(params, integer_free_phase(params, network, x, steps)[-1]).argmax(dim=1)
 
 
-def _weight_difference(first_top, first_bottom, second_top, second_bottom) -> torch.Tensor:
-    out = torch.zeros((first_top.shape[1], first_bottom.shape[1]), dtype=torch.int32)
+def _weight_update(first_top, first_bottom, second_top, second_bottom, factor: int, limit: int) -> torch.Tensor:
+    """factor · D (int16 below 2^15 samples, else int32), clipped to ±limit where it could pass it."""
+    batch = first_top.shape[0]
+    dtype = torch.int16 if batch < 1 << 15 else torch.int32
+    out = torch.zeros((first_top.shape[1], first_bottom.shape[1]), dtype=dtype)
     outer_difference(first_top.contiguous().numpy(), first_bottom.contiguous().numpy(),
-                     second_top.contiguous().numpy(), second_bottom.contiguous().numpy(), out.numpy())
-    return out
+                     second_top.contiguous().numpy(), second_bottom.contiguous().numpy(), out.numpy(), factor)
+    return out.clamp_(-limit, limit) if batch > limit else out  # |D| ≤ batch
 
 
 def integer_ep_step(params: IntegerEPParameters, rule: IntegerSynapseRule, network: IntegerNetwork,
@@ -381,8 +405,7 @@ def integer_ep_step(params: IntegerEPParameters, rule: IntegerSynapseRule, netwo
         else:
             below_first = x if index == 0 else first_acts[index - 1]
             below_second = x if index == 0 else second_acts[index - 1]
-            update = _weight_difference(first_acts[index], below_first, second_acts[index], below_second)
-            update = update.mul_(-sign).clamp_(-top, top)
+            update = _weight_update(first_acts[index], below_first, second_acts[index], below_second, -sign, top)
         new_signs, new_state = weight.clone(), synapse.clone()
         if rule.name == "counter":
             flipped = counter_update(new_signs, new_state, update, rule.bits, rule.leak_shift,

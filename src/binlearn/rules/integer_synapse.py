@@ -63,6 +63,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 import torch
 
@@ -107,11 +108,59 @@ def integer_update(gradient: torch.Tensor, scale: float, seed: int, bits: int) -
     return torch.from_numpy(rounded).to(device=gradient.device, dtype=torch.int32)
 
 
+@numba.njit(cache=True)
+def _counter_kernel(weight, counter, update, low, high, shift, threshold):  # pragma: no cover
+    # counter_update in one pass over int8 signs (the integer EP step's), serial; the torch
+    # body of counter_update is its reference
+    flips = 0
+    for i in range(weight.size):
+        c = np.int32(counter[i])
+        if c >= 0:
+            c -= c >> shift
+        else:
+            c += (-c) >> shift
+        c += update[i]
+        c = min(max(c, low), high)
+        w = weight[i]
+        if c * w >= threshold:
+            weight[i] = -w
+            c = 0
+            flips += 1
+        counter[i] = c
+    return flips
+
+
+@numba.njit(cache=True)
+def _hidden_kernel(weight, hidden, update, low, high):  # pragma: no cover
+    flips = 0
+    for i in range(weight.size):
+        h = min(max(np.int32(hidden[i]) - update[i], low), high)
+        hidden[i] = h
+        w = 1 if h >= 0 else -1
+        if w != weight[i]:
+            weight[i] = w
+            flips += 1
+    return flips
+
+
+def _fused(weight: torch.Tensor, state: torch.Tensor, update: torch.Tensor) -> bool:
+    """int8 signs, an integer state and an int16/int32 update, contiguous on the CPU: the numba pass."""
+    return (weight.dtype == torch.int8 and update.dtype in (torch.int16, torch.int32) and weight.device.type == "cpu"
+            and state.device.type == "cpu" and update.device.type == "cpu" and weight.is_contiguous()
+            and state.is_contiguous() and update.is_contiguous()
+            and state.dtype in (torch.int8, torch.int16) and update.shape == weight.shape == state.shape)
+
+
 def counter_update(weight: torch.Tensor, counter: torch.Tensor, update: torch.Tensor, bits: int,
                    leak_shift: int, threshold: int) -> torch.Tensor:
     """c ← sat_b(c − sign(c)·(|c| >> k) + u); w ← −w and c ← 0 where c · w ≥ θ. In place on
-    ``weight`` (±1 floats) and ``counter`` (integer); returns the number of flips (int64 tensor)."""
+    ``weight`` (±1 floats, or int8) and ``counter`` (integer); returns the number of flips (int64
+    tensor). int8 signs with an int32 update (the integer EP step) take one fused numba pass."""
     low, high = _range(bits)
+    if _fused(weight, counter, update):
+        flips = _counter_kernel(weight.view(-1).numpy(), counter.view(-1).numpy(), update.view(-1).numpy(),
+                                low, high, leak_shift, threshold)
+        return torch.tensor(flips, dtype=torch.int64)
     value = counter.to(torch.int32)
     value = (value - value.sign() * (value.abs() >> leak_shift) + update).clamp_(low, high)
     sign = torch.where(weight >= 0, 1, -1).to(torch.int32)
@@ -126,6 +175,10 @@ def hidden_update(weight: torch.Tensor, hidden: torch.Tensor, update: torch.Tens
     """h ← sat_b(h − u); w = sign(h) (sign(0) = +1). In place on ``weight`` and ``hidden``;
     returns the number of signs that changed (int64 tensor)."""
     low, high = _range(bits)
+    if _fused(weight, hidden, update):
+        flips = _hidden_kernel(weight.view(-1).numpy(), hidden.view(-1).numpy(), update.view(-1).numpy(),
+                               low, high)
+        return torch.tensor(flips, dtype=torch.int64)
     value = (hidden.to(torch.int32) - update).clamp_(low, high)
     hidden.copy_(value)
     new = torch.where(value >= 0, 1, -1).to(weight.dtype)  # no float formed (integer signs stay integer)
