@@ -30,6 +30,7 @@ from binlearn.rules.integer_ep import (
     integer_parameters,
     integer_predict,
     network_integers,
+    with_transposed,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -194,6 +195,8 @@ def test_one_step_equals_the_numpy_integer_reference(placement, symmetric, name,
     for case in range(12):  # twelve random nets, inputs and synapse states
         generator = torch.Generator().manual_seed(case)
         params, network = _small(generator, placement, symmetric, shift=shift)
+        if case % 2:  # the signs' transposes kept with them: the step flips both
+            network = with_transposed(network)
         synapses = tuple(torch.randint(-7, 8, s.shape, generator=generator, dtype=torch.int8)
                          for s in network.signs)
         rule = _rule(name, 2)
@@ -209,6 +212,8 @@ def test_one_step_equals_the_numpy_integer_reference(placement, symmetric, name,
                              ("updates", got.weight_updates)):
             for index, (tensor, expected) in enumerate(zip(tensors, want[key], strict=True)):
                 np.testing.assert_array_equal(tensor.numpy(), expected, err_msg=f"case {case}: {key} {index}")
+        if case % 2:
+            assert all(torch.equal(t, w.t()) for t, w in zip(got.network.transposed, got.network.signs, strict=True))
         moved += any(bool((u != 0).any()) for u in got.weight_updates)
         changed += any(not torch.equal(a, b) for a, b in zip(got.network.biases, network.biases, strict=True))
     assert moved >= 6 and changed >= 6  # the steps did something: nudged states differ, biases move

@@ -90,7 +90,7 @@ from binlearn.rules.integer_synapse import counter_update, hidden_update
 __all__ = ["IntegerEPParameters", "IntegerNetwork", "IntegerSynapseRule", "IntegerStepResult",
            "RATE_SHIFT", "BIAS_LIMIT", "PLACEMENTS", "fixed", "integer_network", "input_drive",
            "integer_relax", "integer_free_phase", "integer_scores", "integer_predict",
-           "integer_ep_step", "bias_rate", "check_range", "gamma_shift", "integer_parameters",
+           "integer_ep_step", "bias_rate", "check_range", "with_transposed", "gamma_shift", "integer_parameters",
            "network_integers"]
 
 RATE_SHIFT = 32
@@ -125,11 +125,22 @@ class IntegerEPParameters(NamedTuple):
 
 class IntegerNetwork(NamedTuple):
     """signs: int8 (N_l, N_{l−1}) per coupling, ±1; scales: A_l (Python ints > 0); biases:
-    int32 (N_l,)."""
+    int32 (N_l,); transposed: () or S_lᵀ (int8, contiguous) per coupling, kept with the signs
+    (a step flips both) so that no step transposes a sign matrix (:func:`with_transposed`)."""
 
     signs: tuple[torch.Tensor, ...]
     scales: tuple[int, ...]
     biases: tuple[torch.Tensor, ...]
+    transposed: tuple[torch.Tensor, ...] = ()
+
+
+def with_transposed(network: IntegerNetwork) -> IntegerNetwork:
+    """``network`` with S_lᵀ of every coupling (computed once; each step keeps them)."""
+    return network._replace(transposed=tuple(s.t().contiguous() for s in network.signs))
+
+
+def _transposed(network: IntegerNetwork, index: int) -> torch.Tensor:
+    return network.transposed[index] if network.transposed else network.signs[index].t().contiguous()
 
 
 class IntegerSynapseRule(NamedTuple):
@@ -233,8 +244,8 @@ class _Tables:
     def __init__(self, network: IntegerNetwork, batch: int) -> None:
         self.up: list[_RowProduct | None] = [None]
         self.down: list[_RowProduct | None] = [None]
-        for signs in network.signs[1:]:
-            self.up.append(_RowProduct(signs.t().contiguous(), batch))
+        for index, signs in enumerate(network.signs[1:], start=1):
+            self.up.append(_RowProduct(_transposed(network, index), batch))
             self.down.append(_RowProduct(signs, batch))
 
 
@@ -248,7 +259,7 @@ def input_drive(params: IntegerEPParameters, network: IntegerNetwork, x: torch.T
     x = x.flatten(1)
     signs, scale, bias = network.signs[0], network.scales[0], network.biases[0]
     if x.dtype == torch.uint8:
-        product = _RowProduct(signs.t().contiguous(), x.shape[0])(x.contiguous())
+        product = _RowProduct(_transposed(network, 0), x.shape[0])(x.contiguous())
         return product.to(torch.int32).mul_(scale).add_(bias)
     exact = torch.mm(x.double(), signs.t().double()).mul_(scale).round_()
     return exact.to(torch.int32).add_(bias)
@@ -392,7 +403,7 @@ def integer_ep_step(params: IntegerEPParameters, rule: IntegerSynapseRule, netwo
               if params.symmetric else free)
     first_acts = [torch.gt(s, params.threshold).to(torch.uint8) for s in first]
     second_acts = [torch.gt(s, params.threshold).to(torch.uint8) for s in second]
-    signs, biases, states, flips, updates, decrements = [], [], [], [], [], []
+    signs, biases, states, flips, updates, decrements, transposed = [], [], [], [], [], [], []
     top = 1 << rule.bits
     step_seed = np.uint64(seed)
     layers = zip(network.signs, network.biases, synapses, strict=True)
@@ -407,11 +418,14 @@ def integer_ep_step(params: IntegerEPParameters, rule: IntegerSynapseRule, netwo
             below_second = x if index == 0 else second_acts[index - 1]
             update = _weight_update(first_acts[index], below_first, second_acts[index], below_second, -sign, top)
         new_signs, new_state = weight.clone(), synapse.clone()
+        mirror = network.transposed[index].clone() if network.transposed else None
         if rule.name == "counter":
             flipped = counter_update(new_signs, new_state, update, rule.bits, rule.leak_shift,
-                                     rule.thresholds[index])
+                                     rule.thresholds[index], mirror)
         else:
-            flipped = hidden_update(new_signs, new_state, update, rule.bits)
+            flipped = hidden_update(new_signs, new_state, update, rule.bits, mirror)
+        if mirror is not None:
+            transposed.append(mirror)
         bias_update = torch.sub(first_acts[index].to(torch.int64).sum(dim=0),
                                 second_acts[index].to(torch.int64).sum(dim=0)).mul_(-sign)
         scaled = bias_update.mul_(rule.bias_rates[index]).numpy()
@@ -424,7 +438,8 @@ def integer_ep_step(params: IntegerEPParameters, rule: IntegerSynapseRule, netwo
         updates.append(update)
         biases.append(new_bias)
         decrements.append(decrement)
-    return IntegerStepResult(IntegerNetwork(tuple(signs), network.scales, tuple(biases)), tuple(states),
+    return IntegerStepResult(IntegerNetwork(tuple(signs), network.scales, tuple(biases), tuple(transposed)),
+                             tuple(states),
                              tuple(flips), free, first, tuple(updates), tuple(decrements),
                              integer_scores(params, free[-1]))
 

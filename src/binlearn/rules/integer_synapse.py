@@ -109,9 +109,13 @@ def integer_update(gradient: torch.Tensor, scale: float, seed: int, bits: int) -
 
 
 @numba.njit(cache=True)
-def _counter_kernel(weight, counter, update, low, high, shift, threshold):  # pragma: no cover
+def _counter_kernel(weight, counter, update, low, high, shift, threshold, transposed,
+                    columns):  # pragma: no cover
     # counter_update in one pass over int8 signs (the integer EP step's), serial; the torch
-    # body of counter_update is its reference
+    # body of counter_update is its reference. A flip is mirrored into the transposed copy
+    # (when given: the integer step keeps Sᵀ for its row adds)
+    rows = weight.size // columns
+    mirror = transposed.size > 0
     flips = 0
     for i in range(weight.size):
         c = np.int32(counter[i])
@@ -124,6 +128,8 @@ def _counter_kernel(weight, counter, update, low, high, shift, threshold):  # pr
         w = weight[i]
         if c * w >= threshold:
             weight[i] = -w
+            if mirror:
+                transposed[(i % columns) * rows + i // columns] = -w
             c = 0
             flips += 1
         counter[i] = c
@@ -131,7 +137,9 @@ def _counter_kernel(weight, counter, update, low, high, shift, threshold):  # pr
 
 
 @numba.njit(cache=True)
-def _hidden_kernel(weight, hidden, update, low, high):  # pragma: no cover
+def _hidden_kernel(weight, hidden, update, low, high, transposed, columns):  # pragma: no cover
+    rows = weight.size // columns
+    mirror = transposed.size > 0
     flips = 0
     for i in range(weight.size):
         h = min(max(np.int32(hidden[i]) - update[i], low), high)
@@ -139,6 +147,8 @@ def _hidden_kernel(weight, hidden, update, low, high):  # pragma: no cover
         w = 1 if h >= 0 else -1
         if w != weight[i]:
             weight[i] = w
+            if mirror:
+                transposed[(i % columns) * rows + i // columns] = w
             flips += 1
     return flips
 
@@ -151,16 +161,27 @@ def _fused(weight: torch.Tensor, state: torch.Tensor, update: torch.Tensor) -> b
             and state.dtype in (torch.int8, torch.int16) and update.shape == weight.shape == state.shape)
 
 
+def _mirror(weight: torch.Tensor, transposed: torch.Tensor | None) -> tuple[np.ndarray, int]:
+    if transposed is None:
+        return np.zeros(0, np.int8), max(weight.shape[-1], 1)
+    if weight.dim() != 2 or transposed.shape != weight.t().shape or not transposed.is_contiguous():
+        raise ValueError("transposed must be the contiguous transpose of a 2-d weight")
+    return transposed.view(-1).numpy(), weight.shape[1]
+
+
 def counter_update(weight: torch.Tensor, counter: torch.Tensor, update: torch.Tensor, bits: int,
-                   leak_shift: int, threshold: int) -> torch.Tensor:
+                   leak_shift: int, threshold: int, transposed: torch.Tensor | None = None) -> torch.Tensor:
     """c ← sat_b(c − sign(c)·(|c| >> k) + u); w ← −w and c ← 0 where c · w ≥ θ. In place on
     ``weight`` (±1 floats, or int8) and ``counter`` (integer); returns the number of flips (int64
-    tensor). int8 signs with an int32 update (the integer EP step) take one fused numba pass."""
+    tensor). int8 signs with an int16/int32 update (the integer EP step) take one fused numba
+    pass, which also flips ``transposed`` (int8, wᵀ, contiguous) when given."""
     low, high = _range(bits)
     if _fused(weight, counter, update):
         flips = _counter_kernel(weight.view(-1).numpy(), counter.view(-1).numpy(), update.view(-1).numpy(),
-                                low, high, leak_shift, threshold)
+                                low, high, leak_shift, threshold, *_mirror(weight, transposed))
         return torch.tensor(flips, dtype=torch.int64)
+    if transposed is not None:
+        raise ValueError("transposed needs int8 signs and an integer update on the CPU")
     value = counter.to(torch.int32)
     value = (value - value.sign() * (value.abs() >> leak_shift) + update).clamp_(low, high)
     sign = torch.where(weight >= 0, 1, -1).to(torch.int32)
@@ -171,14 +192,17 @@ def counter_update(weight: torch.Tensor, counter: torch.Tensor, update: torch.Te
 
 
 def hidden_update(weight: torch.Tensor, hidden: torch.Tensor, update: torch.Tensor,
-                  bits: int) -> torch.Tensor:
+                  bits: int, transposed: torch.Tensor | None = None) -> torch.Tensor:
     """h ← sat_b(h − u); w = sign(h) (sign(0) = +1). In place on ``weight`` and ``hidden``;
-    returns the number of signs that changed (int64 tensor)."""
+    returns the number of signs that changed (int64 tensor). int8 signs: one numba pass, which
+    also updates ``transposed`` (wᵀ) when given."""
     low, high = _range(bits)
     if _fused(weight, hidden, update):
         flips = _hidden_kernel(weight.view(-1).numpy(), hidden.view(-1).numpy(), update.view(-1).numpy(),
-                               low, high)
+                               low, high, *_mirror(weight, transposed))
         return torch.tensor(flips, dtype=torch.int64)
+    if transposed is not None:
+        raise ValueError("transposed needs int8 signs and an integer update on the CPU")
     value = (hidden.to(torch.int32) - update).clamp_(low, high)
     hidden.copy_(value)
     new = torch.where(value >= 0, 1, -1).to(weight.dtype)  # no float formed (integer signs stay integer)

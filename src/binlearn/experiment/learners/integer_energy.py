@@ -45,6 +45,7 @@ from binlearn.rules.integer_ep import (
     integer_parameters,
     integer_predict,
     network_integers,
+    with_transposed,
 )
 from binlearn.rules.integer_synapse import IntegerCounter, IntegerSynapseOptimizer
 
@@ -94,7 +95,7 @@ class IntegerEnergyLearner(GradientLearner):
         a parameter changed since (a loaded checkpoint, a user's edit)."""
         versions = tuple(t._version for t in self._mirrored())
         if self._network is None or versions != self._versions:
-            self._network = network_integers(self.model, self.fraction_bits)
+            self._network = with_transposed(network_integers(self.model, self.fraction_bits))
             self._versions = versions
         return self._network
 
