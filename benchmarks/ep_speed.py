@@ -41,6 +41,9 @@ normal, the statistics of the normalised data); the JSON says which.
 Products of sparse binary activations (case b) are row adds of ±1 rows (the same integers
 as the GEMM), and convolutions between binary layers are event-driven (only the units that
 changed; the same numbers); ``--gemm-only`` times the dense path instead.
+``timed_cpu_seconds`` (``time.process_time``, every thread of the process) beside the wall
+clock: on a shared machine whose load exceeds its cores the wall clock also counts the time
+other processes held the cores; with ``--threads 1`` the CPU time is the single-thread cost.
 ``--free-tolerance`` turns on the optional convergence test of the free phase (not the
 published setting; the JSON gives the mean free steps run); ``--free-steps`` and
 ``--nudged-steps`` override T and K (for quick checks, e.g. ``benchmarks/gpu_check.sh``).
@@ -147,12 +150,13 @@ def time_case(config_file: str, batches: int, warmup: int, x: torch.Tensor, y: t
         step(index)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for index in range(batches):
         step(warmup + index)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     samples_per_second = batches * batch / seconds
     rule = config.rule
     timed_free = free_steps_run[warmup:]
@@ -169,6 +173,8 @@ def time_case(config_file: str, batches: int, warmup: int, x: torch.Tensor, y: t
         "optimizer": getattr(config.optimizer, "name", None),
         "batch_size": batch, "timed_batches": batches, "warmup_batches": warmup,
         "timed_seconds": round(seconds, 4),
+        "timed_cpu_seconds": round(cpu_seconds, 4),
+        "samples_per_cpu_second": round(batches * batch / cpu_seconds, 1),
         "samples_per_second": round(samples_per_second, 1 if samples_per_second >= 10 else 3),
         "seconds_per_epoch": round(EPOCH_SAMPLES / samples_per_second, 1),
         "seconds_per_epoch_note": f"extrapolated to {EPOCH_SAMPLES} samples from the timed batches",

@@ -213,7 +213,8 @@ def test_one_step_equals_the_numpy_integer_reference(placement, symmetric, name,
             for index, (tensor, expected) in enumerate(zip(tensors, want[key], strict=True)):
                 np.testing.assert_array_equal(tensor.numpy(), expected, err_msg=f"case {case}: {key} {index}")
         if case % 2:
-            assert all(torch.equal(t, w.t()) for t, w in zip(got.network.transposed, got.network.signs, strict=True))
+            kept = zip(got.network.transposed, got.network.signs, strict=True)
+            assert all(torch.equal(t, w.t()) for t, w in kept)
         moved += any(bool((u != 0).any()) for u in got.weight_updates)
         changed += any(not torch.equal(a, b) for a, b in zip(got.network.biases, network.biases, strict=True))
     assert moved >= 6 and changed >= 6  # the steps did something: nudged states differ, biases move

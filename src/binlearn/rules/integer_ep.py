@@ -85,12 +85,13 @@ import torch
 
 from binlearn.binary.kernels.bernoulli import mix_seed, stochastic_round, stochastic_shift
 from binlearn.binary.kernels.integer_rows import accumulate, add_row_changes, outer_difference
-from binlearn.rules.integer_synapse import counter_update, hidden_update
+from binlearn.rules.integer_synapse import counter_update, hidden_update, mirror_flips
 
 __all__ = ["IntegerEPParameters", "IntegerNetwork", "IntegerSynapseRule", "IntegerStepResult",
            "RATE_SHIFT", "BIAS_LIMIT", "PLACEMENTS", "fixed", "integer_network", "input_drive",
            "integer_relax", "integer_free_phase", "integer_scores", "integer_predict",
-           "integer_ep_step", "bias_rate", "check_range", "with_transposed", "gamma_shift", "integer_parameters",
+           "integer_ep_step", "bias_rate", "check_range", "with_transposed", "gamma_shift",
+           "integer_parameters",
            "network_integers"]
 
 RATE_SHIFT = 32
@@ -315,7 +316,8 @@ def integer_relax(params: IntegerEPParameters, network: IntegerNetwork, drive: t
                        no_bias if index == 0 else network.biases[index].numpy(),
                        absent if last else downs[index].numpy(), 0 if last else network.scales[index + 1],
                        extra.numpy() if last and extra is not None else absent,
-                       layers[index].numpy(), shift, top, params.threshold, new[index].numpy(), acts[index].numpy())
+                       layers[index].numpy(), shift, top, params.threshold, new[index].numpy(),
+                       acts[index].numpy())
         if goal is not None and params.placement == "state":
             new[-1] = new[-1].add_(_nudge(params, beta, goal, before)).clamp_(0, top)
             acts[-1] = torch.gt(new[-1], params.threshold).to(torch.uint8)
@@ -361,7 +363,8 @@ def integer_predict(params: IntegerEPParameters, network: IntegerNetwork, x: tor
     return integer_scores(params, integer_free_phase(params, network, x, steps)[-1]).argmax(dim=1)
 
 
-def _weight_update(first_top, first_bottom, second_top, second_bottom, factor: int, limit: int) -> torch.Tensor:
+def _weight_update(first_top, first_bottom, second_top, second_bottom, factor: int,
+                   limit: int) -> torch.Tensor:
     """factor · D (int16 below 2^15 samples, else int32), clipped to ±limit where it could pass it."""
     batch = first_top.shape[0]
     dtype = torch.int16 if batch < 1 << 15 else torch.int32
@@ -416,15 +419,18 @@ def integer_ep_step(params: IntegerEPParameters, rule: IntegerSynapseRule, netwo
         else:
             below_first = x if index == 0 else first_acts[index - 1]
             below_second = x if index == 0 else second_acts[index - 1]
-            update = _weight_update(first_acts[index], below_first, second_acts[index], below_second, -sign, top)
+            update = _weight_update(first_acts[index], below_first, second_acts[index], below_second,
+                                    -sign, top)
         new_signs, new_state = weight.clone(), synapse.clone()
-        mirror = network.transposed[index].clone() if network.transposed else None
         if rule.name == "counter":
             flipped = counter_update(new_signs, new_state, update, rule.bits, rule.leak_shift,
-                                     rule.thresholds[index], mirror)
+                                     rule.thresholds[index])
         else:
-            flipped = hidden_update(new_signs, new_state, update, rule.bits, mirror)
-        if mirror is not None:
+            flipped = hidden_update(new_signs, new_state, update, rule.bits)
+        if network.transposed:  # the flips carried into the kept Sᵀ
+            mirror = network.transposed[index].clone()
+            if int(flipped):
+                mirror_flips(weight, new_signs, mirror)
             transposed.append(mirror)
         bias_update = torch.sub(first_acts[index].to(torch.int64).sum(dim=0),
                                 second_acts[index].to(torch.int64).sum(dim=0)).mul_(-sign)

@@ -109,79 +109,72 @@ def integer_update(gradient: torch.Tensor, scale: float, seed: int, bits: int) -
 
 
 @numba.njit(cache=True)
-def _counter_kernel(weight, counter, update, low, high, shift, threshold, transposed,
-                    columns):  # pragma: no cover
-    # counter_update in one pass over int8 signs (the integer EP step's), serial; the torch
-    # body of counter_update is its reference. A flip is mirrored into the transposed copy
-    # (when given: the integer step keeps Sᵀ for its row adds)
-    rows = weight.size // columns
-    mirror = transposed.size > 0
+def _counter_kernel(weight, counter, update, low, high, shift, threshold):  # pragma: no cover
+    # counter_update in one pass over int8 signs (the integer EP step's), serial and branch-free
+    # (selects, so that it vectorises); the torch body of counter_update is its reference
     flips = 0
     for i in range(weight.size):
         c = np.int32(counter[i])
-        if c >= 0:
-            c -= c >> shift
-        else:
-            c += (-c) >> shift
-        c += update[i]
+        negative = c < 0
+        leak = (-c if negative else c) >> shift
+        c = c - (-leak if negative else leak) + np.int32(update[i])
         c = min(max(c, low), high)
-        w = weight[i]
-        if c * w >= threshold:
-            weight[i] = -w
-            if mirror:
-                transposed[(i % columns) * rows + i // columns] = -w
-            c = 0
-            flips += 1
-        counter[i] = c
+        w = np.int32(weight[i])
+        flip = c * w >= threshold
+        weight[i] = -w if flip else w
+        counter[i] = 0 if flip else c
+        flips += flip
     return flips
 
 
 @numba.njit(cache=True)
-def _hidden_kernel(weight, hidden, update, low, high, transposed, columns):  # pragma: no cover
-    rows = weight.size // columns
-    mirror = transposed.size > 0
+def _hidden_kernel(weight, hidden, update, low, high):  # pragma: no cover
     flips = 0
     for i in range(weight.size):
-        h = min(max(np.int32(hidden[i]) - update[i], low), high)
+        h = min(max(np.int32(hidden[i]) - np.int32(update[i]), low), high)
         hidden[i] = h
         w = 1 if h >= 0 else -1
-        if w != weight[i]:
-            weight[i] = w
-            if mirror:
-                transposed[(i % columns) * rows + i // columns] = w
-            flips += 1
+        flips += w != weight[i]
+        weight[i] = w
     return flips
+
+
+@numba.njit(cache=True)
+def _mirror_kernel(old, new, transposed, columns):  # pragma: no cover
+    rows = old.size // columns
+    for i in range(old.size):
+        if old[i] != new[i]:
+            transposed[(i % columns) * rows + i // columns] = new[i]
 
 
 def _fused(weight: torch.Tensor, state: torch.Tensor, update: torch.Tensor) -> bool:
     """int8 signs, an integer state and an int16/int32 update, contiguous on the CPU: the numba pass."""
-    return (weight.dtype == torch.int8 and update.dtype in (torch.int16, torch.int32) and weight.device.type == "cpu"
-            and state.device.type == "cpu" and update.device.type == "cpu" and weight.is_contiguous()
+    return (weight.dtype == torch.int8 and update.dtype in (torch.int16, torch.int32)
+            and weight.device.type == "cpu" and state.device.type == "cpu" and update.device.type == "cpu" and weight.is_contiguous()
             and state.is_contiguous() and update.is_contiguous()
             and state.dtype in (torch.int8, torch.int16) and update.shape == weight.shape == state.shape)
 
 
-def _mirror(weight: torch.Tensor, transposed: torch.Tensor | None) -> tuple[np.ndarray, int]:
-    if transposed is None:
-        return np.zeros(0, np.int8), max(weight.shape[-1], 1)
-    if weight.dim() != 2 or transposed.shape != weight.t().shape or not transposed.is_contiguous():
+def mirror_flips(old: torch.Tensor, new: torch.Tensor, transposed: torch.Tensor) -> None:
+    """transposed ← newᵀ where new ≠ old (int8 signs, 2-d, ``transposed`` contiguous = oldᵀ):
+    the flips of a step carried into a kept transpose, in one scan."""
+    if old.dim() != 2 or transposed.shape != old.t().shape or not transposed.is_contiguous():
         raise ValueError("transposed must be the contiguous transpose of a 2-d weight")
-    return transposed.view(-1).numpy(), weight.shape[1]
+    _mirror_kernel(old.contiguous().view(-1).numpy(), new.contiguous().view(-1).numpy(),
+                   transposed.view(-1).numpy(), old.shape[1])
 
 
 def counter_update(weight: torch.Tensor, counter: torch.Tensor, update: torch.Tensor, bits: int,
-                   leak_shift: int, threshold: int, transposed: torch.Tensor | None = None) -> torch.Tensor:
+                   leak_shift: int, threshold: int) -> torch.Tensor:
     """c ← sat_b(c − sign(c)·(|c| >> k) + u); w ← −w and c ← 0 where c · w ≥ θ. In place on
     ``weight`` (±1 floats, or int8) and ``counter`` (integer); returns the number of flips (int64
     tensor). int8 signs with an int16/int32 update (the integer EP step) take one fused numba
-    pass, which also flips ``transposed`` (int8, wᵀ, contiguous) when given."""
+    pass."""
     low, high = _range(bits)
     if _fused(weight, counter, update):
         flips = _counter_kernel(weight.view(-1).numpy(), counter.view(-1).numpy(), update.view(-1).numpy(),
-                                low, high, leak_shift, threshold, *_mirror(weight, transposed))
+                                low, high, leak_shift, threshold)
         return torch.tensor(flips, dtype=torch.int64)
-    if transposed is not None:
-        raise ValueError("transposed needs int8 signs and an integer update on the CPU")
     value = counter.to(torch.int32)
     value = (value - value.sign() * (value.abs() >> leak_shift) + update).clamp_(low, high)
     sign = torch.where(weight >= 0, 1, -1).to(torch.int32)
@@ -192,17 +185,14 @@ def counter_update(weight: torch.Tensor, counter: torch.Tensor, update: torch.Te
 
 
 def hidden_update(weight: torch.Tensor, hidden: torch.Tensor, update: torch.Tensor,
-                  bits: int, transposed: torch.Tensor | None = None) -> torch.Tensor:
+                  bits: int) -> torch.Tensor:
     """h ← sat_b(h − u); w = sign(h) (sign(0) = +1). In place on ``weight`` and ``hidden``;
-    returns the number of signs that changed (int64 tensor). int8 signs: one numba pass, which
-    also updates ``transposed`` (wᵀ) when given."""
+    returns the number of signs that changed (int64 tensor). int8 signs: one numba pass."""
     low, high = _range(bits)
     if _fused(weight, hidden, update):
         flips = _hidden_kernel(weight.view(-1).numpy(), hidden.view(-1).numpy(), update.view(-1).numpy(),
-                               low, high, *_mirror(weight, transposed))
+                               low, high)
         return torch.tensor(flips, dtype=torch.int64)
-    if transposed is not None:
-        raise ValueError("transposed needs int8 signs and an integer update on the CPU")
     value = (hidden.to(torch.int32) - update).clamp_(low, high)
     hidden.copy_(value)
     new = torch.where(value >= 0, 1, -1).to(weight.dtype)  # no float formed (integer signs stay integer)

@@ -4,7 +4,8 @@
     out    += Σ_b t₁[b]ᵀ u₁[b] − t₂[b]ᵀ u₂[b]                                 outer_difference
 
 ``new``/``old``/``t``/``u``: uint8 values in {0, 1}; ``rows``: int8 ±1, C-contiguous; ``out``:
-int16 (a sum of at most 2^15 − 1 terms ±1 fits, and halves the memory traffic) or int32. Every operation is an integer add: no float is formed, so the sums are exact (they stay
+int16 (a sum of at most 2^15 − 1 terms ±1 fits, and halves the memory traffic) or int32.
+Every operation is an integer add: no float is formed, so the sums are exact (they stay
 far below 2^31 for any layer of fewer than 2^31 units). A binary EP layer flips a fraction of
 its units per relaxation step, so a product kept from the last step and updated with the rows
 of the units that changed does a fraction of the GEMM's work. The difference of outer
