@@ -150,7 +150,8 @@ def _mirror_kernel(old, new, transposed, columns):  # pragma: no cover
 def _fused(weight: torch.Tensor, state: torch.Tensor, update: torch.Tensor) -> bool:
     """int8 signs, an integer state and an int16/int32 update, contiguous on the CPU: the numba pass."""
     return (weight.dtype == torch.int8 and update.dtype in (torch.int16, torch.int32)
-            and weight.device.type == "cpu" and state.device.type == "cpu" and update.device.type == "cpu" and weight.is_contiguous()
+            and weight.device.type == "cpu" and state.device.type == "cpu" and update.device.type == "cpu"
+            and weight.is_contiguous()
             and state.is_contiguous() and update.is_contiguous()
             and state.dtype in (torch.int8, torch.int16) and update.shape == weight.shape == state.shape)
 
