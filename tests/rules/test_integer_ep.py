@@ -203,6 +203,16 @@ def test_one_step_equals_the_numpy_integer_reference(placement, symmetric, name,
         x, y = _inputs(generator)
         seed = 0xFEDCBA9876543210 + case
         got = integer_ep_step(params, rule, network, synapses, x, y, sign, seed)
+        if case % 3 == 0:  # in place: the same numbers, written into the inputs
+            signs = tuple(w.clone() for w in network.signs)
+            owned = network._replace(signs=signs, transposed=tuple(t.clone() for t in network.transposed))
+            states = tuple(c.clone() for c in synapses)
+            again = integer_ep_step(params, rule, owned, states, x, y, sign, seed, inplace=True)
+            for left, right in zip(got.network + got.synapses, again.network + again.synapses, strict=True):
+                pairs = zip(left, right, strict=True) if isinstance(left, tuple) else [(left, right)]
+                assert all(a == b if isinstance(a, int) else torch.equal(a, b) for a, b in pairs)
+            written = zip(again.network.signs + again.synapses, signs + states, strict=True)
+            assert all(a is b for a, b in written)
         want = reference_step(params, rule, [s.numpy().astype(np.int64) for s in network.signs],
                               network.scales, [b.numpy().astype(np.int64) for b in network.biases],
                               [s.numpy().astype(np.int64) for s in synapses], x.numpy().astype(np.int64),

@@ -376,7 +376,7 @@ def _weight_update(first_top, first_bottom, second_top, second_bottom, factor: i
 
 def integer_ep_step(params: IntegerEPParameters, rule: IntegerSynapseRule, network: IntegerNetwork,
                     synapses: tuple[torch.Tensor, ...], x: torch.Tensor, labels: torch.Tensor,
-                    sign: int, seed: int) -> IntegerStepResult:
+                    sign: int, seed: int, inplace: bool = False) -> IntegerStepResult:
     """One EP training step in integers (module docstring): free phase, nudged phase(s), u_l and
     u^b_l, the synapse rule, the biases. Pure: the inputs are not changed.
 
@@ -391,6 +391,9 @@ def integer_ep_step(params: IntegerEPParameters, rule: IntegerSynapseRule, netwo
         labels: (batch,) int64.
         sign: σ = ±1, the sign of β for this batch (+1 with symmetric nudging).
         seed: the step's seed in [0, 2^64) (mix(seed, step)).
+        inplace: update the signs, their transposes and the synapse states in place (the
+            learner, which owns them: three fewer copies of every sign matrix per step); the
+            default leaves every input as it was.
     """
     if sign not in (1, -1):
         raise ValueError(f"sign must be +1 or -1, got {sign}")
@@ -421,16 +424,17 @@ def integer_ep_step(params: IntegerEPParameters, rule: IntegerSynapseRule, netwo
             below_second = x if index == 0 else second_acts[index - 1]
             update = _weight_update(first_acts[index], below_first, second_acts[index], below_second,
                                     -sign, top)
-        new_signs, new_state = weight.clone(), synapse.clone()
+        old_signs = weight.clone() if network.transposed else weight
+        new_signs, new_state = (weight, synapse) if inplace else (weight.clone(), synapse.clone())
         if rule.name == "counter":
             flipped = counter_update(new_signs, new_state, update, rule.bits, rule.leak_shift,
                                      rule.thresholds[index])
         else:
             flipped = hidden_update(new_signs, new_state, update, rule.bits)
         if network.transposed:  # the flips carried into the kept Sᵀ
-            mirror = network.transposed[index].clone()
+            mirror = network.transposed[index] if inplace else network.transposed[index].clone()
             if int(flipped):
-                mirror_flips(weight, new_signs, mirror)
+                mirror_flips(old_signs, new_signs, mirror)
             transposed.append(mirror)
         bias_update = torch.sub(first_acts[index].to(torch.int64).sum(dim=0),
                                 second_acts[index].to(torch.int64).sum(dim=0)).mul_(-sign)

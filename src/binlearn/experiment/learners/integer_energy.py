@@ -144,7 +144,8 @@ class IntegerEnergyLearner(GradientLearner):
             sign = 1 if int(torch.randint(0, 2, (1,))) == 1 else -1
         network = self.integers()
         result = integer_ep_step(self.params, self._rule(x.shape[0]), network,
-                                 tuple(s[optimizer.STATE] for s in states), x, y, sign, step_seed)
+                                 tuple(s[optimizer.STATE] for s in states), x, y, sign, step_seed,
+                                 inplace=True)
         for state, synapse, flips in zip(states, result.synapses, result.flips, strict=True):
             state[optimizer.STATE] = synapse
             state["flips"] += flips
