@@ -68,8 +68,16 @@ off), and the accumulator's γ-step, floored to 2^−F each step instead of roun
 24 bits. Θ = 0.5, S_init = 1, γ = 1/2 and β = 2 are exact. The float engine's drive
 fl(fl(α z) + b) and the integer one differ by less than 2 · 2^−F, so a unit's activation differs
 only where its accumulator is within a few 2^−F of θ. Measured agreement of the free-phase
-predictions with the float engine on the same weights: see ``docs/results.md`` ("Integer-only
-EP step").
+predictions with the float engine on the same weights (``benchmarks/integer_agreement.py``,
+1000 MNIST test images binarised at 0.5, T = 20): a 784-1024-100 net trained by this step,
+F = 16: 1000 of 1000 predictions and 99.9998 % of the hidden activations agree (F = 12: 99.1 %
+of the predictions, F = 8: 89.4 %). ``docs/results.md`` ("Integer-only EP step") has the
+table, the speed against the float Bop step and a training comparison.
+
+Speed: signs are int8, kept with their transposes (``IntegerNetwork.transposed``; a step flips
+both) so that no step transposes a sign matrix; products are int16 below 2^15 terms, updated
+from the units that changed (:mod:`binlearn.binary.kernels.integer_rows`); each layer's drive,
+accumulator step and activation is one fused pass; the synapse rule is one branch-free pass.
 
 Reference: Laydevant et al., CVPRW 2021 (binary EP, the accumulator neuron); Scellier & Bengio
 2017 (EP); Helwegen et al. 2019 (Bop, whose counter :class:`~binlearn.rules.IntegerCounter` is).

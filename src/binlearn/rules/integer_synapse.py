@@ -51,7 +51,9 @@ rounded stochastically) would be the knob; the energy learner always sets |β|·
 
 Bits of learning state per synapse (:meth:`state_bits`): counter b + 1 (c and the sign),
 hidden_int b (the sign is h's). Biases are not synapses: the learner trains them in float32 by
-SGD. Every state tensor is an integer tensor of the smallest torch dtype that holds b bits
+SGD (with ``rule.arithmetic = "integer"`` as integers, :mod:`binlearn.rules.integer_ep`). For
+int8 signs (the integer EP step) the updates are single branch-free numba passes.
+Every state tensor is an integer tensor of the smallest torch dtype that holds b bits
 (int8 up to 8, int16 up to 16); ``state_dict`` keeps them, the step count and the flip counts
 with their dtypes.
 

@@ -167,7 +167,9 @@ class EnergyOptimizerConfig(Settings):
     ``model.weights``. counter and hidden_int keep ``bits``-bit integers per synapse instead of
     Bop's float32 m (:mod:`binlearn.rules.integer_synapse`; rule "ep" only): counter a leaky
     counter (``leak_shift`` k, integer ``threshold`` θ per coupling), hidden_int a hidden
-    integer weight; the biases stay float32 (SGD, ``bias_learning_rates``).
+    integer weight; the biases stay float32 (SGD, ``bias_learning_rates``), except with
+    ``rule.arithmetic = "integer"``, where they learn as integers (the same SGD step, rounded
+    stochastically: :mod:`binlearn.rules.integer_ep`).
     Per-layer lists run input to output (one value: every layer)."""
 
     SECTION: ClassVar[str] = "optimizer"
