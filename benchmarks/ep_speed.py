@@ -18,6 +18,14 @@ and the other arms of the paper's paired claims (docs/claims.md):
     fc2_binary_activations         FC 784-8192-8192-100, binary weights + activations, T = 30, K = 10
     conv_mnist_float               conv 1-32-64 + fc 10, float weights, T = 150, K = 10
 
+and the integer-only EP step (:mod:`binlearn.rules.integer_ep`) beside the float Bop step on the
+same net and the same {0, 1} inputs (pixels thresholded at 0.5):
+
+    fc_binary_activations_binary_input  FC 784-8192-100, binary weights + activations + inputs,
+                                        T = 20, K = 10, float32 engine, Bop
+    fc_binary_activations_integer       the same net, rule.arithmetic = "integer": fixed-point
+                                        accumulators, int32 drives, 8-bit counters, integer biases
+
 and prints one JSON object. Seconds per epoch are extrapolated to 60,000 samples from a
 timed number of batches (after warm-up batches; the large convnets time one batch with no
 warm-up, see ``CASES``; ``--batch-size`` overrides the configs' batch size, and the JSON
@@ -33,6 +41,9 @@ normal, the statistics of the normalised data); the JSON says which.
 Products of sparse binary activations (case b) are row adds of ±1 rows (the same integers
 as the GEMM), and convolutions between binary layers are event-driven (only the units that
 changed; the same numbers); ``--gemm-only`` times the dense path instead.
+``timed_cpu_seconds`` (``time.process_time``, every thread of the process) beside the wall
+clock: on a shared machine whose load exceeds its cores the wall clock also counts the time
+other processes held the cores; with ``--threads 1`` the CPU time is the single-thread cost.
 ``--free-tolerance`` turns on the optional convergence test of the free phase (not the
 published setting; the JSON gives the mean free steps run); ``--free-steps`` and
 ``--nudged-steps`` override T and K (for quick checks, e.g. ``benchmarks/gpu_check.sh``).
@@ -65,7 +76,12 @@ CASES = {  # name: (config, timed batches, warm-up batches at most)
     "fc2_binary_weights": ("fc2-binary-weights.toml", 4, None),
     "fc2_binary_activations": ("fc2-binary-weights-activations.toml", 4, None),
     "conv_mnist_float": ("conv-mnist-float.toml", 2, None),
+    "fc_binary_activations_binary_input": ("fc-binary-weights-activations-binary-input.toml", 10, None),
+    "fc_binary_activations_integer": ("fc-binary-weights-activations-binary-input-integer.toml", 10, None),
 }
+BINARY_INPUT = ("fc_binary_activations_binary_input", "fc_binary_activations_integer")
+"""Cases whose config reads binarised pixels (data.encoding = "binarize"): their inputs are the
+images thresholded at 0.5, {0, 1}."""
 EPOCH_SAMPLES = 60_000
 
 
@@ -134,12 +150,13 @@ def time_case(config_file: str, batches: int, warmup: int, x: torch.Tensor, y: t
         step(index)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for index in range(batches):
         step(warmup + index)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     samples_per_second = batches * batch / seconds
     rule = config.rule
     timed_free = free_steps_run[warmup:]
@@ -151,9 +168,13 @@ def time_case(config_file: str, batches: int, warmup: int, x: torch.Tensor, y: t
         "free_steps": rule.free_steps, "nudged_steps": rule.nudged_steps,
         "free_tolerance": free_tolerance, "relaxation": rule.relaxation,
         "overrides": settings or [],
-        "free_steps_run_mean": round(sum(timed_free) / max(len(timed_free), 1), 2),
+        "free_steps_run_mean": round(sum(timed_free) / len(timed_free), 2) if timed_free else rule.free_steps,
+        "arithmetic": getattr(rule, "arithmetic", "float"),
+        "optimizer": getattr(config.optimizer, "name", None),
         "batch_size": batch, "timed_batches": batches, "warmup_batches": warmup,
         "timed_seconds": round(seconds, 4),
+        "timed_cpu_seconds": round(cpu_seconds, 4),
+        "samples_per_cpu_second": round(batches * batch / cpu_seconds, 1),
         "samples_per_second": round(samples_per_second, 1 if samples_per_second >= 10 else 3),
         "seconds_per_epoch": round(EPOCH_SAMPLES / samples_per_second, 1),
         "seconds_per_epoch_note": f"extrapolated to {EPOCH_SAMPLES} samples from the timed batches",
@@ -201,6 +222,8 @@ def main(argv: list[str] | None = None) -> dict:
         config_file, batches, most_warmup = CASES[name]
         warmup = args.warmup if most_warmup is None else min(args.warmup, most_warmup)
         inputs = (cifar_x, cifar_y) if name == "conv_cifar10" else (x, y)
+        if name in BINARY_INPUT:
+            inputs = ((x > 0.5).float(), y)
         result[name] = time_case(config_file, max(1, round(batches * args.batches)), warmup,
                                  *inputs, args.seed, device, sparse_products=not args.gemm_only,
                                  batch_size=args.batch_size, free_tolerance=args.free_tolerance,

@@ -53,7 +53,9 @@ random carry from the counter-based stream.
 
 Bits of learning state per synapse (:meth:`state_bits`): counter b + 1 (c and the sign),
 hidden_int b (the sign is h's). Biases are not synapses: the learner trains them in float32 by
-SGD. Every state tensor is an integer tensor of the smallest torch dtype that holds b bits
+SGD (with ``rule.arithmetic = "integer"`` as integers, :mod:`binlearn.rules.integer_ep`). For
+int8 signs (the integer EP step) the updates are single branch-free numba passes.
+Every state tensor is an integer tensor of the smallest torch dtype that holds b bits
 (int8 up to 8, int16 up to 16); ``state_dict`` keeps them, the step count and the flip counts
 with their dtypes.
 
@@ -65,6 +67,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 import torch
 
@@ -109,16 +112,79 @@ def integer_update(gradient: torch.Tensor, scale: float, seed: int, bits: int) -
     return torch.from_numpy(rounded).to(device=gradient.device, dtype=torch.int32)
 
 
+@numba.njit(cache=True)
+def _counter_kernel(weight, counter, update, low, high, shift, threshold):  # pragma: no cover
+    # counter_update in one pass over int8 signs (the integer EP step's), serial and branch-free
+    # (selects, so that it vectorises); the torch body of counter_update is its reference
+    flips = 0
+    for i in range(weight.size):
+        c = np.int32(counter[i])
+        negative = c < 0
+        leak = (-c if negative else c) >> shift
+        c = c - (-leak if negative else leak) + np.int32(update[i])
+        c = min(max(c, low), high)
+        w = np.int32(weight[i])
+        flip = c * w >= threshold
+        weight[i] = -w if flip else w
+        counter[i] = 0 if flip else c
+        flips += flip
+    return flips
+
+
+@numba.njit(cache=True)
+def _hidden_kernel(weight, hidden, update, low, high):  # pragma: no cover
+    flips = 0
+    for i in range(weight.size):
+        h = min(max(np.int32(hidden[i]) - np.int32(update[i]), low), high)
+        hidden[i] = h
+        w = 1 if h >= 0 else -1
+        flips += w != weight[i]
+        weight[i] = w
+    return flips
+
+
+@numba.njit(cache=True)
+def _mirror_kernel(old, new, transposed, columns):  # pragma: no cover
+    rows = old.size // columns
+    for i in range(old.size):
+        if old[i] != new[i]:
+            transposed[(i % columns) * rows + i // columns] = new[i]
+
+
+def _fused(weight: torch.Tensor, state: torch.Tensor, update: torch.Tensor) -> bool:
+    """int8 signs, an integer state and an int16/int32 update, contiguous on the CPU: the numba pass."""
+    return (weight.dtype == torch.int8 and update.dtype in (torch.int16, torch.int32)
+            and weight.device.type == "cpu" and state.device.type == "cpu" and update.device.type == "cpu"
+            and weight.is_contiguous()
+            and state.is_contiguous() and update.is_contiguous()
+            and state.dtype in (torch.int8, torch.int16) and update.shape == weight.shape == state.shape)
+
+
+def mirror_flips(old: torch.Tensor, new: torch.Tensor, transposed: torch.Tensor) -> None:
+    """transposed ← newᵀ where new ≠ old (int8 signs, 2-d, ``transposed`` contiguous = oldᵀ):
+    the flips of a step carried into a kept transpose, in one scan."""
+    if old.dim() != 2 or transposed.shape != old.t().shape or not transposed.is_contiguous():
+        raise ValueError("transposed must be the contiguous transpose of a 2-d weight")
+    _mirror_kernel(old.contiguous().view(-1).numpy(), new.contiguous().view(-1).numpy(),
+                   transposed.view(-1).numpy(), old.shape[1])
+
+
 def counter_update(weight: torch.Tensor, counter: torch.Tensor, update: torch.Tensor, bits: int,
                    leak_shift: int, threshold: int) -> torch.Tensor:
     """c ← sat_b(c − sign(c)·(|c| >> k) + u); w ← −w and c ← 0 where c · w ≥ θ. In place on
-    ``weight`` (±1 floats) and ``counter`` (integer); returns the number of flips (int64 tensor)."""
+    ``weight`` (±1 floats, or int8) and ``counter`` (integer); returns the number of flips (int64
+    tensor). int8 signs with an int16/int32 update (the integer EP step) take one fused numba
+    pass."""
     low, high = _range(bits)
+    if _fused(weight, counter, update):
+        flips = _counter_kernel(weight.view(-1).numpy(), counter.view(-1).numpy(), update.view(-1).numpy(),
+                                low, high, leak_shift, threshold)
+        return torch.tensor(flips, dtype=torch.int64)
     value = counter.to(torch.int32)
     value = (value - value.sign() * (value.abs() >> leak_shift) + update).clamp_(low, high)
     sign = torch.where(weight >= 0, 1, -1).to(torch.int32)
     flip = value * sign >= threshold
-    weight.mul_(flip.to(weight.dtype).mul_(-2.0).add_(1.0))
+    weight.mul_(flip.to(weight.dtype).mul_(-2).add_(1))  # integer scalars: int8 signs stay int8
     counter.copy_(value.masked_fill_(flip, 0))
     return flip.sum()
 
@@ -126,11 +192,15 @@ def counter_update(weight: torch.Tensor, counter: torch.Tensor, update: torch.Te
 def hidden_update(weight: torch.Tensor, hidden: torch.Tensor, update: torch.Tensor,
                   bits: int) -> torch.Tensor:
     """h ← sat_b(h − u); w = sign(h) (sign(0) = +1). In place on ``weight`` and ``hidden``;
-    returns the number of signs that changed (int64 tensor)."""
+    returns the number of signs that changed (int64 tensor). int8 signs: one numba pass."""
     low, high = _range(bits)
+    if _fused(weight, hidden, update):
+        flips = _hidden_kernel(weight.view(-1).numpy(), hidden.view(-1).numpy(), update.view(-1).numpy(),
+                               low, high)
+        return torch.tensor(flips, dtype=torch.int64)
     value = (hidden.to(torch.int32) - update).clamp_(low, high)
     hidden.copy_(value)
-    new = torch.where(value >= 0, 1.0, -1.0).to(weight.dtype)
+    new = torch.where(value >= 0, 1, -1).to(weight.dtype)  # no float formed (integer signs stay integer)
     flips = (new != weight).sum()
     weight.copy_(new)
     return flips

@@ -13,7 +13,9 @@ one digit's words for a whole row are one vectorisable loop.
 
 Used by the binary-native local rule (:mod:`binlearn.rules.local_binary`) to draw its
 reinforcement masks, and (:func:`stochastic_round`, one uniform per value from the same
-counter stream) by the integer-synapse optimizers (:mod:`binlearn.rules.integer_synapse`);
+counter stream) by the integer-synapse optimizers (:mod:`binlearn.rules.integer_synapse`), and
+(:func:`stochastic_shift`, the same words as integers) by the integer EP step
+(:mod:`binlearn.rules.integer_ep`);
 the kernels are primitives and know nothing of the rules.
 
 Reference: G. Steele, D. Lea, C. Flood, "Fast splittable pseudorandom number generators",
@@ -26,7 +28,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["GOLDEN_GAMMA", "splitmix64_mix", "splitmix64_next", "mix_seed", "row_masks",
-           "probability_digits", "bernoulli_mask_words", "stochastic_round"]
+           "probability_digits", "bernoulli_mask_words", "stochastic_round", "stochastic_shift"]
 
 GOLDEN_GAMMA = 0x9E3779B97F4A7C15
 """splitmix64's increment (the odd integer closest to 2^64 / φ)."""
@@ -145,4 +147,35 @@ def stochastic_round(values: np.ndarray, seed: int) -> np.ndarray:
     flat = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
     out = np.empty(flat.shape, np.int64)
     _stochastic_round(np.uint64(seed), flat, out)
+    return out.reshape(np.shape(values))
+
+
+@njit(cache=True)
+def _stochastic_shift(seed, values, shift, out):
+    for i in range(values.size):
+        word = splitmix64_mix(seed + np.uint64(i + 1) * np.uint64(GOLDEN_GAMMA))
+        r = np.int64(word >> np.uint64(64 - shift))  # uniform in [0, 2^shift)
+        out[i] = (values[i] + r) >> shift
+
+
+def stochastic_shift(values: np.ndarray, shift: int, seed: int) -> np.ndarray:
+    """(v + r) >> q per value, r uniform in [0, 2^q): ⌊v / 2^q⌋ + [r < v mod 2^q], an unbiased
+    integer division by 2^q (E = v / 2^q) with no float formed.
+
+    r_i is the top q bits of splitmix64 output number i + 1 from ``seed`` (the counter stream of
+    :func:`stochastic_round`); the result is a function of (seed, i, v_i) only.
+
+    Args:
+        values: int64 array, |v| < 2^62.
+        shift: q in [1, 62].
+        seed: the stream's seed, an integer in [0, 2^64).
+
+    Returns:
+        int64 array of the shape of ``values``.
+    """
+    if not 1 <= shift <= 62:
+        raise ValueError(f"stochastic_shift needs a shift in [1, 62], got {shift}")
+    flat = np.ascontiguousarray(values, dtype=np.int64).reshape(-1)
+    out = np.empty(flat.shape, np.int64)
+    _stochastic_shift(np.uint64(seed), flat, np.int64(shift), out)
     return out.reshape(np.shape(values))

@@ -130,6 +130,13 @@ class EPConfig(_EnergyRuleConfig):
     a constant push from the free equilibrium's output, Laydevant et al.'s code for binary
     neurons; needs model.readout = "mse"): the objects DriveNudge, StateNudge, FreeDriveNudge
     of :mod:`binlearn.energy.relax`."""
+    arithmetic: str = setting("float", choices=("float", "integer"))
+    """float (the float32 engine) | integer: the integer-only step of
+    :mod:`binlearn.rules.integer_ep` (fixed-point accumulators, int32 drives, integer synapse
+    and bias updates; fully connected, binary weights and neurons, γ_neur = 2^−g, an mse output,
+    optimizer.name = "counter" or "hidden_int", one process)."""
+    fraction_bits: int = setting(16, ge=4, le=24)
+    """arithmetic = "integer": F, the fixed-point unit 2^−F of states, drives, α, θ and biases."""
     free_tolerance: float | None = setting(None, gt=0, le=1)
     """Optional convergence test (default off: every free phase runs free_steps T, and
     evaluation eval_steps): stop a free phase, in training and in evaluation, after the first
@@ -178,7 +185,9 @@ class EnergyOptimizerConfig(Settings):
     ``model.weights``. counter and hidden_int keep ``bits``-bit integers per synapse instead of
     Bop's float32 m (:mod:`binlearn.rules.integer_synapse`; rule "ep" only): counter a leaky
     counter (``leak_shift`` k, integer ``threshold`` θ per coupling), hidden_int a hidden
-    integer weight; the biases stay float32 (SGD, ``bias_learning_rates``).
+    integer weight; the biases stay float32 (SGD, ``bias_learning_rates``), except with
+    ``rule.arithmetic = "integer"``, where they learn as integers (the same SGD step, rounded
+    stochastically: :mod:`binlearn.rules.integer_ep`).
     Per-layer lists run input to output (one value: every layer)."""
 
     SECTION: ClassVar[str] = "optimizer"
@@ -467,6 +476,14 @@ def build_energy_learner(model_cfg: EnergyModelConfig, rule_cfg: EPConfig | BPTT
             rule = BPTT(rule_cfg.free_steps, rule_cfg.truncation, rule_cfg.relaxation)
     except ValueError as error:
         raise ConfigError(f"rule: {error}") from None
+    if isinstance(rule_cfg, EPConfig) and rule_cfg.arithmetic == "integer":
+        from binlearn.experiment.learners.integer_energy import IntegerEnergyLearner
+
+        if (optimizer or EnergyOptimizerConfig()).name not in _INTEGER_OPTIMIZERS:
+            raise ConfigError("rule.arithmetic = \"integer\" needs optimizer.name = \"counter\" or "
+                              "\"hidden_int\" (integer synapse state, not Bop's float m)")
+        return IntegerEnergyLearner(EnergyGradients(net, rule, rule_cfg, optimizer), rule_cfg.fraction_bits,
+                                    schedule)
     return energy_learner(net, rule, rule_cfg, optimizer, schedule)
 
 
