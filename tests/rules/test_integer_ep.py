@@ -388,6 +388,7 @@ BAD = [
     (["rule.free_tolerance=0.01"], "remove rule.free_tolerance"),
     (["model.learn_scale=true", "optimizer.scale_learning_rate=0.01"], "keeps α fixed"),
     (["model.hidden=[100000]", "rule.fraction_bits=24"], "too many for layer"),
+    (["optimizer.update_shift=2"], "no optimizer.update_shift yet"),
 ]
 
 

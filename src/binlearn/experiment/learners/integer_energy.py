@@ -70,6 +70,10 @@ class IntegerEnergyLearner(GradientLearner):
         if not isinstance(self.optimizers.get(BOP), IntegerSynapseOptimizer):
             raise ConfigError("rule.arithmetic = \"integer\" needs optimizer.name = \"counter\" or "
                               "\"hidden_int\" (integer synapse state)")
+        if source.optimizer_cfg.update_shift:
+            raise ConfigError("rule.arithmetic = \"integer\" applies the exact integer update D (no "
+                              "optimizer.update_shift yet); remove optimizer.update_shift or use "
+                              "rule.arithmetic = \"float\"")
         try:
             self.params: IntegerEPParameters = integer_parameters(self.model, self.rule, fraction_bits)
             check_range(self.params, network_integers(self.model, fraction_bits))
