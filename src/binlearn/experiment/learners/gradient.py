@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from binlearn.experiment.config import ScheduleConfig
-from binlearn.experiment.learner import Reducer, StepStats
+from binlearn.experiment.learner import Reducer, StepStats, memory_totals
 from binlearn.experiment.learners.optimizer_state import load_optimizer_state
 from binlearn.experiment.schedule import Schedule
 from binlearn.rules import Bop
@@ -231,6 +231,4 @@ def learning_memory(model: nn.Module, optimizers: dict[str, torch.optim.Optimize
                 layers.append({"parameter": name, "synapses": param.numel(),
                                "optimizer": type(optimizer).__name__,
                                "bits_per_synapse": state_bits(optimizer, group)})
-    bits = sum(row["synapses"] * row["bits_per_synapse"] for row in layers)
-    return {"layers": layers, "synapses": sum(row["synapses"] for row in layers), "bits": bits,
-            "bytes": (bits + 7) // 8, "kib": round((bits + 7) // 8 / 1024, 3)}
+    return memory_totals(layers)
