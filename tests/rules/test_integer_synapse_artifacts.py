@@ -108,15 +108,18 @@ def test_packed_export_infer_and_the_spiking_view_predict_as_the_trained_model(r
     inferred = json.loads(capsys.readouterr().out)
     got = np.load(predictions)
     assert np.array_equal(got, expected)
-    assert inferred["samples"] == 10000 and inferred["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-12)
+    assert inferred["samples"] == 10000
+    assert inferred["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-12)
 
     # the spiking view: binlearn convert reads the EP net as the spiking network it is
     out = tmp_path / "spiking"
-    assert main(["convert", str(run), "--timesteps", str(EVAL_STEPS + 2), "--output", str(out), "--quiet"]) == 0
+    steps = str(EVAL_STEPS + 2)
+    assert main(["convert", str(run), "--timesteps", steps, "--output", str(out), "--quiet"]) == 0
     printed = json.loads(capsys.readouterr().out)
     record = json.loads((out / "spiking.json").read_text())
     assert record["kind"] == "ep" and record["identical_predictions_at_eval_steps"] == 10000
-    assert record["accuracy_per_step"][EVAL_STEPS - 1] == record["source_accuracy"] == summary["test_accuracy"]
+    assert record["accuracy_per_step"][EVAL_STEPS - 1] == record["source_accuracy"]
+    assert record["source_accuracy"] == summary["test_accuracy"]
     assert record["learning_memory"] == _run_memory(run)
     assert printed["learning_memory"] == {key: record["learning_memory"][key]
                                           for key in ("synapses", "bits", "bytes", "kib")}
@@ -146,8 +149,8 @@ def test_artefacts_without_the_field_still_read(runs, tmp_path, capsys):
     capsys.readouterr()
     old = _without(tmp_path / "new.npz", "learning_memory", tmp_path / "old.npz")
     assert "learning_memory" not in PackedModel.load(old).manifest
-    assert main(["infer", str(old), "--data-dir", str(Path(load_trained(run, quiet=True).config.data.data_dir)),
-                 "--quiet"]) == 0
+    data_dir = str(load_trained(run, quiet=True).config.data.data_dir)
+    assert main(["infer", str(old), "--data-dir", data_dir, "--quiet"]) == 0
     recorded = json.loads((run / "summary.json").read_text())["test_accuracy"]
     assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(recorded, abs=1e-12)
     # a spiking.json written before the field: still a record to --compare with
@@ -155,7 +158,8 @@ def test_artefacts_without_the_field_still_read(runs, tmp_path, capsys):
     record = json.loads((tmp_path / "s" / "spiking.json").read_text())
     del record["learning_memory"]
     (tmp_path / "old-spiking.json").write_text(json.dumps(record))
-    assert read_spiking_record(tmp_path / "old-spiking.json")[1]["source_accuracy"] == record["source_accuracy"]
+    _, read = read_spiking_record(tmp_path / "old-spiking.json")
+    assert read["source_accuracy"] == record["source_accuracy"]
 
 
 def test_a_learner_that_does_not_report_its_memory_gives_null_and_a_note(runs):
@@ -168,7 +172,8 @@ def test_a_learner_that_does_not_report_its_memory_gives_null_and_a_note(runs):
     silent = TrainedRun(trained.run_dir, trained.config, trained.epoch, Silent(), trained.data,  # type: ignore[arg-type]
                         trained.device)
     assert silent.learning_memory is None
-    assert silent.learning_memory_fields() == {"learning_memory": None, "learning_memory_note": NO_LEARNING_MEMORY}
+    assert silent.learning_memory_fields() == {"learning_memory": None,
+                                               "learning_memory_note": NO_LEARNING_MEMORY}
 
 
 @pytest.mark.parametrize("config, overrides, rows", [
@@ -192,5 +197,19 @@ def test_every_learner_reports_its_bits_of_learning_state(config, overrides, row
     shape = (1, 8, 8) if loaded.data.encoding != "thermometer" else (loaded.data.thermometer_bits, 8, 8)
     memory = learner_memory(build_learner(loaded, shape, 10, torch.device("cpu")))
     assert memory is not None
-    assert [(r["parameter"], r["synapses"], r["optimizer"], r["bits_per_synapse"]) for r in memory["layers"]] == rows
+    got = [(r["parameter"], r["synapses"], r["optimizer"], r["bits_per_synapse"]) for r in memory["layers"]]
+    assert got == rows
     assert memory["bits"] == sum(r[1] * r[3] for r in rows) and memory["bytes"] == (memory["bits"] + 7) // 8
+
+
+def test_the_layer_summary_shows_each_layer_s_bits_of_learning_state():
+    from binlearn.experiment import load_config
+    from binlearn.experiment.registry import build_learner
+    from binlearn.nn import summary
+
+    config = load_config(ROOT / "configs/baselines/digits-ste-binary-mlp.toml", ["model.hidden=[16]"])
+    learner = build_learner(config, (1, 8, 8), 10, torch.device("cpu"))
+    rows = summary(learner.model, learning_memory=learner.learning_memory())
+    assert [(r["layer"], r["learning_bits_per_synapse"], r["learning_memory_bytes"]) for r in rows] == [
+        ("1", 96, 64 * 16 * 12), ("4", 96, 16 * 10 * 12)]
+    assert "learning_bits_per_synapse" not in summary(learner.model)[0]

@@ -48,7 +48,8 @@ from binlearn.spiking.nir import (
     write_nir,
 )
 
-__all__ = ["DEFAULT_NIR_NAME", "NIR_MEMORY_KEY", "NIR_CONVERSION", "LOCAL_NIR_CONVERSION", "NIRForm", "nir_form",
+__all__ = ["DEFAULT_NIR_NAME", "NIR_MEMORY_KEY", "NIR_CONVERSION", "LOCAL_NIR_CONVERSION", "NIRForm",
+           "nir_form",
            "convert_for_nir", "export_nir"]
 
 DEFAULT_NIR_NAME = "model.nir"
