@@ -193,6 +193,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     printed = {k: record[k] for k in keys}
     if "accuracy_per_step" in record:
         printed["accuracy_per_step"] = [round(a, 4) for a in record["accuracy_per_step"]]
+    memory = record.get("learning_memory")  # the total here; per layer in spiking.json
+    printed["learning_memory"] = ({key: memory[key] for key in ("synapses", "bits", "bytes", "kib")}
+                                  if isinstance(memory, dict) else record.get("learning_memory_note"))
     out = Path(args.output) if args.output else Path(args.run_dir)
     printed["written"] = [str(out / "spiking.json"), str(out / "latency.png")]
     print(json.dumps(printed, indent=2))

@@ -89,6 +89,12 @@ def test_convert_reads_the_run_s_config_once_and_writes_one_spike_record(local_r
     # stderr is not a terminal here: plain lines, not a tqdm bar drawn into a log
     assert "\r" not in out.err and "images in" in out.err and "simulating T=3" in out.err
     assert json.loads(out.out)["final_accuracy"] == record["final_accuracy"]
+    # the learning memory: the local rule's int16 hidden weights H (the synapse is sign(H))
+    memory = json.loads((local_run / "summary.json").read_text())["learning_memory"]
+    assert record["learning_memory"] == memory
+    assert memory["layers"] == [{"parameter": "layers.0.hidden", "synapses": 115 * 192,
+                                 "optimizer": "LocalBinary", "bits_per_synapse": 16}]
+    assert json.loads(out.out)["learning_memory"]["bits"] == memory["bits"] == 16 * 115 * 192
 
 
 @pytest.mark.parametrize("content,message", [

@@ -59,6 +59,9 @@ def test_old_ep_run_directory_exports_bit_exactly(tmp_path, capsys):
     assert main(["export", str(run), "--quiet"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["verified"]["identical"] == summary["verified"]["samples"] == 360
+    # its meta.json predates learning_memory; the export reads it off the checkpoint's optimizers
+    assert "learning_memory" not in json.loads((run / "meta.json").read_text())
+    assert [row["bits_per_synapse"] for row in summary["learning_memory"]["layers"]] == [33, 33]  # Bop
 
 
 @pytest.mark.parametrize("name", ["old-layout-ep-run", "old-layout-ste-run"])

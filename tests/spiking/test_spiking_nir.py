@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from binlearn.artifacts.nir_export import CALIBRATION_IMAGES, PERCENTILE, SEED
+from binlearn.artifacts.nir_export import CALIBRATION_IMAGES, NIR_MEMORY_KEY, PERCENTILE, SEED
 from binlearn.artifacts.trained import load_trained
 from binlearn.cli import main
 from binlearn.data import load_dataset
@@ -363,6 +363,10 @@ def test_binlearn_export_format_nir_writes_a_local_binary_run_and_refuses_a_bina
     summary = json.loads(capsys.readouterr().out)
     assert summary["conversion"]["source"] == "local_binary" and summary["verified"]
     assert [row["type"] for row in summary["nodes"]][:2] == ["Input", "Threshold"]
+    # the learning memory: the run's (int16 hidden weights, 16 bits per synapse), in the graph too
+    memory = json.loads((run / "summary.json").read_text())["learning_memory"]
+    assert summary["learning_memory"] == memory and memory["bits"] == 16 * memory["synapses"]
+    assert json.loads(read_nir(output).metadata[NIR_MEMORY_KEY]) == memory
     network = _sign_mlp(trained)
     assert graph_differences(read_nir(output), sign_mlp_to_nir(network)) == []
     x = trained.data.x_test

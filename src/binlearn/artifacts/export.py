@@ -147,11 +147,14 @@ def export_packed(trained: TrainedRun, output: Path | None, *, verify: bool = Tr
     # the learner decides how it reads the bits
     packed_input.values = layers[0].input_values if isinstance(layers, list) else layers.input_values
     settings = config_to_dict(config)
+    memory = trained.learning_memory_fields()  # what learning this model on chip would keep
     metadata = {"model": {"config": settings["model"], "rule": trained.rule_name},
                 "source": {"run_dir": str(run_dir), "epoch": trained.epoch,
-                           "exported": time.strftime("%Y-%m-%dT%H:%M:%S")}}
+                           "exported": time.strftime("%Y-%m-%dT%H:%M:%S")},
+                **memory}
     model = PackedModel.build(packed_input, layers, unit.num_classes, metadata)
-    summary: dict[str, Any] = {"run_dir": str(run_dir), "format": "packed", "layers": model.summary()}
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "format": "packed", "layers": model.summary(),
+                               **memory}
     if verify:
         expected = _learner_predictions(learner, trained.data.x_test, config.data.eval_batch_size)
         images, _ = raw_split(config.data.dataset, "test", data_dir=config.data.data_dir,

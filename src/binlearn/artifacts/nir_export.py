@@ -19,6 +19,7 @@ must be the same graph, or the export fails.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +48,14 @@ from binlearn.spiking.nir import (
     write_nir,
 )
 
-__all__ = ["DEFAULT_NIR_NAME", "NIR_CONVERSION", "LOCAL_NIR_CONVERSION", "NIRForm", "nir_form",
+__all__ = ["DEFAULT_NIR_NAME", "NIR_MEMORY_KEY", "NIR_CONVERSION", "LOCAL_NIR_CONVERSION", "NIRForm",
+           "nir_form",
            "convert_for_nir", "export_nir"]
 
 DEFAULT_NIR_NAME = "model.nir"
+NIR_MEMORY_KEY = "binlearn_learning_memory"
+"""The graph's metadata key holding the run's learning memory as a JSON string (``"null"``
+with a ``binlearn_learning_memory_note`` when the learner does not report it)."""
 PERCENTILE, CALIBRATION_IMAGES, SEED, RESET = 99.7, 10000, 0, "zero"
 NIR_CONVERSION = {"percentile": PERCENTILE, "calibration_images": CALIBRATION_IMAGES, "seed": SEED,
                   "reset": RESET}
@@ -125,12 +130,17 @@ def export_nir(trained: TrainedRun, output: Path | None, *, verify: bool = True,
     """The ``nir`` format: ``output`` (default ``RUN_DIR/model.nir``); returns the summary."""
     form = nir_form(trained)
     graph = form.graph(form.network)
+    memory = trained.learning_memory_fields()
+    # NIR metadata is HDF5: strings, numbers and arrays, no lists of tables; the figure as JSON
+    graph.metadata[NIR_MEMORY_KEY] = json.dumps(memory["learning_memory"])
+    if "learning_memory_note" in memory:
+        graph.metadata[NIR_MEMORY_KEY + "_note"] = memory["learning_memory_note"]
     target = Path(output or trained.run_dir / DEFAULT_NIR_NAME)
     remove_stale_temporaries(target.parent, [target.name])  # a killed export's leftovers
     path = write_nir(graph, target)
     summary: dict[str, Any] = {
         "run_dir": str(trained.run_dir), "format": "nir", "epoch": trained.epoch,
-        "conversion": dict(form.conversion), "nodes": describe(graph),
+        "conversion": dict(form.conversion), "nodes": describe(graph), **memory,
         "reproduces": "binlearn.spiking.simulate with reset zero, delay=False (one step), init zero, "
                       "direct encoding; prediction = argmax of the output integrator (docs/nir.md)",
     }

@@ -268,6 +268,7 @@ def _feed_forward_record(trained: TrainedRun, settings: ConvertSettings, *, quie
         "layers": rows_sum,
         "thresholds": {layer.name: layer.spike_value for layer in network.layers if layer.spiking},
         "settings": _used_settings(settings, local=local, device=device),
+        **trained.learning_memory_fields(),
         "seconds": time.perf_counter() - start,
     }
 

@@ -159,6 +159,7 @@ def spiking_ep_record(trained: TrainedRun, *, timesteps: int | None = None, batc
                      "readout": "relaxation: output group with the most spikes at step t, ties broken by "
                                 "the group's mean membrane; spike_count: spikes summed over steps 1..t",
                      "threads": torch.get_num_threads()},
+        **trained.learning_memory_fields(),
     }
     if check:
         summary["steps_with_membrane_mismatch"] = mismatches

@@ -28,11 +28,15 @@ from binlearn.experiment.config import (
     config_to_dict,
     eval_keys,
 )
-from binlearn.experiment.learner import Learner
+from binlearn.experiment.learner import Learner, learner_memory
 from binlearn.experiment.registry import build_learner, check_memory, kind_and_rule
 from binlearn.experiment.runner import evaluate, load_learner_state, load_run, resolve_device
 
-__all__ = ["TrainedRun", "load_trained", "evaluate_run"]
+__all__ = ["TrainedRun", "load_trained", "evaluate_run", "NO_LEARNING_MEMORY"]
+
+NO_LEARNING_MEMORY = ("not reported: this run's learner does not say how many bits of learning state "
+                      "it keeps per synapse")
+"""The ``learning_memory_note`` an artefact carries when :attr:`TrainedRun.learning_memory` is None."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,24 @@ class TrainedRun:
     def rule_name(self) -> str:
         """``[rule] name`` of the run (e.g. "ep", "ste")."""
         return kind_and_rule(self.config)[1]
+
+    @property
+    def learning_memory(self) -> dict[str, Any] | None:
+        """The bits of learning state per synapse and the network's total on-chip learning
+        memory, as meta.json and summary.json give them
+        (:func:`~binlearn.experiment.learner.memory_totals`): what the checkpoint's optimizers
+        (or local rule) keep for the model exported, read from the learner rebuilt from the
+        run's config — so runs written before binlearn recorded the figure have it too. None
+        for a learner that does not say (an artefact then carries ``learning_memory: null``
+        and :data:`NO_LEARNING_MEMORY` as ``learning_memory_note``, never an estimate)."""
+        return learner_memory(self.learner)
+
+    def learning_memory_fields(self) -> dict[str, Any]:
+        """``{"learning_memory": ...}`` for an artefact's metadata, with the note when None."""
+        memory = self.learning_memory
+        if memory is None:
+            return {"learning_memory": None, "learning_memory_note": NO_LEARNING_MEMORY}
+        return {"learning_memory": memory}
 
 
 def load_trained(run_dir: str | Path, *, overrides: list[str] | None = None,

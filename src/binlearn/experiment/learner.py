@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["Reducer", "LocalReducer", "Learner", "StepStats"]
+__all__ = ["Reducer", "LocalReducer", "Learner", "StepStats", "memory_totals", "learner_memory"]
 
 StepStats = dict[str, float]
 """What one training step reports: at least ``loss`` (summed over the batch, as a float)
@@ -88,3 +88,23 @@ class Learner(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         ...
+
+
+def memory_totals(layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The learning memory of a network from its rows ``{"parameter", "synapses", "optimizer",
+    "bits_per_synapse"}`` (one per trained synapse tensor)::
+
+        {"layers": rows, "synapses": N, "bits": Σ synapses · bits_per_synapse,
+         "bytes": ⌈bits / 8⌉, "kib": bytes / 1024 (3 decimals)}
+    """
+    bits = sum(row["synapses"] * row["bits_per_synapse"] for row in layers)
+    return {"layers": layers, "synapses": sum(row["synapses"] for row in layers), "bits": bits,
+            "bytes": (bits + 7) // 8, "kib": round((bits + 7) // 8 / 1024, 3)}
+
+
+def learner_memory(learner: Any) -> dict[str, Any] | None:
+    """Bits of learning state per synapse and the network's total (:func:`memory_totals`'s
+    layout) for a learner that says (a ``learning_memory()`` method: the gradient learner, the
+    local learner); None for one that does not."""
+    report = getattr(learner, "learning_memory", None)
+    return report() if callable(report) else None

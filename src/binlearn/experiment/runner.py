@@ -69,7 +69,7 @@ from binlearn.experiment.config import (
     upgrade_old_layout,
 )
 from binlearn.experiment.distributed import AllReduce, Context, RankLost, setup, teardown
-from binlearn.experiment.learner import Learner, LocalReducer, Reducer
+from binlearn.experiment.learner import Learner, LocalReducer, Reducer, learner_memory
 from binlearn.experiment.loglines import DEFAULT_INTERVAL, ProgressLines
 from binlearn.experiment.plots import plot_curves, pyplot
 from binlearn.experiment.registry import build_learner, check_memory
@@ -138,13 +138,6 @@ def _meta(config: ExperimentConfig, device: torch.device, context: Context) -> d
         "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
         "command": sys.argv, "started": datetime.now().isoformat(timespec="seconds"),
     }
-
-
-def _learning_memory(learner: Learner) -> dict[str, Any] | None:
-    """Bits of learning state per synapse and the network's total, for learners that say
-    (the gradient learner: :func:`~binlearn.experiment.learners.gradient.learning_memory`)."""
-    report = getattr(learner, "learning_memory", None)
-    return report() if callable(report) else None
 
 
 def _count(number: int, noun: str) -> str:
@@ -594,7 +587,7 @@ def _run(config: ExperimentConfig, run_dir: Path, learner: Learner, data: Datase
          log_interval: float = DEFAULT_INTERVAL) -> dict[str, Any]:
     """Write the run directory and train its remaining epochs (rank 0 holds its lock)."""
     start_epoch, train_seconds, samples_seen = 1, 0.0, 0.0
-    memory = _learning_memory(learner)
+    memory = learner_memory(learner)
     pending_resume: tuple[int, dict[str, list[Any]]] | None = None
     kept: list[str] = []  # metrics.jsonl lines of the epochs before this process, kept verbatim
     records: list[dict[str, Any]] = []

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -168,13 +168,21 @@ def mlp(
     return nn.Sequential(*layers)
 
 
-def summary(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> list[dict]:
+def summary(model: nn.Module, input_shape: tuple[int, ...] | None = None,
+            learning_memory: dict[str, Any] | None = None) -> list[dict]:
     """Per layer: parameters, binary vs float, memory (packed bits for binary weights),
     and multiply-accumulates (XNOR-popcount ops for binary layers) per sample
     (convolutions: weights × output positions, which needs ``input_shape``, one sample's
     (channels, height, width); without it a convolution counts its weights once).
+    With ``learning_memory`` (a learner's ``learning_memory()``, as meta.json and summary.json
+    hold it: rows ``{"parameter", "bits_per_synapse", ...}``) each row also gives the bits of
+    learning state per synapse its training keeps (``learning_bits_per_synapse``: 96 for a
+    float weight under Adam, 33 under Bop, ...) and their total in bytes
+    (``learning_memory_bytes``); None for a layer the table does not name (not trained).
     The spiking twin, with spikes and synaptic operations, is
     :func:`binlearn.spiking.synops.spiking_summary`."""
+    trained = {row["parameter"]: int(row["bits_per_synapse"])
+               for row in (learning_memory or {}).get("layers", [])}
     rows = []
     macs = _conv_macs(model, input_shape) if input_shape is not None else {}
     for name, module in model.named_modules():
@@ -192,6 +200,10 @@ def summary(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> lis
             "memory_bytes": (weights + 7) // 8 + 4 if binary else 4 * weights,
             "macs": macs.get(name, weights),
         })
+        if learning_memory is not None:
+            bits = trained.get(f"{name}.weight")
+            rows[-1].update(learning_bits_per_synapse=bits,
+                            learning_memory_bytes=None if bits is None else (weights * bits + 7) // 8)
     return rows
 
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from binlearn.experiment.config import ScheduleConfig
-from binlearn.experiment.learner import Reducer, StepStats
+from binlearn.experiment.learner import Reducer, StepStats, memory_totals
 from binlearn.experiment.learners.optimizer_state import load_optimizer_state
 from binlearn.experiment.schedule import Schedule
 from binlearn.rules import Bop
@@ -213,8 +213,8 @@ def state_bits(optimizer: torch.optim.Optimizer, group: dict[str, Any]) -> int:
 
 
 def learning_memory(model: nn.Module, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, Any]:
-    """Synapses (every trained parameter whose name ends in ``weight``: couplings, layers, a
-    readout; biases and scaling factors are not synapses) with their optimizer and bits of
+    """Synapses (every trained matrix or kernel whose name ends in ``weight``: couplings, layers,
+    a readout; biases, scaling factors and a batch norm's γ are not synapses) with their optimizer and bits of
     learning state each (:func:`state_bits`), and the total on-chip learning memory::
 
         {"layers": [{"parameter", "synapses", "optimizer", "bits_per_synapse"}, ...],
@@ -226,11 +226,9 @@ def learning_memory(model: nn.Module, optimizers: dict[str, torch.optim.Optimize
         for group in optimizer.param_groups:
             for param in group["params"]:
                 name = names.get(id(param), "")
-                if not name.endswith("weight"):
+                if not name.endswith("weight") or param.dim() < 2:  # a norm layer's γ is 1-D
                     continue
                 layers.append({"parameter": name, "synapses": param.numel(),
                                "optimizer": type(optimizer).__name__,
                                "bits_per_synapse": state_bits(optimizer, group)})
-    bits = sum(row["synapses"] * row["bits_per_synapse"] for row in layers)
-    return {"layers": layers, "synapses": sum(row["synapses"] for row in layers), "bits": bits,
-            "bytes": (bits + 7) // 8, "kib": round((bits + 7) // 8 / 1024, 3)}
+    return memory_totals(layers)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from binlearn.binary.packing import to_numpy_words
-from binlearn.experiment.learner import Reducer
+from binlearn.experiment.learner import Reducer, memory_totals
 from binlearn.rules.base import LocalRule
 from binlearn.rules.local_binary import input_signs
 
@@ -88,6 +88,18 @@ class LocalLearner:
         self._epoch_start = self._words()
         self._updates = [0] * len(self._epoch_start)
         return metrics
+
+    def learning_memory(self) -> dict[str, Any]:
+        """The bits of learning state per synapse and the network's total
+        (:func:`~binlearn.experiment.learner.memory_totals`): each trained layer's integer hidden
+        weights H, b bits per synapse (b = 16 or 32, ``model.hidden_dtype``; the ±1 weight is
+        sign(H), so no bit more). The frozen classifiers or readout (±1, never learned) and the
+        per-layer reinforcement counter are not learning state per synapse; a ``rule.clip``
+        bounds |H| but the stored integer keeps its b bits."""
+        rows = [{"parameter": f"layers.{index}.hidden", "synapses": layer.hidden.numel(),
+                 "optimizer": type(self.rule).__name__, "bits_per_synapse": 8 * layer.hidden.element_size()}
+                for index, layer in enumerate(self.rule.layers(self.model))]
+        return memory_totals(rows)
 
     def state_dict(self) -> dict[str, Any]:
         return {"rule": self.rule.state_dict(self.model),
