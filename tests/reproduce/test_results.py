@@ -23,6 +23,7 @@ from binlearn.reproduce.results import (
     load_results,
     marked_tables,
     plot_claims,
+    plot_curves,
     plot_overview,
     render_markdown,
 )
@@ -43,7 +44,8 @@ def test_results_md_tables_regenerate_byte_identical(results):
     assert render_markdown(text, results) == text, "run `binlearn reproduce --write-docs` and commit"
     marked = marked_tables(text)
     # every table of the file is on the page, once, and every paper has its summary
-    assert sorted(marked) == sorted([*results.tables, *(f"summary-{p}" for p in PAPERS), "claims"])
+    assert sorted(marked) == sorted([*results.tables, *(f"summary-{p}" for p in PAPERS), "claims",
+                                     *(f"curve-{c.id}" for c in results.curves)])
     # no table on the page outside the generated blocks
     outside, inside = [], False
     for line in text.split("\n"):
@@ -149,7 +151,8 @@ def test_convert_option_defaults_are_convert_settings():
     assert _settings(_parser().parse_args(["convert", "r"])) == ConvertSettings()
 
 
-@pytest.mark.parametrize("name, plot", [("overview.png", plot_overview), ("claims.png", plot_claims)])
+@pytest.mark.parametrize("name, plot", [("overview.png", plot_overview), ("claims.png", plot_claims),
+                                        ("bits-per-synapse.png", plot_curves)])
 def test_figures_are_what_the_file_renders_to(results, tmp_path, name, plot):
     from matplotlib.image import imread
 

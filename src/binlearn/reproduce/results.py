@@ -1026,8 +1026,18 @@ def plot_curves(results: Results, path: Path) -> None:
             xs = [p.bits_per_synapse for p in points]
             means = [p.stats.mean for p in points]
             sds = [p.stats.sd or 0.0 for p in points]
+            if method == "bop" and means[0] is not None:  # the targets: within 1 and 2 points of Bop
+                for gap, style in ((1, "--"), (2, ":")):
+                    ax.axhline(means[0] - gap, color="0.5", linewidth=0.8, linestyle=style)
+                    ax.text(1.0, means[0] - gap, f" Bop − {gap}", transform=ax.get_yaxis_transform(),
+                            fontsize=6, color="0.4", va="center", ha="left")
+            separate = len(set(xs)) < len(xs)  # several variants at one x: markers, each labelled
             ax.errorbar(xs, means, yerr=sds, color=color, marker=marker, capsize=3, markersize=5,
-                        label=label, linewidth=1.2)
+                        label=label, linewidth=1.2, linestyle="none" if separate else "-")
+            if separate:
+                for point, mean in zip(points, means, strict=True):
+                    ax.annotate(point.chosen, (point.bits_per_synapse, mean), textcoords="offset points",
+                                xytext=(5, -3), fontsize=6, color=color)
         ax.set_xscale("log", base=2)
         ticks = sorted({p.bits_per_synapse for p in curve.points})
         ax.set_xticks(ticks)
