@@ -62,15 +62,15 @@ def show(fig, name):
     """Save a figure under OUT; in a notebook, also show it inline."""
     path = OUT / name
     fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
     try:
         from IPython import get_ipython
-        from IPython.display import display
+        from IPython.display import Image, display
 
         if get_ipython() is not None:
-            display(fig)
+            display(Image(filename=str(path)))  # the saved PNG, whatever matplotlib's backend
     except ImportError:  # a plain Python without IPython: the file is the figure
         pass
-    plt.close(fig)
     print(f"figure written: {path}")
 
 
