@@ -64,6 +64,7 @@ import numba
 import numpy as np
 import torch
 
+from binlearn import PackedModel
 from binlearn.data import load_dataset, raw_split
 from binlearn.rules import LocalBinary, LocalBinaryParameters
 from binlearn.rules.local_binary import init_layers, input_signs
@@ -224,8 +225,6 @@ print(f"file on disk: {Path(exported['output']).stat().st_size} bytes")
 # timed as the best of three runs after a warm-up, on this machine as it is now.
 
 # %%
-from binlearn import PackedModel  # noqa: E402  (imported where it is introduced)
-
 packed = PackedModel.load(exported["output"])
 images, labels = raw_split("digits", "test")  # uint8 images as stored, what `infer` reads
 IMAGES = 2048

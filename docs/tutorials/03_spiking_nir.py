@@ -115,13 +115,15 @@ print(model)
 # ## 2. Conversion and the latency curve
 #
 # `convert` copies the source and replaces its modules. Each block computes
-# $z = c\,(W x) + d$, where $c$ and $d$ fold $\alpha$ and the batch norm. For a
-# ReLU layer, the activations of training images give a scale $\lambda$ (here their
-# 99.7th percentile), and the spiking layer fires when its membrane passes
-# $\theta = \lambda / (|c|\,\lambda_{\text{prev}})$ while **its synapses stay ±1**: $\alpha$,
-# the batch norm and the balancing scale all end up in one threshold per unit. The first
-# layer reads the image as a constant current; the output layer is a non-spiking
-# integrator whose argmax after $t$ steps is the prediction at step $t$.
+# $z = c\,(W x) + d$, where $c$ and $d$ fold $\alpha$ and the batch norm. For each ReLU
+# layer, the activations of training images give a scale $\lambda$ (here their 99.7th
+# percentile) that one spike stands for. A binary layer fed by spikes (here the second
+# hidden layer) fires when its membrane passes $\theta = \lambda / (|c|\,\lambda_{\text{prev}})$
+# while **its synapses stay ±1**: $\alpha$, the batch norm and the balancing scale all end
+# up in one threshold per unit. The first layer reads the image as a constant current
+# through float synapses (the weights scaled by $c/\lambda$, threshold 1), and the output
+# layer is a non-spiking integrator, also with float synapses, whose argmax after $t$ steps
+# is the prediction at step $t$ — first and last layers stay float, as in Lu & Sengupta.
 #
 # One IF step is $v \leftarrow v + I$, spike $z = [v > \theta]$, then the reset: by
 # subtraction ($v \leftarrow v - \theta z$, keeping the residue) or to zero. Simulation
