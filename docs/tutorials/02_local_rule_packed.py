@@ -70,6 +70,11 @@ from binlearn.rules import LocalBinary, LocalBinaryParameters
 from binlearn.rules.local_binary import init_layers, input_signs
 
 started = time.perf_counter()
+# One thread for torch and for numba: these tensors are small, and a second thread mostly
+# waits for the first (on a busy machine, 10-100x slower); it also keeps the speed
+# comparison below one core against one core.
+torch.set_num_threads(1)
+numba.set_num_threads(1)
 OUT = Path(os.environ.get("BINLEARN_TUTORIAL_OUT") or tempfile.mkdtemp(prefix="binlearn-tutorial-02-"))
 OUT.mkdir(parents=True, exist_ok=True)
 
@@ -222,7 +227,8 @@ print(f"file on disk: {Path(exported['output']).stat().st_size} bytes")
 # network in float32 torch: ±1 activations and ±1 weights as float32 matrices,
 # `sign(x Wᵀ)` layer by layer, then the classifier's scores. Both get the same test images
 # (the 360 repeated to 2,048), both predict the same classes (checked below), and each is
-# timed as the best of three runs after a warm-up, on this machine as it is now.
+# timed as the best of three runs after a warm-up, on one thread each, on this machine as
+# it is now.
 
 # %%
 packed = PackedModel.load(exported["output"])

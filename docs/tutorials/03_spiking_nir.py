@@ -54,6 +54,9 @@ from binlearn.spiking.nir import describe, graph_differences
 from binlearn.spiking.synops import spiking_summary, totals
 
 started = time.perf_counter()
+# One thread: these tensors are small, and a second thread mostly waits for the first (on a
+# busy machine, where it is often descheduled, the waits made this page 10-100x slower).
+torch.set_num_threads(1)
 OUT = Path(os.environ.get("BINLEARN_TUTORIAL_OUT") or tempfile.mkdtemp(prefix="binlearn-tutorial-03-"))
 OUT.mkdir(parents=True, exist_ok=True)
 
