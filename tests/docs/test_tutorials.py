@@ -1,6 +1,6 @@
 """The tutorials (docs/tutorials/*.py, jupytext percent files) run end to end as scripts, each
 in a fresh process with its outputs in a temporary folder, and draw the figures they promise;
-one also runs as a notebook. Marked slow (about a minute each on two cores), still part of the
+one also runs as a notebook. Marked slow (7 to 30 s each on a 2-core CPU), still part of the
 default suite that CI runs."""
 
 from __future__ import annotations
