@@ -297,6 +297,11 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The ``binlearn`` argument parser (the CLI reference page is generated from it)."""
+    return _parser()
+
+
 def _parser() -> argparse.ArgumentParser:
     from binlearn.version import __version__
 

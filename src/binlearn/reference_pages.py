@@ -32,9 +32,9 @@ _END = "<!-- end generated -->"
 
 def render_cli_reference() -> str:
     """Every ``binlearn`` command with its arguments, from the parser (markdown)."""
-    from binlearn.cli import _parser
+    from binlearn.cli import build_parser
 
-    parser = _parser()
+    parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     helps = {choice.dest: choice.help for choice in commands._choices_actions}
     lines = ["| command | what it does |", "|---|---|"]

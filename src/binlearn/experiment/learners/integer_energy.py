@@ -23,7 +23,7 @@ checkpoint, so a resumed run is the uninterrupted one bit for bit.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -32,8 +32,7 @@ from binlearn.binary.kernels.bernoulli import mix_seed
 from binlearn.energy import Dense, EnergyNet
 from binlearn.experiment.config import ConfigError, ScheduleConfig
 from binlearn.experiment.learner import Reducer, StepStats
-from binlearn.experiment.learners.energy import EnergyGradients
-from binlearn.experiment.learners.gradient import BOP, FLOAT, GradientLearner
+from binlearn.experiment.learners.gradient import BOP, FLOAT, GradientLearner, GradientSource
 from binlearn.rules import EP
 from binlearn.rules.integer_ep import (
     IntegerEPParameters,
@@ -52,6 +51,16 @@ from binlearn.rules.integer_synapse import IntegerCounter, IntegerSynapseOptimiz
 __all__ = ["IntegerEnergyLearner"]
 
 
+class EnergySource(GradientSource, Protocol):
+    """What this learner reads of its source beyond :class:`GradientSource`: the energy
+    learner's :class:`~binlearn.experiment.learners.energy.EnergyGradients`, named by its
+    attributes here so that the two modules do not import each other (that module builds this
+    learner)."""
+
+    optimizer_cfg: Any
+    eval_steps: int
+
+
 class IntegerEnergyLearner(GradientLearner):
     """The gradient learner of an EnergyNet with EP's step in integers (module docstring).
 
@@ -62,7 +71,7 @@ class IntegerEnergyLearner(GradientLearner):
         schedule: the rates' schedule.
     """
 
-    def __init__(self, source: EnergyGradients, fraction_bits: int,
+    def __init__(self, source: EnergySource, fraction_bits: int,
                  schedule: ScheduleConfig | None = None) -> None:
         super().__init__(source, schedule)
         if not isinstance(self.rule, EP):
@@ -163,5 +172,5 @@ class IntegerEnergyLearner(GradientLearner):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        steps = cast(EnergyGradients, self.source).eval_steps
+        steps = cast(EnergySource, self.source).eval_steps
         return integer_predict(self.params, self.integers(), x.cpu(), steps).to(x.device)
