@@ -90,26 +90,17 @@ GENERATED: dict[str, tuple[str, Callable[[], str]]] = {
 def render_page(text: str, where: str = "page") -> str:
     """``text`` with every generated block replaced by its fresh rendering. Raises ValueError for
     an unknown block or one without its end marker."""
-    lines = text.split("\n")
-    out: list[str] = []
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        out.append(line)
-        index += 1
-        begin = _BEGIN.match(line)
-        if begin is None:
-            continue
-        name = begin.group(1)
+    from binlearn.reproduce.results import replace_marked_blocks
+
+    def render(name: str) -> str:
         if name not in GENERATED:
             raise ValueError(f"{where}: unknown generated block {name!r}; known: {', '.join(GENERATED)}")
-        end = next((i for i in range(index, len(lines)) if lines[i] == _END), None)
-        if end is None:
-            raise ValueError(f"{where}: generated block {name!r} has no '{_END}' line")
-        out.append(GENERATED[name][1]().rstrip("\n"))
-        out.append(_END)
-        index = end + 1
-    return "\n".join(out)
+        return GENERATED[name][1]().rstrip("\n")
+
+    def unclosed(name: str, _end: int | None) -> ValueError:
+        return ValueError(f"{where}: generated block {name!r} has no '{_END}' line")
+
+    return replace_marked_blocks(text, _BEGIN, _END, render, unclosed)
 
 
 def _quoting_pages(root: Path) -> list[str]:

@@ -85,6 +85,7 @@ import math
 import os
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -854,9 +855,13 @@ def curve_table(curve: Curve) -> Table:
     return Table(f"curve-{curve.id}", columns, rows)
 
 
-def render_markdown(text: str, results: Results, name: str = "docs/results.md") -> str:
-    """``text`` (docs/results.md) with every marked table replaced by its rendering from the
-    results file. Raises ConfigError for a marker of an unknown table or an unclosed one."""
+def replace_marked_blocks(text: str, begin: re.Pattern[str], end_line: str, render: Callable[[str], str],
+                          unclosed: Callable[[str, int | None], Exception]) -> str:
+    """``text`` with the lines between every ``begin`` marker (its group 1 names the block) and
+    the next ``end_line`` replaced by ``render(name)``; the markers stay. A block whose next marker
+    is another ``begin`` (its 0-based line index) or that runs to the end of the text (None)
+    raises ``unclosed(name, that index)``. Shared by docs/results.md's tables and the generated
+    reference pages (:mod:`binlearn.reference_pages`)."""
     lines = text.split("\n")
     out: list[str] = []
     index = 0
@@ -864,28 +869,42 @@ def render_markdown(text: str, results: Results, name: str = "docs/results.md") 
         line = lines[index]
         out.append(line)
         index += 1
-        begin = _BEGIN.match(line)
-        if begin is None:
+        found = begin.match(line)
+        if found is None:
             continue
-        table_id = begin.group(1)
-        if table_id in _SUMMARY_IDS:
-            table = summary_table(results, _SUMMARY_IDS[table_id])
-        elif table_id == _CLAIMS_ID:
-            table = claims_table(results)
-        elif table_id.startswith("curve-") and any(f"curve-{c.id}" == table_id for c in results.curves):
-            table = curve_table(next(c for c in results.curves if f"curve-{c.id}" == table_id))
-        elif table_id in results.tables:
-            table = results.tables[table_id]
-        else:
-            raise ConfigError(f"{name} marks table {table_id!r}, which {results.path} does not have")
-        end = next((i for i in range(index, len(lines)) if lines[i] == _END or _BEGIN.match(lines[i])), None)
-        if end is None or lines[end] != _END:
-            before = "the end of the file" if end is None else f"line {end + 1}, the next table's marker"
-            raise ConfigError(f"{name}: table {table_id!r} has no '{_END}' line before {before}")
-        out.append(table.markdown())
-        out.append(_END)
+        name = found.group(1)
+        block = render(name)
+        end = next((i for i in range(index, len(lines))
+                    if lines[i] == end_line or begin.match(lines[i])), None)
+        if end is None or lines[end] != end_line:
+            raise unclosed(name, end)
+        out.append(block)
+        out.append(end_line)
         index = end + 1
     return "\n".join(out)
+
+
+def render_markdown(text: str, results: Results, name: str = "docs/results.md") -> str:
+    """``text`` (docs/results.md) with every marked table replaced by its rendering from the
+    results file. Raises ConfigError for a marker of an unknown table or an unclosed one."""
+
+    def render(table_id: str) -> str:
+        if table_id in _SUMMARY_IDS:
+            return summary_table(results, _SUMMARY_IDS[table_id]).markdown()
+        if table_id == _CLAIMS_ID:
+            return claims_table(results).markdown()
+        curve = next((c for c in results.curves if f"curve-{c.id}" == table_id), None)
+        if curve is not None:
+            return curve_table(curve).markdown()
+        if table_id in results.tables:
+            return results.tables[table_id].markdown()
+        raise ConfigError(f"{name} marks table {table_id!r}, which {results.path} does not have")
+
+    def unclosed(table_id: str, end: int | None) -> ConfigError:
+        before = "the end of the file" if end is None else f"line {end + 1}, the next table's marker"
+        return ConfigError(f"{name}: table {table_id!r} has no '{_END}' line before {before}")
+
+    return replace_marked_blocks(text, _BEGIN, _END, render, unclosed)
 
 
 def marked_tables(text: str) -> list[str]:
