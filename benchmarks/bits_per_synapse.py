@@ -176,9 +176,8 @@ def curve_toml(setting: str, rows: list[dict[str, Any]], machine: str) -> str:
         if row["bits_per_synapse"] is None or isinstance(row["bits_per_synapse"], list):
             continue
         bits = "" if row["bits"] is None else f"bits = {row['bits']}, "
-        method = "local_binary" if row["method"] == "local_binary" else row["method"]
         test = ", ".join(f"{value:.4f}" for value in row["test"])
-        points.append(f'  {{method = "{method}", {bits}bits_per_synapse = {row["bits_per_synapse"]}, '
+        points.append(f'  {{method = "{row["method"]}", {bits}bits_per_synapse = {row["bits_per_synapse"]}, '
                       f'chosen = "{row["chosen"]}", validation = {row["validation"]}, test = [{test}]}},')
     body = "\n".join(points)
     return (f'[[curve]]\nid = "bits-{setting}"\ntitle = "{TITLES[setting]}"\ndata = "{DATA[setting]}"\n'
@@ -223,7 +222,7 @@ def main() -> None:
             if per_synapse and len(per_synapse) == 1:
                 per_synapse = per_synapse[0]
             if per_synapse is None and method == "local_binary":
-                per_synapse = bits  # the int16 hidden weights (no learning_memory in its summary)
+                per_synapse = bits  # int16 hidden weights (runs made before the local rule reported it)
             rows.append({"method": method, "bits": None if method in ("bop", "local_binary") else bits,
                          "bits_per_synapse": per_synapse,
                          "chosen": pick[0], "validation": pick[1], "test": tests,
